@@ -1,0 +1,118 @@
+# Postern: top-level build.  GNU make.
+#
+#   make                 build everything into $(BUILD)/ (runs in place, installs nothing)
+#   make check           build, then run the unit and integration tests
+#   make run             build, make ./run (port base 10000) if missing, start in the foreground
+#   make bench           throughput figures against a live instance (and Postfix, if installed)
+#   make install         install in FHS layout under $(DESTDIR)$(PREFIX)
+#   make clean           remove $(BUILD)/
+#
+# Variables: CC, CFLAGS, LDFLAGS, BUILD (default build), SANITIZE=1 (ASan+UBSan),
+# PREFIX (default /usr/local), DESTDIR, SYSCONFDIR, QUEUEDIR.
+
+CC        ?= cc
+BUILD     ?= build
+PREFIX    ?= /usr/local
+SYSCONFDIR ?= /etc/postern
+QUEUEDIR  ?= /var/spool/postern
+MAILDIR_BASE ?= /var/mail/postern
+PYTHON    ?= /usr/bin/python3
+PKG_CONFIG ?= pkg-config
+
+PKGS      := libssl libcrypto libbsd-overlay libcdb libpcre2-8 libcrypt
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+# tinycdb's .pc file is missing on some systems; fall back to -lcdb.
+ifeq ($(findstring -lcdb,$(PKG_LIBS)),)
+PKG_LIBS  += -lcdb
+endif
+
+CFLAGS    ?= -O2 -g
+WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
+             -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+ifeq ($(SANITIZE),1)
+SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(WARN) $(SAN) $(PKG_CFLAGS) \
+             -DPOSTERN_SYSCONFDIR='"$(SYSCONFDIR)"' -DPOSTERN_QUEUEDIR='"$(QUEUEDIR)"' \
+             -DPOSTERN_MAILDIR_BASE='"$(MAILDIR_BASE)"' $(CFLAGS)
+ALL_LDFLAGS := $(SAN) $(LDFLAGS)
+LIBS      := $(PKG_LIBS) -lresolv
+
+# Daemons under libexec/postern/, each built from the .c files of its folder.
+DAEMONS   := master smtpd qmgr smtp local resolve pickup auth pop3d imapd
+DAEMONS   := $(foreach d,$(DAEMONS),$(if $(wildcard $(d)/*.c),$(d)))
+
+LIB_SRC   := $(wildcard lib/*.c)
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_A     := $(BUILD)/lib/libpostern.a
+
+DAEMON_BINS := $(DAEMONS:%=$(BUILD)/libexec/postern/%)
+ADMIN_BIN   := $(BUILD)/sbin/postern
+SENDMAIL_BIN := $(if $(wildcard sendmail/*.c),$(BUILD)/bin/sendmail)
+UNIT_SRC    := $(wildcard tests/unit/test_*.c)
+UNIT_BINS   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+# Rebuild everything when the compiler or flags change (SANITIZE=1 and back).
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW   := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(LIBS)
+$(shell mkdir -p $(BUILD); [ "`cat $(FLAGS_STAMP) 2>/dev/null`" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+
+.PHONY: all check unit integration run bench install clean deps-check
+all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN) $(UNIT_BINS)
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+# One rule per program folder: all of its .c files, linked with lib/.
+define program_rule
+$(2): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c)) $$(LIB_A)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(LIBS)
+endef
+$(foreach d,$(DAEMONS),$(eval $(call program_rule,$(d),$(BUILD)/libexec/postern/$(d))))
+$(eval $(call program_rule,postern,$(ADMIN_BIN)))
+ifneq ($(SENDMAIL_BIN),)
+$(eval $(call program_rule,sendmail,$(SENDMAIL_BIN)))
+endif
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LIBS)
+
+# Skip the harness itself when collecting test programs.
+UNIT_BINS := $(filter-out $(BUILD)/tests/unit,$(UNIT_BINS))
+
+deps-check:
+	@sh tools/deps.sh check
+
+unit: all
+	@sh tests/unit/run.sh $(BUILD)/tests
+
+integration: all
+	@$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+check: deps-check
+	@$(MAKE) --no-print-directory all
+	@sh tests/unit/run.sh $(BUILD)/tests
+	@POSTERN_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+run: deps-check all
+	@sh tools/run.sh $(abspath $(BUILD))
+
+bench: all
+	@POSTERN_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/bench/bench.py
+
+install: all
+	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(SYSCONFDIR)" "$(QUEUEDIR)"
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

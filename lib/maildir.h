@@ -1,0 +1,30 @@
+/* Maildir delivery as the Maildir specification says: a unique name, written in
+ * tmp/ (O_EXCL), fsynced, hard-linked into new/ and unlinked from tmp/.  Names carry
+ * ",S=size" (Dovecot's convention) so readers know the size without stat. */
+#ifndef POSTERN_MAILDIR_H
+#define POSTERN_MAILDIR_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct str;
+
+struct maildir_tmp {
+    int fd;
+    char *dir;              /* the Maildir */
+    char *tmp_path;         /* dir/tmp/NAME */
+    char *name;             /* unique base name */
+    size_t size;            /* bytes written through maildir_write */
+};
+
+/* Creates dir and dir/{tmp,new,cur} when missing (parents too, with mode). */
+int maildir_create(const char *dir, mode_t mode, struct str *err);
+/* Opens a new unique file in dir/tmp.  0, or -1 with err (errno kept). */
+int maildir_open(const char *dir, struct maildir_tmp *t, struct str *err);
+int maildir_write(struct maildir_tmp *t, const void *data, size_t len);
+/* fsync, link into new/NAME,S=size, unlink tmp, fsync new/.  The final path is
+ * put in path_out when not NULL.  0, or -1 with err (temporary file removed). */
+int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err);
+void maildir_abort(struct maildir_tmp *t);
+
+#endif

@@ -1,0 +1,40 @@
+/* Lookup tables, named "type:name":
+ *   cdb:/path/file      tinycdb file /path/file.cdb, built by "postern map build /path/file"
+ *   static:VALUE        every key finds VALUE
+ *   inline:{k1=v1, k2=v2}
+ *   unix:passwd         the system's users: value "name:uid:gid:home"
+ *   pcre:/path/file     PCRE2 patterns (when built in; see postern-maps(5))
+ * Keys are looked up in lower case except for unix:passwd.  A failed lookup (I/O
+ * error, unreadable or corrupt map) returns -1 and is never "not found": the caller
+ * answers with a temporary error.  A cdb map notices when its file was replaced and
+ * reopens it. */
+#ifndef POSTERN_MAP_H
+#define POSTERN_MAP_H
+
+#include <stddef.h>
+
+struct str;
+struct map;
+
+/* NULL on a malformed spec or unknown type, with the reason in err. */
+struct map *map_open(const char *spec, struct str *err);
+void map_close(struct map *m);
+const char *map_spec(const struct map *m);
+/* 1 found (value set), 0 not found, -1 lookup failed (errno; message in err if not NULL). */
+int map_lookup(struct map *m, const char *key, struct str *value, struct str *err);
+
+/* A list of maps, searched in order, as config keys name them ("cdb:a, cdb:b";
+ * white space or commas between specs, inline:{...} kept whole).  An empty spec
+ * string gives an empty list (every lookup: not found). */
+struct maplist;
+struct maplist *maplist_open(const char *specs, struct str *err);
+void maplist_close(struct maplist *ml);
+int maplist_lookup(struct maplist *ml, const char *key, struct str *value, struct str *err);
+size_t maplist_count(const struct maplist *ml);
+
+/* Text source format ("key value", '#' comments, continuation lines starting with
+ * white space) compiled into FILE.cdb through a temporary file and rename(2).
+ * Returns the number of entries, or -1 with "file:line: message" in err. */
+long map_build(const char *textfile, struct str *err);
+
+#endif

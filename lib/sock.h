@@ -1,0 +1,29 @@
+/* Sockets: listening and connecting, TCP (IPv4 and IPv6) and UNIX stream; peer
+ * addresses as text; descriptor passing over UNIX sockets. */
+#ifndef POSTERN_SOCK_H
+#define POSTERN_SOCK_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct str;
+
+/* host may be NULL/"*" (all: binds "::" with IPV6_V6ONLY and "0.0.0.0" separately:
+ * use two calls), an IPv4 or IPv6 literal.  SO_REUSEADDR, close-on-exec, backlog.
+ * Returns the fd or -1 with err. */
+int sock_listen_inet(const char *host, unsigned port, int backlog, struct str *err);
+/* Removes a stale socket file first; mode applied with chmod.  fd or -1 with err. */
+int sock_listen_unix(const char *path, mode_t mode, int backlog, struct str *err);
+/* Connects with a timeout: fd (blocking, close-on-exec) or -1 (errno). */
+int sock_connect_unix(const char *path, int timeout_ms);
+int sock_connect_inet(const char *host, unsigned port, int timeout_ms);
+/* "1.2.3.4" or "2001:db8::1" (v4-mapped shown as v4) and the port of the peer or of
+ * the local end.  0, or -1. */
+int sock_peer(int fd, char *addr, size_t addrlen, unsigned *port);
+int sock_local(int fd, char *addr, size_t addrlen, unsigned *port);
+
+/* Sends/receives one descriptor with a little data. */
+int fd_send(int sock, int fd, const void *data, size_t len);
+ssize_t fd_recv(int sock, int *fd, void *data, size_t len);
+
+#endif

@@ -1,0 +1,70 @@
+/* Buffered streams over a transport, with a timeout on every read and write.
+ *
+ * The transport is a pair of functions (struct stream_ops): plain file descriptors
+ * today, TLS later, pushed beneath the buffers with stream_set_transport() without
+ * protocol code noticing.  One process may hold many streams: poll() on stream_fd()
+ * and look at stream_pending() first, since buffered bytes do not wake poll.
+ *
+ * Output is buffered until stream_flush() (or the buffer fills).  Errors are sticky:
+ * once a stream fails every later call fails, and stream_error() says so. */
+#ifndef POSTERN_STREAM_H
+#define POSTERN_STREAM_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "str.h"
+
+struct stream_ops {
+    /* Both return bytes moved, 0 for EOF (read only), or -1 with errno set;
+     * ETIMEDOUT when nothing moved within timeout_ms (negative: wait forever). */
+    ssize_t (*read)(void *ctx, void *buf, size_t len, int timeout_ms);
+    ssize_t (*write)(void *ctx, const void *buf, size_t len, int timeout_ms);
+    /* Bytes the transport holds decoded but not yet returned (TLS records); may be NULL. */
+    size_t (*pending)(void *ctx);
+    /* Releases ctx; does not close the fd.  May be NULL. */
+    void (*free)(void *ctx);
+};
+
+struct stream;
+
+#define STREAM_EOF     0   /* stream_getline: end of file, nothing read */
+#define STREAM_LINE    1   /* a whole line, ending in '\n' (kept in the result) */
+#define STREAM_PARTIAL 2   /* max bytes without '\n', or the last bytes before EOF */
+
+struct stream *stream_fdopen(int fd);          /* the stream owns fd from now on */
+void stream_close(struct stream *st);          /* flushes nothing; closes fd, frees */
+int stream_fd(const struct stream *st);
+void stream_set_timeout(struct stream *st, int timeout_ms);
+int stream_timeout(const struct stream *st);
+
+/* Replaces the transport; ctx is freed with ops->free at close.  Bytes already
+ * buffered from the old transport are dropped (STARTTLS: what a client sent before
+ * the handshake is never read after it) and the count dropped is returned. */
+size_t stream_set_transport(struct stream *st, const struct stream_ops *ops, void *ctx);
+void *stream_transport_ctx(const struct stream *st);
+
+/* Bytes readable without blocking: our input buffer plus the transport's. */
+size_t stream_pending(const struct stream *st);
+
+/* Reads up to and including the next '\n', at most max bytes; line is cleared first
+ * and holds the bytes read (the '\n' included, NUL-terminated).  Returns STREAM_LINE,
+ * STREAM_PARTIAL, STREAM_EOF, or -1 on error or timeout (errno). */
+int stream_getline(struct stream *st, struct str *line, size_t max);
+
+/* Reads at most len bytes (buffered ones first): bytes read, 0 at EOF, -1 on error. */
+ssize_t stream_read(struct stream *st, void *buf, size_t len);
+/* Reads exactly len bytes: 0, or -1 on error, timeout or early EOF (errno EPIPE). */
+int stream_read_full(struct stream *st, void *buf, size_t len);
+
+int stream_write(struct stream *st, const void *buf, size_t len);   /* 0 or -1 */
+int stream_puts(struct stream *st, const char *s);
+int stream_printf(struct stream *st, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+int stream_vprintf(struct stream *st, const char *fmt, va_list ap);
+int stream_flush(struct stream *st);                                /* 0 or -1 */
+bool stream_error(const struct stream *st);
+
+#endif
