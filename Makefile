@@ -61,20 +61,28 @@ $(shell mkdir -p $(BUILD); [ "`cat $(FLAGS_STAMP) 2>/dev/null`" = '$(FLAGS_NOW)'
 .PHONY: all check unit integration run bench install clean deps-check
 all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN) $(UNIT_BINS)
 
+# V=1 shows the whole command lines.
+ifneq ($(V),1)
+Q := @
+endif
+
 $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
 
 # One rule per program folder: all of its .c files, linked with lib/.
 define program_rule
 $(2): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c)) $$(LIB_A)
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(LIBS)
+	@$$(if $$(Q),echo "  LD      $$@")
+	$$(Q)$$(CC) $$(ALL_LDFLAGS) -o $$@ $$(filter %.o,$$^) $$(LIB_A) $$(LIBS)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call program_rule,$(d),$(BUILD)/libexec/postern/$(d))))
 $(eval $(call program_rule,postern,$(ADMIN_BIN)))
@@ -84,7 +92,8 @@ endif
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(LIB_A)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LIBS)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(LIB_A) $(LIBS)
 
 # Skip the harness itself when collecting test programs.
 UNIT_BINS := $(filter-out $(BUILD)/tests/unit,$(UNIT_BINS))

@@ -56,6 +56,9 @@ char **conf_list(const struct conf *c, const char *key);
 /* true when the key was set in the file or by conf_set (not a default). */
 bool conf_is_set(const struct conf *c, const char *key);
 const char *conf_dir(const struct conf *c);
+/* The value as written (in the file, by conf_set, or the table's default), before
+ * $expansion: what "postern config" prints. */
+const char *conf_raw(const struct conf *c, const char *key);
 
 /* The config directory to use when none is given with -c: $POSTERN_CONFIG_DIR, else
  * the compiled-in default (POSTERN_SYSCONFDIR). */

@@ -39,6 +39,7 @@ const struct conf_default conf_defaults[] = {
     { "transport_maps", CONF_STR, "", "domain or address -> transport:nexthop" },
     { "relayhost", CONF_STR, "", "send all remote mail through this host ([host]:port)" },
     { "expansion_limit", CONF_INT, "1000", "most addresses one recipient may expand to" },
+    { "auth_password_maps", CONF_STR, "", "address -> password hash (crypt(3) format) of virtual users" },
 
     /* ---- smtpd ---- */
     { "smtpd_banner", CONF_STR, "$myhostname ESMTP $mail_name", "text after 220 in the greeting" },

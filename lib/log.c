@@ -1,0 +1,199 @@
+/* Logging: "postern/NAME[pid]: text" to syslog, stderr or an append-only file.
+ * Text may come from the network: every control byte becomes '?', a line is capped
+ * at LOG_LINE_MAX bytes and written with a single write(2), so lines never interleave
+ * or forge one another.  Destinations are opened at log_open time (before chroot). */
+#include "log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#define LOG_LINE_MAX 2048
+
+static enum log_dest log_dest = LOG_DEST_STDERR;
+static int log_fd = -1;                 /* LOG_DEST_FILE */
+static char log_prog[128];              /* "NAME" */
+static char log_ident[256];             /* "postern/NAME" */
+static char log_host[256];
+
+static const struct {
+    const char *name;
+    int facility;
+} log_facilities[] = {
+    { "mail", LOG_MAIL }, { "daemon", LOG_DAEMON }, { "user", LOG_USER },
+    { "auth", LOG_AUTH }, { "authpriv", LOG_AUTHPRIV },
+    { "local0", LOG_LOCAL0 }, { "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 },
+    { "local3", LOG_LOCAL3 }, { "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 },
+    { "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
+};
+
+static void log_set_names(const char *prefix, const char *name)
+{
+    snprintf(log_prog, sizeof(log_prog), "%s", name);
+    snprintf(log_ident, sizeof(log_ident), "%s/%s", prefix, name);
+}
+
+static void log_setup(const char *prefix, const char *name, enum log_dest dest,
+                      const char *file, int facility)
+{
+    int fd = -1;
+
+    log_set_names(prefix, name);
+    tzset();
+    if (gethostname(log_host, sizeof(log_host)) != 0)
+        snprintf(log_host, sizeof(log_host), "localhost");
+    log_host[sizeof(log_host) - 1] = '\0';
+    {
+        char *dot = strchr(log_host, '.');
+        if (dot != NULL)
+            *dot = '\0';
+    }
+    if (dest == LOG_DEST_FILE) {
+        fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        if (fd < 0) {
+            int e = errno;
+            if (log_fd >= 0)
+                close(log_fd);
+            log_fd = -1;
+            log_dest = LOG_DEST_STDERR;
+            errno = e;
+            log_fatal("cannot open log file %s: %m", file);
+        }
+    }
+    if (log_fd >= 0)
+        close(log_fd);
+    log_fd = fd;
+    if (log_dest == LOG_DEST_SYSLOG)
+        closelog();
+    log_dest = dest;
+    if (dest == LOG_DEST_SYSLOG)
+        openlog(log_ident, LOG_PID | LOG_NDELAY, facility);
+}
+
+void log_open(const char *name, enum log_dest dest, const char *file)
+{
+    log_setup("postern", name, dest, file, LOG_MAIL);
+}
+
+void log_open_conf(const char *name, const struct conf *conf, int foreground)
+{
+    const char *file = conf_str(conf, "maillog_file");
+    const char *prefix = conf_str(conf, "syslog_name");
+    const char *fac = conf_str(conf, "syslog_facility");
+    int facility = -1;
+
+    if (prefix == NULL || *prefix == '\0')
+        prefix = "postern";
+    for (size_t i = 0; i < sizeof(log_facilities) / sizeof(log_facilities[0]); i++)
+        if (fac != NULL && strcmp(fac, log_facilities[i].name) == 0)
+            facility = log_facilities[i].facility;
+    if (file != NULL && *file != '\0')
+        log_setup(prefix, name, LOG_DEST_FILE, file, LOG_MAIL);
+    else if (foreground)
+        log_setup(prefix, name, LOG_DEST_STDERR, NULL, LOG_MAIL);
+    else
+        log_setup(prefix, name, LOG_DEST_SYSLOG, NULL, facility < 0 ? LOG_MAIL : facility);
+    if (facility < 0)
+        log_warn("unknown syslog_facility \"%s\", using mail", fac ? fac : "");
+}
+
+const char *log_name(void)
+{
+    if (log_prog[0] == '\0')
+        return program_invocation_short_name;
+    return log_prog;
+}
+
+static void log_sanitise(char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x20 || c == 0x7f)
+            p[i] = '?';
+    }
+}
+
+static void log_emit(int level, const char *tag, const char *fmt, va_list ap)
+{
+    int saved = errno;
+    char line[LOG_LINE_MAX];
+    size_t off = 0, start;
+    int n;
+
+    if (log_ident[0] == '\0')
+        log_set_names("postern", program_invocation_short_name);
+    if (log_dest != LOG_DEST_SYSLOG) {
+        time_t now = time(NULL);
+        struct tm tm;
+        if (localtime_r(&now, &tm) != NULL)
+            off = strftime(line, sizeof(line), "%b %e %H:%M:%S ", &tm);
+        n = snprintf(line + off, sizeof(line) - off, "%s %s[%ld]: ", log_host,
+                     log_ident, (long)getpid());
+        if (n > 0)
+            off += (size_t)n < sizeof(line) - off ? (size_t)n : sizeof(line) - off - 1;
+    }
+    start = off;
+    n = snprintf(line + off, sizeof(line) - off, "%s", tag);
+    if (n > 0)
+        off += (size_t)n < sizeof(line) - off ? (size_t)n : sizeof(line) - off - 1;
+    errno = saved;
+    n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
+    if (n > 0)
+        off += (size_t)n < sizeof(line) - off ? (size_t)n : sizeof(line) - off - 1;
+    /* Room for the newline: the line is capped at LOG_LINE_MAX bytes in all. */
+    if (off > sizeof(line) - 1)
+        off = sizeof(line) - 1;
+    log_sanitise(line + start, off - start);
+    if (log_dest == LOG_DEST_SYSLOG) {
+        line[off] = '\0';
+        syslog(level, "%s", line + start);
+    } else {
+        ssize_t w;
+        line[off++] = '\n';
+        do
+            w = write(log_dest == LOG_DEST_FILE ? log_fd : STDERR_FILENO, line, off);
+        while (w < 0 && errno == EINTR);
+    }
+    errno = saved;
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_emit(LOG_INFO, "", fmt, ap);
+    va_end(ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_emit(LOG_WARNING, "warning: ", fmt, ap);
+    va_end(ap);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_emit(LOG_ERR, "error: ", fmt, ap);
+    va_end(ap);
+}
+
+void log_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_emit(LOG_CRIT, "fatal: ", fmt, ap);
+    va_end(ap);
+    exit(1);
+}

@@ -1,0 +1,105 @@
+/* local: the delivery agent for the local and virtual classes (see local(8)).  Serves
+ * connections from qmgr on private/local: each carries delivery requests, one at a
+ * time; every request is answered with one result per recipient.  Runs as root when
+ * master does and takes the mailbox owner's ids only while it writes a mailbox.
+ * Trusts the request frames only as far as deliver.c checks them. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "deliver.h"
+#include "local.h"
+#include "log.h"
+#include "router.h"
+#include "server.h"
+#include "str.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+static struct local_ctx local_ctx;
+
+static void local_pre_jail(struct server *srv)
+{
+    struct str err = STR_INIT;
+
+    local_ctx.router = router_open(srv->conf, &err);
+    if (local_ctx.router == NULL)
+        log_fatal("%s", err.len ? err.s : "cannot open the router's maps");
+    local_ctx.outbuf = xmalloc(LOCAL_OUTBUF);
+    srv->ctx = &local_ctx;
+    str_free(&err);
+}
+
+/* Waits until a request can be read: 1, or 0 when the connection stays idle for
+ * idle_ms, when the daemon must stop, or (reload) when nothing is waiting. */
+static int wait_request(struct stream *st, long long idle_ms)
+{
+    long long waited = 0;
+
+    while (!server_stop) {
+        struct pollfd pfd = { stream_fd(st), POLLIN, 0 };
+        int rc;
+
+        if (stream_pending(st) > 0)
+            return 1;
+        rc = poll(&pfd, 1, 1000);
+        if (rc > 0)
+            return 1;
+        if (rc < 0 && errno != EINTR)
+            return 0;
+        if (server_reload)
+            return 0;
+        waited += 1000;
+        if (idle_ms > 0 && waited >= idle_ms)
+            return 0;
+    }
+    return 0;
+}
+
+static void local_service(struct server *srv, int *fd)
+{
+    struct local_ctx *ctx = srv->ctx;
+    struct deliver_request dr;
+    struct str err = STR_INIT;
+    struct stream *st;
+    long long idle_ms = conf_time(srv->conf, "max_idle") * 1000;
+    long long ipc_ms = conf_time(srv->conf, "ipc_timeout") * 1000;
+
+    st = stream_fdopen(*fd);
+    *fd = -1;
+    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? (int)ipc_ms : 60000);
+    deliver_request_init(&dr);
+    while (wait_request(st, idle_ms)) {
+        int rc;
+
+        str_clear(&err);
+        rc = deliver_request_read(st, &dr, &err);
+        if (rc == 0)
+            break;
+        if (rc < 0) {
+            log_warn("%s", err.len ? err.s : "bad delivery request");
+            break;
+        }
+        local_deliver(ctx, &dr);
+        if (deliver_reply_write(st, &dr) < 0) {
+            log_warn("%s: cannot write the delivery reply: %s", dr.id, strerror(errno));
+            break;
+        }
+    }
+    deliver_request_free(&dr);
+    str_free(&err);
+    stream_close(st);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .name = "local",
+        .pre_jail = local_pre_jail,
+        .service = local_service,
+    };
+
+    server_main(argc, argv, &opts);
+}

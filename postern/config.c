@@ -1,0 +1,80 @@
+/* "postern config [KEY | KEY=VALUE]...": shows keys (as written, before $expansion)
+ * and changes postern.conf, only when the result still loads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "postern.h"
+#include "str.h"
+#include "xmalloc.h"
+
+static bool known_key(const char *key)
+{
+    if (strcmp(key, "config_directory") == 0)
+        return true;
+    for (size_t i = 0; i < conf_ndefaults; i++)
+        if (strcmp(conf_defaults[i].name, key) == 0)
+            return true;
+    return false;
+}
+
+static void show(const struct conf *c, const char *key)
+{
+    const char *v = conf_raw(c, key);
+    printf("%s =%s%s\n", key, v[0] != '\0' ? " " : "", v);
+}
+
+int cmd_config(int argc, char **argv)
+{
+    struct str err = STR_INIT;
+    struct conf *c = cmd_conf();
+    int nset = 0;
+
+    str_init(&err);
+    if (argc == 1) {
+        for (size_t i = 0; i < conf_ndefaults; i++)
+            show(c, conf_defaults[i].name);
+        conf_free(c);
+        str_free(&err);
+        return 0;
+    }
+    /* Check every argument, and that the changed file would load, before writing. */
+    for (int i = 1; i < argc; i++) {
+        const char *eq = strchr(argv[i], '=');
+        char *key = eq ? xstrndup(argv[i], (size_t)(eq - argv[i])) : xstrdup(argv[i]);
+        bool known = known_key(key);
+        int r = known && eq != NULL ? conf_set(c, key, eq + 1, &err) : 0;
+        if (!known)
+            cmd_warn("unknown key \"%s\"", key);
+        free(key);
+        if (!known || r < 0) {
+            if (r < 0)
+                cmd_warn("%s", err.s);
+            conf_free(c);
+            str_free(&err);
+            exit(1);
+        }
+        if (eq != NULL)
+            nset++;
+    }
+    for (int i = 1; i < argc && nset > 0; i++) {
+        const char *eq = strchr(argv[i], '=');
+        if (eq == NULL)
+            continue;
+        char *key = xstrndup(argv[i], (size_t)(eq - argv[i]));
+        if (conf_edit(conf_dir(c), key, eq + 1, &err) < 0)
+            cmd_fail("%s", err.s);
+        free(key);
+    }
+    if (nset > 0) {
+        conf_free(c);
+        c = cmd_conf();
+    }
+    for (int i = 1; i < argc; i++)
+        if (strchr(argv[i], '=') == NULL)
+            show(c, argv[i]);
+    conf_free(c);
+    str_free(&err);
+    return 0;
+}

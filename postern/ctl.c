@@ -1,0 +1,162 @@
+/* "postern start | stop | reload | status": master's life cycle.  master holds an
+ * fcntl lock on QUEUE/pid/master.pid while it runs; that lock, not the pid file's
+ * presence, says whether it runs. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "postern.h"
+#include "str.h"
+#include "xmalloc.h"
+
+#define STOP_WAIT_SECONDS 30
+
+pid_t master_running(const struct conf *c, struct str *err)
+{
+    struct str path = STR_INIT;
+    struct flock fl;
+    char buf[32];
+    ssize_t n;
+    pid_t pid = 0;
+    int fd;
+
+    str_init(&path);
+    str_printf(&path, "%s/pid/master.pid", conf_str(c, "queue_directory"));
+    fd = open(path.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            str_free(&path);
+            return 0;
+        }
+        str_printf(err, "%s: %s", path.s, strerror(errno));
+        str_free(&path);
+        return -1;
+    }
+    memset(&fl, 0, sizeof(fl));
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_GETLK, &fl) < 0) {
+        str_printf(err, "%s: %s", path.s, strerror(errno));
+        close(fd);
+        str_free(&path);
+        return -1;
+    }
+    if (fl.l_type == F_UNLCK) {
+        close(fd);
+        str_free(&path);
+        return 0;       /* stale pid file */
+    }
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *end;
+        long v = strtol(buf, &end, 10);
+        if (v > 1 && (*end == '\n' || *end == '\0'))
+            pid = (pid_t)v;
+    }
+    if (pid <= 1)
+        pid = fl.l_pid > 1 ? fl.l_pid : 0;
+    if (pid <= 1) {
+        str_printf(err, "%s: locked, but holds no usable process id", path.s);
+        str_free(&path);
+        return -1;
+    }
+    str_free(&path);
+    return pid;
+}
+
+static pid_t running_or_fail(const struct conf *c)
+{
+    struct str err = STR_INIT;
+    str_init(&err);
+    pid_t pid = master_running(c, &err);
+    if (pid < 0)
+        cmd_fail("%s", err.s);
+    str_free(&err);
+    return pid;
+}
+
+int cmd_start(int argc, char **argv)
+{
+    bool foreground = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-f") == 0)
+            foreground = true;
+        else
+            cmd_usage("start");
+    }
+    struct conf *c = cmd_conf();
+    pid_t pid = running_or_fail(c);
+    if (pid > 0)
+        cmd_fail("already running (pid %ld)", (long)pid);
+    char *dd = cmd_daemon_dir(c);
+    struct str prog = STR_INIT;
+    str_init(&prog);
+    str_printf(&prog, "%s/master", dd);
+    if (access(prog.s, X_OK) < 0)
+        cmd_fail("%s: %s (set daemon_directory?)", prog.s, strerror(errno));
+    char *args[] = { "master", "-c", (char *)conf_dir(c), foreground ? "-f" : NULL, NULL };
+    fflush(NULL);
+    execv(prog.s, args);
+    cmd_fail("%s: %s", prog.s, strerror(errno));
+}
+
+static int signal_master(int argc, char **argv, int sig, const char *what)
+{
+    if (argc != 1)
+        cmd_usage(what);
+    struct conf *c = cmd_conf();
+    pid_t pid = running_or_fail(c);
+    if (pid == 0)
+        cmd_fail("not running");
+    if (kill(pid, sig) < 0)
+        cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
+    if (sig == SIGHUP) {
+        printf("postern reloading (pid %ld)\n", (long)pid);
+        conf_free(c);
+        return 0;
+    }
+    struct timespec delay = { 0, 100 * 1000 * 1000 };
+    for (int i = 0; i < STOP_WAIT_SECONDS * 10; i++) {
+        nanosleep(&delay, NULL);
+        if (running_or_fail(c) == 0) {
+            printf("postern stopped\n");
+            conf_free(c);
+            return 0;
+        }
+    }
+    cmd_fail("master (pid %ld) did not stop within %d seconds", (long)pid,
+             STOP_WAIT_SECONDS);
+}
+
+int cmd_stop(int argc, char **argv)
+{
+    return signal_master(argc, argv, SIGTERM, "stop");
+}
+
+int cmd_reload(int argc, char **argv)
+{
+    return signal_master(argc, argv, SIGHUP, "reload");
+}
+
+int cmd_status(int argc, char **argv)
+{
+    if (argc != 1)
+        cmd_usage("status");
+    struct conf *c = cmd_conf();
+    pid_t pid = running_or_fail(c);
+    conf_free(c);
+    if (pid > 0) {
+        printf("postern is running (pid %ld)\n", (long)pid);
+        return 0;
+    }
+    printf("postern is not running\n");
+    return 1;
+}

@@ -1,0 +1,350 @@
+/* "postern init DIR": makes a complete, self-contained instance (config, service
+ * table, queue tree, maps, mail store).  Run by root it also creates the system
+ * accounts, with fixed arguments to groupadd/useradd (no shell), and sets owners. */
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "map.h"
+#include "postern.h"
+#include "queue.h"
+#include "str.h"
+#include "xmalloc.h"
+
+#define MAX_DOMAINS 100
+
+static bool valid_domain(const char *d)
+{
+    size_t n = strlen(d);
+    if (n == 0 || n > 253 || d[0] == '.' || d[0] == '-' || d[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)d[i];
+        if (!(isascii(c) && (isalnum(c) || c == '-' || c == '.')))
+            return false;
+        if (c == '.' && d[i + 1] == '.')
+            return false;
+    }
+    return true;
+}
+
+/* A directory name that can stand in postern.conf values and map lists. */
+static bool plain_path(const char *p)
+{
+    for (; *p != '\0'; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c <= ' ' || c == 0x7f || strchr("$,{}#=\\", c) != NULL)
+            return false;
+    }
+    return true;
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+    char buf[PATH_MAX];
+    if (strlen(path) >= sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Runs a program with fixed arguments; 0 when it exits 0. */
+static int run(const char *prog, char *const argv[])
+{
+    pid_t pid = fork();
+    int status;
+
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        char *const envp[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+        execve(prog, argv, envp);
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static void ensure_group(const char *name)
+{
+    if (getgrnam(name) != NULL)
+        return;
+    char *const argv[] = { "groupadd", "--system", (char *)name, NULL };
+    if (run("/usr/sbin/groupadd", argv) < 0)
+        cmd_fail("groupadd %s failed", name);
+}
+
+static void ensure_user(const char *name)
+{
+    ensure_group(name);
+    if (getpwnam(name) != NULL)
+        return;
+    char *const argv[] = { "useradd", "--system", "--no-create-home",
+                           "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                           "--gid", (char *)name, (char *)name, NULL };
+    if (run("/usr/sbin/useradd", argv) < 0)
+        cmd_fail("useradd %s failed", name);
+}
+
+static void set_owner(const char *path, const char *user, const char *group, mode_t mode)
+{
+    struct passwd *pw = user ? getpwnam(user) : NULL;
+    struct group *gr = group ? getgrnam(group) : NULL;
+    uid_t uid = pw ? pw->pw_uid : 0;
+    gid_t gid = gr ? gr->gr_gid : (pw ? pw->pw_gid : 0);
+
+    if ((user && pw == NULL) || (group && gr == NULL))
+        cmd_fail("%s: unknown user or group", path);
+    if (chown(path, uid, gid) < 0 || chmod(path, mode) < 0)
+        cmd_fail("%s: %s", path, strerror(errno));
+}
+
+static void write_file(const char *dir, const char *name, const char *text, mode_t mode)
+{
+    struct str path = STR_INIT, err = STR_INIT;
+    str_init(&path);
+    str_init(&err);
+    str_printf(&path, "%s/%s", dir, name);
+    if (file_write_atomic(path.s, text, strlen(text), mode, &err) < 0)
+        cmd_fail("%s", err.s);
+    str_free(&path);
+    str_free(&err);
+}
+
+static const struct {
+    const char *name;
+    const char *text;
+} init_maps[] = {
+    { "vmailbox",
+      "# Virtual mailboxes: ADDRESS  DOMAIN/LOCALPART/  (a Maildir under\n"
+      "# virtual_mailbox_base).  \"postern user add\" keeps this file up to date;\n"
+      "# after editing by hand run \"postern map build\" on it.  See postern-maps(5).\n" },
+    { "aliases",
+      "# Aliases of local-class domains: NAME  ADDRESS, ADDRESS...\n"
+      "# For example:\n"
+      "#   postmaster  root\n"
+      "#   abuse       postmaster\n"
+      "# After editing run \"postern map build\" on this file.  See postern-maps(5).\n" },
+    { "virtual",
+      "# Virtual aliases, any domain: ADDRESS or @DOMAIN  ADDRESS, ADDRESS...\n"
+      "# For example:\n"
+      "#   info@example.com  alice@example.com, bob@example.com\n"
+      "# After editing run \"postern map build\" on this file.  See postern-maps(5).\n" },
+    { "passwd",
+      "# Passwords of virtual users: ADDRESS  HASH (crypt(3) format).\n"
+      "# Kept by \"postern user add\" and \"postern user del\".  See postern-maps(5).\n" },
+};
+
+static void init_usage(void)
+{
+    cmd_usage("init");
+}
+
+int cmd_init(int argc, char **argv)
+{
+    const char *dir = NULL, *hostname = NULL;
+    const char *domains[MAX_DOMAINS];
+    size_t ndomains = 0;
+    long port_base = -1;
+    struct str s = STR_INIT, err = STR_INIT;
+    bool root = geteuid() == 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *val = NULL;
+        if (strcmp(a, "--domain") == 0 || strcmp(a, "--port-base") == 0
+            || strcmp(a, "--hostname") == 0) {
+            if (i + 1 >= argc)
+                init_usage();
+            val = argv[++i];
+        } else if (strncmp(a, "--domain=", 9) == 0 || strncmp(a, "--port-base=", 12) == 0
+                   || strncmp(a, "--hostname=", 11) == 0) {
+            val = strchr(a, '=') + 1;
+        } else if (a[0] == '-') {
+            cmd_warn("unknown option %s", a);
+            init_usage();
+        } else if (dir == NULL) {
+            dir = a;
+            continue;
+        } else {
+            init_usage();
+        }
+        if (strncmp(a, "--domain", 8) == 0) {
+            if (ndomains == MAX_DOMAINS)
+                cmd_fail("too many domains");
+            domains[ndomains++] = val;
+        } else if (strncmp(a, "--hostname", 10) == 0) {
+            hostname = val;
+        } else {
+            char *end;
+            errno = 0;
+            port_base = strtol(val, &end, 10);
+            if (errno != 0 || *end != '\0' || end == val || port_base < 0
+                || port_base + 995 > 65535)
+                cmd_fail("--port-base %s: expected a number from 0 to %d", val, 65535 - 995);
+        }
+    }
+    if (dir == NULL)
+        init_usage();
+
+    str_init(&s);
+    str_init(&err);
+    for (size_t i = 0; i < ndomains; i++) {
+        if (!valid_domain(domains[i]))
+            cmd_fail("--domain %s: not a valid domain name", domains[i]);
+        char *d = xstrdup(domains[i]);
+        for (char *p = d; *p; p++)
+            *p = (char)tolower((unsigned char)*p);
+        domains[i] = d;
+    }
+    if (hostname != NULL && !valid_domain(hostname))
+        cmd_fail("--hostname %s: not a valid host name", hostname);
+
+    if (mkdir_p(dir, 0755) < 0)
+        cmd_fail("%s: %s", dir, strerror(errno));
+    char *abs = realpath(dir, NULL);
+    if (abs == NULL)
+        cmd_fail("%s: %s", dir, strerror(errno));
+    if (!plain_path(abs))
+        cmd_fail("%s: the instance's path may not hold white space or any of $,{}#=\\", abs);
+    str_printf(&s, "%s/postern.conf", abs);
+    if (access(s.s, F_OK) == 0)
+        cmd_fail("%s already holds an instance (%s exists)", abs, s.s);
+
+    if (root) {
+        ensure_user("postern");
+        ensure_group("posterndrop");
+        ensure_user("vmail");
+    }
+
+    /* Queue. */
+    str_clear(&s);
+    str_printf(&s, "%s/queue", abs);
+    if (queue_tree_create(s.s, &err) < 0)
+        cmd_fail("%s", err.s);
+    if (root) {
+        static const char *const subdirs[] = { "tmp", "incoming", "active", "deferred",
+                                               "hold", "corrupt" };
+        struct str p = STR_INIT;
+        str_init(&p);
+        for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+            struct stat sb;
+            str_clear(&p);
+            str_printf(&p, "%s/%s", s.s, subdirs[i]);
+            if (stat(p.s, &sb) < 0)
+                cmd_fail("%s: %s", p.s, strerror(errno));
+            set_owner(p.s, "postern", "postern", sb.st_mode & 07777);
+        }
+        str_clear(&p);
+        str_printf(&p, "%s/maildrop", s.s);
+        set_owner(p.s, "postern", "posterndrop", 01730);
+        str_clear(&p);
+        str_printf(&p, "%s/private", s.s);
+        set_owner(p.s, "postern", "postern", 0700);
+        str_clear(&p);
+        str_printf(&p, "%s/public", s.s);
+        set_owner(p.s, "postern", "posterndrop", 0710);
+        str_free(&p);
+    }
+
+    /* Maps. */
+    str_clear(&s);
+    str_printf(&s, "%s/maps", abs);
+    if (mkdir(s.s, 0755) < 0 && errno != EEXIST)
+        cmd_fail("%s: %s", s.s, strerror(errno));
+    for (size_t i = 0; i < sizeof(init_maps) / sizeof(init_maps[0]); i++) {
+        bool secret = strcmp(init_maps[i].name, "passwd") == 0;
+        struct str p = STR_INIT;
+        str_init(&p);
+        str_printf(&p, "%s/%s", s.s, init_maps[i].name);
+        if (file_write_atomic(p.s, init_maps[i].text, strlen(init_maps[i].text),
+                              secret ? (root ? 0640 : 0600) : 0644, &err) < 0)
+            cmd_fail("%s", err.s);
+        if (secret && root)
+            set_owner(p.s, "root", "postern", 0640);
+        if (map_build(p.s, &err) < 0)
+            cmd_fail("%s", err.s);
+        if (secret && root) {
+            str_appends(&p, ".cdb");
+            set_owner(p.s, "root", "postern", 0640);
+        }
+        str_free(&p);
+    }
+
+    /* Mail store. */
+    str_clear(&s);
+    str_printf(&s, "%s/mail", abs);
+    if (mkdir(s.s, 0750) < 0 && errno != EEXIST)
+        cmd_fail("%s: %s", s.s, strerror(errno));
+    if (root)
+        set_owner(s.s, "vmail", "vmail", 0750);
+
+    /* Service table. */
+    str_clear(&s);
+    str_printf(&s,
+        "# master.conf: the services master(8) runs; see master(8).\n"
+        "# service    type    listen            user     chroot  limit  command [arguments]\n"
+        "smtp         inet    %-17ld -        y       100    smtpd\n"
+        "qmgr         daemon  private/qmgr      -        y       1      qmgr\n"
+        "resolve      unix    private/resolve   -        n       -      resolve\n"
+        "local        unix    private/local     root     n       -      local\n",
+        port_base >= 0 ? port_base + 25 : 25L);
+    write_file(abs, "master.conf", s.s, 0644);
+
+    /* postern.conf, last: its presence marks a finished instance. */
+    str_clear(&s);
+    str_printf(&s,
+        "# postern.conf: this instance's settings; see postern.conf(5).\n"
+        "# \"postern config\" shows every key with its value or default.\n"
+        "queue_directory = %s/queue\n"
+        "virtual_mailbox_base = %s/mail\n"
+        "virtual_mailbox_domains =", abs, abs);
+    for (size_t i = 0; i < ndomains; i++)
+        str_printf(&s, "%s %s", i == 0 ? "" : ",", domains[i]);
+    str_printf(&s,
+        "\n"
+        "virtual_mailbox_maps = cdb:%s/maps/vmailbox\n"
+        "alias_maps = cdb:%s/maps/aliases\n"
+        "virtual_alias_maps = cdb:%s/maps/virtual\n"
+        "auth_password_maps = cdb:%s/maps/passwd\n", abs, abs, abs, abs);
+    if (hostname != NULL)
+        str_printf(&s, "myhostname = %s\n", hostname);
+    if (port_base >= 0)
+        str_printf(&s, "inet_interfaces = 127.0.0.1, ::1\n");
+    write_file(abs, "postern.conf", s.s, 0644);
+
+    struct conf *c = conf_load(abs, &err);
+    if (c == NULL)
+        cmd_fail("%s", err.s);
+    conf_free(c);
+    printf("instance created in %s\nstart it with: postern -c %s start\n", abs, abs);
+    free(abs);
+    for (size_t i = 0; i < ndomains; i++)
+        free((char *)domains[i]);
+    str_free(&s);
+    str_free(&err);
+    return 0;
+}

@@ -1,0 +1,57 @@
+/* The postern admin command: what its subcommand files share. */
+#ifndef POSTERN_CMD_H
+#define POSTERN_CMD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct conf;
+struct str;
+
+#define EXIT_USAGE 2
+
+/* The instance's config directory (-c, $POSTERN_CONFIG_DIR, or the default). */
+extern const char *cmd_config_dir;
+
+/* "postern: message" on stderr. */
+void cmd_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same, then exit 1. */
+_Noreturn void cmd_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The usage text for one subcommand (or all, when NULL), then exit 2. */
+_Noreturn void cmd_usage(const char *what);
+
+/* Loads the instance's postern.conf; exits 1 on error. */
+struct conf *cmd_conf(void);
+/* Where the daemons are: daemon_directory, else next to this program. */
+char *cmd_daemon_dir(const struct conf *c);
+
+/* Text maps: the file behind the first cdb: table of a config key, else
+ * CONFIGDIR/maps/FALLBACK.  Caller frees. */
+char *cmd_map_file(const struct conf *c, const char *key, const char *fallback);
+/* Rewrites a text map atomically: drops the entry whose key is drop (with its
+ * continuation lines; NULL: none), then appends add (a whole line, NULL: none).
+ * Keeps the file's mode and owner.  1 when an entry was dropped, 0 if not, -1 error. */
+int textmap_rewrite(const char *path, const char *drop, const char *add, struct str *err);
+/* Is key an entry of the text map?  1 yes, 0 no, -1 error. */
+int textmap_has(const char *path, const char *key, struct str *err);
+/* Calls fn with each entry's key, in file order.  0, or -1 with err. */
+int textmap_keys(const char *path, void (*fn)(const char *key, void *arg), void *arg,
+                 struct str *err);
+/* Writes a whole file atomically (temporary file, fsync, rename); mode as given. */
+int file_write_atomic(const char *path, const char *data, size_t len, mode_t mode,
+                      struct str *err);
+
+/* The master's pid when it runs (its pid file is locked), else 0; -1 on error. */
+pid_t master_running(const struct conf *c, struct str *err);
+
+int cmd_init(int argc, char **argv);
+int cmd_start(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_reload(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_user(int argc, char **argv);
+int cmd_map(int argc, char **argv);
+int cmd_config(int argc, char **argv);
+int cmd_queue(int argc, char **argv);
+
+#endif

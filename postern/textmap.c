@@ -1,0 +1,290 @@
+/* Editing text maps ("key value" lines, the source of FILE.cdb) and writing files
+ * atomically, for "postern init" and "postern user".  The files are the instance's
+ * own; lines are still handled without limits on content beyond what map_build
+ * later checks. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "postern.h"
+#include "str.h"
+#include "xmalloc.h"
+
+#define TEXTMAP_MAX (64u << 20)
+
+char *cmd_map_file(const struct conf *c, const char *key, const char *fallback)
+{
+    char **v = conf_list(c, key);
+    struct str p = STR_INIT;
+
+    str_init(&p);
+    for (size_t i = 0; v[i] != NULL; i++) {
+        if (strncmp(v[i], "cdb:", 4) == 0 && v[i][4] != '\0') {
+            str_sets(&p, v[i] + 4);
+            strv_free(v);
+            return str_detach(&p);
+        }
+    }
+    strv_free(v);
+    str_printf(&p, "%s/maps/%s", conf_dir(c), fallback);
+    return str_detach(&p);
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes data to path through a temporary file.  like: a stat whose mode and owner
+ * the new file takes (NULL: mode as given, owner the caller). */
+static int write_like(const char *path, const char *data, size_t len, mode_t mode,
+                      const struct stat *like, struct str *err)
+{
+    struct str tmp = STR_INIT;
+    int fd, rc = -1;
+
+    str_init(&tmp);
+    str_printf(&tmp, "%s.tmpXXXXXX", path);
+    fd = mkstemp(tmp.s);
+    if (fd < 0) {
+        str_printf(err, "%s: %s", tmp.s, strerror(errno));
+        str_free(&tmp);
+        return -1;
+    }
+    if (fchmod(fd, like ? like->st_mode & 07777 : mode) < 0
+        || (like != NULL && geteuid() == 0 && fchown(fd, like->st_uid, like->st_gid) < 0)
+        || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+        str_printf(err, "%s: %s", tmp.s, strerror(errno));
+        close(fd);
+        goto out;
+    }
+    if (close(fd) < 0 || rename(tmp.s, path) < 0) {
+        str_printf(err, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    {
+        char *copy = xstrdup(path);
+        int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(copy);
+    }
+    rc = 0;
+out:
+    if (rc < 0)
+        (void)unlink(tmp.s);
+    str_free(&tmp);
+    return rc;
+}
+
+int file_write_atomic(const char *path, const char *data, size_t len, mode_t mode,
+                      struct str *err)
+{
+    return write_like(path, data, len, mode, NULL, err);
+}
+
+/* Reads a whole text file; a missing file reads as empty when missing_ok. */
+static int read_text(const char *path, struct str *buf, struct stat *sb, bool missing_ok,
+                     struct str *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT && missing_ok) {
+            if (sb != NULL) {
+                memset(sb, 0, sizeof(*sb));
+                sb->st_mode = 0644;
+                sb->st_uid = geteuid();
+                sb->st_gid = getegid();
+            }
+            return 0;
+        }
+        str_printf(err, "%s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (sb != NULL && fstat(fd, sb) < 0) {
+        str_printf(err, "%s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    for (;;) {
+        char chunk[8192];
+        ssize_t n = read(fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            str_printf(err, "%s: %s", path, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (buf->len + (size_t)n > TEXTMAP_MAX) {
+            str_printf(err, "%s: file too large", path);
+            close(fd);
+            return -1;
+        }
+        str_append(buf, chunk, (size_t)n);
+    }
+    close(fd);
+    return 0;
+}
+
+enum tm_kind { TM_SKIP, TM_CONT, TM_ENTRY };
+
+/* Classifies a line; for an entry, copies its lower-cased key into key. */
+static enum tm_kind tm_line(const char *line, size_t len, struct str *key)
+{
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t'))
+        i++;
+    if (i == len || line[i] == '#')
+        return TM_SKIP;
+    if (i > 0)
+        return TM_CONT;
+    while (i < len && line[i] != ' ' && line[i] != '\t')
+        i++;
+    str_set(key, line, i);
+    str_lower(key);
+    return TM_ENTRY;
+}
+
+/* Walks the lines of buf: fn(line, len incl. newline, kind, key, arg). */
+static void tm_walk(const struct str *buf,
+                    void (*fn)(const char *, size_t, enum tm_kind, const char *, void *),
+                    void *arg)
+{
+    struct str key = STR_INIT;
+    size_t pos = 0;
+
+    str_init(&key);
+    while (pos < buf->len) {
+        const char *line = buf->s + pos;
+        const char *nl = memchr(line, '\n', buf->len - pos);
+        size_t full = nl ? (size_t)(nl - line) + 1 : buf->len - pos;
+        size_t len = nl ? full - 1 : full;
+        pos += full;
+        enum tm_kind k = tm_line(line, len, &key);
+        fn(line, full, k, k == TM_ENTRY ? key.s : NULL, arg);
+    }
+    str_free(&key);
+}
+
+struct rewrite_state {
+    const char *drop;
+    struct str out;
+    bool dropping;
+    int dropped;
+};
+
+static void rewrite_line(const char *line, size_t len, enum tm_kind k, const char *key,
+                         void *arg)
+{
+    struct rewrite_state *st = arg;
+
+    if (k == TM_ENTRY)
+        st->dropping = st->drop != NULL && strcmp(key, st->drop) == 0;
+    if (st->dropping && k != TM_SKIP) {
+        st->dropped = 1;
+        return;
+    }
+    str_append(&st->out, line, len);
+    if (len > 0 && line[len - 1] != '\n')
+        str_appendc(&st->out, '\n');
+}
+
+int textmap_rewrite(const char *path, const char *drop, const char *add, struct str *err)
+{
+    struct str buf = STR_INIT;
+    struct rewrite_state st;
+    struct stat sb;
+    int rc;
+
+    str_init(&buf);
+    if (read_text(path, &buf, &sb, true, err) < 0) {
+        str_free(&buf);
+        return -1;
+    }
+    st.drop = drop;
+    str_init(&st.out);
+    st.dropping = false;
+    st.dropped = 0;
+    tm_walk(&buf, rewrite_line, &st);
+    if (add != NULL) {
+        str_appends(&st.out, add);
+        str_appendc(&st.out, '\n');
+    }
+    rc = write_like(path, st.out.s ? st.out.s : "", st.out.len, 0644, &sb, err);
+    str_free(&buf);
+    str_free(&st.out);
+    return rc < 0 ? -1 : st.dropped;
+}
+
+struct keys_state {
+    void (*fn)(const char *key, void *arg);
+    void *arg;
+};
+
+static void keys_line(const char *line, size_t len, enum tm_kind k, const char *key,
+                      void *arg)
+{
+    struct keys_state *st = arg;
+    if (k == TM_ENTRY)
+        st->fn(key, st->arg);
+}
+
+int textmap_keys(const char *path, void (*fn)(const char *key, void *arg), void *arg,
+                 struct str *err)
+{
+    struct str buf = STR_INIT;
+    struct keys_state st = { fn, arg };
+
+    str_init(&buf);
+    if (read_text(path, &buf, NULL, false, err) < 0) {
+        str_free(&buf);
+        return -1;
+    }
+    tm_walk(&buf, keys_line, &st);
+    str_free(&buf);
+    return 0;
+}
+
+struct has_state {
+    const char *key;
+    int found;
+};
+
+static void has_key(const char *key, void *arg)
+{
+    struct has_state *st = arg;
+    if (strcmp(key, st->key) == 0)
+        st->found = 1;
+}
+
+int textmap_has(const char *path, const char *key, struct str *err)
+{
+    struct has_state st = { key, 0 };
+    if (access(path, F_OK) < 0 && errno == ENOENT)
+        return 0;
+    if (textmap_keys(path, has_key, &st, err) < 0)
+        return -1;
+    return st.found;
+}

@@ -1,0 +1,224 @@
+/* "postern user add | del | list": virtual users.  A user is one line in the
+ * password map (ADDRESS HASH) and one in the mailbox map (ADDRESS DOMAIN/LOCAL/).
+ * The address comes from the command line and becomes a path under the mail store,
+ * so its local part is checked to be a safe file name. */
+#include <crypt.h>
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "map.h"
+#include "postern.h"
+#include "str.h"
+#include "xmalloc.h"
+
+#define LOCAL_MAX 64
+#define PASSWORD_MAX 1024
+
+struct user_addr {
+    char *addr;         /* lower-cased local@domain */
+    char *local;
+    char *domain;
+};
+
+static void addr_parse(const struct conf *c, const char *arg, struct user_addr *ua)
+{
+    const char *at = strrchr(arg, '@');
+    if (at == NULL || at == arg || at[1] == '\0')
+        cmd_fail("%s: expected local-part@domain", arg);
+    ua->local = xstrndup(arg, (size_t)(at - arg));
+    ua->domain = xstrdup(at + 1);
+    for (char *p = ua->local; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+    for (char *p = ua->domain; *p; p++)
+        *p = (char)tolower((unsigned char)*p);
+
+    if (strlen(ua->local) > LOCAL_MAX)
+        cmd_fail("%s: local part longer than %d characters", arg, LOCAL_MAX);
+    if (ua->local[0] == '.')
+        cmd_fail("%s: local part may not start with '.'", arg);
+    for (const char *p = ua->local; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= ' ' || ch == 0x7f || ch == '/' || ch == '@' || ch == '"' || ch == '\\'
+            || ch == '#' || ch == ',')
+            cmd_fail("%s: local part holds a character not allowed here", arg);
+    }
+    char **domains = conf_list(c, "virtual_mailbox_domains");
+    bool ok = false;
+    for (size_t i = 0; domains[i] != NULL; i++)
+        if (strcasecmp(domains[i], ua->domain) == 0)
+            ok = true;
+    strv_free(domains);
+    if (!ok)
+        cmd_fail("%s: domain %s is not in virtual_mailbox_domains", arg, ua->domain);
+    struct str a = STR_INIT;
+    str_init(&a);
+    str_printf(&a, "%s@%s", ua->local, ua->domain);
+    ua->addr = str_detach(&a);
+}
+
+static void addr_free(struct user_addr *ua)
+{
+    free(ua->addr);
+    free(ua->local);
+    free(ua->domain);
+}
+
+static char *read_password(void)
+{
+    char buf[PASSWORD_MAX + 2];
+    if (fgets(buf, sizeof(buf), stdin) == NULL)
+        cmd_fail("no password on standard input");
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n')
+        buf[--n] = '\0';
+    else if (n > PASSWORD_MAX)
+        cmd_fail("password longer than %d bytes", PASSWORD_MAX);
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[--n] = '\0';
+    if (n == 0)
+        cmd_fail("empty password");
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+            cmd_fail("password holds a control character");
+    char *p = xstrdup(buf);
+    explicit_bzero(buf, sizeof(buf));
+    return p;
+}
+
+static char *hash_password(const char *password)
+{
+    char *salt = crypt_gensalt_ra("$y$", 0, NULL, 0);
+    void *data = NULL;
+    int size = 0;
+
+    if (salt == NULL)
+        cmd_fail("cannot make a yescrypt salt: %s", strerror(errno));
+    char *h = crypt_ra(password, salt, &data, &size);
+    free(salt);
+    if (h == NULL || h[0] == '*')
+        cmd_fail("cannot hash the password: %s", strerror(errno));
+    char *copy = xstrdup(h);
+    explicit_bzero(data, (size_t)size);
+    free(data);
+    return copy;
+}
+
+static void rebuild(const char *path)
+{
+    struct str err = STR_INIT;
+    str_init(&err);
+    if (map_build(path, &err) < 0)
+        cmd_fail("%s", err.s);
+    str_free(&err);
+}
+
+static int user_add(const struct conf *c, const char *arg)
+{
+    struct user_addr ua;
+    struct str err = STR_INIT, line = STR_INIT;
+    char *pw_file = cmd_map_file(c, "auth_password_maps", "passwd");
+    char *mb_file = cmd_map_file(c, "virtual_mailbox_maps", "vmailbox");
+
+    str_init(&err);
+    str_init(&line);
+    addr_parse(c, arg, &ua);
+    int r1 = textmap_has(pw_file, ua.addr, &err);
+    int r2 = r1 < 0 ? 0 : textmap_has(mb_file, ua.addr, &err);
+    if (r1 < 0 || r2 < 0)
+        cmd_fail("%s", err.s);
+    if (r1 > 0 || r2 > 0)
+        cmd_fail("%s: user exists", ua.addr);
+
+    char *password = read_password();
+    char *hash = hash_password(password);
+    explicit_bzero(password, strlen(password));
+    free(password);
+
+    str_printf(&line, "%s %s", ua.addr, hash);
+    if (textmap_rewrite(pw_file, NULL, line.s, &err) < 0)
+        cmd_fail("%s", err.s);
+    str_clear(&line);
+    str_printf(&line, "%s %s/%s/", ua.addr, ua.domain, ua.local);
+    if (textmap_rewrite(mb_file, NULL, line.s, &err) < 0)
+        cmd_fail("%s", err.s);
+    rebuild(pw_file);
+    rebuild(mb_file);
+    printf("%s: added\n", ua.addr);
+    free(hash);
+    free(pw_file);
+    free(mb_file);
+    addr_free(&ua);
+    str_free(&err);
+    str_free(&line);
+    return 0;
+}
+
+static int user_del(const struct conf *c, const char *arg)
+{
+    struct user_addr ua;
+    struct str err = STR_INIT;
+    char *pw_file = cmd_map_file(c, "auth_password_maps", "passwd");
+    char *mb_file = cmd_map_file(c, "virtual_mailbox_maps", "vmailbox");
+
+    str_init(&err);
+    addr_parse(c, arg, &ua);
+    int r1 = textmap_has(pw_file, ua.addr, &err);
+    int r2 = r1 < 0 ? 0 : textmap_has(mb_file, ua.addr, &err);
+    if (r1 < 0 || r2 < 0)
+        cmd_fail("%s", err.s);
+    if (r1 == 0 && r2 == 0)
+        cmd_fail("%s: no such user", ua.addr);
+    if (r1 > 0 && textmap_rewrite(pw_file, ua.addr, NULL, &err) < 0)
+        cmd_fail("%s", err.s);
+    if (r2 > 0 && textmap_rewrite(mb_file, ua.addr, NULL, &err) < 0)
+        cmd_fail("%s", err.s);
+    rebuild(pw_file);
+    rebuild(mb_file);
+    printf("%s: removed (its mail is kept)\n", ua.addr);
+    free(pw_file);
+    free(mb_file);
+    addr_free(&ua);
+    str_free(&err);
+    return 0;
+}
+
+static void print_key(const char *key, void *arg)
+{
+    (void)arg;
+    puts(key);
+}
+
+static int user_list(const struct conf *c)
+{
+    struct str err = STR_INIT;
+    char *pw_file = cmd_map_file(c, "auth_password_maps", "passwd");
+
+    str_init(&err);
+    if (textmap_keys(pw_file, print_key, NULL, &err) < 0)
+        cmd_fail("%s", err.s);
+    free(pw_file);
+    str_free(&err);
+    return 0;
+}
+
+int cmd_user(int argc, char **argv)
+{
+    if (argc < 2)
+        cmd_usage("user");
+    struct conf *c = cmd_conf();
+    int rc;
+    if (strcmp(argv[1], "add") == 0 && argc == 3)
+        rc = user_add(c, argv[2]);
+    else if (strcmp(argv[1], "del") == 0 && argc == 3)
+        rc = user_del(c, argv[2]);
+    else if (strcmp(argv[1], "list") == 0 && argc == 2)
+        rc = user_list(c);
+    else
+        cmd_usage("user");
+    conf_free(c);
+    return rc;
+}

@@ -1,0 +1,121 @@
+/* The queue manager's shared state: messages in active/, delivery jobs, transports
+ * and their agent connections, and the clients that send wake-ups. */
+#ifndef POSTERN_QMGR_H
+#define POSTERN_QMGR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "bounce.h"
+#include "deliver.h"
+#include "queue.h"
+
+struct conf;
+struct resolve_clnt;
+struct stream;
+
+#define QMGR_INCOMING_SCAN 60       /* seconds between scans of incoming/ */
+#define QMGR_CLIENTS_MAX 1024       /* wake-up connections kept at once */
+#define QMGR_START_BATCH 100        /* messages started per loop turn */
+#define QMGR_TRANSPORTS_MAX 16      /* distinct transports in use */
+
+enum qmsg_rstate {
+    QR_PENDING,         /* not tried yet in this pass */
+    QR_DONE,            /* delivered (or marked done earlier) */
+    QR_BOUNCED,         /* failed for good: goes into the notice */
+    QR_DEFERRED,        /* try again later */
+};
+
+struct qmsg_bounce {
+    size_t index;
+    char dsn[16];
+    char *text;
+};
+
+struct qmsg {
+    char id[QUEUE_ID_SIZE];
+    struct queue_file qf;
+    bool open;
+    bool started;                   /* routed and jobs made */
+    size_t jobs_out;                /* jobs not finished yet */
+    enum qmsg_rstate *rstate;       /* per recipient of qf */
+    struct qmsg_bounce *bounces;
+    size_t nbounces;
+    double arrival;                 /* with microseconds, from the id */
+    struct qmsg *next;
+    struct qmsg *next_todo;         /* not started yet, in arrival order */
+};
+
+struct qagent {
+    struct stream *st;              /* NULL: slot unused */
+    struct qjob *job;               /* NULL: idle */
+    time_t deadline;
+};
+
+struct qtransport {
+    char name[32];
+    char path[48];                  /* "private/NAME" */
+    size_t limit;
+    struct qagent *agents;          /* limit slots */
+    struct qjob *head, *tail;       /* waiting jobs */
+};
+
+struct qjob {
+    struct qmsg *msg;
+    struct qtransport *tp;
+    struct deliver_request dr;
+    struct qjob *next;
+};
+
+struct qclient {
+    struct stream *st;
+};
+
+struct qmgr {
+    const struct conf *conf;
+    int listen_fd;
+    struct qclient clients[QMGR_CLIENTS_MAX];
+    size_t nclients;
+    struct resolve_clnt *resolve;
+    struct qmsg *msgs;              /* every message held in active/ */
+    size_t nmsgs;
+    struct qmsg *todo_head, *todo_tail;
+    size_t active_limit;
+    struct qtransport transports[QMGR_TRANSPORTS_MAX];
+    size_t ntransports;
+    int ipc_timeout;                /* seconds */
+    int delivery_timeout;           /* seconds allowed for one delivery reply */
+    bool want_incoming;
+    bool want_flush;
+    time_t next_incoming;
+    time_t next_deferred;
+    bool stopping;                  /* reload: no new work */
+};
+
+/* qmgr_scan.c */
+void qmgr_scan_active(struct qmgr *q);
+void qmgr_scan_incoming(struct qmgr *q);
+void qmgr_scan_deferred(struct qmgr *q, bool all);
+
+/* qmgr_message.c */
+struct qmsg *qmgr_msg_add(struct qmgr *q, const char *id);
+void qmgr_msg_start(struct qmgr *q, struct qmsg *m);
+void qmgr_msg_finish(struct qmgr *q, struct qmsg *m);
+void qmgr_msg_release(struct qmgr *q, struct qmsg *m);
+void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *relay,
+                      enum deliver_status st, const char *dsn, const char *text);
+double qmgr_now(void);
+
+/* qmgr_agent.c */
+struct qtransport *qmgr_transport(struct qmgr *q, const char *name);
+bool qmgr_transport_available(const struct qtransport *tp);
+void qmgr_job_queue(struct qmgr *q, struct qjob *job);
+void qmgr_job_fail(struct qmgr *q, struct qjob *job, const char *dsn, const char *text);
+void qmgr_dispatch(struct qmgr *q);
+void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp);
+void qmgr_agent_timeouts(struct qmgr *q);
+size_t qmgr_agents_busy(const struct qmgr *q);
+void qmgr_agents_close(struct qmgr *q);
+
+#endif

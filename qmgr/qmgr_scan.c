@@ -1,0 +1,124 @@
+/* Queue directory scans: active/ at start (messages taken back), incoming/ on
+ * wake-ups and on a timer, deferred/ when their retry time (the mtime) has come.
+ * Only names that are valid queue ids are looked at; messages move by rename. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "qmgr.h"
+#include "xmalloc.h"
+
+static int id_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The queue ids in dir, oldest first (ids sort by time). */
+static char **scan_ids(const char *dir, size_t *count)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **v = NULL;
+    size_t n = 0, cap = 0;
+
+    *count = 0;
+    if (d == NULL) {
+        log_warn("cannot open %s/: %s", dir, strerror(errno));
+        return NULL;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (!queue_id_valid(de->d_name))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            v = xreallocarray(v, cap, sizeof(*v));
+        }
+        v[n++] = xstrdup(de->d_name);
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(v, n, sizeof(*v), id_cmp);
+    *count = n;
+    return v;
+}
+
+static void ids_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+static bool known(const struct qmgr *q, const char *id)
+{
+    for (const struct qmsg *m = q->msgs; m != NULL; m = m->next)
+        if (strcmp(m->id, id) == 0)
+            return true;
+    return false;
+}
+
+void qmgr_scan_active(struct qmgr *q)
+{
+    size_t n;
+    char **ids = scan_ids("active", &n);
+
+    for (size_t i = 0; i < n; i++)
+        if (!known(q, ids[i]))
+            qmgr_msg_add(q, ids[i]);
+    if (n > 0)
+        log_info("taking back %zu message%s from active/", n, n == 1 ? "" : "s");
+    ids_free(ids, n);
+}
+
+/* Moves the message from dir/ into active/ when there is room. */
+static bool take(struct qmgr *q, const char *dir, const char *id)
+{
+    if (q->nmsgs >= q->active_limit)
+        return false;
+    if (known(q, id))
+        return true;
+    if (queue_move(".", dir, "active", id) < 0) {
+        if (errno != ENOENT)
+            log_warn("%s: cannot move from %s/ to active/: %s", id, dir, strerror(errno));
+        return true;
+    }
+    qmgr_msg_add(q, id);
+    return true;
+}
+
+void qmgr_scan_incoming(struct qmgr *q)
+{
+    size_t n;
+    char **ids = scan_ids("incoming", &n);
+
+    for (size_t i = 0; i < n; i++)
+        if (!take(q, "incoming", ids[i]))
+            break;
+    ids_free(ids, n);
+}
+
+void qmgr_scan_deferred(struct qmgr *q, bool all)
+{
+    size_t n;
+    char **ids = scan_ids("deferred", &n);
+    time_t now = time(NULL);
+    char path[64];
+
+    for (size_t i = 0; i < n; i++) {
+        struct stat sb;
+
+        snprintf(path, sizeof(path), "deferred/%s", ids[i]);
+        if (stat(path, &sb) < 0)
+            continue;
+        if (!all && sb.st_mtime > now)
+            continue;
+        if (!take(q, "deferred", ids[i]))
+            break;
+    }
+    ids_free(ids, n);
+}

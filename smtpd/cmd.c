@@ -1,0 +1,260 @@
+/* smtpd commands: the dispatch table and the commands that need no queue file
+ * (HELO, EHLO, MAIL, RSET, NOOP, QUIT, VRFY, HELP, and the places of STARTTLS and
+ * AUTH).  The command line is untrusted: it is one line without its line end and
+ * without NUL bytes, at most line_length_limit bytes. */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "log.h"
+#include "smtpd.h"
+#include "stream.h"
+
+#define HELO_MAX 255
+
+bool smtpd_word_is(const char *arg, const char *word)
+{
+    size_t n = strlen(word);
+
+    return strncasecmp(arg, word, n) == 0 && (arg[n] == '\0' || arg[n] == ' ');
+}
+
+void smtpd_txn_free(struct smtpd_txn *t)
+{
+    if (t->qw != NULL)
+        qw_abort(t->qw);
+    t->qw = NULL;
+    if (t->data != NULL)
+        smtpd_data_free(t->data);
+    t->data = NULL;
+    str_free(&t->sender);
+    str_free(&t->envid);
+    str_free(&t->first_rcpt);
+    smtpd_addrset_free(&t->seen);
+    memset(t, 0, sizeof(*t));
+    t->declared_size = -1;
+}
+
+void smtpd_txn_reset(struct smtpd_session *s)
+{
+    smtpd_txn_free(&s->txn);
+}
+
+/* HELO/EHLO argument: one word of printable characters (UTF-8 allowed). */
+static int helo_arg(struct smtpd_session *s, const char *arg, const char *cmd)
+{
+    size_t n = 0;
+
+    while (*arg == ' ')
+        arg++;
+    while (arg[n] != '\0' && arg[n] != ' ')
+        n++;
+    if (n == 0) {
+        smtpd_reply(s, 501, "5.5.4 Syntax: %s hostname", cmd);
+        return -1;
+    }
+    if (n > HELO_MAX) {
+        smtpd_reply(s, 501, "5.5.4 Error: hostname too long");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)arg[i];
+        if (c < 0x21 || c == 0x7f || c == '<' || c == '>' || c == '(' || c == ')') {
+            smtpd_reply(s, 501, "5.5.4 Error: bad character in hostname");
+            return -1;
+        }
+    }
+    str_set(&s->helo, arg, n);
+    return 0;
+}
+
+static void cmd_helo(struct smtpd_session *s, char *arg)
+{
+    if (helo_arg(s, arg, "HELO") < 0)
+        return;
+    smtpd_txn_reset(s);
+    s->esmtp = false;
+    smtpd_reply(s, 250, "%s", s->cf->myhostname);
+    s->oks[CMD_HELO]++;
+}
+
+static void cmd_ehlo(struct smtpd_session *s, char *arg)
+{
+    const struct smtpd_conf *cf = s->cf;
+
+    if (helo_arg(s, arg, "EHLO") < 0)
+        return;
+    smtpd_txn_reset(s);
+    s->esmtp = true;
+    smtpd_reply_cont(s, 250, "%s", cf->myhostname);
+    smtpd_reply_cont(s, 250, "PIPELINING");
+    if (cf->message_size_limit > 0)
+        smtpd_reply_cont(s, 250, "SIZE %lld", cf->message_size_limit);
+    else
+        smtpd_reply_cont(s, 250, "SIZE");
+    /* STARTTLS is offered here when TLS is configured and s->tls is false;
+     * AUTH when the session may authenticate. */
+    smtpd_reply_cont(s, 250, "ENHANCEDSTATUSCODES");
+    smtpd_reply_cont(s, 250, "8BITMIME");
+    if (cf->smtputf8)
+        smtpd_reply_cont(s, 250, "SMTPUTF8");
+    smtpd_reply_cont(s, 250, "CHUNKING");
+    smtpd_reply(s, 250, "DSN");
+    s->oks[CMD_EHLO]++;
+}
+
+static bool has_8bit(const char *p)
+{
+    for (; *p != '\0'; p++)
+        if ((unsigned char)*p >= 0x80)
+            return true;
+    return false;
+}
+
+static void cmd_mail(struct smtpd_session *s, char *arg)
+{
+    const struct smtpd_conf *cf = s->cf;
+    struct smtpd_txn *t = &s->txn;
+    const char *rest, *why;
+    int flags = ADDR_ALLOW_NULL | (cf->smtputf8 ? ADDR_SMTPUTF8 : 0);
+
+    if (t->active) {
+        smtpd_reply(s, 503, "5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (strncasecmp(arg, "FROM:", 5) != 0) {
+        smtpd_reply(s, 501, "5.5.4 Syntax: MAIL FROM:<address>");
+        return;
+    }
+    smtpd_txn_reset(s);
+    str_init(&t->sender);
+    str_init(&t->envid);
+    str_init(&t->first_rcpt);
+    if (addr_parse_path(arg + 5, flags, &t->sender, &rest, &why) < 0) {
+        smtpd_reply(s, 501, "5.1.7 Bad sender address syntax (%s)", why);
+        smtpd_txn_reset(s);
+        return;
+    }
+    if (smtpd_mail_params(s, rest) < 0) {
+        smtpd_txn_reset(s);
+        return;
+    }
+    if (!t->smtputf8 && has_8bit(t->sender.s)) {
+        smtpd_reply(s, 553, "5.6.7 Must declare SMTPUTF8 to send a UTF-8 address");
+        smtpd_txn_reset(s);
+        return;
+    }
+    /* "<postmaster>" and other bare local parts get this host's domain */
+    if (t->sender.len > 0 && strchr(t->sender.s, '@') == NULL) {
+        str_appendc(&t->sender, '@');
+        str_appends(&t->sender, cf->myorigin);
+    }
+    addr_fold_domain(t->sender.s);
+    t->active = true;
+    smtpd_reply(s, 250, "2.1.0 Ok");
+    s->oks[CMD_MAIL]++;
+}
+
+static void cmd_rset(struct smtpd_session *s, char *arg)
+{
+    if (*arg != '\0') {
+        smtpd_reply(s, 501, "5.5.4 Syntax: RSET");
+        return;
+    }
+    smtpd_txn_reset(s);
+    smtpd_reply(s, 250, "2.0.0 Ok");
+    s->oks[CMD_RSET]++;
+}
+
+static void cmd_noop(struct smtpd_session *s, char *arg)
+{
+    smtpd_reply(s, 250, "2.0.0 Ok");
+    s->oks[CMD_NOOP]++;
+}
+
+static void cmd_quit(struct smtpd_session *s, char *arg)
+{
+    smtpd_reply(s, 221, "2.0.0 Bye");
+    s->oks[CMD_QUIT]++;
+    smtpd_flush(s);
+    s->done = true;
+}
+
+static void cmd_vrfy(struct smtpd_session *s, char *arg)
+{
+    if (*arg == '\0') {
+        smtpd_reply(s, 501, "5.5.4 Syntax: VRFY address");
+        return;
+    }
+    /* never tells whether a user exists */
+    smtpd_reply(s, 252, "2.0.0 Send some mail, I'll try my best");
+    s->oks[CMD_VRFY]++;
+}
+
+static void cmd_help(struct smtpd_session *s, char *arg)
+{
+    smtpd_reply(s, 214, "2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT");
+    s->oks[CMD_HELP]++;
+}
+
+/* STARTTLS: answered here once TLS is configured (a 220, then the handshake pushed
+ * beneath the stream with stream_set_transport, then s->tls = true and a reset of
+ * HELO and the transaction). */
+static void cmd_starttls(struct smtpd_session *s, char *arg)
+{
+    smtpd_reply(s, 502, "5.5.1 Error: command not implemented");
+}
+
+static void cmd_auth(struct smtpd_session *s, char *arg)
+{
+    smtpd_reply(s, 502, "5.5.1 Error: command not implemented");
+}
+
+struct cmd_entry {
+    const char *name;
+    enum smtpd_cmd_id id;
+    void (*fn)(struct smtpd_session *s, char *arg);
+};
+
+static const struct cmd_entry commands[] = {
+    { "HELO", CMD_HELO, cmd_helo },
+    { "EHLO", CMD_EHLO, cmd_ehlo },
+    { "STARTTLS", CMD_STARTTLS, cmd_starttls },
+    { "AUTH", CMD_AUTH, cmd_auth },
+    { "MAIL", CMD_MAIL, cmd_mail },
+    { "RCPT", CMD_RCPT, smtpd_cmd_rcpt },
+    { "DATA", CMD_DATA, smtpd_cmd_data },
+    { "BDAT", CMD_BDAT, smtpd_cmd_bdat },
+    { "RSET", CMD_RSET, cmd_rset },
+    { "NOOP", CMD_NOOP, cmd_noop },
+    { "VRFY", CMD_VRFY, cmd_vrfy },
+    { "HELP", CMD_HELP, cmd_help },
+    { "QUIT", CMD_QUIT, cmd_quit },
+};
+
+void smtpd_command(struct smtpd_session *s, char *line)
+{
+    size_t n = 0;
+    char *arg;
+
+    while (*line == ' ')
+        line++;
+    while (line[n] != '\0' && line[n] != ' ')
+        n++;
+    arg = line + n;
+    while (*arg == ' ')
+        arg++;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strlen(commands[i].name) == n && strncasecmp(line, commands[i].name, n) == 0) {
+            s->counts[commands[i].id]++;
+            s->lost_after = commands[i].name;
+            commands[i].fn(s, arg);
+            return;
+        }
+    }
+    s->counts[CMD_UNKNOWN]++;
+    s->lost_after = "UNKNOWN";
+    smtpd_reply(s, 500, "5.5.2 Error: command not recognized");
+}

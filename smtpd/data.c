@@ -1,0 +1,331 @@
+/* smtpd DATA and BDAT: the Received: header, the message content decoded (data_decode)
+ * and written to the queue file as it arrives, the size, line length and hop count
+ * checks, and the commit that makes the message durable before "250 Ok: queued".
+ * Content bytes are untrusted; they are read to the end of the data even when the
+ * message is refused, so that the client and server stay in step. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "addr.h"
+#include "conf.h"
+#include "data_decode.h"
+#include "log.h"
+#include "smtpd.h"
+#include "stream.h"
+#include "trigger.h"
+#include "xmalloc.h"
+
+#define BDAT_PIECE 65536
+#define BDAT_DIGITS_MAX 18
+
+struct smtpd_data {
+    struct smtpd_session *s;
+    struct data_decoder dec;
+    bool in_header;             /* still in the header section */
+    size_t received;            /* Received: fields seen there */
+    long long size;             /* bytes of decoded client content */
+    long long raw;              /* BDAT: bytes announced so far */
+    bool too_big;
+    bool write_failed;
+};
+
+void smtpd_data_free(struct smtpd_data *d)
+{
+    data_decode_free(&d->dec);
+    free(d);
+}
+
+/* One decoded content line ('\n' at its end): count, check, write. */
+static int data_line(void *arg, const char *line, size_t len)
+{
+    struct smtpd_data *d = arg;
+    struct smtpd_session *s = d->s;
+    long long limit = s->cf->message_size_limit;
+
+    d->size += (long long)len;
+    if (limit > 0 && d->size > limit)
+        d->too_big = true;
+    if (d->in_header) {
+        if (len == 1)
+            d->in_header = false;
+        else if (len > 9 && strncasecmp(line, "Received:", 9) == 0)
+            d->received++;
+    }
+    if (d->too_big || d->dec.too_long || d->write_failed || s->txn.qw_failed)
+        return 0;
+    if (qw_content(s->txn.qw, line, len) < 0) {
+        log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
+        d->write_failed = true;
+    }
+    return 0;
+}
+
+static void received_header(struct smtpd_session *s, struct str *out)
+{
+    const struct smtpd_txn *t = &s->txn;
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+
+    localtime_r(&now, &tm);
+    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+        date[0] = '\0';
+    str_printf(out, "Received: from %s ([%s])\n", s->helo.len ? s->helo.s : "unknown",
+               s->addr);
+    str_printf(out, "\tby %s (%s) with %s id %s", s->cf->myhostname,
+               conf_str(s->cf->conf, "mail_name"), smtpd_protocol(s), t->id);
+    if (t->rcpt_accepted == 1 && t->first_rcpt.len > 0) {
+        str_appends(out, "\n\tfor <");
+        addr_quote(t->first_rcpt.s, out);
+        str_appends(out, ">");
+    }
+    str_printf(out, "; %s\n", date);
+}
+
+/* Starts the content: decoder and Received: header.  NULL when out of memory. */
+static struct smtpd_data *data_begin(struct smtpd_session *s, enum data_mode mode)
+{
+    struct smtpd_data *d = xcalloc(1, sizeof(*d));
+    struct str hdr = STR_INIT;
+
+    d->s = s;
+    d->in_header = true;
+    if (data_decode_init(&d->dec, mode, s->cf->line_length_limit, data_line, d) < 0) {
+        free(d);
+        return NULL;
+    }
+    received_header(s, &hdr);
+    if (!s->txn.qw_failed && qw_content(s->txn.qw, hdr.s, hdr.len) < 0) {
+        log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
+        d->write_failed = true;
+    }
+    str_free(&hdr);
+    return d;
+}
+
+/* The content is complete: check it, commit the queue file, reply, end the
+ * transaction.  d is freed. */
+static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *cmd)
+{
+    struct smtpd_txn *t = &s->txn;
+    struct str err = STR_INIT;
+
+    if (d->dec.too_long) {
+        smtpd_reject(s, cmd, NULL, 554, "5.6.0", "Message line too long");
+    } else if (d->too_big) {
+        smtpd_reject(s, cmd, NULL, 552, "5.3.4", "Message size exceeds fixed limit");
+    } else if (s->cf->hopcount_limit > 0 && d->received > (size_t)s->cf->hopcount_limit) {
+        smtpd_reject(s, cmd, NULL, 554, "5.4.6", "Too many hops");
+    } else if (d->write_failed || t->qw_failed) {
+        smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+    } else {
+        size_t size = qw_content_size(t->qw);
+        struct queue_writer *qw = t->qw;
+
+        t->qw = NULL;                   /* qw_commit frees it either way */
+        if (qw_commit(qw, "incoming", &err) < 0) {
+            log_warn("%s: cannot commit queue file: %s", t->id,
+                     err.s ? err.s : "unknown error");
+            smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+        } else {
+            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", t->id,
+                     t->sender.s, size, t->nrcpt);
+            smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
+            s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
+            trigger_send("private/qmgr", "wakeup");
+        }
+    }
+    if (t->data == d)
+        t->data = NULL;
+    smtpd_data_free(d);
+    str_free(&err);
+    smtpd_txn_reset(s);
+}
+
+/* Why DATA or BDAT cannot start a message now: the reply text after the code, or
+ * NULL when a message may follow. */
+static const char *data_refusal(const struct smtpd_session *s, int *code)
+{
+    const struct smtpd_txn *t = &s->txn;
+
+    *code = 503;
+    if (!t->active)
+        return "5.5.1 Error: need MAIL command";
+    if (t->rcpt_accepted == 0) {
+        if (s->counts[CMD_RCPT] > 0) {
+            *code = 554;
+            return "5.5.1 Error: no valid recipients";
+        }
+        return "5.5.1 Error: need RCPT command";
+    }
+    if (t->qw_failed || t->qw == NULL) {
+        *code = 451;
+        return "4.3.0 Error: queue file write error";
+    }
+    return NULL;
+}
+
+void smtpd_cmd_data(struct smtpd_session *s, char *arg)
+{
+    struct smtpd_txn *t = &s->txn;
+    struct smtpd_data *d;
+    const char *why;
+    int code;
+
+    if (*arg != '\0') {
+        smtpd_reply(s, 501, "5.5.4 Syntax: DATA");
+        return;
+    }
+    if (t->bdat) {
+        smtpd_reply(s, 503, "5.5.1 Error: DATA after BDAT");
+        return;
+    }
+    if ((why = data_refusal(s, &code)) != NULL) {
+        smtpd_reply(s, code, "%s", why);
+        return;
+    }
+    d = data_begin(s, DATA_MODE_DOT);
+    if (d == NULL)
+        log_fatal("out of memory");
+    t->data = d;
+    smtpd_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
+    while (!d->dec.ended) {
+        size_t used;
+        int r = smtpd_read_line(s, &s->line, s->cf->line_length_limit);
+
+        if (r <= 0) {
+            smtpd_txn_reset(s);         /* aborts the queue file */
+            return;
+        }
+        (void)data_decode(&d->dec, s->line.s, s->line.len, &used);
+    }
+    data_end(s, d, "DATA");
+}
+
+/* Reads and throws away n bytes of chunk data: 0, or -1 when the connection is lost. */
+static int bdat_discard(struct smtpd_session *s, long long n)
+{
+    char buf[BDAT_PIECE];
+
+    while (n > 0) {
+        size_t piece = n > BDAT_PIECE ? BDAT_PIECE : (size_t)n;
+
+        if (stream_pending(s->st) < piece && smtpd_flush(s) < 0)
+            return -1;
+        if (stream_read_full(s->st, buf, piece) < 0) {
+            log_info("lost connection after BDAT from [%s]", s->addr);
+            s->done = true;
+            return -1;
+        }
+        n -= (long long)piece;
+    }
+    return 0;
+}
+
+/* Reads n bytes of chunk data into the decoder: 0, or -1 when the connection is lost. */
+static int bdat_read(struct smtpd_session *s, struct smtpd_data *d, long long n)
+{
+    char buf[BDAT_PIECE];
+
+    while (n > 0) {
+        size_t piece = n > BDAT_PIECE ? BDAT_PIECE : (size_t)n, used;
+
+        if (stream_pending(s->st) < piece && smtpd_flush(s) < 0)
+            return -1;
+        if (stream_read_full(s->st, buf, piece) < 0) {
+            log_info("lost connection after BDAT from [%s]", s->addr);
+            s->done = true;
+            return -1;
+        }
+        (void)data_decode(&d->dec, buf, piece, &used);
+        n -= (long long)piece;
+    }
+    return 0;
+}
+
+/* "BDAT size [LAST]": 0 with *size and *last, or -1. */
+static int bdat_args(const char *arg, long long *size, bool *last)
+{
+    long long n = 0;
+    size_t digits = 0;
+
+    while (arg[digits] >= '0' && arg[digits] <= '9') {
+        if (digits == BDAT_DIGITS_MAX)
+            return -1;
+        n = n * 10 + (arg[digits] - '0');
+        digits++;
+    }
+    if (digits == 0)
+        return -1;
+    arg += digits;
+    while (*arg == ' ')
+        arg++;
+    *last = false;
+    if (*arg != '\0') {
+        if (!smtpd_word_is(arg, "LAST"))
+            return -1;
+        arg += 4;
+        while (*arg == ' ')
+            arg++;
+        if (*arg != '\0')
+            return -1;
+        *last = true;
+    }
+    *size = n;
+    return 0;
+}
+
+void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
+{
+    struct smtpd_txn *t = &s->txn;
+    long long size, limit = s->cf->message_size_limit;
+    const char *why;
+    bool last;
+    int code;
+
+    if (bdat_args(arg, &size, &last) < 0) {
+        /* the chunk's length is unknown: the session cannot go on in step */
+        smtpd_reply(s, 501, "5.5.4 Syntax: BDAT count [LAST]");
+        smtpd_reply(s, 421, "4.5.0 Error: lost synchronization");
+        smtpd_flush(s);
+        s->done = true;
+        return;
+    }
+    if ((why = data_refusal(s, &code)) != NULL) {
+        /* the chunk is read first: its bytes are not commands */
+        if (bdat_discard(s, size) < 0)
+            return;
+        smtpd_reply(s, code, "%s", why);
+        return;
+    }
+    if (!t->bdat) {
+        t->bdat = true;
+        t->data = data_begin(s, DATA_MODE_BDAT);
+        if (t->data == NULL)
+            log_fatal("out of memory");
+    }
+    if (limit > 0 && size > limit - t->data->raw) {
+        if (bdat_discard(s, size) < 0) {
+            smtpd_txn_reset(s);
+            return;
+        }
+        smtpd_reject(s, "BDAT", NULL, 552, "5.3.4", "Message size exceeds fixed limit");
+        smtpd_txn_reset(s);
+        return;
+    }
+    t->data->raw += size;
+    if (bdat_read(s, t->data, size) < 0) {
+        smtpd_txn_reset(s);
+        return;
+    }
+    if (!last) {
+        smtpd_reply(s, 250, "2.0.0 Ok: %lld bytes", size);
+        s->oks[CMD_BDAT]++;
+        return;
+    }
+    (void)data_decode_finish(&t->data->dec);
+    data_end(s, t->data, "BDAT");
+}

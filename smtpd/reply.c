@@ -1,0 +1,154 @@
+/* smtpd replies and command input: buffered reply lines, the error counters and their
+ * delays and limits, reject log lines, and reading a line with the flush rule of
+ * PIPELINING (replies leave only when no more input is waiting).  Reply text may
+ * hold client data (addresses, HELO names): control characters are replaced. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+#include "smtpd.h"
+#include "stream.h"
+
+#define REPLY_TEXT_MAX 500          /* RFC 5321 4.5.3.1.5: 512 with code and CRLF */
+
+static void reply_line(struct smtpd_session *s, int code, char sep, const char *fmt,
+                       va_list ap)
+{
+    char text[REPLY_TEXT_MAX + 1];
+    int n = vsnprintf(text, sizeof(text), fmt, ap);
+
+    if (n < 0)
+        text[0] = '\0';
+    for (char *p = text; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    stream_printf(s->st, "%03d%c%s\r\n", code, sep, text);
+}
+
+int smtpd_flush(struct smtpd_session *s)
+{
+    if (stream_flush(s->st) < 0) {
+        if (!s->done)
+            log_info("lost connection after %s from [%s]",
+                     s->lost_after ? s->lost_after : "CONNECT", s->addr);
+        s->done = true;
+        return -1;
+    }
+    return 0;
+}
+
+static void error_sleep(struct smtpd_session *s)
+{
+    struct timespec ts;
+
+    if (s->cf->error_sleep <= 0)
+        return;
+    smtpd_flush(s);
+    ts.tv_sec = (time_t)s->cf->error_sleep;
+    ts.tv_nsec = 0;
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+        ;
+}
+
+static void vreply(struct smtpd_session *s, int code, const char *fmt, va_list ap)
+{
+    bool error = code >= 400;
+
+    if (s->done)
+        return;
+    if (error) {
+        s->errors++;
+        if (s->errors > s->cf->soft_error_limit)
+            error_sleep(s);
+    }
+    reply_line(s, code, ' ', fmt, ap);
+    if (error && s->errors >= s->cf->hard_error_limit && code != 421) {
+        log_info("too many errors after %s from [%s]",
+                 s->lost_after ? s->lost_after : "CONNECT", s->addr);
+        stream_puts(s->st, "421 4.7.0 Too many errors\r\n");
+        smtpd_flush(s);
+        s->done = true;
+    }
+}
+
+void smtpd_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreply(s, code, fmt, ap);
+    va_end(ap);
+}
+
+void smtpd_reply_cont(struct smtpd_session *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (s->done)
+        return;
+    va_start(ap, fmt);
+    reply_line(s, code, '-', fmt, ap);
+    va_end(ap);
+}
+
+void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt, int code,
+                  const char *dsn, const char *fmt, ...)
+{
+    char text[REPLY_TEXT_MAX + 1];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        text[0] = '\0';
+    log_info("%s: reject: %s from [%s]: %d %s %s; from=<%s>%s%s%s proto=%s helo=<%s>",
+             s->txn.id[0] != '\0' ? s->txn.id : "NOQUEUE", cmd, s->addr, code, dsn, text,
+             s->txn.active ? s->txn.sender.s : "", rcpt ? " to=<" : "", rcpt ? rcpt : "",
+             rcpt ? ">" : "", smtpd_protocol(s), s->helo.len ? s->helo.s : "");
+    smtpd_reply(s, code, "%s %s", dsn, text);
+}
+
+int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max)
+{
+    int r;
+
+    if (s->done)
+        return -1;
+    if (stream_pending(s->st) == 0 && smtpd_flush(s) < 0)
+        return -1;
+    r = stream_getline(s->st, line, max);
+    if (r > 0)
+        return r;
+    if (r < 0 && errno == ETIMEDOUT) {
+        log_info("timeout after %s from [%s]", s->lost_after ? s->lost_after : "CONNECT",
+                 s->addr);
+        stream_puts(s->st, "421 4.4.2 Timeout exceeded\r\n");
+        stream_flush(s->st);
+    } else {
+        log_info("lost connection after %s from [%s]",
+                 s->lost_after ? s->lost_after : "CONNECT", s->addr);
+    }
+    s->done = true;
+    return r;
+}
+
+const char *smtpd_protocol(const struct smtpd_session *s)
+{
+    static const char *const names[3][4] = {
+        { "SMTP", "SMTPS", "SMTPA", "SMTPSA" },
+        { "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+        { "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+    };
+    int kind = s->txn.active && s->txn.smtputf8 ? 2 : s->esmtp ? 1 : 0;
+    int ext = (s->tls ? 1 : 0) + (s->authenticated ? 2 : 0);
+
+    /* RFC 3848 names no "SMTPS" for plain HELO; keep the word ESMTPS */
+    if (kind == 0 && ext != 0)
+        kind = 1;
+    return names[kind][ext];
+}

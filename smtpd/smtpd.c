@@ -1,0 +1,197 @@
+/* smtpd: the SMTP server (see smtpd(8)).  main() hands its settings to the server
+ * skeleton; each accepted connection is one session run to its end here: greeting,
+ * command lines, disconnect log.  Everything read from the socket is untrusted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cidr.h"
+#include "conf.h"
+#include "log.h"
+#include "resolve_clnt.h"
+#include "server.h"
+#include "smtpd.h"
+#include "sock.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+#define LINE_LENGTH_MIN 64
+
+static struct smtpd_conf smtpd_cf;
+
+static void smtpd_pre_jail(struct server *srv)
+{
+    struct smtpd_conf *cf = &smtpd_cf;
+    const struct conf *c = srv->conf;
+    struct str err = STR_INIT;
+    char **nets;
+    long long n;
+
+    cf->conf = c;
+    cf->myhostname = conf_str(c, "myhostname");
+    cf->banner = conf_str(c, "smtpd_banner");
+    cf->myorigin = conf_str(c, "myorigin");
+    cf->message_size_limit = conf_size(c, "message_size_limit");
+    if (cf->message_size_limit < 0)
+        cf->message_size_limit = 0;
+    cf->recipient_limit = conf_int(c, "smtpd_recipient_limit");
+    n = conf_time(c, "smtpd_timeout");
+    cf->timeout_ms = n <= 0 ? -1 : n > 86400 ? 86400 * 1000 : (int)n * 1000;
+    cf->hard_error_limit = conf_int(c, "smtpd_hard_error_limit");
+    cf->soft_error_limit = conf_int(c, "smtpd_soft_error_limit");
+    cf->error_sleep = conf_time(c, "smtpd_error_sleep_time");
+    if (cf->error_sleep > 300)
+        cf->error_sleep = 300;
+    n = conf_int(c, "line_length_limit");
+    cf->line_length_limit = n < LINE_LENGTH_MIN ? LINE_LENGTH_MIN
+                            : n > (1 << 20) ? (size_t)1 << 20 : (size_t)n;
+    cf->smtputf8 = conf_bool(c, "smtputf8_enable");
+    cf->hopcount_limit = conf_int(c, "hopcount_limit");
+    nets = conf_list(c, "mynetworks");
+    if (cidr_list_parse(nets, &cf->mynetworks, &err) < 0)
+        log_fatal("mynetworks: %s", err.s);
+    strv_free(nets);
+    str_free(&err);
+}
+
+static void smtpd_post_jail(struct server *srv)
+{
+    long long t = conf_time(srv->conf, "ipc_timeout");
+
+    if (t <= 0 || t > 3600)
+        t = 3600;
+    smtpd_cf.resolve = resolve_clnt_open("private/resolve", (int)t * 1000);
+}
+
+static const char *const cmd_names[CMD_COUNT] = {
+    "helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat", "rset",
+    "noop", "vrfy", "help", "quit", "unknown",
+};
+
+/* "disconnect from [IP] ehlo=1 mail=1 rcpt=0/1 ... commands=N[/M]" */
+static void log_disconnect(const struct smtpd_session *s)
+{
+    struct str msg = STR_INIT;
+    unsigned ok = 0, all = 0;
+
+    str_printf(&msg, "disconnect from [%s]", s->addr);
+    for (int i = 0; i < CMD_COUNT; i++) {
+        if (s->counts[i] == 0)
+            continue;
+        if (s->oks[i] == s->counts[i])
+            str_printf(&msg, " %s=%u", cmd_names[i], s->counts[i]);
+        else
+            str_printf(&msg, " %s=%u/%u", cmd_names[i], s->oks[i], s->counts[i]);
+        ok += s->oks[i];
+        all += s->counts[i];
+    }
+    if (ok == all)
+        str_printf(&msg, " commands=%u", all);
+    else
+        str_printf(&msg, " commands=%u/%u", ok, all);
+    log_info("%s", msg.s);
+    str_free(&msg);
+}
+
+/* Reads one command line into s->line without its line end: 1, 2 when the line
+ * was overlong (read to its end and answered here), or 0 when the session is over. */
+static int read_command(struct smtpd_session *s)
+{
+    size_t max = s->cf->line_length_limit;
+    int r = smtpd_read_line(s, &s->line, max);
+
+    if (r <= 0)
+        return 0;
+    if (r == STREAM_PARTIAL && s->line.len < max) {
+        /* the last bytes before EOF: not a command */
+        log_info("lost connection after %s from [%s]",
+                 s->lost_after ? s->lost_after : "CONNECT", s->addr);
+        s->done = true;
+        return 0;
+    }
+    if (r == STREAM_PARTIAL) {
+        do {
+            r = smtpd_read_line(s, &s->line, max);
+            if (r <= 0)
+                return 0;
+        } while (r == STREAM_PARTIAL && s->line.len == max);
+        str_clear(&s->line);
+        s->counts[CMD_UNKNOWN]++;
+        smtpd_reply(s, 500, "5.5.2 Error: Line too long");
+        return 2;
+    }
+    /* strip the line end (CRLF or bare LF) and trailing blanks */
+    while (s->line.len > 0 && (s->line.s[s->line.len - 1] == '\n'
+                               || s->line.s[s->line.len - 1] == '\r'
+                               || s->line.s[s->line.len - 1] == ' '
+                               || s->line.s[s->line.len - 1] == '\t'))
+        s->line.len--;
+    s->line.s[s->line.len] = '\0';
+    return 1;
+}
+
+static bool line_has_control(const struct str *line)
+{
+    for (size_t i = 0; i < line->len; i++) {
+        unsigned char c = (unsigned char)line->s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return true;
+    }
+    return false;
+}
+
+static void smtpd_service(struct server *srv, int *fd)
+{
+    struct smtpd_session sess, *s = &sess;
+
+    memset(s, 0, sizeof(*s));
+    s->cf = &smtpd_cf;
+    s->txn.declared_size = -1;
+    str_init(&s->helo);
+    str_init(&s->line);
+    if (sock_peer(*fd, s->addr, sizeof(s->addr), &s->port) < 0) {
+        snprintf(s->addr, sizeof(s->addr), "unknown");
+        s->port = 0;
+    }
+    s->st = stream_fdopen(*fd);
+    *fd = -1;
+    stream_set_timeout(s->st, smtpd_cf.timeout_ms);
+    s->trusted = cidr_list_match(&smtpd_cf.mynetworks, s->addr);
+    log_info("connect from [%s]", s->addr);
+
+    smtpd_reply(s, 220, "%s", smtpd_cf.banner);
+    while (!s->done) {
+        int r = read_command(s);
+
+        if (r == 0)
+            break;
+        if (r == 2)
+            continue;
+        if (memchr(s->line.s, '\0', s->line.len) != NULL || line_has_control(&s->line)) {
+            s->counts[CMD_UNKNOWN]++;
+            smtpd_reply(s, 500, "5.5.2 Error: bad character in command");
+            continue;
+        }
+        smtpd_command(s, s->line.s);
+    }
+    if (!s->done)
+        smtpd_flush(s);
+    smtpd_txn_reset(s);
+    log_disconnect(s);
+    stream_close(s->st);
+    str_free(&s->helo);
+    str_free(&s->line);
+    smtpd_txn_free(&s->txn);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct server_opts opts = {
+        .name = "smtpd",
+        .pre_jail = smtpd_pre_jail,
+        .post_jail = smtpd_post_jail,
+        .service = smtpd_service,
+    };
+
+    server_main(argc, argv, &opts);
+}

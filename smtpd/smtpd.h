@@ -1,0 +1,150 @@
+/* smtpd: the RFC 5321 server.  Shared declarations of its files:
+ *   smtpd.c    main, settings, one connection's command loop
+ *   reply.c    replies, error counting and delays, reject logging, command input
+ *   cmd.c      HELO, EHLO, MAIL, RSET, NOOP, QUIT, VRFY, HELP
+ *   params.c   ESMTP parameters of MAIL and RCPT (SIZE, BODY, SMTPUTF8, DSN)
+ *   rcpt.c     RCPT: resolve service, relay permission, the recipient set
+ *   data.c     DATA and BDAT: content into the queue file, Received:, commit
+ *   data_decode.c  the content decoder (line ends, dot-stuffing, end of data)
+ * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
+ * their state there); everything a mail transaction knows in struct smtpd_txn. */
+#ifndef POSTERN_SMTPD_H
+#define POSTERN_SMTPD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cidr.h"
+#include "queue.h"
+#include "str.h"
+
+struct stream;
+struct smtpd_data;
+struct resolve_clnt;
+struct conf;
+
+/* Settings, read once per process from the config. */
+struct smtpd_conf {
+    const struct conf *conf;
+    const char *myhostname;
+    const char *banner;
+    const char *myorigin;
+    long long message_size_limit;   /* bytes; 0: none */
+    long long recipient_limit;
+    int timeout_ms;
+    long long hard_error_limit;
+    long long soft_error_limit;
+    long long error_sleep;          /* seconds */
+    size_t line_length_limit;
+    bool smtputf8;
+    long long hopcount_limit;
+    struct cidr_list mynetworks;
+    struct resolve_clnt *resolve;
+};
+
+/* Per-command counters for the disconnect line, in Postfix's manner. */
+enum smtpd_cmd_id {
+    CMD_HELO, CMD_EHLO, CMD_STARTTLS, CMD_AUTH, CMD_MAIL, CMD_RCPT, CMD_DATA,
+    CMD_BDAT, CMD_RSET, CMD_NOOP, CMD_VRFY, CMD_HELP, CMD_QUIT, CMD_UNKNOWN,
+    CMD_COUNT
+};
+
+/* A set of addresses (open addressing), to write each final recipient once. */
+struct smtpd_addrset {
+    char **slot;
+    size_t cap;                 /* power of two, or 0 */
+    size_t n;
+};
+
+struct smtpd_txn {
+    bool active;                /* MAIL accepted */
+    struct str sender;          /* internal form, "" for the null sender */
+    bool smtputf8;
+    const char *body;           /* "7BIT", "8BITMIME" or NULL */
+    const char *ret;            /* "FULL", "HDRS" or NULL */
+    struct str envid;           /* xtext as given; empty when absent */
+    long long declared_size;    /* SIZE=, -1 when absent */
+    struct queue_writer *qw;    /* made at the first accepted recipient */
+    char id[QUEUE_ID_SIZE];     /* "" until qw exists */
+    bool qw_failed;             /* a write to qw failed: the message cannot be taken */
+    size_t rcpt_accepted;       /* RCPT commands accepted */
+    size_t nrcpt;               /* recipients written to the queue file */
+    struct str first_rcpt;      /* as given by the first accepted RCPT */
+    struct smtpd_addrset seen;
+    /* BDAT */
+    bool bdat;                  /* a BDAT sequence is under way */
+    struct smtpd_data *data;    /* content state while BDAT chunks arrive */
+};
+
+struct smtpd_session {
+    const struct smtpd_conf *cf;
+    struct stream *st;
+    char addr[64];              /* client address, text */
+    unsigned port;
+    bool trusted;               /* in mynetworks */
+    bool tls;                   /* STARTTLS done (not offered yet) */
+    bool authenticated;         /* AUTH done (not offered yet) */
+    bool esmtp;                 /* EHLO (not HELO) */
+    struct str helo;            /* empty until HELO/EHLO */
+    struct str line;            /* the current command line */
+    long long errors;
+    bool done;                  /* QUIT, fatal error or lost connection */
+    const char *lost_after;     /* command during which the connection was lost */
+    unsigned counts[CMD_COUNT];
+    unsigned oks[CMD_COUNT];
+    struct smtpd_txn txn;
+};
+
+/* ---- reply.c ---- */
+/* Sends one reply line "CODE TEXT" (fmt makes the text after the code, enhanced
+ * status code included), counting 4xx/5xx as errors: past the soft limit each such
+ * reply is delayed; at the hard limit "421 4.7.0" is sent and the session ends.
+ * Control characters in the text are replaced.  Buffered: see smtpd_read_line. */
+void smtpd_reply(struct smtpd_session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* A line of a multi-line reply ("250-..."), never an error. */
+void smtpd_reply_cont(struct smtpd_session *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Logs "ID|NOQUEUE: reject: CMD from [IP]: REPLY; from=<s> to=<r> proto=P helo=<h>"
+ * and sends the reply (code, dsn, text). */
+void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt, int code,
+                  const char *dsn, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Flushes replies when no input is waiting, then reads one line of at most max
+ * bytes.  Returns what stream_getline returns; on EOF, a timeout or an error it
+ * logs, sends the 421 reply to a timeout, and marks the session done. */
+int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max);
+/* Flushes replies; marks the session done on failure.  0 or -1. */
+int smtpd_flush(struct smtpd_session *s);
+/* "SMTP", "ESMTP", "ESMTPS", "UTF8SMTP", "UTF8SMTPS" for the current transaction. */
+const char *smtpd_protocol(const struct smtpd_session *s);
+
+/* ---- cmd.c ---- */
+/* Runs one command line (without its line end). */
+void smtpd_command(struct smtpd_session *s, char *line);
+/* Ends the transaction: aborts its queue file if any, clears it. */
+void smtpd_txn_reset(struct smtpd_session *s);
+void smtpd_txn_free(struct smtpd_txn *t);
+/* true when arg starts with word (case-insensitive) followed by NUL or a space. */
+bool smtpd_word_is(const char *arg, const char *word);
+
+/* ---- params.c ---- */
+/* Parses MAIL's ESMTP parameters into the transaction.  0, or -1 after a reply. */
+int smtpd_mail_params(struct smtpd_session *s, const char *rest);
+/* RCPT's parameters: NOTIFY (upper-cased) and ORCPT (as given).  0, or -1 after a
+ * reply. */
+int smtpd_rcpt_params(struct smtpd_session *s, const char *rest, struct str *notify,
+                      struct str *orcpt);
+/* true when s is xtext (RFC 3461 4) of at most max bytes. */
+bool smtpd_xtext_valid(const char *s, size_t max);
+
+/* ---- rcpt.c ---- */
+void smtpd_cmd_rcpt(struct smtpd_session *s, char *arg);
+bool smtpd_addrset_add(struct smtpd_addrset *set, const char *addr); /* false: already in */
+void smtpd_addrset_free(struct smtpd_addrset *set);
+
+/* ---- data.c ---- */
+void smtpd_cmd_data(struct smtpd_session *s, char *arg);
+void smtpd_cmd_bdat(struct smtpd_session *s, char *arg);
+void smtpd_data_free(struct smtpd_data *d);
+
+#endif

@@ -1,0 +1,66 @@
+/* libFuzzer harness for the postern.conf parser: each input becomes postern.conf in
+ * a private temporary directory and goes through conf_load(); when it loads, every
+ * key is read back through the getter of its type.
+ *
+ * Build (from the top of the tree):
+ *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib \
+ *     -DPOSTERN_QUEUEDIR='"/var/spool/postern"' -DPOSTERN_MAILDIR_BASE='"/var/mail/postern"' \
+ *     tests/fuzz/fuzz_conf.c lib/conf.c lib/conf_defaults.c lib/str.c lib/xmalloc.c \
+ *     lib/log.c -o /tmp/fuzz_conf
+ *   /tmp/fuzz_conf -max_total_time=60
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "str.h"
+#include "xmalloc.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char dir[64];
+static char path[96];
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (dir[0] == '\0') {
+        snprintf(dir, sizeof(dir), "/tmp/fuzz_conf.XXXXXX");
+        if (mkdtemp(dir) == NULL)
+            abort();
+        snprintf(path, sizeof(path), "%s/postern.conf", dir);
+    }
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        abort();
+    if (size > 0 && fwrite(data, 1, size, f) != size)
+        abort();
+    fclose(f);
+
+    struct str err = STR_INIT;
+    str_init(&err);
+    struct conf *c = conf_load(dir, &err);
+    if (c == NULL) {
+        /* An error always says where. */
+        if (err.len == 0)
+            abort();
+    } else {
+        for (size_t i = 0; i < conf_ndefaults; i++) {
+            const char *k = conf_defaults[i].name;
+            switch (conf_defaults[i].type) {
+            case CONF_INT: (void)conf_int(c, k); break;
+            case CONF_BOOL: (void)conf_bool(c, k); break;
+            case CONF_TIME: (void)conf_time(c, k); break;
+            case CONF_SIZE: (void)conf_size(c, k); break;
+            case CONF_LIST: strv_free(conf_list(c, k)); break;
+            case CONF_STR: (void)conf_str(c, k); break;
+            }
+            (void)conf_raw(c, k);
+        }
+        conf_free(c);
+    }
+    str_free(&err);
+    return 0;
+}

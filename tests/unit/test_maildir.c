@@ -1,0 +1,126 @@
+/* Unit tests for lib/maildir.c: unique names, sizes, no leftovers. */
+#include "unit.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "maildir.h"
+#include "str.h"
+
+static int count_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            n++;
+    closedir(d);
+    return n;
+}
+
+TEST(create)
+{
+    char dir[512], sub[600];
+    struct str err = STR_INIT;
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s/m/a/b/Maildir", unit_tmpdir());
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+    snprintf(sub, sizeof(sub), "%s/cur", dir);
+    CHECK(stat(sub, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 0777) == 0700);
+    snprintf(sub, sizeof(sub), "%s/file", unit_tmpdir());
+    fclose(fopen(sub, "w"));
+    snprintf(sub, sizeof(sub), "%s/file/Maildir", unit_tmpdir());
+    CHECK(maildir_create(sub, 0700, &err) < 0 && errno == ENOTDIR);
+    CHECK(err.len > 0);
+    str_free(&err);
+}
+
+TEST(deliver_many)
+{
+    char dir[512], sub[600];
+    struct str err = STR_INIT, path = STR_INIT;
+    struct maildir_tmp t;
+    DIR *d;
+    struct dirent *e;
+    int ok = 0, sized = 0;
+
+    snprintf(dir, sizeof(dir), "%s/many", unit_tmpdir());
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+    for (int i = 0; i < 100; i++) {
+        char msg[64];
+        int n = snprintf(msg, sizeof(msg), "Subject: %d\n\nbody\n", i);
+        CHECK(maildir_open(dir, &t, &err) == 0);
+        CHECK(maildir_write(&t, msg, (size_t)n) == 0);
+        CHECK(maildir_write(&t, "", 1) == 0);              /* a NUL byte too */
+        CHECK(t.size == (size_t)n + 1);
+        str_clear(&path);
+        if (maildir_commit(&t, &path, &err) == 0)
+            ok++;
+        CHECK(strstr(path.s, "/new/") != NULL);
+        CHECK(access(path.s, F_OK) == 0);
+        CHECK(t.fd == -1 && t.tmp_path == NULL);
+    }
+    CHECK(ok == 100);
+    snprintf(sub, sizeof(sub), "%s/new", dir);
+    CHECK(count_entries(sub) == 100);
+    d = opendir(sub);
+    while (d != NULL && (e = readdir(d)) != NULL) {
+        char full[1200];
+        struct stat st;
+        const char *s = strstr(e->d_name, ",S=");
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(full, sizeof(full), "%s/%s", sub, e->d_name);
+        if (s != NULL && stat(full, &st) == 0 && strtoll(s + 3, NULL, 10) == st.st_size &&
+            strchr(e->d_name, '/') == NULL && strchr(e->d_name, ':') == NULL &&
+            strstr(e->d_name, ".M") != NULL && strstr(e->d_name, "Q") != NULL)
+            sized++;
+    }
+    if (d)
+        closedir(d);
+    CHECK(sized == 100);
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
+    CHECK(count_entries(sub) == 0);
+    str_free(&err);
+    str_free(&path);
+}
+
+TEST(failure_leaves_nothing)
+{
+    char dir[512], sub[600];
+    struct str err = STR_INIT;
+    struct maildir_tmp t;
+
+    snprintf(dir, sizeof(dir), "%s/fail", unit_tmpdir());
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+
+    /* Commit cannot link: new/ is gone. */
+    CHECK(maildir_open(dir, &t, &err) == 0);
+    CHECK(maildir_write(&t, "x\n", 2) == 0);
+    snprintf(sub, sizeof(sub), "%s/new", dir);
+    CHECK(rmdir(sub) == 0);
+    CHECK(maildir_commit(&t, NULL, &err) < 0 && errno == ENOENT);
+    CHECK(err.len > 0);
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
+    CHECK(count_entries(sub) == 0);
+
+    /* Abort removes the file. */
+    CHECK(maildir_open(dir, &t, &err) == 0);
+    CHECK(count_entries(sub) == 1);
+    maildir_abort(&t);
+    CHECK(count_entries(sub) == 0);
+
+    /* No Maildir at all: open fails with ENOENT. */
+    snprintf(sub, sizeof(sub), "%s/none", unit_tmpdir());
+    CHECK(maildir_open(sub, &t, &err) < 0 && errno == ENOENT);
+    str_free(&err);
+}

@@ -1,0 +1,139 @@
+/* Unit tests for lib/sock.c: loopback TCP (v4 and v6), UNIX sockets, fd passing. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sock.h"
+#include "str.h"
+#include "unit.h"
+
+static void tcp_round(const char *host, const char *want)
+{
+    struct str err = STR_INIT;
+    char addr[64];
+    unsigned port = 0, peerport = 0, cport = 0;
+    int lfd = sock_listen_inet(host, 0, 16, &err);
+    if (lfd < 0) {
+        fprintf(stderr, "  listen %s: %s (skipped)\n", host, err.s);
+        str_free(&err);
+        return;
+    }
+    CHECK(fcntl(lfd, F_GETFD) & FD_CLOEXEC);
+    CHECK(sock_local(lfd, addr, sizeof(addr), &port) == 0);
+    CHECK_STR(addr, want);
+    CHECK(port > 0);
+    int cfd = sock_connect_inet(host, port, 2000);
+    CHECK(cfd >= 0);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    CHECK(sock_peer(afd, addr, sizeof(addr), &peerport) == 0);
+    CHECK_STR(addr, want);
+    CHECK(sock_local(cfd, NULL, 0, &cport) == 0);
+    CHECK(peerport == cport);
+    CHECK(sock_peer(cfd, addr, 3, NULL) == -1);       /* buffer too small */
+    CHECK(write(cfd, "hi", 2) == 2);
+    char buf[4];
+    CHECK(read(afd, buf, sizeof(buf)) == 2);
+    close(afd);
+    close(cfd);
+    close(lfd);
+    str_free(&err);
+}
+
+TEST(tcp_v4)
+{
+    tcp_round("127.0.0.1", "127.0.0.1");
+}
+
+TEST(tcp_v6)
+{
+    tcp_round("::1", "::1");
+    tcp_round("[::1]", "::1");
+}
+
+TEST(bad_addresses)
+{
+    struct str err = STR_INIT;
+    CHECK(sock_listen_inet("not-an-address", 0, 1, &err) == -1);
+    CHECK(err.len > 0);
+    CHECK(sock_listen_inet("127.0.0.1", 70000, 1, &err) == -1);
+    CHECK(sock_connect_inet("127.0.0.1", 1, 1000) == -1);
+    str_free(&err);
+}
+
+TEST(connect_refused_unix)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/nothing", unit_tmpdir());
+    CHECK(sock_connect_unix(path, 500) == -1);
+    CHECK(errno == ENOENT);
+}
+
+TEST(unix_socket)
+{
+    struct str err = STR_INIT;
+    char path[512];
+    struct stat sb;
+    snprintf(path, sizeof(path), "%s/sock", unit_tmpdir());
+    int lfd = sock_listen_unix(path, 0660, 8, &err);
+    CHECK(lfd >= 0);
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0660);
+    close(lfd);
+    /* The stale file is replaced. */
+    lfd = sock_listen_unix(path, 0600, 8, &err);
+    CHECK(lfd >= 0);
+    CHECK(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    int cfd = sock_connect_unix(path, 1000);
+    CHECK(cfd >= 0);
+    CHECK(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    char addr[16];
+    CHECK(sock_peer(afd, addr, sizeof(addr), NULL) == 0);
+    CHECK_STR(addr, "unix");
+    close(afd);
+    close(cfd);
+    close(lfd);
+    /* A regular file is not removed. */
+    snprintf(path, sizeof(path), "%s/plain", unit_tmpdir());
+    int f = open(path, O_CREAT | O_WRONLY, 0600);
+    close(f);
+    CHECK(sock_listen_unix(path, 0600, 8, &err) == -1);
+    CHECK(stat(path, &sb) == 0 && S_ISREG(sb.st_mode));
+    str_free(&err);
+}
+
+TEST(fd_passing)
+{
+    int sv[2], p[2];
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    CHECK(pipe(p) == 0);
+    CHECK(fd_send(sv[0], p[1], "req", 3) == 0);
+    int got = -1;
+    char buf[8];
+    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 3);
+    CHECK(memcmp(buf, "req", 3) == 0);
+    CHECK(got >= 0 && got != p[1]);
+    CHECK(fcntl(got, F_GETFD) & FD_CLOEXEC);
+    CHECK(write(got, "x", 1) == 1);
+    CHECK(read(p[0], buf, 1) == 1 && buf[0] == 'x');
+    close(got);
+    /* Empty data still carries the descriptor. */
+    CHECK(fd_send(sv[0], p[0], NULL, 0) == 0);
+    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 1);
+    CHECK(got >= 0);
+    close(got);
+    /* Plain data: no descriptor. */
+    CHECK(write(sv[0], "zz", 2) == 2);
+    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 2);
+    CHECK(got == -1);
+    close(sv[0]);
+    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 0);
+    close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
