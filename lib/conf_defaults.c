@@ -53,6 +53,26 @@ const struct conf_default conf_defaults[] = {
     { "smtputf8_enable", CONF_BOOL, "yes", "offer SMTPUTF8" },
     { "hopcount_limit", CONF_INT, "50", "most Received: headers before a message is a loop" },
 
+    /* ---- tls and auth (smtpd, smtp; pop3d and imapd use the smtpd_tls_*_file pair) ---- */
+    { "smtpd_tls_cert_file", CONF_STR, "", "server certificate (PEM, chain after the leaf) for every server" },
+    { "smtpd_tls_key_file", CONF_STR, "$smtpd_tls_cert_file", "private key (PEM) of smtpd_tls_cert_file" },
+    { "smtpd_tls_security_level", CONF_STR, "", "none, may (offer STARTTLS) or encrypt (require it); empty: may with a certificate" },
+    { "smtpd_tls_wrappermode", CONF_BOOL, "no", "TLS from the first byte (port 465) instead of STARTTLS" },
+    { "smtpd_starttls_timeout", CONF_TIME, "60s", "time allowed for a server TLS handshake" },
+    { "smtpd_sasl_auth_enable", CONF_BOOL, "no", "offer AUTH (PLAIN, LOGIN) checked by the auth service" },
+    { "smtpd_tls_auth_only", CONF_BOOL, "yes", "offer AUTH only under TLS" },
+    { "smtpd_client_auth_required", CONF_BOOL, "no", "refuse MAIL until the client has authenticated" },
+    { "smtpd_sender_login_maps", CONF_STR, "", "sender address or @domain -> logins allowed to use it" },
+    { "smtp_tls_security_level", CONF_STR, "may", "outbound TLS: none, may, encrypt, verify" },
+    { "smtp_tls_CAfile", CONF_STR, "", "CA certificates for outbound verification (default: the system's)" },
+    { "smtp_tls_policy_maps", CONF_STR, "", "destination -> TLS level for outbound mail" },
+    { "smtp_sasl_password_maps", CONF_STR, "", "nexthop -> user:password for outbound AUTH" },
+
+    /* ---- pop3d ---- */
+    { "pop3d_timeout", CONF_TIME, "600s", "idle time allowed between POP3 commands, before and after login" },
+    { "pop3d_error_limit", CONF_INT, "10", "POP3 errors after which the connection is closed" },
+    { "pop3d_tls_wrapper", CONF_BOOL, "no", "TLS from the first byte (port 995) instead of STLS" },
+
     /* ---- daemons ---- */
     { "max_use", CONF_INT, "100", "connections a daemon serves before it exits" },
     { "max_idle", CONF_TIME, "100s", "idle time after which a daemon exits" },
@@ -63,6 +83,7 @@ const struct conf_default conf_defaults[] = {
     { "qmgr_message_active_limit", CONF_INT, "20000", "most messages in active/" },
     { "local_destination_concurrency_limit", CONF_INT, "20", "parallel local deliveries" },
     { "default_destination_concurrency_limit", CONF_INT, "20", "parallel deliveries per remote destination" },
+    { "default_destination_failure_limit", CONF_INT, "5", "connection-level failures in a row after which a destination is paused for minimal_backoff_time (0: never)" },
     { "queue_run_delay", CONF_TIME, "300s", "interval between scans of deferred/" },
     { "minimal_backoff_time", CONF_TIME, "300s", "first retry delay" },
     { "maximal_backoff_time", CONF_TIME, "3600s", "longest retry delay" },

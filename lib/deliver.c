@@ -271,6 +271,8 @@ int deliver_reply_write(struct stream *st, const struct deliver_request *dr)
         attr_add(&al, "dsn", r->dsn);
         attr_addn(&al, "text", r->text.s ? r->text.s : "", r->text.len);
     }
+    if (dr->dead)
+        attr_add(&al, "dead", "1");
     rc = attr_write(st, &al);
     attr_free(&al);
     return rc;
@@ -287,8 +289,19 @@ static int reply_parse(const struct attr_list *al, struct deliver_request *dr,
         str_sets(err, "reply to an empty request");
         return -1;
     }
+    dr->dead = false;
     seen = xcalloc(dr->nrcpt, sizeof(*seen));
     for (i = 0; i < al->n; i += 4) {
+        if (i + 1 == al->n && is_name(&al->v[i], "dead") && nseen > 0) {
+            /* the optional last attribute */
+            if (!is_text(&al->v[i]) || (strcmp(al->v[i].value, "1") != 0
+                                        && strcmp(al->v[i].value, "0") != 0)) {
+                str_sets(err, "malformed delivery reply");
+                goto out;
+            }
+            dr->dead = al->v[i].value[0] == '1';
+            break;
+        }
         size_t index, j;
         enum deliver_status stv;
         struct deliver_rcpt *r;

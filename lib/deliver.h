@@ -2,12 +2,22 @@
  * per-recipient reply, as attribute frames (attr.h):
  *   request: "req=deliver" "id=QUEUEID" "queue=active" "transport=T" "nexthop=H"
  *            ("rcpt=INDEX" "addr=A")+
- *   reply:   ("rcpt=INDEX" "status=ok|defer|bounce" "dsn=X.Y.Z" "text=...")+
+ *   reply:   ("rcpt=INDEX" "status=ok|defer|bounce" "dsn=X.Y.Z" "text=...")+ ["dead=1"]
  * INDEX is the recipient's position in the queue file.  The agent reads the message
- * from the queue file itself (queue/ID under the queue directory). */
+ * from the queue file itself (queue/ID under the queue directory).
+ *
+ * "dead=1", optional and last, says that the attempt failed at connection level for
+ * the whole next hop (no server answered, the connection or greeting failed, or the
+ * server refused the session before any recipient): every recipient of the request
+ * must then be deferred.  qmgr counts such replies per transport and next hop; after
+ * default_destination_failure_limit of them in a row it stops sending that next hop
+ * anything for minimal_backoff_time and defers its other mail without an attempt.
+ * A reply without "dead" (or "dead=0") counts as a sign of life.  An agent sets
+ * dr->dead before deliver_reply_write(); replies without it stay valid. */
 #ifndef POSTERN_DELIVER_H
 #define POSTERN_DELIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "queue.h"
@@ -36,6 +46,7 @@ struct deliver_request {
     struct str nexthop;
     struct deliver_rcpt *rcpt;
     size_t nrcpt;
+    bool dead;                      /* reply: the next hop failed at connection level */
 };
 
 void deliver_request_init(struct deliver_request *dr);

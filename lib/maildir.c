@@ -145,6 +145,12 @@ int maildir_write(struct maildir_tmp *t, const void *data, size_t len)
 {
     const char *p = data;
 
+    for (size_t i = 0; i < len; i++) {
+        if (p[i] == '\n' && (i > 0 ? p[i - 1] : t->last) != '\r')
+            t->bare_lf++;
+    }
+    if (len > 0)
+        t->last = p[len - 1];
     while (len > 0) {
         ssize_t n = write(t->fd, p, len);
         if (n < 0) {
@@ -189,7 +195,7 @@ int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err)
     }
     t->fd = -1;
     str_printf(&newdir, "%s/new", t->dir);
-    str_printf(&final, "%s/%s,S=%zu", newdir.s, t->name, t->size);
+    str_printf(&final, "%s/%s,S=%zu,W=%zu", newdir.s, t->name, t->size, t->size + t->bare_lf);
     if (link(t->tmp_path, final.s) < 0) {
         e = errno;
         /* Some file systems refuse hard links: rename (names are unique). */

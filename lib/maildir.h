@@ -1,6 +1,7 @@
 /* Maildir delivery as the Maildir specification says: a unique name, written in
  * tmp/ (O_EXCL), fsynced, hard-linked into new/ and unlinked from tmp/.  Names carry
- * ",S=size" (Dovecot's convention) so readers know the size without stat. */
+ * ",S=size" (Dovecot's convention) so readers know the size without stat, and
+ * ",W=size" (Dovecot's too): the size with CRLF line ends, as POP3 and IMAP send it. */
 #ifndef POSTERN_MAILDIR_H
 #define POSTERN_MAILDIR_H
 
@@ -15,6 +16,8 @@ struct maildir_tmp {
     char *tmp_path;         /* dir/tmp/NAME */
     char *name;             /* unique base name */
     size_t size;            /* bytes written through maildir_write */
+    size_t bare_lf;         /* LFs not after a CR: size + bare_lf = the size with CRLF */
+    char last;              /* the last byte written */
 };
 
 /* Creates dir and dir/{tmp,new,cur} when missing (parents too, with mode). */

@@ -19,7 +19,7 @@ static const struct {
     { "tmp", 0700 },      { "maildrop", 01730 }, { "incoming", 0700 },
     { "active", 0700 },   { "deferred", 0700 },  { "hold", 0700 },
     { "corrupt", 0700 },  { "private", 0700 },   { "public", 0710 },
-    { "pid", 0755 },
+    { "pid", 0755 },      { "login", 0711 },
 };
 
 int fsync_dir(const char *path)

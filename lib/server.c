@@ -224,7 +224,7 @@ static int server_accept_loop(struct server *srv, const struct server_opts *opts
 _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts)
 {
     struct server srv;
-    struct str err = STR_INIT;
+    struct str err = STR_INIT, jail_dir = STR_INIT;
     const char *config_dir = NULL, *user = NULL, *service = NULL;
     const char *queue_dir, *env;
     char **overrides = xcalloc((size_t)argc + 1, sizeof(char *));
@@ -293,8 +293,14 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     queue_dir = conf_str(srv.conf, "queue_directory");
     if (chdir(queue_dir) < 0)
         log_fatal("chdir %s: %m", queue_dir);
+    if (opts->jail_subdir != NULL) {
+        str_printf(&jail_dir, "%s/%s", queue_dir, opts->jail_subdir);
+        queue_dir = jail_dir.s;
+    }
     if ((user != NULL || jail) && priv_drop(user, jail ? queue_dir : NULL, &err) < 0)
         log_fatal("%s", err.s);
+    if (opts->jail_subdir != NULL && !jail && chdir(opts->jail_subdir) < 0)
+        log_fatal("chdir %s: %m", queue_dir);
     /* Set after the drop: changing credentials clears the parent-death signal. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
         log_warn("prctl PR_SET_PDEATHSIG: %m");
@@ -311,5 +317,6 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     else
         status = server_accept_loop(&srv, opts);
     str_free(&err);
+    str_free(&jail_dir);
     exit(status);
 }

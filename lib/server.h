@@ -61,6 +61,9 @@ struct server_opts {
      * skeleton still does everything up to post_jail.  Returns the exit status. */
     int (*loop)(struct server *srv);
     bool no_max_idle;           /* never exit for idleness */
+    /* When not NULL: a directory under queue_directory that replaces it as the
+     * chroot (with -j) and as the working directory (pop3d -l: "login"). */
+    const char *jail_subdir;
 };
 
 /* Does not return: exits with 0 when done, 1 on a fatal error. */

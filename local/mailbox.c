@@ -246,6 +246,12 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
         goto out;
     }
 
+    if (priv_is_root() && mb.uid == 0) {
+        log_warn("%s: to=<%s>: refusing to write mailbox %s as root", dr->id, addr, mb.path.s);
+        deliver_result(dr, i, DELIVER_DEFER, "4.3.0", "mailbox owner is root");
+        goto out;
+    }
+
     str_clear(&err);
     if (priv_become(mb.uid, mb.gid, &err) < 0) {
         log_warn("%s: to=<%s>: cannot switch to uid %lu: %s", dr->id, addr,

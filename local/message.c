@@ -85,10 +85,14 @@ int local_msg_open(struct local_msg *m, const char *id, bool *corrupt, struct st
     *corrupt = false;
     snprintf(path, sizeof(path), "active/%s", id);
     if (queue_file_open(path, O_RDONLY, &m->qf, err) < 0) {
-        if (errno == EINVAL)
+        int e = errno;
+
+        if (e == EINVAL)
             *corrupt = true;
         else if (err->len == 0)
-            str_printf(err, "open %s: %s", path, strerror(errno));
+            str_printf(err, "open %s: %s", path, strerror(e));
+        str_free(&m->content);
+        errno = e;
         return -1;
     }
     m->open = true;

@@ -18,6 +18,7 @@
 #include "postern.h"
 #include "queue.h"
 #include "str.h"
+#include "tls.h"
 #include "xmalloc.h"
 
 #define MAX_DOMAINS 100
@@ -302,6 +303,31 @@ int cmd_init(int argc, char **argv)
     if (root)
         set_owner(s.s, "vmail", "vmail", 0750);
 
+    /* TLS: a self-signed certificate for the host name until a real one replaces it;
+     * smtpd, pop3d and imapd all read this pair (before they chroot, as root). */
+    {
+        char sysname[256] = "localhost";
+        const char *cn = hostname;
+        struct str cert = STR_INIT, key = STR_INIT;
+        if (cn == NULL) {
+            if (gethostname(sysname, sizeof(sysname) - 1) < 0 || !valid_domain(sysname))
+                strcpy(sysname, "localhost");
+            cn = sysname;
+        }
+        str_clear(&s);
+        str_printf(&s, "%s/tls", abs);
+        if (mkdir(s.s, 0755) < 0 && errno != EEXIST)
+            cmd_fail("%s: %s", s.s, strerror(errno));
+        str_printf(&cert, "%s/cert.pem", s.s);
+        str_printf(&key, "%s/key.pem", s.s);
+        if (tls_make_self_signed(cn, cert.s, key.s, &err) < 0)
+            cmd_fail("%s", err.s);
+        if (root)
+            set_owner(key.s, "root", "root", 0600);
+        str_free(&cert);
+        str_free(&key);
+    }
+
     /* Service table. */
     str_clear(&s);
     str_printf(&s,
@@ -310,8 +336,21 @@ int cmd_init(int argc, char **argv)
         "smtp         inet    %-17ld -        y       100    smtpd\n"
         "qmgr         daemon  private/qmgr      -        y       1      qmgr\n"
         "resolve      unix    private/resolve   -        n       -      resolve\n"
-        "local        unix    private/local     root     n       -      local\n",
+        "local        unix    private/local     root     n       -      local\n"
+        "relay        unix    private/smtp      -        y       -      smtp\n"
+        "auth         unix    login/auth        root     n       -      auth\n",
         port_base >= 0 ? port_base + 25 : 25L);
+    str_printf(&s,
+        "submission   inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
+        " -o smtpd_tls_security_level=encrypt -o smtpd_client_auth_required=yes\n"
+        "submissions  inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
+        " -o smtpd_tls_wrappermode=yes -o smtpd_client_auth_required=yes\n",
+        port_base >= 0 ? port_base + 587 : 587L, port_base >= 0 ? port_base + 465 : 465L);
+    str_printf(&s,
+        "pop3         inet    %-17ld nobody   y       100    pop3d -l\n"
+        "pop3s        inet    %-17ld nobody   y       100    pop3d -l -o pop3d_tls_wrapper=yes\n"
+        "pop3d        unix    login/pop3        root     n       100    pop3d\n",
+        port_base >= 0 ? port_base + 110 : 110L, port_base >= 0 ? port_base + 995 : 995L);
     write_file(abs, "master.conf", s.s, 0644);
 
     /* postern.conf, last: its presence marks a finished instance. */
@@ -330,6 +369,8 @@ int cmd_init(int argc, char **argv)
         "alias_maps = cdb:%s/maps/aliases\n"
         "virtual_alias_maps = cdb:%s/maps/virtual\n"
         "auth_password_maps = cdb:%s/maps/passwd\n", abs, abs, abs, abs);
+    str_printf(&s, "smtpd_tls_cert_file = %s/tls/cert.pem\n"
+                   "smtpd_tls_key_file = %s/tls/key.pem\n", abs, abs);
     if (hostname != NULL)
         str_printf(&s, "myhostname = %s\n", hostname);
     if (port_base >= 0)

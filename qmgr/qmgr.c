@@ -97,6 +97,7 @@ static void timers(struct qmgr *q)
         return;
     if (q->want_flush) {
         q->want_flush = false;
+        qmgr_dests_revive(q);
         qmgr_scan_deferred(q, true);
         q->next_deferred = now + conf_time(q->conf, "queue_run_delay");
     } else if (now >= q->next_deferred) {
@@ -131,7 +132,7 @@ static void poll_once(struct qmgr *q, int timeout_ms)
     struct { int kind; size_t a, b; } *who;
 
     for (size_t t = 0; t < q->ntransports; t++)
-        max += q->transports[t].limit;
+        max += q->transports[t].nagents;
     pfd = xcalloc(max, sizeof(*pfd));
     who = xcalloc(max, sizeof(*who));
     if (q->listen_fd >= 0 && !q->stopping) {
@@ -148,7 +149,7 @@ static void poll_once(struct qmgr *q, int timeout_ms)
         nfds++;
     }
     for (size_t t = 0; t < q->ntransports; t++) {
-        for (size_t i = 0; i < q->transports[t].limit; i++) {
+        for (size_t i = 0; i < q->transports[t].nagents; i++) {
             struct qagent *a = &q->transports[t].agents[i];
 
             if (a->st == NULL)

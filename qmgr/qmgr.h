@@ -19,6 +19,8 @@ struct stream;
 #define QMGR_CLIENTS_MAX 1024       /* wake-up connections kept at once */
 #define QMGR_START_BATCH 100        /* messages started per loop turn */
 #define QMGR_TRANSPORTS_MAX 16      /* distinct transports in use */
+#define QMGR_AGENTS_MAX 1000        /* connections to one transport */
+#define QMGR_HEADER_MAX (256 * 1024) /* header bytes read to count Received: */
 
 enum qmsg_rstate {
     QR_PENDING,         /* not tried yet in this pass */
@@ -27,10 +29,12 @@ enum qmsg_rstate {
     QR_DEFERRED,        /* try again later */
 };
 
-struct qmsg_bounce {
-    size_t index;
+/* The last result of one recipient in this pass. */
+struct qmsg_result {
     char dsn[16];
     char *text;
+    bool delivered;                 /* delivered in this pass (success notice) */
+    bool relayed;                   /* ... by a transport other than local */
 };
 
 struct qmsg {
@@ -40,8 +44,7 @@ struct qmsg {
     bool started;                   /* routed and jobs made */
     size_t jobs_out;                /* jobs not finished yet */
     enum qmsg_rstate *rstate;       /* per recipient of qf */
-    struct qmsg_bounce *bounces;
-    size_t nbounces;
+    struct qmsg_result *res;        /* per recipient of qf */
     double arrival;                 /* with microseconds, from the id */
     struct qmsg *next;
     struct qmsg *next_todo;         /* not started yet, in arrival order */
@@ -53,17 +56,39 @@ struct qagent {
     time_t deadline;
 };
 
+#define QMGR_DEST_BUCKETS 256
+
+/* One destination: a transport's next hop (local has one destination for all).
+ * Concurrency is limited here; connection-level failures in a row make it dead for
+ * a while. */
+struct qdest {
+    struct qtransport *tp;
+    char *name;                     /* next hop; "" for local */
+    size_t limit;                   /* most requests at once */
+    size_t busy;                    /* requests in progress */
+    unsigned failures;              /* connection-level failures in a row */
+    time_t dead_until;              /* 0: alive */
+    char dead_dsn[16];
+    char *dead_text;
+    struct qjob *head, *tail;       /* waiting jobs */
+    struct qdest *next;             /* all of the transport's destinations */
+    struct qdest *hnext;            /* hash chain */
+};
+
 struct qtransport {
     char name[32];
     char path[48];                  /* "private/NAME" */
-    size_t limit;
-    struct qagent *agents;          /* limit slots */
-    struct qjob *head, *tail;       /* waiting jobs */
+    size_t nagents;                 /* connection slots */
+    struct qagent *agents;
+    struct qdest *dests;
+    struct qdest *buckets[QMGR_DEST_BUCKETS];
+    size_t waiting;                 /* jobs queued over all destinations */
 };
 
 struct qjob {
     struct qmsg *msg;
     struct qtransport *tp;
+    struct qdest *dest;
     struct deliver_request dr;
     struct qjob *next;
 };
@@ -105,10 +130,14 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m);
 void qmgr_msg_release(struct qmgr *q, struct qmsg *m);
 void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *relay,
                       enum deliver_status st, const char *dsn, const char *text);
+bool qmgr_notify_wants(const char *notify, const char *what);
+time_t qmgr_retry_time(long long minb, long long maxb, time_t arrival, time_t now);
 double qmgr_now(void);
 
 /* qmgr_agent.c */
 struct qtransport *qmgr_transport(struct qmgr *q, const char *name);
+struct qdest *qmgr_dest(struct qmgr *q, struct qtransport *tp, const char *nexthop);
+void qmgr_dests_revive(struct qmgr *q);
 bool qmgr_transport_available(const struct qtransport *tp);
 void qmgr_job_queue(struct qmgr *q, struct qjob *job);
 void qmgr_job_fail(struct qmgr *q, struct qjob *job, const char *dsn, const char *text);

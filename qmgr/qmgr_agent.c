@@ -1,13 +1,17 @@
 /* Delivery agents (local, smtp, ...) as seen from qmgr: per transport a bounded set of
- * connections to private/NAME, reused while they stay open.  A request is written
- * whole; the reply is read only once the connection is readable, so one slow agent
- * never holds up the loop.  Replies are checked by deliver.h's reader; a bad one, a
- * lost connection or a timeout defers the job's recipients. */
+ * connections to private/NAME, reused while they stay open, shared by the transport's
+ * destinations (next hops), each of which has its own concurrency limit and its own
+ * queue of jobs.  A destination whose replies say "dead" too many times in a row is
+ * paused: its jobs are deferred without an attempt until the pause ends.  A request
+ * is written whole; the reply is read only once the connection is readable, so one
+ * slow agent never holds up the loop.  Replies are checked by deliver.h's reader; a
+ * bad one, a lost connection or a timeout defers the job's recipients. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "conf.h"
@@ -20,7 +24,7 @@
 struct qtransport *qmgr_transport(struct qmgr *q, const char *name)
 {
     struct qtransport *tp;
-    long long limit;
+    long long n;
 
     for (size_t i = 0; i < q->ntransports; i++)
         if (strcmp(q->transports[i].name, name) == 0)
@@ -31,11 +35,10 @@ struct qtransport *qmgr_transport(struct qmgr *q, const char *name)
     memset(tp, 0, sizeof(*tp));
     snprintf(tp->name, sizeof(tp->name), "%s", name);
     snprintf(tp->path, sizeof(tp->path), "private/%s", name);
-    limit = conf_int(q->conf, strcmp(name, "local") == 0
-                                  ? "local_destination_concurrency_limit"
-                                  : "default_destination_concurrency_limit");
-    tp->limit = limit < 1 ? 1 : limit > 1000 ? 1000 : (size_t)limit;
-    tp->agents = xcalloc(tp->limit, sizeof(*tp->agents));
+    /* never more connections than master runs agents: an extra one would wait */
+    n = conf_int(q->conf, "default_process_limit");
+    tp->nagents = n < 1 ? 1 : n > QMGR_AGENTS_MAX ? QMGR_AGENTS_MAX : (size_t)n;
+    tp->agents = xcalloc(tp->nagents, sizeof(*tp->agents));
     return tp;
 }
 
@@ -47,17 +50,137 @@ bool qmgr_transport_available(const struct qtransport *tp)
     return stat(tp->path, &sb) == 0 && S_ISSOCK(sb.st_mode);
 }
 
+static unsigned dest_hash(const char *s)
+{
+    unsigned h = 5381;
+
+    for (; *s; s++)
+        h = h * 33 + (unsigned char)(*s >= 'A' && *s <= 'Z' ? *s + 32 : *s);
+    return h % QMGR_DEST_BUCKETS;
+}
+
+/* The destination of nexthop on tp (local: one for all), made on first use. */
+struct qdest *qmgr_dest(struct qmgr *q, struct qtransport *tp, const char *nexthop)
+{
+    bool local = strcmp(tp->name, "local") == 0;
+    const char *name = local ? "" : nexthop;
+    unsigned h = dest_hash(name);
+    struct qdest *d;
+    long long limit;
+
+    for (d = tp->buckets[h]; d != NULL; d = d->hnext)
+        if (strcasecmp(d->name, name) == 0)
+            return d;
+    d = xcalloc(1, sizeof(*d));
+    d->tp = tp;
+    d->name = xstrdup(name);
+    limit = conf_int(q->conf, local ? "local_destination_concurrency_limit"
+                                    : "default_destination_concurrency_limit");
+    d->limit = limit < 1 ? 1 : limit > QMGR_AGENTS_MAX ? QMGR_AGENTS_MAX : (size_t)limit;
+    d->hnext = tp->buckets[h];
+    tp->buckets[h] = d;
+    d->next = tp->dests;
+    tp->dests = d;
+    return d;
+}
+
+static void dest_free(struct qtransport *tp, struct qdest *d)
+{
+    struct qdest **pp;
+
+    for (pp = &tp->buckets[dest_hash(d->name)]; *pp != NULL; pp = &(*pp)->hnext) {
+        if (*pp == d) {
+            *pp = d->hnext;
+            break;
+        }
+    }
+    for (pp = &tp->dests; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    free(d->name);
+    free(d->dead_text);
+    free(d);
+}
+
+/* A destination with no work and nothing to remember is forgotten. */
+static bool dest_idle(const struct qdest *d)
+{
+    return d->head == NULL && d->busy == 0 && d->failures == 0 && d->dead_until == 0;
+}
+
+static const char *dest_label(const struct qdest *d)
+{
+    return d->name[0] != '\0' ? d->name : d->tp->name;
+}
+
+/* After a reply that says "dead" (or not): counts failures in a row and pauses the
+ * destination when they reach default_destination_failure_limit (0: never). */
+static void dest_result(struct qmgr *q, struct qdest *d, bool dead, const char *dsn,
+                        const char *text)
+{
+    long long limit = conf_int(q->conf, "default_destination_failure_limit");
+    long long pause = conf_time(q->conf, "minimal_backoff_time");
+
+    if (!dead) {
+        if (d->failures > 0 || d->dead_until != 0)
+            log_info("%s: destination %s is reachable again", d->tp->name, dest_label(d));
+        d->failures = 0;
+        d->dead_until = 0;
+        return;
+    }
+    if (d->failures < 1000000)
+        d->failures++;
+    if (limit <= 0 || d->failures < (unsigned long long)limit || d->dead_until != 0)
+        return;
+    if (pause < 1)
+        pause = 1;
+    d->dead_until = time(NULL) + (time_t)pause;
+    snprintf(d->dead_dsn, sizeof(d->dead_dsn), "%s", dsn != NULL && dsn[0] == '4' ? dsn : "4.4.1");
+    free(d->dead_text);
+    d->dead_text = xstrdup(text != NULL ? text : "");
+    log_warn("%s: destination %s is dead after %u connection failures in a row:"
+             " no attempts for %llds (%s)", d->tp->name, dest_label(d), d->failures,
+             pause, d->dead_text);
+}
+
+/* Flush: every paused destination gets its next chance now. */
+void qmgr_dests_revive(struct qmgr *q)
+{
+    for (size_t t = 0; t < q->ntransports; t++)
+        for (struct qdest *d = q->transports[t].dests; d != NULL; d = d->next)
+            if (d->dead_until != 0)
+                d->dead_until = 1;
+}
+
 void qmgr_job_queue(struct qmgr *q, struct qjob *job)
 {
-    struct qtransport *tp = job->tp;
+    struct qdest *d = job->dest;
 
     (void)q;
     job->next = NULL;
-    if (tp->tail != NULL)
-        tp->tail->next = job;
+    if (d->tail != NULL)
+        d->tail->next = job;
     else
-        tp->head = job;
-    tp->tail = job;
+        d->head = job;
+    d->tail = job;
+    job->tp->waiting++;
+}
+
+static struct qjob *dest_pop(struct qdest *d)
+{
+    struct qjob *job = d->head;
+
+    if (job == NULL)
+        return NULL;
+    d->head = job->next;
+    if (d->head == NULL)
+        d->tail = NULL;
+    job->next = NULL;
+    d->tp->waiting--;
+    return job;
 }
 
 static void job_free(struct qjob *job)
@@ -83,6 +206,13 @@ void qmgr_job_fail(struct qmgr *q, struct qjob *job, const char *dsn, const char
     for (size_t i = 0; i < job->dr.nrcpt; i++)
         qmgr_rcpt_result(q, job->msg, job->dr.rcpt[i].index, "none", DELIVER_DEFER, dsn, text);
     job_done(q, job);
+}
+
+/* A request is over (answered or not): the destination has room again. */
+static void dest_release(struct qdest *d)
+{
+    if (d->busy > 0)
+        d->busy--;
 }
 
 static void agent_close(struct qagent *a)
@@ -112,14 +242,11 @@ static int agent_connect(struct qmgr *q, struct qtransport *tp, struct qagent *a
     return 0;
 }
 
-/* Sends job on a free slot of its transport: 1 sent, 0 no free slot, -1 failed
- * (job already disposed of). */
-static int agent_send(struct qmgr *q, struct qtransport *tp, struct qjob *job)
+static struct qagent *agent_free_slot(struct qtransport *tp)
 {
     struct qagent *a = NULL;
-    bool fresh = false;
 
-    for (size_t i = 0; i < tp->limit && a == NULL; i++) {
+    for (size_t i = 0; i < tp->nagents && a == NULL; i++) {
         struct qagent *c = &tp->agents[i];
 
         if (c->st != NULL && c->job == NULL) {
@@ -129,16 +256,22 @@ static int agent_send(struct qmgr *q, struct qtransport *tp, struct qjob *job)
                 agent_close(c);
         }
     }
-    for (size_t i = 0; i < tp->limit && a == NULL; i++)
+    for (size_t i = 0; i < tp->nagents && a == NULL; i++)
         if (tp->agents[i].st == NULL)
             a = &tp->agents[i];
-    if (a == NULL)
-        return 0;
+    return a;
+}
+
+/* Sends job on the free slot a: 1 sent, -1 failed (job already disposed of). */
+static int agent_send(struct qmgr *q, struct qtransport *tp, struct qagent *a,
+                      struct qjob *job)
+{
+    bool fresh = false;
+    struct str text = STR_INIT;
+
     for (int attempt = 0; attempt < 2; attempt++) {
         if (a->st == NULL) {
             if (agent_connect(q, tp, a) < 0) {
-                struct str text = STR_INIT;
-
                 str_printf(&text, "delivery agent %s unavailable: %s", tp->name,
                            strerror(errno));
                 qmgr_job_fail(q, job, "4.3.0", text.s);
@@ -150,41 +283,82 @@ static int agent_send(struct qmgr *q, struct qtransport *tp, struct qjob *job)
         if (deliver_request_write(a->st, &job->dr) == 0) {
             a->job = job;
             a->deadline = time(NULL) + q->delivery_timeout;
+            job->dest->busy++;
             return 1;
         }
         agent_close(a);
         if (fresh)
             break;
     }
-    {
-        struct str text = STR_INIT;
-
-        str_printf(&text, "cannot send the request to delivery agent %s", tp->name);
-        qmgr_job_fail(q, job, "4.3.0", text.s);
-        str_free(&text);
-    }
+    str_printf(&text, "cannot send the request to delivery agent %s", tp->name);
+    qmgr_job_fail(q, job, "4.3.0", text.s);
+    str_free(&text);
     return -1;
 }
 
+/* Defers every waiting job of a paused destination, without an attempt. */
+static void dest_suspend_jobs(struct qmgr *q, struct qdest *d)
+{
+    struct str text = STR_INIT;
+    struct qjob *job;
+
+    str_printf(&text, "delivery temporarily suspended: %s", d->dead_text ? d->dead_text : "");
+    while ((job = dest_pop(d)) != NULL)
+        qmgr_job_fail(q, job, d->dead_dsn[0] ? d->dead_dsn : "4.4.1", text.s);
+    str_free(&text);
+}
+
+/* Sends at most one job of d: 1 sent (or disposed of), 0 nothing to do, -1 no free
+ * connection slot on the transport. */
+static int dest_send_one(struct qmgr *q, struct qdest *d, time_t now)
+{
+    size_t limit = d->failures > 0 ? 1 : d->limit;   /* probing after a failure */
+    struct qagent *a;
+    struct qjob *job;
+
+    if (d->dead_until != 0) {
+        if (now < d->dead_until) {
+            dest_suspend_jobs(q, d);
+            return 0;
+        }
+        d->dead_until = 0;          /* the pause is over: try again, one at a time */
+        log_info("%s: destination %s: pause over, trying again", d->tp->name, dest_label(d));
+    }
+    if (d->head == NULL || d->busy >= limit)
+        return 0;
+    a = agent_free_slot(d->tp);
+    if (a == NULL)
+        return -1;
+    job = dest_pop(d);
+    agent_send(q, d->tp, a, job);
+    return 1;
+}
+
+/* Round robin over the destinations, one job each per round, so that no destination
+ * takes every connection. */
 void qmgr_dispatch(struct qmgr *q)
 {
+    time_t now = time(NULL);
+
     for (size_t t = 0; t < q->ntransports; t++) {
         struct qtransport *tp = &q->transports[t];
+        bool progress = true, full = false;
 
-        while (tp->head != NULL) {
-            struct qjob *job = tp->head;
+        while (progress && !full && tp->waiting > 0) {
+            progress = false;
+            for (struct qdest *d = tp->dests; d != NULL && !full; d = d->next) {
+                int rc = dest_send_one(q, d, now);
 
-            tp->head = job->next;
-            if (tp->head == NULL)
-                tp->tail = NULL;
-            if (agent_send(q, tp, job) == 0) {
-                /* no free slot: put it back in front */
-                job->next = tp->head;
-                tp->head = job;
-                if (tp->tail == NULL)
-                    tp->tail = job;
-                break;
+                if (rc > 0)
+                    progress = true;
+                else if (rc < 0)
+                    full = true;
             }
+        }
+        for (struct qdest *d = tp->dests, *next; d != NULL; d = next) {
+            next = d->next;
+            if (dest_idle(d))
+                dest_free(tp, d);
         }
     }
 }
@@ -209,6 +383,7 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
     }
     rc = deliver_reply_read(a->st, &job->dr, &err);
     a->job = NULL;
+    dest_release(job->dest);
     if (rc != 1) {
         struct str text = STR_INIT;
 
@@ -222,11 +397,17 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
         str_free(&err);
         return;
     }
+    dest_result(q, job->dest, job->dr.dead, job->dr.rcpt[0].dsn,
+                job->dr.rcpt[0].text.s ? job->dr.rcpt[0].text.s : "");
     for (size_t i = 0; i < job->dr.nrcpt; i++) {
         const struct deliver_rcpt *r = &job->dr.rcpt[i];
+        enum deliver_status st = r->status;
 
-        qmgr_rcpt_result(q, job->msg, r->index, relay_name(job), r->status, r->dsn,
-                         r->text.s ? r->text.s : "");
+        /* a dead next hop cannot have taken anyone */
+        if (job->dr.dead && st != DELIVER_DEFER)
+            st = DELIVER_DEFER;
+        qmgr_rcpt_result(q, job->msg, r->index, relay_name(job), st,
+                         st == r->status ? r->dsn : "4.4.1", r->text.s ? r->text.s : "");
     }
     str_free(&err);
     job_done(q, job);
@@ -239,7 +420,7 @@ void qmgr_agent_timeouts(struct qmgr *q)
     for (size_t t = 0; t < q->ntransports; t++) {
         struct qtransport *tp = &q->transports[t];
 
-        for (size_t i = 0; i < tp->limit; i++) {
+        for (size_t i = 0; i < tp->nagents; i++) {
             struct qagent *a = &tp->agents[i];
             struct qjob *job = a->job;
 
@@ -247,6 +428,7 @@ void qmgr_agent_timeouts(struct qmgr *q)
                 continue;
             log_warn("%s: delivery agent %s did not answer in time", job->msg->id, tp->name);
             agent_close(a);
+            dest_release(job->dest);
             qmgr_job_fail(q, job, "4.4.1", "timed out waiting for the delivery agent");
         }
     }
@@ -257,7 +439,7 @@ size_t qmgr_agents_busy(const struct qmgr *q)
     size_t n = 0;
 
     for (size_t t = 0; t < q->ntransports; t++)
-        for (size_t i = 0; i < q->transports[t].limit; i++)
+        for (size_t i = 0; i < q->transports[t].nagents; i++)
             if (q->transports[t].agents[i].job != NULL)
                 n++;
     return n;
@@ -270,21 +452,22 @@ void qmgr_agents_close(struct qmgr *q)
     for (size_t t = 0; t < q->ntransports; t++) {
         struct qtransport *tp = &q->transports[t];
 
-        for (size_t i = 0; i < tp->limit; i++) {
+        for (size_t i = 0; i < tp->nagents; i++) {
             if (tp->agents[i].job != NULL)
                 job_free(tp->agents[i].job);
             agent_close(&tp->agents[i]);
         }
-        while (tp->head != NULL) {
-            struct qjob *job = tp->head;
+        while (tp->dests != NULL) {
+            struct qdest *d = tp->dests;
+            struct qjob *job;
 
-            tp->head = job->next;
-            job_free(job);
+            while ((job = dest_pop(d)) != NULL)
+                job_free(job);
+            dest_free(tp, d);
         }
-        tp->tail = NULL;
         free(tp->agents);
         tp->agents = NULL;
-        tp->limit = 0;
+        tp->nagents = 0;
     }
     q->ntransports = 0;
 }

@@ -8,11 +8,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "conf.h"
+#include "headers.h"
 #include "log.h"
 #include "qmgr.h"
 #include "resolve_clnt.h"
@@ -73,9 +75,10 @@ void qmgr_msg_release(struct qmgr *q, struct qmsg *m)
     }
     if (m->open)
         queue_file_close(&m->qf);
-    for (size_t i = 0; i < m->nbounces; i++)
-        free(m->bounces[i].text);
-    free(m->bounces);
+    if (m->res != NULL)
+        for (size_t i = 0; i < m->qf.nrcpt; i++)
+            free(m->res[i].text);
+    free(m->res);
     free(m->rstate);
     free(m);
 }
@@ -109,15 +112,15 @@ static void log_rcpt(struct qmsg *m, size_t index, const char *relay, const char
     str_free(&orig);
 }
 
-static void add_bounce(struct qmsg *m, size_t index, const char *dsn, const char *text)
+static void set_result(struct qmsg *m, size_t index, const char *relay, const char *dsn,
+                       const char *text)
 {
-    struct qmsg_bounce *b;
+    struct qmsg_result *r = &m->res[index];
 
-    m->bounces = xreallocarray(m->bounces, m->nbounces + 1, sizeof(*m->bounces));
-    b = &m->bounces[m->nbounces++];
-    b->index = index;
-    snprintf(b->dsn, sizeof(b->dsn), "%s", dsn);
-    b->text = xstrdup(text);
+    snprintf(r->dsn, sizeof(r->dsn), "%s", dsn);
+    free(r->text);
+    r->text = xstrdup(text);
+    r->relayed = strcmp(relay, "local") != 0;
 }
 
 void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *relay,
@@ -126,6 +129,7 @@ void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *
     if (index >= m->qf.nrcpt || m->rstate[index] != QR_PENDING)
         return;
     log_rcpt(m, index, relay, status_word(st), dsn, text);
+    set_result(m, index, relay, dsn, text);
     switch (st) {
     case DELIVER_OK:
         if (queue_mark_done(&m->qf, index) < 0) {
@@ -133,11 +137,11 @@ void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *
             m->rstate[index] = QR_DEFERRED;
         } else {
             m->rstate[index] = QR_DONE;
+            m->res[index].delivered = true;
         }
         break;
     case DELIVER_BOUNCE:
         m->rstate[index] = QR_BOUNCED;
-        add_bounce(m, index, dsn, text);
         break;
     case DELIVER_DEFER:
         m->rstate[index] = QR_DEFERRED;
@@ -256,6 +260,7 @@ static void route_all(struct qmgr *q, struct qmsg *m)
             job = xcalloc(1, sizeof(*job));
             job->msg = m;
             job->tp = tp;
+            job->dest = qmgr_dest(q, tp, h);
             deliver_request_init(&job->dr);
             snprintf(job->dr.id, sizeof(job->dr.id), "%s", m->id);
             str_sets(&job->dr.transport, t);
@@ -308,11 +313,43 @@ static void msg_open_failed(struct qmgr *q, struct qmsg *m, int err, const char 
     qmgr_msg_release(q, m);
 }
 
+struct hop_count {
+    struct str buf;
+};
+
+static int grab_header(void *arg, const char *data, size_t len)
+{
+    struct hop_count *h = arg;
+    size_t room = QMGR_HEADER_MAX - h->buf.len;
+
+    str_append(&h->buf, data, len < room ? len : room);
+    if (h->buf.len >= QMGR_HEADER_MAX)
+        return 1;
+    /* stop at the end of the header section */
+    return header_section_len(h->buf.s, h->buf.len) < h->buf.len ? 1 : 0;
+}
+
+/* More Received: fields than hopcount_limit: a mail loop.  Mail from smtpd was
+ * checked at DATA; this catches what came in another way (pickup, aliases, relays). */
+static bool too_many_hops(struct qmgr *q, struct qmsg *m, size_t *count)
+{
+    struct hop_count h = { STR_INIT };
+    long long limit = conf_int(q->conf, "hopcount_limit");
+
+    *count = 0;
+    if (limit <= 0)
+        return false;
+    if (queue_file_content(&m->qf, grab_header, &h) >= 0 && h.buf.len > 0)
+        *count = header_count(h.buf.s, h.buf.len, "Received");
+    str_free(&h.buf);
+    return *count > (unsigned long long)limit;
+}
+
 /* Opens and routes m; m may be finished (and freed) before this returns. */
 void qmgr_msg_start(struct qmgr *q, struct qmsg *m)
 {
     struct str path = STR_INIT, err = STR_INIT;
-    size_t pending = 0;
+    size_t pending = 0, hops;
 
     m->started = true;
     str_printf(&path, "active/%s", m->id);
@@ -329,6 +366,7 @@ void qmgr_msg_start(struct qmgr *q, struct qmsg *m)
     m->open = true;
     m->arrival = arrival_time(m->id, m->qf.arrival);
     m->rstate = xcalloc(m->qf.nrcpt ? m->qf.nrcpt : 1, sizeof(*m->rstate));
+    m->res = xcalloc(m->qf.nrcpt ? m->qf.nrcpt : 1, sizeof(*m->res));
     for (size_t i = 0; i < m->qf.nrcpt; i++) {
         m->rstate[i] = m->qf.rcpt[i].done ? QR_DONE : QR_PENDING;
         if (!m->qf.rcpt[i].done)
@@ -336,26 +374,47 @@ void qmgr_msg_start(struct qmgr *q, struct qmsg *m)
     }
     log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", m->id,
              m->qf.sender ? m->qf.sender : "", m->qf.content_size, m->qf.nrcpt);
-    if (pending > 0)
+    if (pending > 0 && too_many_hops(q, m, &hops)) {
+        struct str text = STR_INIT;
+
+        str_printf(&text, "message has too many Received: headers (%zu): mail forwarding loop",
+                   hops);
+        for (size_t i = 0; i < m->qf.nrcpt; i++)
+            if (m->rstate[i] == QR_PENDING)
+                qmgr_rcpt_result(q, m, i, "none", DELIVER_BOUNCE, "5.4.6", text.s);
+        str_free(&text);
+    } else if (pending > 0) {
         route_all(q, m);
+    }
     if (m->jobs_out == 0)
         qmgr_msg_finish(q, m);
 }
 
-/* The next retry: now plus the message's age, within the backoff limits. */
-static time_t retry_time(const struct qmgr *q, const struct qmsg *m, time_t now)
+/* Retries come at fixed ages: minimal_backoff_time after arrival, then each interval
+ * twice the one before, up to maximal_backoff_time (with the defaults 5, 10, 20,
+ * 40 minutes, then every hour).  The next retry is the first of those ages still
+ * ahead, so early or late queue runs do not shift the schedule. */
+time_t qmgr_retry_time(long long minb, long long maxb, time_t arrival, time_t now)
 {
-    long long minb = conf_time(q->conf, "minimal_backoff_time");
-    long long maxb = conf_time(q->conf, "maximal_backoff_time");
-    long long age = (long long)(now - m->qf.arrival);
+    long long age = (long long)(now - arrival), at = 0, step;
 
+    if (minb < 1)
+        minb = 1;
     if (maxb < minb)
         maxb = minb;
-    if (age < minb)
-        age = minb;
-    if (age > maxb)
-        age = maxb;
-    return now + (time_t)age;
+    if (age < 0)
+        age = 0;
+    step = minb;
+    while (at <= age) {
+        if (step >= maxb) {
+            /* from here on every maxb: jump straight to the right one */
+            at += ((age - at) / maxb + 1) * maxb;
+            break;
+        }
+        at += step;
+        step *= 2;
+    }
+    return arrival + (time_t)at;
 }
 
 /* Recipients still pending past the queue lifetime fail with 5.4.7. */
@@ -365,55 +424,228 @@ static void expire(struct qmgr *q, struct qmsg *m, time_t now)
     long long life = conf_time(q->conf, null_sender ? "bounce_queue_lifetime"
                                                     : "maximal_queue_lifetime");
 
-    if ((long long)(now - m->qf.arrival) <= life)
+    if ((long long)(now - m->qf.arrival) < life)
         return;
     for (size_t i = 0; i < m->qf.nrcpt; i++) {
         if (m->rstate[i] == QR_DEFERRED || m->rstate[i] == QR_PENDING) {
+            struct str text = STR_INIT;
+
+            str_printf(&text, "delivery time expired (message older than %llds)%s%s", life,
+                       m->res[i].text != NULL ? "; last reason: " : "",
+                       m->res[i].text != NULL ? m->res[i].text : "");
             m->rstate[i] = QR_PENDING;
-            qmgr_rcpt_result(q, m, i, "none", DELIVER_BOUNCE, "5.4.7",
-                             "delivery time expired");
+            qmgr_rcpt_result(q, m, i, "none", DELIVER_BOUNCE, "5.4.7", text.s);
+            str_free(&text);
         }
     }
 }
 
-/* Writes the notice for the bounced recipients and marks them done; on failure they
- * stay in the file for the next attempt. */
-static void send_bounces(struct qmgr *q, struct qmsg *m)
+/* NOTIFY (RFC 3461 4.1): absent means FAILURE,DELAY; NEVER means nothing. */
+bool qmgr_notify_wants(const char *notify, const char *what)
 {
-    struct bounce_rcpt *br;
-    char id[QUEUE_ID_SIZE];
-    struct str err = STR_INIT;
-    int rc;
+    size_t n = strlen(what);
 
-    if (m->nbounces == 0)
-        return;
-    br = xcalloc(m->nbounces, sizeof(*br));
-    for (size_t i = 0; i < m->nbounces; i++) {
-        const struct queue_rcpt *r = &m->qf.rcpt[m->bounces[i].index];
+    if (notify == NULL || notify[0] == '\0')
+        return strcasecmp(what, "FAILURE") == 0 || strcasecmp(what, "DELAY") == 0;
+    for (const char *p = notify; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+
+        if (len == n && strncasecmp(p, what, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+static bool null_sender(const struct qmsg *m)
+{
+    return m->qf.sender == NULL || m->qf.sender[0] == '\0';
+}
+
+/* The envelope recipients of a notice to addr: addr after alias expansion (the
+ * queue holds final recipients).  NULL when the resolver cannot answer now; an
+ * address it refuses is kept as it is (its failure ends in a notice to the
+ * postmaster). */
+static char **notice_rcpts(struct qmgr *q, const char *addr, size_t *n)
+{
+    struct router_verdict v;
+    char **out;
+
+    router_verdict_init(&v);
+    resolve_verify(q->resolve, addr, &v);
+    if (v.status == ROUTER_TEMPFAIL) {
+        router_verdict_free(&v);
+        return NULL;
+    }
+    if (v.status == ROUTER_OK && v.nexpanded > 0) {
+        out = v.expanded;
+        *n = v.nexpanded;
+        v.expanded = NULL;
+    } else {
+        out = xcalloc(2, sizeof(*out));
+        out[0] = xstrdup(addr);
+        *n = 1;
+    }
+    router_verdict_free(&v);
+    return out;
+}
+
+/* Writes one notice about the recipients idx[0..n) of m.  0, or -1 (logged). */
+static int notice_send(struct qmgr *q, struct qmsg *m, enum bounce_kind kind,
+                       const char *sender, const char *to, bool full, bool postmaster,
+                       const size_t *idx, size_t n)
+{
+    struct bounce_rcpt *br = xcalloc(n, sizeof(*br));
+    struct bounce_notice bn = { .kind = kind, .sender = sender, .to = to, .full = full,
+                                .postmaster = postmaster };
+    struct str err = STR_INIT;
+    char id[QUEUE_ID_SIZE];
+    char **rcpts;
+    size_t nrcpts = 0;
+    int rc = -1;
+    static const char *const what[] = { "non-delivery", "delay", "success" };
+
+    rcpts = notice_rcpts(q, to, &nrcpts);
+    if (rcpts == NULL) {
+        log_warn("%s: cannot send the %s notification now: the address resolver is"
+                 " unavailable", m->id, what[kind]);
+        free(br);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const struct queue_rcpt *r = &m->qf.rcpt[idx[i]];
+        const struct qmsg_result *res = &m->res[idx[i]];
 
         br[i].addr = r->addr;
         br[i].orcpt = r->orcpt;
-        br[i].dsn = m->bounces[i].dsn;
-        br[i].text = m->bounces[i].text;
+        br[i].dsn = res->dsn[0] ? res->dsn : NULL;
+        br[i].text = res->text ? res->text : "";
+        if (kind == BOUNCE_DELIVERED && res->relayed)
+            br[i].action = "relayed";
     }
-    rc = bounce_create(".", &m->qf, br, m->nbounces, q->conf, id, &err);
-    if (rc == 0) {
-        log_info("%s: sender non-delivery notification: %s", m->id, id);
-        q->want_incoming = true;
-    }
-    for (size_t i = 0; i < m->nbounces; i++) {
-        size_t index = m->bounces[i].index;
-
-        if (rc >= 0 && queue_mark_done(&m->qf, index) == 0)
-            m->rstate[index] = QR_DONE;
+    bn.rcpts = rcpts;
+    bn.nrcpts = nrcpts;
+    if (kind == BOUNCE_DELAYED)
+        bn.retry_until = m->qf.arrival + (time_t)conf_time(q->conf, "maximal_queue_lifetime");
+    if (bounce_notice_create(".", &m->qf, &bn, br, n, q->conf, id, &err) == 0) {
+        if (postmaster)
+            log_info("%s: postmaster non-delivery notification: %s", m->id, id);
         else
-            m->rstate[index] = QR_DEFERRED;
-    }
-    if (rc < 0)
-        log_warn("%s: cannot create the non-delivery notification: %s", m->id,
+            log_info("%s: sender %s notification: %s", m->id, what[kind], id);
+        q->want_incoming = true;
+        rc = 0;
+    } else {
+        log_warn("%s: cannot create the %s notification: %s", m->id, what[kind],
                  err.s ? err.s : "error");
+    }
+    strv_free(rcpts);
     str_free(&err);
     free(br);
+    return rc;
+}
+
+/* The failed recipients: one notice to whoever bounce_route names (none for those
+ * whose NOTIFY leaves out FAILURE), then they are marked done; if the notice cannot
+ * be written they stay in the file for the next attempt. */
+static void send_bounces(struct qmgr *q, struct qmsg *m)
+{
+    size_t *idx = xcalloc(m->qf.nrcpt + 1, sizeof(*idx)), n = 0, nbounced = 0;
+    struct str sender = STR_INIT, to = STR_INIT;
+    enum bounce_route rt;
+    const char *ret;
+    int rc = 0;
+
+    for (size_t i = 0; i < m->qf.nrcpt; i++) {
+        if (m->rstate[i] != QR_BOUNCED)
+            continue;
+        nbounced++;
+        if (qmgr_notify_wants(m->qf.rcpt[i].notify, "FAILURE"))
+            idx[n++] = i;
+        else
+            log_info("%s: to=<%s>, no non-delivery notification: NOTIFY=%s", m->id,
+                     m->qf.rcpt[i].addr, m->qf.rcpt[i].notify ? m->qf.rcpt[i].notify : "");
+    }
+    if (nbounced == 0)
+        goto out;
+    rt = bounce_route(&m->qf, q->conf, &sender, &to);
+    ret = queue_file_attr(&m->qf, "ret");
+    if (n > 0 && rt == BOUNCE_DROP)
+        log_warn("%s: undeliverable notification from <%s> dropped (%zu recipient%s)",
+                 m->id, m->qf.sender ? m->qf.sender : "", n, n == 1 ? "" : "s");
+    else if (n > 0)
+        rc = notice_send(q, m, BOUNCE_FAILED, sender.s, to.s,
+                         rt == BOUNCE_TO_POSTMASTER || (ret != NULL && strcasecmp(ret, "FULL") == 0),
+                         rt == BOUNCE_TO_POSTMASTER, idx, n);
+    for (size_t i = 0; i < m->qf.nrcpt; i++) {
+        if (m->rstate[i] != QR_BOUNCED)
+            continue;
+        if (rc == 0 && queue_mark_done(&m->qf, i) == 0)
+            m->rstate[i] = QR_DONE;
+        else
+            m->rstate[i] = QR_DEFERRED;
+    }
+out:
+    str_free(&sender);
+    str_free(&to);
+    free(idx);
+}
+
+/* NOTIFY=SUCCESS: a notice about the recipients delivered in this pass.  A notice
+ * that cannot be written is lost (the deliveries are already recorded). */
+static void send_successes(struct qmgr *q, struct qmsg *m)
+{
+    size_t *idx, n = 0;
+
+    if (null_sender(m))
+        return;
+    idx = xcalloc(m->qf.nrcpt + 1, sizeof(*idx));
+    for (size_t i = 0; i < m->qf.nrcpt; i++)
+        if (m->rstate[i] == QR_DONE && m->res[i].delivered
+            && qmgr_notify_wants(m->qf.rcpt[i].notify, "SUCCESS"))
+            idx[n++] = i;
+    if (n > 0)
+        notice_send(q, m, BOUNCE_DELIVERED, "", m->qf.sender, false, false, idx, n);
+    free(idx);
+}
+
+/* Has the delay warning been sent?  Its durable mark is the owner execute bit of the
+ * queue file (postern-queue(5)). */
+static bool warned(const struct qmsg *m)
+{
+    struct stat sb;
+
+    return fstat(m->qf.fd, &sb) == 0 && (sb.st_mode & S_IXUSR) != 0;
+}
+
+static void mark_warned(struct qmsg *m)
+{
+    struct stat sb;
+
+    if (fstat(m->qf.fd, &sb) < 0 || fchmod(m->qf.fd, (sb.st_mode & 07777) | S_IXUSR) < 0)
+        log_warn("%s: cannot mark the delay warning as sent: %s", m->id, strerror(errno));
+}
+
+/* After delay_warning_time (0: never), one notice per message about the recipients
+ * still deferred whose NOTIFY asks for DELAY. */
+static void send_delay_warning(struct qmgr *q, struct qmsg *m, time_t now)
+{
+    long long dwt = conf_time(q->conf, "delay_warning_time");
+    size_t *idx, n = 0;
+    int rc = 0;
+
+    if (dwt <= 0 || null_sender(m) || (long long)(now - m->qf.arrival) < dwt || warned(m))
+        return;
+    idx = xcalloc(m->qf.nrcpt + 1, sizeof(*idx));
+    for (size_t i = 0; i < m->qf.nrcpt; i++)
+        if (m->rstate[i] == QR_DEFERRED && qmgr_notify_wants(m->qf.rcpt[i].notify, "DELAY"))
+            idx[n++] = i;
+    if (n > 0)
+        rc = notice_send(q, m, BOUNCE_DELAYED, "", m->qf.sender, false, false, idx, n);
+    if (rc == 0)
+        mark_warned(m);
+    free(idx);
 }
 
 void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
@@ -424,6 +656,7 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
 
     expire(q, m, now);
     send_bounces(q, m);
+    send_successes(q, m);
     for (size_t i = 0; i < m->qf.nrcpt; i++)
         if (m->rstate[i] != QR_DONE)
             all_done = false;
@@ -436,9 +669,12 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
     } else {
         struct timeval tv[2];
 
+        send_delay_warning(q, m, now);
         if (queue_file_sync(&m->qf) < 0)
             log_warn("%s: cannot sync queue file: %s", m->id, strerror(errno));
-        tv[0].tv_sec = tv[1].tv_sec = retry_time(q, m, now);
+        tv[0].tv_sec = tv[1].tv_sec =
+            qmgr_retry_time(conf_time(q->conf, "minimal_backoff_time"),
+                            conf_time(q->conf, "maximal_backoff_time"), m->qf.arrival, now);
         tv[0].tv_usec = tv[1].tv_usec = 0;
         if (utimes(path.s, tv) < 0)
             log_warn("%s: cannot set the retry time: %s", m->id, strerror(errno));

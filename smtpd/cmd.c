@@ -1,6 +1,6 @@
 /* smtpd commands: the dispatch table and the commands that need no queue file
- * (HELO, EHLO, MAIL, RSET, NOOP, QUIT, VRFY, HELP, and the places of STARTTLS and
- * AUTH).  The command line is untrusted: it is one line without its line end and
+ * (HELO, EHLO, MAIL, RSET, NOOP, QUIT, VRFY, HELP; STARTTLS and AUTH are in tls.c
+ * and auth.c).  The command line is untrusted: it is one line without its line end and
  * without NUL bytes, at most line_length_limit bytes. */
 #include <stdlib.h>
 #include <string.h>
@@ -94,8 +94,10 @@ static void cmd_ehlo(struct smtpd_session *s, char *arg)
         smtpd_reply_cont(s, 250, "SIZE %lld", cf->message_size_limit);
     else
         smtpd_reply_cont(s, 250, "SIZE");
-    /* STARTTLS is offered here when TLS is configured and s->tls is false;
-     * AUTH when the session may authenticate. */
+    if (smtpd_tls_offer(s))
+        smtpd_reply_cont(s, 250, "STARTTLS");
+    if (smtpd_auth_offer(s))
+        smtpd_reply_cont(s, 250, "AUTH PLAIN LOGIN");
     smtpd_reply_cont(s, 250, "ENHANCEDSTATUSCODES");
     smtpd_reply_cont(s, 250, "8BITMIME");
     if (cf->smtputf8)
@@ -122,6 +124,10 @@ static void cmd_mail(struct smtpd_session *s, char *arg)
 
     if (t->active) {
         smtpd_reply(s, 503, "5.5.1 Error: nested MAIL command");
+        return;
+    }
+    if (cf->auth_required && !s->authenticated) {
+        smtpd_reply(s, 530, "5.7.0 Authentication required");
         return;
     }
     if (strncasecmp(arg, "FROM:", 5) != 0) {
@@ -152,6 +158,10 @@ static void cmd_mail(struct smtpd_session *s, char *arg)
         str_appends(&t->sender, cf->myorigin);
     }
     addr_fold_domain(t->sender.s);
+    if (smtpd_sender_login_check(s, t->sender.s) < 0) {
+        smtpd_txn_reset(s);
+        return;
+    }
     t->active = true;
     smtpd_reply(s, 250, "2.1.0 Ok");
     s->oks[CMD_MAIL]++;
@@ -199,17 +209,11 @@ static void cmd_help(struct smtpd_session *s, char *arg)
     s->oks[CMD_HELP]++;
 }
 
-/* STARTTLS: answered here once TLS is configured (a 220, then the handshake pushed
- * beneath the stream with stream_set_transport, then s->tls = true and a reset of
- * HELO and the transaction). */
-static void cmd_starttls(struct smtpd_session *s, char *arg)
+/* Commands allowed before STARTTLS when TLS is required. */
+static bool tls_may_skip(enum smtpd_cmd_id id)
 {
-    smtpd_reply(s, 502, "5.5.1 Error: command not implemented");
-}
-
-static void cmd_auth(struct smtpd_session *s, char *arg)
-{
-    smtpd_reply(s, 502, "5.5.1 Error: command not implemented");
+    return id == CMD_EHLO || id == CMD_HELO || id == CMD_STARTTLS || id == CMD_NOOP
+           || id == CMD_RSET || id == CMD_QUIT;
 }
 
 struct cmd_entry {
@@ -221,8 +225,8 @@ struct cmd_entry {
 static const struct cmd_entry commands[] = {
     { "HELO", CMD_HELO, cmd_helo },
     { "EHLO", CMD_EHLO, cmd_ehlo },
-    { "STARTTLS", CMD_STARTTLS, cmd_starttls },
-    { "AUTH", CMD_AUTH, cmd_auth },
+    { "STARTTLS", CMD_STARTTLS, smtpd_cmd_starttls },
+    { "AUTH", CMD_AUTH, smtpd_cmd_auth },
     { "MAIL", CMD_MAIL, cmd_mail },
     { "RCPT", CMD_RCPT, smtpd_cmd_rcpt },
     { "DATA", CMD_DATA, smtpd_cmd_data },
@@ -250,6 +254,11 @@ void smtpd_command(struct smtpd_session *s, char *line)
         if (strlen(commands[i].name) == n && strncasecmp(line, commands[i].name, n) == 0) {
             s->counts[commands[i].id]++;
             s->lost_after = commands[i].name;
+            if (!tls_may_skip(commands[i].id) && s->cf->tls_level == SMTPD_TLS_ENCRYPT
+                && !s->tls) {
+                smtpd_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
+                return;
+            }
             commands[i].fn(s, arg);
             return;
         }

@@ -4,6 +4,7 @@
  * Content bytes are untrusted; they are read to the end of the data even when the
  * message is refused, so that the client and server stay in step. */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -307,7 +308,7 @@ void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
         if (t->data == NULL)
             log_fatal("out of memory");
     }
-    if (limit > 0 && size > limit - t->data->raw) {
+    if ((limit > 0 && size > limit - t->data->raw) || size > LLONG_MAX - t->data->raw) {
         if (bdat_discard(s, size) < 0) {
             smtpd_txn_reset(s);
             return;

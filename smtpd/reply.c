@@ -3,6 +3,7 @@
  * PIPELINING (replies leave only when no more input is waiting).  Reply text may
  * hold client data (addresses, HELO names): control characters are replaced. */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -108,9 +109,34 @@ void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt, in
         text[0] = '\0';
     log_info("%s: reject: %s from [%s]: %d %s %s; from=<%s>%s%s%s proto=%s helo=<%s>",
              s->txn.id[0] != '\0' ? s->txn.id : "NOQUEUE", cmd, s->addr, code, dsn, text,
-             s->txn.active ? s->txn.sender.s : "", rcpt ? " to=<" : "", rcpt ? rcpt : "",
+             s->txn.sender.s ? s->txn.sender.s : "", rcpt ? " to=<" : "", rcpt ? rcpt : "",
              rcpt ? ">" : "", smtpd_protocol(s), s->helo.len ? s->helo.s : "");
     smtpd_reply(s, code, "%s %s", dsn, text);
+}
+
+/* 1 when input is readable (or the socket has news: EOF, error), 0 on timeout. */
+static int wait_input(struct smtpd_session *s)
+{
+    struct pollfd pfd;
+    int r;
+
+    pfd.fd = stream_fd(s->st);
+    pfd.events = POLLIN;
+    do {
+        r = poll(&pfd, 1, s->cf->timeout_ms);
+    } while (r < 0 && errno == EINTR);
+    return r == 0 ? 0 : 1;
+}
+
+static int timed_out(struct smtpd_session *s)
+{
+    log_info("timeout after %s from [%s]", s->lost_after ? s->lost_after : "CONNECT",
+             s->addr);
+    stream_puts(s->st, "421 4.4.2 Timeout exceeded\r\n");
+    stream_flush(s->st);
+    s->done = true;
+    errno = ETIMEDOUT;
+    return -1;
 }
 
 int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max)
@@ -119,16 +145,19 @@ int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max)
 
     if (s->done)
         return -1;
-    if (stream_pending(s->st) == 0 && smtpd_flush(s) < 0)
-        return -1;
+    if (stream_pending(s->st) == 0) {
+        if (smtpd_flush(s) < 0)
+            return -1;
+        /* wait here, not in the stream: a stream that timed out has failed and
+         * could not carry the 421 reply any more */
+        if (wait_input(s) == 0)
+            return timed_out(s);
+    }
     r = stream_getline(s->st, line, max);
     if (r > 0)
         return r;
     if (r < 0 && errno == ETIMEDOUT) {
-        log_info("timeout after %s from [%s]", s->lost_after ? s->lost_after : "CONNECT",
-                 s->addr);
-        stream_puts(s->st, "421 4.4.2 Timeout exceeded\r\n");
-        stream_flush(s->st);
+        (void)timed_out(s);
     } else {
         log_info("lost connection after %s from [%s]",
                  s->lost_after ? s->lost_after : "CONNECT", s->addr);

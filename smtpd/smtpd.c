@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_clnt.h"
 #include "cidr.h"
 #include "conf.h"
 #include "log.h"
@@ -52,6 +53,8 @@ static void smtpd_pre_jail(struct server *srv)
         log_fatal("mynetworks: %s", err.s);
     strv_free(nets);
     str_free(&err);
+    smtpd_tls_setup(cf, c);
+    smtpd_auth_setup(cf, c);
 }
 
 static void smtpd_post_jail(struct server *srv)
@@ -61,6 +64,8 @@ static void smtpd_post_jail(struct server *srv)
     if (t <= 0 || t > 3600)
         t = 3600;
     smtpd_cf.resolve = resolve_clnt_open("private/resolve", (int)t * 1000);
+    if (smtpd_cf.sasl_enable)
+        smtpd_cf.auth = auth_clnt_open(AUTH_SOCKET, (int)t * 1000);
 }
 
 static const char *const cmd_names[CMD_COUNT] = {
@@ -149,6 +154,7 @@ static void smtpd_service(struct server *srv, int *fd)
     s->txn.declared_size = -1;
     str_init(&s->helo);
     str_init(&s->line);
+    str_init(&s->sasl_user);
     if (sock_peer(*fd, s->addr, sizeof(s->addr), &s->port) < 0) {
         snprintf(s->addr, sizeof(s->addr), "unknown");
         s->port = 0;
@@ -159,7 +165,8 @@ static void smtpd_service(struct server *srv, int *fd)
     s->trusted = cidr_list_match(&smtpd_cf.mynetworks, s->addr);
     log_info("connect from [%s]", s->addr);
 
-    smtpd_reply(s, 220, "%s", smtpd_cf.banner);
+    if (!smtpd_cf.tls_wrapper || smtpd_tls_wrap(s) == 0)
+        smtpd_reply(s, 220, "%s", smtpd_cf.banner);
     while (!s->done) {
         int r = read_command(s);
 
@@ -181,6 +188,7 @@ static void smtpd_service(struct server *srv, int *fd)
     stream_close(s->st);
     str_free(&s->helo);
     str_free(&s->line);
+    str_free(&s->sasl_user);
     smtpd_txn_free(&s->txn);
 }
 

@@ -6,6 +6,8 @@
  *   rcpt.c     RCPT: resolve service, relay permission, the recipient set
  *   data.c     DATA and BDAT: content into the queue file, Received:, commit
  *   data_decode.c  the content decoder (line ends, dot-stuffing, end of data)
+ *   tls.c      STARTTLS, wrapper mode, the TLS settings
+ *   auth.c     AUTH PLAIN and LOGIN, smtpd_sender_login_maps
  * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
  * their state there); everything a mail transaction knows in struct smtpd_txn. */
 #ifndef POSTERN_SMTPD_H
@@ -22,6 +24,15 @@ struct stream;
 struct smtpd_data;
 struct resolve_clnt;
 struct conf;
+struct tls_ctx;
+struct auth_clnt;
+struct maplist;
+
+enum smtpd_tls_level {
+    SMTPD_TLS_NONE,             /* no STARTTLS */
+    SMTPD_TLS_MAY,              /* offered */
+    SMTPD_TLS_ENCRYPT,          /* required before mail (or wrapper mode) */
+};
 
 /* Settings, read once per process from the config. */
 struct smtpd_conf {
@@ -40,6 +51,16 @@ struct smtpd_conf {
     long long hopcount_limit;
     struct cidr_list mynetworks;
     struct resolve_clnt *resolve;
+    /* TLS and AUTH (tls.c, auth.c) */
+    struct tls_ctx *tls;            /* NULL: no TLS */
+    enum smtpd_tls_level tls_level;
+    bool tls_wrapper;               /* TLS from the first byte (port 465) */
+    int tls_timeout_ms;
+    bool sasl_enable;
+    bool tls_auth_only;
+    bool auth_required;             /* no MAIL before AUTH (submission) */
+    struct maplist *sender_login_maps;  /* NULL: none */
+    struct auth_clnt *auth;
 };
 
 /* Per-command counters for the disconnect line, in Postfix's manner. */
@@ -82,8 +103,10 @@ struct smtpd_session {
     char addr[64];              /* client address, text */
     unsigned port;
     bool trusted;               /* in mynetworks */
-    bool tls;                   /* STARTTLS done (not offered yet) */
-    bool authenticated;         /* AUTH done (not offered yet) */
+    bool tls;                   /* under TLS (STARTTLS or wrapper mode) */
+    bool authenticated;         /* AUTH succeeded */
+    struct str sasl_user;       /* the canonical login, when authenticated */
+    const char *sasl_method;    /* "PLAIN" or "LOGIN", when authenticated */
     bool esmtp;                 /* EHLO (not HELO) */
     struct str helo;            /* empty until HELO/EHLO */
     struct str line;            /* the current command line */
@@ -146,5 +169,24 @@ void smtpd_addrset_free(struct smtpd_addrset *set);
 void smtpd_cmd_data(struct smtpd_session *s, char *arg);
 void smtpd_cmd_bdat(struct smtpd_session *s, char *arg);
 void smtpd_data_free(struct smtpd_data *d);
+
+/* ---- tls.c ---- */
+/* Reads the TLS settings and, before chroot, the certificate and key. */
+void smtpd_tls_setup(struct smtpd_conf *cf, const struct conf *c);
+/* Wrapper mode: the handshake before the greeting.  0, or -1 (logged, session done). */
+int smtpd_tls_wrap(struct smtpd_session *s);
+bool smtpd_tls_offer(const struct smtpd_session *s);        /* EHLO lists STARTTLS */
+void smtpd_cmd_starttls(struct smtpd_session *s, char *arg);
+/* Appends "\t(using TLSv1.3 with cipher C (B/B bits))\n" under TLS. */
+void smtpd_tls_received(const struct smtpd_session *s, struct str *out);
+
+/* ---- auth.c ---- */
+/* Reads the AUTH settings and opens smtpd_sender_login_maps (before chroot). */
+void smtpd_auth_setup(struct smtpd_conf *cf, const struct conf *c);
+bool smtpd_auth_offer(const struct smtpd_session *s);       /* EHLO lists AUTH */
+void smtpd_cmd_auth(struct smtpd_session *s, char *arg);
+/* MAIL FROM by an authenticated client: 0 when its login may use sender, or -1
+ * after a reply (553, or 451 when the map failed). */
+int smtpd_sender_login_check(struct smtpd_session *s, const char *sender);
 
 #endif

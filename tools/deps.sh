@@ -8,7 +8,7 @@
 #   deps.sh list     print the package names (for .ci/run and INSTALL)
 set -u
 BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev libcrypt-dev"
-TEST_PKGS="python3 python3-pytest swaks openssl man-db"
+TEST_PKGS="python3 python3-pytest swaks openssl man-db fetchmail python3-dnslib"
 
 case "${1:-check}" in
     check) want="$BUILD_PKGS $TEST_PKGS" ;;

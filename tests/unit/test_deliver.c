@@ -1,5 +1,6 @@
 /* Unit tests for lib/deliver.c (requests and replies round trip over a socket pair,
- * malformed frames from a peer are refused) and lib/bounce.c (the notice). */
+ * malformed frames from a peer are refused, the optional "dead" attribute).  The
+ * notices of lib/bounce.c are tested in test_bounce.c. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -7,8 +8,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bounce.h"
-#include "conf.h"
 #include "deliver.h"
 #include "str.h"
 #include "stream.h"
@@ -169,76 +168,43 @@ TEST(bad_replies)
                          "6:rcpt=2,9:status=ok,9:dsn=2.0.0,7:text=ok,0:,") == -1);
     /* truncated group */
     CHECK(read_raw_reply("6:rcpt=0,9:status=ok,0:,") == -1);
+    /* the optional "dead" attribute: last, 0 or 1, after at least one recipient */
+    CHECK(read_raw_reply("6:rcpt=0,12:status=defer,9:dsn=4.4.1,7:text=no,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,6:dead=1,0:,") == 1);
+    CHECK(read_raw_reply("6:rcpt=0,12:status=defer,9:dsn=4.4.1,7:text=no,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,6:dead=x,0:,") == -1);
+    CHECK(read_raw_reply("6:dead=1,6:rcpt=0,12:status=defer,9:dsn=4.4.1,7:text=no,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,0:,") == -1);
 }
 
-/* ---- bounce.c: the notice is built from a queue file and written as a new one ---- */
-
-static int collect(void *arg, const char *data, size_t len)
+TEST(dead_round_trip)
 {
-    str_append(arg, data, len);
-    return 0;
-}
+    struct stream *q, *agent;
+    struct deliver_request dr;
+    struct str err = STR_INIT;
 
-TEST(bounce_notice)
-{
-    const char *dir = unit_tmpdir();
-    char qdir[600], id[QUEUE_ID_SIZE], bid[QUEUE_ID_SIZE], path[700];
-    struct str err = STR_INIT, text = STR_INIT;
-    struct queue_writer *qw;
-    struct queue_file qf, bq;
-    struct conf *conf;
-    const char *msg = "From: a@far.test\nSubject: test\n\nthe body stays home\n";
-    struct bounce_rcpt br[2] = {
-        { "x@bad.test", "X@bad.test", "5.1.1", "no such user\r\nInjected: yes" },
-        { "y@bad.test", NULL, "5.7.1", "refused" },
-    };
-
-    snprintf(qdir, sizeof(qdir), "%s/queue", dir);
-    CHECK(queue_tree_create(qdir, &err) == 0);
-    conf = conf_load(dir, &err);
-    CHECK(conf != NULL);
-    if (conf == NULL)
-        return;
-    CHECK(conf_set(conf, "myhostname", "mx.example.test", &err) == 0);
-    qw = qw_create(qdir, id, &err);
-    CHECK(qw != NULL);
-    if (qw == NULL)
-        return;
-    qw_sender(qw, "sender@far.test");
-    qw_recipient(qw, "x@bad.test", "X@bad.test", NULL);
-    qw_recipient(qw, "y@bad.test", NULL, NULL);
-    qw_content(qw, msg, strlen(msg));
-    CHECK(qw_commit(qw, "incoming", &err) == 0);
-    snprintf(path, sizeof(path), "%s/incoming/%s", qdir, id);
-    CHECK(queue_file_open(path, O_RDONLY, &qf, &err) == 0);
-
-    CHECK(bounce_create(qdir, &qf, br, 2, conf, bid, &err) == 0);
-    snprintf(path, sizeof(path), "%s/incoming/%s", qdir, bid);
-    CHECK(queue_file_open(path, O_RDONLY, &bq, &err) == 0);
-    CHECK_STR(bq.sender, "");
-    CHECK(bq.nrcpt == 1);
-    CHECK_STR(bq.rcpt[0].addr, "sender@far.test");
-    str_set(&text, "", 0);
-    CHECK(queue_file_content(&bq, collect, &text) == 0);
-    CHECK(strstr(text.s, "report-type=delivery-status") != NULL);
-    CHECK(strstr(text.s, "Reporting-MTA: dns; mx.example.test\n") != NULL);
-    CHECK(strstr(text.s, "Final-Recipient: rfc822; x@bad.test\n"
-                         "Original-Recipient: rfc822; X@bad.test\n"
-                         "Action: failed\nStatus: 5.1.1\n") != NULL);
-    CHECK(strstr(text.s, "Final-Recipient: rfc822; y@bad.test\nAction: failed\n") != NULL);
-    CHECK(strstr(text.s, "\nInjected: yes") == NULL);
-    CHECK(strstr(text.s, "Content-Type: text/rfc822-headers\n\nFrom: a@far.test\n"
-                         "Subject: test\n\n--") != NULL);
-    CHECK(strstr(text.s, "the body stays home") == NULL);
-    CHECK(strstr(text.s, "To: <sender@far.test>\n") != NULL);
-    queue_file_close(&bq);
-
-    /* never a bounce of a bounce */
-    free(qf.sender);
-    qf.sender = strdup("");
-    CHECK(bounce_create(qdir, &qf, br, 1, conf, bid, &err) == 1);
-    queue_file_close(&qf);
-    conf_free(conf);
+    pair(&q, &agent);
+    deliver_request_init(&dr);
+    queue_id_new(dr.id);
+    deliver_request_add(&dr, 0, "a@far.test");
+    deliver_result(&dr, 0, DELIVER_DEFER, "4.4.1", "connection refused");
+    dr.dead = true;
+    CHECK(deliver_reply_write(agent, &dr) == 0);
+    dr.dead = false;
+    CHECK(deliver_reply_read(q, &dr, &err) == 1);
+    CHECK(dr.dead);
+    /* a reply without it resets it */
+    CHECK(deliver_reply_write(agent, &dr) == 0);
+    dr.dead = false;
+    deliver_result(&dr, 0, DELIVER_OK, "2.0.0", "ok");
+    CHECK(deliver_reply_write(agent, &dr) == 0);
+    CHECK(deliver_reply_read(q, &dr, &err) == 1);
+    CHECK(dr.dead);
+    CHECK(deliver_reply_read(q, &dr, &err) == 1);
+    CHECK(!dr.dead);
+    CHECK(dr.rcpt[0].status == DELIVER_OK);
+    deliver_request_free(&dr);
     str_free(&err);
-    str_free(&text);
+    stream_close(q);
+    stream_close(agent);
 }

@@ -1,0 +1,57 @@
+/* The hand-off of an authenticated client from a pre-auth process (pop3d -l, imapd -l)
+ * to its post-login service over a UNIX socket (login/pop3, login/imap).
+ *
+ * Wire: the pre-auth side connects, sends the client's descriptor with one byte "F"
+ * (fd_send), then one attr frame:
+ *     "service=pop3" "token=T" "user=U" "client=IP" "tls=yes|no" "pending=BYTES"
+ * pending holds what the client sent after its login command (pipelining), at most
+ * LOGIN_PENDING_MAX bytes.  The post-login side answers "status=ok" once it holds the
+ * descriptor and the frame: from then on the client is its business, and the pre-auth
+ * side closes its copy.  Any other answer, or none, leaves the client with the pre-auth
+ * side, which tells it of a temporary failure.
+ *
+ * The post-login side trusts nothing in the frame but the fact that someone who could
+ * reach the socket sent it: user and client are for logs, the token is checked with
+ * auth (auth_lookup), which alone says who logged in. */
+#ifndef POSTERN_LOGIN_H
+#define POSTERN_LOGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "str.h"
+
+struct stream;
+
+#define LOGIN_PENDING_MAX 65536
+#define LOGIN_FRAME_MAX (LOGIN_PENDING_MAX + 8192)
+
+struct login_handoff {
+    int fd;                 /* the client (or one end of a proxy pair); -1 when none */
+    struct str service;
+    struct str token;
+    struct str user;
+    struct str client;
+    struct str pending;
+    bool tls;
+};
+
+void login_handoff_init(struct login_handoff *h);
+/* Frees the strings and closes fd when >= 0. */
+void login_handoff_free(struct login_handoff *h);
+
+/* Pre-auth side: hands h->fd and the frame to the service at path.  h->fd stays open
+ * (the caller closes it after success).  0, or -1 with err. */
+int login_send(const char *path, const struct login_handoff *h, int timeout_ms,
+               struct str *err);
+
+/* Post-login side: reads the descriptor and the frame from conn (an accepted
+ * connection) into h and acknowledges.  conn is closed in every case.  0, or -1 with
+ * err (h->fd is then -1). */
+int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str *err);
+
+/* A stream over h->fd that yields h->pending before anything read from the fd.  The
+ * stream owns the fd from now on (h->fd becomes -1). */
+struct stream *login_stream(struct login_handoff *h);
+
+#endif

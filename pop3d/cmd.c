@@ -1,0 +1,93 @@
+/* Command lines from a POP3 client: bounded reads, keyword splitting, error replies
+ * with a limit, message numbers.  Every byte here comes from the client. */
+#include <ctype.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "pop3d.h"
+#include "stream.h"
+
+#define POP3_DISCARD_MAX 65536      /* most bytes of an overlong line skipped */
+
+int pop3_getline(struct stream *st, struct str *line, size_t max)
+{
+    int r = stream_getline(st, line, max);
+    bool bad = false;
+
+    if (r == STREAM_PARTIAL) {
+        size_t skipped = line->len;
+        struct str rest = STR_INIT;
+
+        /* Too long (or the last bytes before EOF): skip to the line end, bounded. */
+        bad = true;
+        while (r == STREAM_PARTIAL && skipped < POP3_DISCARD_MAX) {
+            r = stream_getline(st, &rest, 4096);
+            if (r == STREAM_PARTIAL || r == STREAM_LINE)
+                skipped += rest.len;
+        }
+        str_free(&rest);
+        if (r != STREAM_LINE)
+            return POP3_LINE_EOF;
+    } else if (r != STREAM_LINE) {
+        return POP3_LINE_EOF;
+    }
+    if (bad)
+        return POP3_LINE_BAD;
+    if (line->len > 0 && line->s[line->len - 1] == '\n')
+        str_truncate(line, line->len - 1);
+    if (line->len > 0 && line->s[line->len - 1] == '\r')
+        str_truncate(line, line->len - 1);
+    if (memchr(line->s, '\0', line->len) != NULL)
+        return POP3_LINE_BAD;
+    return POP3_LINE_OK;
+}
+
+void pop3_split(struct str *line, const char **keyword, const char **args)
+{
+    char *sp = strchr(line->s, ' ');
+
+    if (sp != NULL) {
+        *sp = '\0';
+        *args = sp + 1;
+    } else {
+        *args = NULL;
+    }
+    for (char *p = line->s; *p; p++)
+        *p = (char)toupper((unsigned char)*p);
+    *keyword = line->s;
+}
+
+bool pop3_err(struct stream *st, unsigned *errors, const char *fmt, ...)
+{
+    va_list ap;
+
+    (*errors)++;
+    stream_puts(st, "-ERR ");
+    va_start(ap, fmt);
+    stream_vprintf(st, fmt, ap);
+    va_end(ap);
+    stream_puts(st, "\r\n");
+    if (pop3_cf.error_limit > 0 && *errors >= (unsigned long long)pop3_cf.error_limit) {
+        stream_puts(st, "-ERR too many errors, closing\r\n");
+        stream_flush(st);
+        return false;
+    }
+    return true;
+}
+
+size_t pop3_msgno(const char *s, size_t max)
+{
+    size_t v = 0;
+
+    if (s == NULL || *s < '1' || *s > '9')
+        return 0;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return 0;
+        size_t d = (size_t)(*s - '0');
+        if (d > max || v > (max - d) / 10)
+            return 0;
+        v = v * 10 + d;
+    }
+    return v <= max ? v : 0;
+}

@@ -1,0 +1,85 @@
+/* pop3d's entry: "-l" among the arguments picks the pre-auth (login) mode, otherwise
+ * the post-login service; both hand their settings to the server skeleton.  The
+ * pre-auth mode chroots to queue_directory/login (or works there, unprivileged). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "log.h"
+#include "pop3d.h"
+#include "server.h"
+#include "str.h"
+#include "tls.h"
+
+struct pop3_conf pop3_cf;
+
+static int ms_of(long long seconds)
+{
+    if (seconds <= 0)
+        return -1;
+    if (seconds > 86400)
+        seconds = 86400;
+    return (int)seconds * 1000;
+}
+
+static void pop3_settings(const struct conf *c)
+{
+    pop3_cf.timeout_ms = ms_of(conf_time(c, "pop3d_timeout"));
+    pop3_cf.ipc_timeout_ms = ms_of(conf_time(c, "ipc_timeout"));
+    pop3_cf.error_limit = conf_int(c, "pop3d_error_limit");
+    pop3_cf.wrapper = conf_bool(c, "pop3d_tls_wrapper");
+    pop3_cf.hostname = conf_str(c, "myhostname");
+}
+
+static void preauth_pre_jail(struct server *srv)
+{
+    const char *cert, *key;
+    struct str err = STR_INIT;
+
+    pop3_settings(srv->conf);
+    cert = conf_str(srv->conf, "smtpd_tls_cert_file");
+    key = conf_str(srv->conf, "smtpd_tls_key_file");
+    if (*cert != '\0') {
+        pop3_cf.tls = tls_server_ctx(cert, *key != '\0' ? key : cert, &err);
+        if (pop3_cf.tls == NULL)
+            log_fatal("smtpd_tls_cert_file: %s", err.s);
+    }
+    if (pop3_cf.wrapper && pop3_cf.tls == NULL)
+        log_fatal("pop3d_tls_wrapper = yes needs smtpd_tls_cert_file");
+    str_free(&err);
+}
+
+static void postlogin_pre_jail(struct server *srv)
+{
+    pop3_settings(srv->conf);
+}
+
+static const struct server_opts preauth_opts = {
+    .name = "pop3d",
+    .pre_jail = preauth_pre_jail,
+    .service = pop3_preauth_service,
+    .jail_subdir = "login",
+};
+
+static const struct server_opts postlogin_opts = {
+    .name = "pop3d",
+    .pre_jail = postlogin_pre_jail,
+    .loop = pop3_postlogin_loop,
+};
+
+int main(int argc, char **argv)
+{
+    bool preauth = false;
+    int n = 0;
+
+    /* "-l" is ours; the skeleton sees the rest. */
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && strcmp(argv[i], "-l") == 0 && strcmp(argv[i - 1], "-o") != 0) {
+            preauth = true;
+            continue;
+        }
+        argv[n++] = argv[i];
+    }
+    argv[n] = NULL;
+    server_main(n, argv, preauth ? &preauth_opts : &postlogin_opts);
+}

@@ -1,0 +1,370 @@
+/* pop3d -l: the AUTHORIZATION state (RFC 1939, RFC 2449, RFC 5034, RFC 2595) in a
+ * process that holds nothing worth stealing: it runs as an unprivileged user, chrooted
+ * to login/, where only the auth and pop3 sockets live.  Credentials go to auth; on
+ * success the client's descriptor, auth's token and any pipelined bytes go to the
+ * post-login service, or, when TLS ends here, one end of a socket pair does and this
+ * process stays as the TLS proxy.  Every byte from the client is untrusted; passwords
+ * are wiped from memory after use. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "auth_clnt.h"
+#include "log.h"
+#include "login.h"
+#include "pop3d.h"
+#include "server.h"
+#include "sock.h"
+#include "stream.h"
+#include "tls.h"
+
+struct preauth {
+    struct stream *st;
+    char addr[64];
+    struct str user;            /* from USER */
+    unsigned errors;
+    bool tls;
+    bool done;                  /* handed off, or the connection is to be closed */
+};
+
+static void wipe(struct str *s)
+{
+    if (s->s != NULL)
+        explicit_bzero(s->s, s->cap > 0 ? s->cap : s->len);
+    str_free(s);
+}
+
+static void preauth_capa(struct preauth *p)
+{
+    stream_puts(p->st, "+OK Capability list follows\r\n");
+    stream_puts(p->st, "USER\r\nSASL PLAIN LOGIN\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n"
+                       "PIPELINING\r\nTOP\r\nUIDL\r\n");
+    if (pop3_cf.tls != NULL && !p->tls)
+        stream_puts(p->st, "STLS\r\n");
+    stream_puts(p->st, "IMPLEMENTATION Postern\r\n.\r\n");
+}
+
+static void preauth_error(struct preauth *p, const char *fmt, const char *arg)
+{
+    if (!pop3_err(p->st, &p->errors, fmt, arg))
+        p->done = true;
+}
+
+/* Hands the client to the post-login service.  On success the client is no longer
+ * ours (or we proxy it to the end); on failure it is told to come back later. */
+static void preauth_handoff(struct preauth *p, const struct auth_result *r)
+{
+    struct login_handoff h;
+    struct str err = STR_INIT;
+    int pair[2] = { -1, -1 };
+    int rc;
+
+    login_handoff_init(&h);
+    /* Replies to pipelined commands before the login go out before the session's. */
+    if (stream_flush(p->st) < 0) {
+        p->done = true;
+        return;
+    }
+    str_sets(&h.service, "pop3");
+    str_set(&h.token, r->token.s, r->token.len);
+    str_set(&h.user, r->user.s, r->user.len);
+    str_sets(&h.client, p->addr);
+    h.tls = p->tls;
+    while (stream_pending(p->st) > 0 && h.pending.len < LOGIN_PENDING_MAX) {
+        char buf[4096];
+        size_t want = LOGIN_PENDING_MAX - h.pending.len;
+        ssize_t n = stream_read(p->st, buf, want < sizeof(buf) ? want : sizeof(buf));
+        if (n <= 0)
+            break;
+        str_append(&h.pending, buf, (size_t)n);
+    }
+    if (p->tls) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+            log_warn("socketpair: %m");
+            goto fail;
+        }
+        h.fd = pair[1];
+    } else {
+        h.fd = stream_fd(p->st);
+    }
+    rc = login_send(POP3_LOGIN_SOCKET, &h, pop3_cf.ipc_timeout_ms, &err);
+    if (p->tls)
+        close(pair[1]);
+    h.fd = -1;                  /* the stream or the pair owns it */
+    if (rc < 0) {
+        log_warn("client=[%s], user=<%s>: %s", p->addr, r->user.s ? r->user.s : "", err.s);
+        goto fail;
+    }
+    p->done = true;
+    if (p->tls)
+        pop3_proxy(p->st, pair[0], pop3_cf.timeout_ms);
+    login_handoff_free(&h);
+    str_free(&err);
+    return;
+
+fail:
+    if (pair[0] >= 0)
+        close(pair[0]);
+    stream_puts(p->st, "-ERR [SYS/TEMP] mailbox not available now, try again later\r\n");
+    stream_flush(p->st);
+    p->done = true;
+    login_handoff_free(&h);
+    str_free(&err);
+}
+
+/* Checks user and password with auth; hands off on success. */
+static void preauth_login(struct preauth *p, const char *method, const struct str *user,
+                          const struct str *pass)
+{
+    struct auth_result r;
+    struct auth_clnt *ac;
+    enum auth_status s = AUTH_TEMPFAIL;
+
+    auth_result_init(&r);
+    if (user->len == 0 || user->len > POP3_NAME_MAX || memchr(user->s, '\0', user->len)
+        || pass->len == 0 || memchr(pass->s, '\0', pass->len)) {
+        s = AUTH_FAIL;
+    } else {
+        ac = auth_clnt_open(POP3_AUTH_SOCKET, pop3_cf.ipc_timeout_ms);
+        if (ac == NULL) {
+            log_warn("connect to auth: %m");
+        } else {
+            s = auth_login(ac, "pop3", user->s, pass->s, p->addr, &r);
+            auth_clnt_close(ac);
+        }
+    }
+    switch (s) {
+    case AUTH_OK:
+        log_info("login: client=[%s], user=<%s>, method=%s%s", p->addr,
+                 r.user.s ? r.user.s : user->s, method, p->tls ? ", tls" : "");
+        if (r.user.len == 0)
+            str_set(&r.user, user->s, user->len);
+        preauth_handoff(p, &r);
+        break;
+    case AUTH_FAIL:
+        log_info("authentication failed: client=[%s], user=<%s>, method=%s", p->addr,
+                 user->s ? user->s : "", method);
+        sleep(POP3_FAIL_DELAY);
+        preauth_error(p, "%s", "[AUTH] authentication failed");
+        break;
+    default:
+        log_warn("authentication unavailable: client=[%s], user=<%s>: %s", p->addr,
+                 user->s ? user->s : "", r.text.s ? r.text.s : "auth failed");
+        preauth_error(p, "%s", "[SYS/TEMP] authentication unavailable, try again later");
+        break;
+    }
+    auth_result_free(&r);
+}
+
+/* One SASL response line: 1, 0 when cancelled or bad (answered), -1 to close. */
+static int preauth_sasl_line(struct preauth *p, const char *prompt, struct str *out)
+{
+    struct str line = STR_INIT;
+    int r;
+
+    stream_printf(p->st, "+ %s\r\n", prompt);
+    r = pop3_getline(p->st, &line, POP3_SASL_MAX + 2);
+    if (r == POP3_LINE_EOF) {
+        wipe(&line);
+        p->done = true;
+        return -1;
+    }
+    if (r == POP3_LINE_BAD) {
+        wipe(&line);
+        preauth_error(p, "%s", "[AUTH] response too long");
+        return 0;
+    }
+    if (line.len == 1 && line.s[0] == '*') {
+        wipe(&line);
+        preauth_error(p, "%s", "authentication cancelled");
+        return 0;
+    }
+    if (pop3_base64_decode(line.s, line.len, out) < 0) {
+        wipe(&line);
+        preauth_error(p, "%s", "[AUTH] malformed base64");
+        return 0;
+    }
+    wipe(&line);
+    return 1;
+}
+
+/* A response given with the command ("=" is the empty one): 1, or 0 (answered). */
+static int preauth_initial(struct preauth *p, const char *ir, struct str *out)
+{
+    if (strcmp(ir, "=") == 0) {
+        str_clear(out);
+        return 1;
+    }
+    if (pop3_base64_decode(ir, strlen(ir), out) < 0) {
+        preauth_error(p, "%s", "[AUTH] malformed base64");
+        return 0;
+    }
+    return 1;
+}
+
+static void preauth_auth(struct preauth *p, const char *args)
+{
+    struct str mech = STR_INIT, d = STR_INIT, user = STR_INIT, pass = STR_INIT;
+    const char *ir = NULL, *sp;
+
+    if (args == NULL || *args == '\0') {
+        stream_puts(p->st, "+OK\r\nPLAIN\r\nLOGIN\r\n.\r\n");
+        return;
+    }
+    sp = strchr(args, ' ');
+    if (sp != NULL) {
+        str_set(&mech, args, (size_t)(sp - args));
+        ir = sp + 1;
+    } else {
+        str_sets(&mech, args);
+    }
+    for (size_t i = 0; i < mech.len; i++)
+        if (mech.s[i] >= 'a' && mech.s[i] <= 'z')
+            mech.s[i] = (char)(mech.s[i] - 'a' + 'A');
+    if (strcmp(mech.s, "PLAIN") == 0) {
+        int r = ir != NULL ? preauth_initial(p, ir, &d) : preauth_sasl_line(p, "", &d);
+        if (r == 1) {
+            if (pop3_sasl_plain(&d, &user, &pass) < 0)
+                preauth_error(p, "%s", "[AUTH] malformed PLAIN response");
+            else
+                preauth_login(p, "PLAIN", &user, &pass);
+        }
+    } else if (strcmp(mech.s, "LOGIN") == 0) {
+        int r = ir != NULL ? preauth_initial(p, ir, &user)
+                           : preauth_sasl_line(p, "VXNlcm5hbWU6", &user);
+        if (r == 1 && user.len > POP3_NAME_MAX) {
+            preauth_error(p, "%s", "[AUTH] user name too long");
+            r = 0;
+        }
+        if (r == 1)
+            r = preauth_sasl_line(p, "UGFzc3dvcmQ6", &pass);
+        if (r == 1)
+            preauth_login(p, "LOGIN", &user, &pass);
+    } else {
+        preauth_error(p, "%s", "unsupported authentication mechanism");
+    }
+    str_free(&mech);
+    wipe(&d);
+    str_free(&user);
+    wipe(&pass);
+}
+
+static void preauth_stls(struct preauth *p, const char *args)
+{
+    struct str err = STR_INIT;
+    size_t discarded = 0;
+
+    if (pop3_cf.tls == NULL || p->tls) {
+        preauth_error(p, "%s", p->tls ? "TLS already active" : "TLS not available");
+        return;
+    }
+    if (args != NULL) {
+        preauth_error(p, "%s", "STLS takes no argument");
+        return;
+    }
+    stream_puts(p->st, "+OK Begin TLS negotiation\r\n");
+    if (stream_flush(p->st) < 0) {
+        p->done = true;
+        return;
+    }
+    if (tls_server_start(pop3_cf.tls, p->st, pop3_cf.timeout_ms, &discarded, &err) < 0) {
+        log_info("client=[%s]: TLS handshake failed: %s", p->addr, err.s ? err.s : "");
+        p->done = true;
+    } else {
+        p->tls = true;
+        str_clear(&p->user);     /* RFC 2595: forget what was said in the clear */
+        if (discarded > 0)
+            log_warn("client=[%s]: %zu bytes sent before the TLS handshake discarded",
+                     p->addr, discarded);
+    }
+    str_free(&err);
+}
+
+static void preauth_command(struct preauth *p, struct str *line)
+{
+    const char *kw, *args;
+
+    pop3_split(line, &kw, &args);
+    if (strcmp(kw, "CAPA") == 0) {
+        preauth_capa(p);
+    } else if (strcmp(kw, "QUIT") == 0) {
+        stream_puts(p->st, "+OK bye\r\n");
+        p->done = true;
+    } else if (strcmp(kw, "USER") == 0) {
+        if (args == NULL || *args == '\0') {
+            preauth_error(p, "%s", "USER needs a name");
+        } else {
+            str_sets(&p->user, args);
+            stream_puts(p->st, "+OK\r\n");
+        }
+    } else if (strcmp(kw, "PASS") == 0) {
+        struct str pass = STR_INIT;
+        if (p->user.len == 0) {
+            preauth_error(p, "%s", "USER first");
+        } else if (args == NULL || *args == '\0') {
+            preauth_error(p, "%s", "PASS needs a password");
+        } else {
+            struct str user = STR_INIT;
+            str_set(&user, p->user.s, p->user.len);
+            str_clear(&p->user);
+            str_sets(&pass, args);
+            preauth_login(p, "USER", &user, &pass);
+            str_free(&user);
+        }
+        wipe(&pass);
+    } else if (strcmp(kw, "AUTH") == 0) {
+        preauth_auth(p, args);
+    } else if (strcmp(kw, "STLS") == 0) {
+        preauth_stls(p, args);
+    } else if (strcmp(kw, "STAT") == 0 || strcmp(kw, "LIST") == 0 || strcmp(kw, "RETR") == 0
+               || strcmp(kw, "DELE") == 0 || strcmp(kw, "NOOP") == 0 || strcmp(kw, "RSET") == 0
+               || strcmp(kw, "TOP") == 0 || strcmp(kw, "UIDL") == 0) {
+        preauth_error(p, "%s", "not logged in");
+    } else {
+        preauth_error(p, "%s", "unknown command");
+    }
+}
+
+void pop3_preauth_service(struct server *srv, int *fd)
+{
+    struct preauth p;
+    struct str line = STR_INIT;
+
+    (void)srv;
+    memset(&p, 0, sizeof(p));
+    if (sock_peer(*fd, p.addr, sizeof(p.addr), NULL) < 0)
+        strcpy(p.addr, "unknown");
+    p.st = stream_fdopen(*fd);
+    *fd = -1;
+    stream_set_timeout(p.st, pop3_cf.timeout_ms);
+    log_info("connect from [%s]", p.addr);
+    if (pop3_cf.wrapper) {
+        struct str err = STR_INIT;
+        if (pop3_cf.tls == NULL
+            || tls_server_start(pop3_cf.tls, p.st, pop3_cf.timeout_ms, NULL, &err) < 0) {
+            log_info("client=[%s]: TLS handshake failed: %s", p.addr,
+                     err.s ? err.s : "no certificate");
+            str_free(&err);
+            stream_close(p.st);
+            return;
+        }
+        p.tls = true;
+        str_free(&err);
+    }
+    stream_puts(p.st, "+OK Postern POP3 server ready\r\n");
+    while (!p.done && !server_stop) {
+        int r = pop3_getline(p.st, &line, POP3_CMD_MAX);
+        if (r == POP3_LINE_EOF)
+            break;
+        if (r == POP3_LINE_BAD)
+            preauth_error(&p, "%s", "line too long or not text");
+        else
+            preauth_command(&p, &line);
+    }
+    stream_flush(p.st);
+    wipe(&line);
+    str_free(&p.user);
+    log_info("disconnect from [%s]", p.addr);
+    stream_close(p.st);
+}

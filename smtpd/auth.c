@@ -1,0 +1,317 @@
+/* smtpd AUTH (RFC 4954), mechanisms PLAIN and LOGIN, checked by the auth service
+ * over "login/auth" in the queue directory, and smtpd_sender_login_maps.  Everything
+ * the client sends here is untrusted: each response line is bounded, base64 is
+ * decoded strictly, and the decoded credentials are checked for shape before they
+ * leave the process.  Passwords are wiped from memory after use. */
+#include <string.h>
+#include <strings.h>
+
+#include "auth_clnt.h"
+#include "conf.h"
+#include "log.h"
+#include "map.h"
+#include "smtpd.h"
+#include "stream.h"
+
+#define AUTH_LINE_MAX 12288         /* RFC 4954 4: a response line, CRLF included */
+#define AUTH_USER_MAX 255
+#define AUTH_PASS_MAX 1024
+
+/* Strict base64 (RFC 4648 4, with padding, no white space).  0 with the bytes in
+ * out, or -1. */
+static int b64_decode(const char *in, size_t len, struct str *out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    str_clear(out);
+    if (len % 4 != 0)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        unsigned v = 0;
+        int pad = 0;
+        for (size_t j = 0; j < 4; j++) {
+            char c = in[i + j];
+            const char *p;
+            if (c == '=') {
+                /* only in the last group, only at its end */
+                if (i + 4 != len || j < 2)
+                    return -1;
+                pad++;
+                v <<= 6;
+                continue;
+            }
+            if (pad > 0 || c == '\0' || (p = strchr(alphabet, c)) == NULL)
+                return -1;
+            v = (v << 6) | (unsigned)(p - alphabet);
+        }
+        /* the bits beneath the padding must be zero */
+        if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0))
+            return -1;
+        str_appendc(out, (char)(v >> 16));
+        if (pad < 2)
+            str_appendc(out, (char)((v >> 8) & 0xff));
+        if (pad < 1)
+            str_appendc(out, (char)(v & 0xff));
+    }
+    return 0;
+}
+
+static void str_wipe(struct str *sb)
+{
+    if (sb->s != NULL)
+        explicit_bzero(sb->s, sb->cap > 0 ? sb->cap : sb->len);
+    str_free(sb);
+}
+
+void smtpd_auth_setup(struct smtpd_conf *cf, const struct conf *c)
+{
+    const char *maps = conf_str(c, "smtpd_sender_login_maps");
+    struct str err = STR_INIT;
+
+    cf->sasl_enable = conf_bool(c, "smtpd_sasl_auth_enable");
+    cf->tls_auth_only = conf_bool(c, "smtpd_tls_auth_only");
+    cf->auth_required = conf_bool(c, "smtpd_client_auth_required");
+    cf->sender_login_maps = NULL;
+    cf->auth = NULL;
+    if (*maps != '\0') {
+        cf->sender_login_maps = maplist_open(maps, &err);
+        if (cf->sender_login_maps == NULL)
+            log_fatal("smtpd_sender_login_maps: %s", err.s);
+    }
+    if (cf->auth_required && !cf->sasl_enable)
+        log_fatal("smtpd_client_auth_required = yes needs smtpd_sasl_auth_enable = yes");
+    str_free(&err);
+}
+
+bool smtpd_auth_offer(const struct smtpd_session *s)
+{
+    const struct smtpd_conf *cf = s->cf;
+
+    return cf->sasl_enable && !s->authenticated && (s->tls || !cf->tls_auth_only);
+}
+
+enum resp { RESP_OK, RESP_CANCEL, RESP_BAD, RESP_LOST };
+
+/* Sends a 334 challenge and reads the client's response, decoded into out. */
+static enum resp auth_response(struct smtpd_session *s, const char *challenge,
+                               struct str *out)
+{
+    struct str line = STR_INIT;
+    enum resp rc = RESP_OK;
+    int r;
+
+    stream_printf(s->st, "334 %s\r\n", challenge);
+    r = smtpd_read_line(s, &line, AUTH_LINE_MAX);
+    if (r <= 0) {
+        str_wipe(&line);
+        return RESP_LOST;
+    }
+    if (r == STREAM_PARTIAL) {
+        /* overlong: skip the rest of it */
+        while (r == STREAM_PARTIAL && line.len == AUTH_LINE_MAX)
+            r = smtpd_read_line(s, &line, AUTH_LINE_MAX);
+        str_wipe(&line);
+        if (r <= 0)
+            return RESP_LOST;
+        smtpd_reply(s, 500, "5.5.6 Authentication Exchange line is too long");
+        return RESP_CANCEL;
+    }
+    while (line.len > 0 && (line.s[line.len - 1] == '\n' || line.s[line.len - 1] == '\r'))
+        line.len--;
+    line.s[line.len] = '\0';
+    if (line.len == 1 && line.s[0] == '*')
+        rc = RESP_CANCEL;
+    else if (b64_decode(line.s, line.len, out) < 0)
+        rc = RESP_BAD;
+    if (rc == RESP_CANCEL)
+        smtpd_reply(s, 501, "5.7.0 Authentication aborted");
+    str_wipe(&line);
+    return rc;
+}
+
+/* The initial response from the command line: "=" is an empty one. */
+static int initial_response(const char *ir, struct str *out)
+{
+    if (strcmp(ir, "=") == 0) {
+        str_clear(out);
+        return 0;
+    }
+    return b64_decode(ir, strlen(ir), out);
+}
+
+/* A user name or password from the client: no NUL or control characters. */
+static bool cred_ok(const char *p, size_t len, size_t max)
+{
+    if (len == 0 || len > max)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
+            return false;
+    return true;
+}
+
+/* Splits a PLAIN message "authzid NUL authcid NUL passwd": 0, or -1. */
+static int plain_split(const struct str *msg, struct str *user, struct str *pass)
+{
+    const char *p = msg->s, *end = msg->s + msg->len;
+    const char *n1 = memchr(p, '\0', msg->len), *n2;
+    size_t zlen, ulen;
+
+    if (n1 == NULL)
+        return -1;
+    n2 = memchr(n1 + 1, '\0', (size_t)(end - n1 - 1));
+    if (n2 == NULL)
+        return -1;
+    zlen = (size_t)(n1 - p);
+    ulen = (size_t)(n2 - n1 - 1);
+    /* an authorization identity, when given, must be the user itself */
+    if (zlen > 0 && (zlen != ulen || memcmp(p, n1 + 1, ulen) != 0))
+        return -1;
+    str_set(user, n1 + 1, ulen);
+    str_set(pass, n2 + 1, (size_t)(end - n2 - 1));
+    return 0;
+}
+
+void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
+{
+    const struct smtpd_conf *cf = s->cf;
+    struct str user = STR_INIT, pass = STR_INIT, buf = STR_INIT;
+    struct auth_result res;
+    enum auth_status st;
+    const char *mech, *ir = NULL;
+    char *sp;
+    enum resp r = RESP_OK;
+
+    if (s->authenticated) {
+        smtpd_reply(s, 503, "5.5.1 Error: already authenticated");
+        return;
+    }
+    if (!smtpd_auth_offer(s)) {
+        smtpd_reply(s, 503, "5.5.1 Error: authentication not enabled");
+        return;
+    }
+    if (!s->esmtp) {
+        smtpd_reply(s, 503, "5.5.1 Error: send EHLO first");
+        return;
+    }
+    if (s->txn.active) {
+        smtpd_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
+        return;
+    }
+    if (*arg == '\0') {
+        smtpd_reply(s, 501, "5.5.4 Syntax: AUTH mechanism");
+        return;
+    }
+    sp = strchr(arg, ' ');
+    if (sp != NULL) {
+        *sp = '\0';
+        ir = sp + 1;
+        while (*ir == ' ')
+            ir++;
+        if (*ir == '\0' || strchr(ir, ' ') != NULL) {
+            smtpd_reply(s, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
+            return;
+        }
+    }
+    if (strcasecmp(arg, "PLAIN") == 0) {
+        mech = "PLAIN";
+        if (ir != NULL)
+            r = initial_response(ir, &buf) < 0 ? RESP_BAD : RESP_OK;
+        else
+            r = auth_response(s, "", &buf);
+        if (r == RESP_OK && plain_split(&buf, &user, &pass) < 0)
+            r = RESP_BAD;
+    } else if (strcasecmp(arg, "LOGIN") == 0) {
+        mech = "LOGIN";
+        if (ir != NULL)
+            r = initial_response(ir, &user) < 0 ? RESP_BAD : RESP_OK;
+        else
+            r = auth_response(s, "VXNlcm5hbWU6", &user);           /* "Username:" */
+        if (r == RESP_OK)
+            r = auth_response(s, "UGFzc3dvcmQ6", &pass);           /* "Password:" */
+    } else {
+        smtpd_reply(s, 504, "5.5.4 Unsupported authentication mechanism");
+        return;
+    }
+    if (r == RESP_OK && (!cred_ok(user.s, user.len, AUTH_USER_MAX)
+                         || !cred_ok(pass.s, pass.len, AUTH_PASS_MAX)))
+        r = RESP_BAD;
+    if (r == RESP_BAD)
+        smtpd_reply(s, 501, "5.5.2 Invalid authentication response");
+    if (r != RESP_OK)
+        goto out;
+
+    auth_result_init(&res);
+    st = cf->auth != NULL ? auth_login(cf->auth, "smtp", user.s, pass.s, s->addr, &res)
+                          : AUTH_TEMPFAIL;
+    switch (st) {
+    case AUTH_OK:
+        s->authenticated = true;
+        s->sasl_method = mech;
+        str_set(&s->sasl_user, res.user.s, res.user.len);
+        smtpd_reply(s, 235, "2.7.0 Authentication successful");
+        s->oks[CMD_AUTH]++;
+        break;
+    case AUTH_FAIL:
+        log_warn("[%s]: SASL %s authentication failed: %s", s->addr, mech,
+                 res.text.len > 0 ? res.text.s : "authentication failure");
+        smtpd_reply(s, 535, "5.7.8 Error: authentication failed");
+        break;
+    default:
+        log_warn("[%s]: SASL %s authentication unavailable: %s", s->addr, mech,
+                 res.text.len > 0 ? res.text.s : "auth service not reachable");
+        smtpd_reply(s, 454, "4.7.0 Temporary authentication failure");
+        break;
+    }
+    auth_result_free(&res);
+out:
+    str_wipe(&pass);
+    str_wipe(&buf);
+    str_free(&user);
+}
+
+/* Whether the logins listed in value (comma or white space separated) hold login. */
+static bool login_listed(const char *value, const char *login)
+{
+    size_t n = strlen(login);
+
+    while (*value != '\0') {
+        size_t len = strcspn(value, ", \t");
+        if (len == n && strncasecmp(value, login, n) == 0)
+            return true;
+        value += len;
+        value += strspn(value, ", \t");
+    }
+    return false;
+}
+
+int smtpd_sender_login_check(struct smtpd_session *s, const char *sender)
+{
+    const struct smtpd_conf *cf = s->cf;
+    struct str value = STR_INIT, err = STR_INIT, key = STR_INIT;
+    const char *at;
+    int r, rc = 0;
+
+    if (!s->authenticated || cf->sender_login_maps == NULL || *sender == '\0')
+        return 0;
+    r = maplist_lookup(cf->sender_login_maps, sender, &value, &err);
+    if (r == 0 && (at = strrchr(sender, '@')) != NULL) {
+        str_sets(&key, at);
+        r = maplist_lookup(cf->sender_login_maps, key.s, &value, &err);
+    }
+    if (r < 0) {
+        log_warn("smtpd_sender_login_maps: %s", err.len ? err.s : "lookup failed");
+        smtpd_reject(s, "MAIL", NULL, 451, "4.3.0", "<%s>: Sender address rejected: "
+                     "Server configuration error", sender);
+        rc = -1;
+    } else if (r == 0 || !login_listed(value.s, s->sasl_user.s)) {
+        smtpd_reject(s, "MAIL", NULL, 553, "5.7.1", "<%s>: Sender address rejected: "
+                     "not owned by user %s", sender, s->sasl_user.s);
+        rc = -1;
+    }
+    str_free(&value);
+    str_free(&err);
+    str_free(&key);
+    return rc;
+}

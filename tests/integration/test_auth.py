@@ -1,0 +1,181 @@
+"""auth(8) against a live instance: login with a virtual user's password, token
+lookup, failure delays, and malformed frames, spoken over QUEUE/login/auth with raw
+netstring frames (the format of lib/attr.h)."""
+
+import os
+import socket
+import time
+
+import pytest
+
+from conftest import start_instance
+
+USER = "dora@example.test"
+PASSWORD = "s3cret pass"
+
+
+@pytest.fixture(scope="module")
+def auth_mta():
+    inst = start_instance(domains=("example.test",))
+    try:
+        inst.run("user", "add", USER, input=PASSWORD + "\n")
+    except Exception:
+        inst.cleanup()
+        raise
+    yield inst
+    inst.cleanup()
+
+
+def encode(pairs):
+    out = b""
+    for name, value in pairs:
+        item = name.encode() + b"=" + (value if isinstance(value, bytes) else value.encode())
+        out += str(len(item)).encode() + b":" + item + b","
+    return out + b"0:,"
+
+
+class Conn:
+    def __init__(self, inst, timeout=15):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(timeout)
+        self.s.connect(os.path.join(inst.queue_dir(), "login", "auth"))
+        self.buf = b""
+
+    def close(self):
+        self.s.close()
+
+    def _more(self):
+        data = self.s.recv(4096)
+        if not data:
+            raise EOFError("connection closed")
+        self.buf += data
+
+    def _netstring(self):
+        while b":" not in self.buf:
+            self._more()
+        head, _, _ = self.buf.partition(b":")
+        n = int(head)
+        need = len(head) + 1 + n + 1
+        while len(self.buf) < need:
+            self._more()
+        item = self.buf[len(head) + 1:len(head) + 1 + n]
+        assert self.buf[need - 1:need] == b","
+        self.buf = self.buf[need:]
+        return item
+
+    def read(self):
+        attrs = {}
+        while True:
+            item = self._netstring()
+            if item == b"":
+                return attrs
+            name, _, value = item.partition(b"=")
+            attrs.setdefault(name.decode(), value.decode())
+
+    def call(self, *pairs):
+        self.s.sendall(encode(pairs))
+        return self.read()
+
+
+def login(conn, user, password, client="192.0.2.7"):
+    return conn.call(("req", "auth"), ("service", "pop3"), ("user", user),
+                     ("password", password), ("client", client))
+
+
+def test_socket_directory(auth_mta):
+    st = os.stat(os.path.join(auth_mta.queue_dir(), "login"))
+    assert st.st_mode & 0o777 == 0o711
+
+
+def test_login_and_lookup(auth_mta):
+    c = Conn(auth_mta)
+    try:
+        r = login(c, "Dora@Example.TEST", PASSWORD)
+        assert r["status"] == "ok", r
+        assert r["user"] == USER
+        token = r["token"]
+        assert token.isprintable() and PASSWORD not in token
+        # a second request on the same connection
+        r = c.call(("req", "lookup"), ("token", token))
+    finally:
+        c.close()
+    assert r["status"] == "ok", r
+    assert r["user"] == USER
+    assert int(r["uid"]) >= 0 and int(r["gid"]) >= 0
+    if os.geteuid() == 0:
+        import pwd
+        assert int(r["uid"]) == pwd.getpwnam("vmail").pw_uid
+    else:
+        assert int(r["uid"]) == os.getuid()
+    mail = os.path.join(auth_mta.conf_dir, "mail")
+    assert r["maildir"].startswith(mail + "/")
+    assert r["maildir"].rstrip("/") == auth_mta.maildir(USER)
+    key = os.path.join(auth_mta.queue_dir(), "private", "auth.key")
+    st = os.stat(key)
+    assert st.st_size == 32 and st.st_mode & 0o777 == 0o600
+    auth_mta.wait_log("auth ok: service=pop3, user=" + USER)
+
+
+def test_tampered_token(auth_mta):
+    c = Conn(auth_mta)
+    try:
+        token = login(c, USER, PASSWORD)["token"]
+        body, _, mac = token.partition(".")
+        bad = body + "." + ("0" if mac[0] != "0" else "1") + mac[1:]
+        assert c.call(("req", "lookup"), ("token", bad))["status"] == "fail"
+        assert c.call(("req", "lookup"), ("token", "nonsense"))["status"] == "fail"
+        assert c.call(("req", "lookup"), ("token", token))["status"] == "ok"
+    finally:
+        c.close()
+
+
+def test_wrong_password_is_delayed(auth_mta):
+    c = Conn(auth_mta)
+    try:
+        t0 = time.monotonic()
+        r = login(c, USER, "wrong", client="198.51.100.9")
+        first = time.monotonic() - t0
+        assert r["status"] == "fail", r
+        assert first >= 1.0
+        t0 = time.monotonic()
+        r = login(c, "nobody@example.test", "wrong", client="198.51.100.9")
+        second = time.monotonic() - t0
+        assert r["status"] == "fail", r
+        assert second >= 2.0
+        # the right password still works afterwards
+        assert login(c, USER, PASSWORD, client="198.51.100.9")["status"] == "ok"
+    finally:
+        c.close()
+    auth_mta.wait_log("auth failed: service=pop3, user=" + USER + ", client=198.51.100.9")
+
+
+def test_system_user_unknown(auth_mta):
+    c = Conn(auth_mta)
+    try:
+        r = login(c, "no-such-user-here", "x", client="203.0.113.5")
+        assert r["status"] == "fail", r
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("garbage", [
+    b"garbage that is no netstring",
+    b"5:req=x,0:,",                                  # unknown request
+    encode([("req", "auth"), ("user", USER)]),       # fields missing
+    encode([("req", "auth"), ("service", "pop3"), ("user", USER),
+            ("password", b"a\0b"), ("client", "192.0.2.1")]),
+    b"99999999:",                                    # oversized
+])
+def test_garbage_closes_connection(auth_mta, garbage):
+    c = Conn(auth_mta)
+    try:
+        c.s.sendall(garbage)
+        with pytest.raises((EOFError, ConnectionResetError)):
+            c.read()
+    finally:
+        c.close()
+    c = Conn(auth_mta)
+    try:
+        assert login(c, USER, PASSWORD)["status"] == "ok"
+    finally:
+        c.close()
