@@ -57,7 +57,10 @@ static void log_setup(const char *prefix, const char *name, enum log_dest dest,
             *dot = '\0';
     }
     if (dest == LOG_DEST_FILE) {
-        fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+        /* Opened as root by master and by each daemon before it drops privileges:
+         * never through a symbolic link planted in the log's directory. */
+        fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+                  0640);
         if (fd < 0) {
             int e = errno;
             if (log_fd >= 0)

@@ -53,6 +53,7 @@ struct map {
     off_t size;
     time_t checked;         /* monotonic seconds of the last stat */
     int check_errno;        /* that stat's or reopen's failure, 0 if none */
+    bool pinned;            /* maplist_pin: keep the open file, never stat the path */
 
     /* static */
     char *value;
@@ -146,6 +147,8 @@ static int cdb_map_check(struct map *m, struct str *err)
     struct stat sb;
     time_t now = now_mono();
 
+    if (m->fd >= 0 && m->pinned)
+        return 0;
     if (m->fd >= 0 && now == m->checked) {
         if (m->check_errno == 0)
             return 0;
@@ -690,6 +693,12 @@ int maplist_lookup(struct maplist *ml, const char *key, struct str *value, struc
             return r;
     }
     return 0;
+}
+
+void maplist_pin(struct maplist *ml)
+{
+    for (size_t i = 0; i < ml->n; i++)
+        ml->maps[i]->pinned = true;
 }
 
 size_t maplist_count(const struct maplist *ml)

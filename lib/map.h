@@ -31,6 +31,10 @@ struct maplist *maplist_open(const char *specs, struct str *err);
 void maplist_close(struct maplist *ml);
 int maplist_lookup(struct maplist *ml, const char *key, struct str *value, struct str *err);
 size_t maplist_count(const struct maplist *ml);
+/* For a process about to chroot away from the maps' paths: from now on each cdb map
+ * keeps reading the file it has open and no longer looks for a newer one (a rebuilt
+ * map is seen when the process restarts). */
+void maplist_pin(struct maplist *ml);
 
 /* Text source format ("key value", '#' comments, continuation lines starting with
  * white space) compiled into FILE.cdb through a temporary file and rename(2).

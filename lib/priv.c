@@ -165,3 +165,24 @@ int fd_nonblock(int fd, bool on)
     fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
     return fcntl(fd, F_SETFL, fl) < 0 ? -1 : 0;
 }
+
+int fd_std_ensure(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        int got;
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        got = open("/dev/null", O_RDWR | O_NOCTTY);
+        if (got < 0)
+            return -1;
+        /* open() takes the lowest free descriptor, which is fd (all below are
+         * open by now); dup2 only guards that assumption. */
+        if (got != fd) {
+            int rc = dup2(got, fd);
+            close(got);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return 0;
+}

@@ -23,5 +23,8 @@ int priv_restore(struct str *err);
 
 int fd_cloexec(int fd, bool on);
 int fd_nonblock(int fd, bool on);
+/* Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed, so that no file
+ * opened later lands there (and gets stderr's log lines).  0, or -1 (errno). */
+int fd_std_ensure(void);
 
 #endif

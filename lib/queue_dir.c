@@ -40,7 +40,8 @@ int fsync_dir(const char *path)
 }
 
 /* mkdir(2) that leaves an existing directory alone, then sets mode exactly
- * (mkdir's mode is filtered by umask and cannot set the sticky bit everywhere). */
+ * (mkdir's mode is filtered by umask and cannot set the sticky bit everywhere).  An
+ * existing symbolic link is an error. */
 static int make_dir(const char *path, mode_t mode, struct str *err)
 {
     struct stat st;
@@ -49,7 +50,9 @@ static int make_dir(const char *path, mode_t mode, struct str *err)
         str_printf(err, "mkdir %s: %s", path, strerror(errno));
         return -1;
     }
-    if (stat(path, &st) < 0) {
+    /* lstat: a symbolic link in its place is refused, never followed by the chmod
+     * below (master runs this as root). */
+    if (lstat(path, &st) < 0) {
         str_printf(err, "stat %s: %s", path, strerror(errno));
         return -1;
     }

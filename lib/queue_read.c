@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "str.h"
@@ -451,13 +452,31 @@ int queue_file_openat(int dirfd, const char *name, int flags, struct queue_file 
     memcpy(qf->id, base, n);
     qf->id[n] = '\0';
 
-    qf->fd = openat(dirfd, name, (flags & O_ACCMODE) | O_CLOEXEC | O_NOFOLLOW);
+    /* O_NONBLOCK: a FIFO planted in a queue directory (maildrop/ is writable by a
+     * group) must not hang the reader in open(2); anything but a regular file is
+     * corrupt.  The flag changes nothing for regular files. */
+    qf->fd = openat(dirfd, name,
+                    (flags & O_ACCMODE) | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     if (qf->fd < 0) {
         e = errno;
         str_printf(err, "open %s: %s", name, strerror(e));
         qf_reset(qf);
         errno = e;
         return -1;
+    }
+    {
+        struct stat sb;
+        int st = fstat(qf->fd, &sb);
+        if (st < 0 || !S_ISREG(sb.st_mode)) {
+            e = st < 0 ? errno : EINVAL;
+            if (st < 0)
+                str_printf(err, "stat %s: %s", name, strerror(e));
+            else
+                str_printf(err, "%s: corrupt queue file: not a regular file", name);
+            queue_file_close(qf);
+            errno = e;
+            return -1;
+        }
     }
     r.fd = qf->fd;
     r.base = 0;

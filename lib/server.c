@@ -150,7 +150,9 @@ static long long server_now_ms(void)
 static int server_accept_loop(struct server *srv, const struct server_opts *opts)
 {
     long long max_use = conf_int(srv->conf, "max_use");
-    long long max_idle_ms = conf_time(srv->conf, "max_idle") * 1000;
+    long long max_idle_s = conf_time(srv->conf, "max_idle");
+    /* Bounded (a year) so that the product and the deadline below cannot overflow. */
+    long long max_idle_ms = (max_idle_s > 31536000 ? 31536000 : max_idle_s) * 1000;
     long long idle_since = server_now_ms();
     long long served = 0;
     struct pollfd *pfd = xcalloc(srv->nlisten + 1, sizeof(*pfd));
@@ -237,6 +239,9 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     server_status_ok = fstat(SERVER_STATUS_FD, &sb) == 0 && S_ISFIFO(sb.st_mode);
     if (server_status_ok)
         (void)fd_cloexec(SERVER_STATUS_FD, true);
+    /* Nor may a file opened later become our stderr and receive log lines. */
+    if (fd_std_ensure() < 0)
+        exit(1);
 
     log_open(opts->name, LOG_DEST_STDERR, NULL);
     while ((c = getopt(argc, argv, "c:s:u:jfo:")) != -1) {

@@ -119,7 +119,8 @@ int sock_listen_unix(const char *path, mode_t mode, int backlog, struct str *err
 {
     struct sockaddr_un sun;
     struct stat sb;
-    int fd;
+    mode_t old_mask;
+    int fd, rc, saved;
 
     if (sock_unix_addr(path, &sun) < 0) {
         sock_err(err, "bad socket path", path);
@@ -141,13 +142,17 @@ int sock_listen_unix(const char *path, mode_t mode, int backlog, struct str *err
         sock_err(err, "socket", path);
         return -1;
     }
-    if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
+    /* The mode comes from the umask at bind time, not from a chmod(2) by name after
+     * it: the directory may be writable by a less privileged user, who could swap
+     * the new socket for a symbolic link before the chmod and have us (root) change
+     * the mode of any file. */
+    old_mask = umask(~mode & 0777);
+    rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+    saved = errno;
+    umask(old_mask);
+    errno = saved;
+    if (rc < 0) {
         sock_err(err, "bind", path);
-        close(fd);
-        return -1;
-    }
-    if (chmod(path, mode) < 0) {
-        sock_err(err, "chmod", path);
         close(fd);
         return -1;
     }

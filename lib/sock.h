@@ -12,7 +12,8 @@ struct str;
  * use two calls), an IPv4 or IPv6 literal.  SO_REUSEADDR, close-on-exec, backlog.
  * Returns the fd or -1 with err. */
 int sock_listen_inet(const char *host, unsigned port, int backlog, struct str *err);
-/* Removes a stale socket file first; mode applied with chmod.  fd or -1 with err. */
+/* Removes a stale socket file first; the socket gets mode (set through the umask at
+ * bind time, never by a chmod of the path).  fd or -1 with err. */
 int sock_listen_unix(const char *path, mode_t mode, int backlog, struct str *err);
 /* Connects with a timeout: fd (blocking, close-on-exec) or -1 (errno). */
 int sock_connect_unix(const char *path, int timeout_ms);

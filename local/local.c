@@ -64,8 +64,11 @@ static void local_service(struct server *srv, int *fd)
     struct deliver_request dr;
     struct str err = STR_INIT;
     struct stream *st;
-    long long idle_ms = conf_time(srv->conf, "max_idle") * 1000;
-    long long ipc_ms = conf_time(srv->conf, "ipc_timeout") * 1000;
+    long long idle_s = conf_time(srv->conf, "max_idle");
+    long long ipc_s = conf_time(srv->conf, "ipc_timeout");
+    /* Bounded before the products, which could overflow for absurd settings. */
+    long long idle_ms = (idle_s > 31536000 ? 31536000 : idle_s) * 1000;
+    long long ipc_ms = (ipc_s > 86400 ? 86400 : ipc_s) * 1000;
 
     st = stream_fdopen(*fd);
     *fd = -1;

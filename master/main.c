@@ -20,6 +20,7 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
+#include "priv.h"
 #include "queue.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -418,6 +419,10 @@ int main(int argc, char **argv)
     int c;
 
     closefrom(3);               /* nothing inherited may leak into the daemons */
+    /* A closed 0, 1 or 2 would be taken by the next file opened (a socket, the pid
+     * file) and handed to every daemon as its stdin, stdout or stderr. */
+    if (fd_std_ensure() < 0)
+        exit(1);
     log_open("master", LOG_DEST_STDERR, NULL);
     while ((c = getopt(argc, argv, "c:ft")) != -1) {
         switch (c) {

@@ -1,4 +1,4 @@
-/* SASL helpers for AUTH PLAIN and AUTH LOGIN (RFC 4616, RFC 5034): a strict base64
+/* SASL support for AUTH PLAIN and AUTH LOGIN (RFC 4616, RFC 5034): a strict base64
  * decoder and the PLAIN message parser.  Input is the client's, bounded by the line
  * length the caller read. */
 #include <string.h>

@@ -70,6 +70,38 @@ static int mkdir_p(const char *path, mode_t mode)
     return 0;
 }
 
+/* Run as root, init creates, chowns and chmods paths by name under DIR: safe only when
+ * no other user can change what those names point to.  So DIR (already resolved by
+ * realpath) and every directory above it must belong to root, DIR must be writable by
+ * root alone, and an ancestor writable by others must be sticky (others then cannot
+ * rename or remove root's entries in it).  Fails with a message naming the culprit. */
+static void tree_check_root_only(const char *abs)
+{
+    struct str p = STR_INIT;
+    size_t n = strlen(abs);
+
+    for (size_t i = 0; i <= n; i++) {
+        struct stat sb;
+        bool last = i == n;
+
+        if (i != 0 && !last && abs[i] != '/')
+            continue;
+        str_set(&p, abs, i == 0 ? 1 : i);      /* "/", then each prefix, then DIR */
+        if (lstat(p.s, &sb) < 0)
+            cmd_fail("%s: %s", p.s, strerror(errno));
+        if (!S_ISDIR(sb.st_mode))
+            cmd_fail("%s: not a directory", p.s);
+        if (sb.st_uid != 0)
+            cmd_fail("%s: owned by uid %lu, not root: refusing to make an instance as root "
+                     "where another user controls the path", p.s, (unsigned long)sb.st_uid);
+        bool others_write = (sb.st_mode & S_IWOTH) || ((sb.st_mode & S_IWGRP) && sb.st_gid != 0);
+        if (others_write && (last || !(sb.st_mode & S_ISVTX)))
+            cmd_fail("%s: writable by other users: refusing to make an instance as root there",
+                     p.s);
+    }
+    str_free(&p);
+}
+
 /* Runs a program with fixed arguments; 0 when it exits 0. */
 static int run(const char *prog, char *const argv[])
 {
@@ -231,6 +263,8 @@ int cmd_init(int argc, char **argv)
         cmd_fail("%s: %s", dir, strerror(errno));
     if (!plain_path(abs))
         cmd_fail("%s: the instance's path may not hold white space or any of $,{}#=\\", abs);
+    if (root)
+        tree_check_root_only(abs);
     str_printf(&s, "%s/postern.conf", abs);
     if (access(s.s, F_OK) == 0)
         cmd_fail("%s already holds an instance (%s exists)", abs, s.s);

@@ -30,8 +30,11 @@ char *cmd_daemon_dir(const struct conf *c);
 char *cmd_map_file(const struct conf *c, const char *key, const char *fallback);
 /* Rewrites a text map atomically: drops the entry whose key is drop (with its
  * continuation lines; NULL: none), then appends add (a whole line, NULL: none).
- * Keeps the file's mode and owner.  1 when an entry was dropped, 0 if not, -1 error. */
-int textmap_rewrite(const char *path, const char *drop, const char *add, struct str *err);
+ * Keeps the file's mode and owner; a file that did not exist gets new_mode (a
+ * password map must not become world-readable).  1 when an entry was dropped, 0 if
+ * not, -1 error. */
+int textmap_rewrite(const char *path, const char *drop, const char *add, mode_t new_mode,
+                    struct str *err);
 /* Is key an entry of the text map?  1 yes, 0 no, -1 error. */
 int textmap_has(const char *path, const char *key, struct str *err);
 /* Calls fn with each entry's key, in file order.  0, or -1 with err. */

@@ -194,7 +194,8 @@ static int queue_flush(const char *qdir)
     while ((de = readdir(dp)) != NULL) {
         if (!queue_id_valid(de->d_name))
             continue;
-        if (utimensat(dfd, de->d_name, NULL, 0) == 0)
+        /* Not through a symbolic link: the directory is mail_owner's, we may be root. */
+        if (utimensat(dfd, de->d_name, NULL, AT_SYMLINK_NOFOLLOW) == 0)
             n++;
     }
     closedir(dp);
@@ -233,7 +234,7 @@ static int queue_release(const char *qdir, const char *id)
     str_printf(&path, "%s/hold/%s", qdir, id);
     if (access(path.s, F_OK) < 0)
         cmd_fail("%s: not on hold", id);
-    (void)utimensat(AT_FDCWD, path.s, NULL, 0);
+    (void)utimensat(AT_FDCWD, path.s, NULL, AT_SYMLINK_NOFOLLOW);
     if (queue_move(qdir, "hold", "incoming", id) < 0)
         cmd_fail("%s: %s", id, strerror(errno));
     str_clear(&path);

@@ -102,16 +102,17 @@ int file_write_atomic(const char *path, const char *data, size_t len, mode_t mod
     return write_like(path, data, len, mode, NULL, err);
 }
 
-/* Reads a whole text file; a missing file reads as empty when missing_ok. */
+/* Reads a whole text file; a missing file reads as empty when missing_ok (and *sb
+ * then says new_mode, owned by us). */
 static int read_text(const char *path, struct str *buf, struct stat *sb, bool missing_ok,
-                     struct str *err)
+                     mode_t new_mode, struct str *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT && missing_ok) {
             if (sb != NULL) {
                 memset(sb, 0, sizeof(*sb));
-                sb->st_mode = 0644;
+                sb->st_mode = new_mode;
                 sb->st_uid = geteuid();
                 sb->st_gid = getegid();
             }
@@ -211,7 +212,8 @@ static void rewrite_line(const char *line, size_t len, enum tm_kind k, const cha
         str_appendc(&st->out, '\n');
 }
 
-int textmap_rewrite(const char *path, const char *drop, const char *add, struct str *err)
+int textmap_rewrite(const char *path, const char *drop, const char *add, mode_t new_mode,
+                    struct str *err)
 {
     struct str buf = STR_INIT;
     struct rewrite_state st;
@@ -219,7 +221,7 @@ int textmap_rewrite(const char *path, const char *drop, const char *add, struct 
     int rc;
 
     str_init(&buf);
-    if (read_text(path, &buf, &sb, true, err) < 0) {
+    if (read_text(path, &buf, &sb, true, new_mode, err) < 0) {
         str_free(&buf);
         return -1;
     }
@@ -232,7 +234,7 @@ int textmap_rewrite(const char *path, const char *drop, const char *add, struct 
         str_appends(&st.out, add);
         str_appendc(&st.out, '\n');
     }
-    rc = write_like(path, st.out.s ? st.out.s : "", st.out.len, 0644, &sb, err);
+    rc = write_like(path, st.out.s ? st.out.s : "", st.out.len, new_mode, &sb, err);
     str_free(&buf);
     str_free(&st.out);
     return rc < 0 ? -1 : st.dropped;
@@ -258,7 +260,7 @@ int textmap_keys(const char *path, void (*fn)(const char *key, void *arg), void 
     struct keys_state st = { fn, arg };
 
     str_init(&buf);
-    if (read_text(path, &buf, NULL, false, err) < 0) {
+    if (read_text(path, &buf, NULL, false, 0, err) < 0) {
         str_free(&buf);
         return -1;
     }

@@ -139,11 +139,11 @@ static int user_add(const struct conf *c, const char *arg)
     free(password);
 
     str_printf(&line, "%s %s", ua.addr, hash);
-    if (textmap_rewrite(pw_file, NULL, line.s, &err) < 0)
+    if (textmap_rewrite(pw_file, NULL, line.s, 0600, &err) < 0)
         cmd_fail("%s", err.s);
     str_clear(&line);
     str_printf(&line, "%s %s/%s/", ua.addr, ua.domain, ua.local);
-    if (textmap_rewrite(mb_file, NULL, line.s, &err) < 0)
+    if (textmap_rewrite(mb_file, NULL, line.s, 0644, &err) < 0)
         cmd_fail("%s", err.s);
     rebuild(pw_file);
     rebuild(mb_file);
@@ -172,9 +172,9 @@ static int user_del(const struct conf *c, const char *arg)
         cmd_fail("%s", err.s);
     if (r1 == 0 && r2 == 0)
         cmd_fail("%s: no such user", ua.addr);
-    if (r1 > 0 && textmap_rewrite(pw_file, ua.addr, NULL, &err) < 0)
+    if (r1 > 0 && textmap_rewrite(pw_file, ua.addr, NULL, 0600, &err) < 0)
         cmd_fail("%s", err.s);
-    if (r2 > 0 && textmap_rewrite(mb_file, ua.addr, NULL, &err) < 0)
+    if (r2 > 0 && textmap_rewrite(mb_file, ua.addr, NULL, 0644, &err) < 0)
         cmd_fail("%s", err.s);
     rebuild(pw_file);
     rebuild(mb_file);

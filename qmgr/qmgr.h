@@ -122,6 +122,7 @@ struct qmgr {
 void qmgr_scan_active(struct qmgr *q);
 void qmgr_scan_incoming(struct qmgr *q);
 void qmgr_scan_deferred(struct qmgr *q, bool all);
+int qmgr_queue_rename(const char *from, const char *to, const char *id);
 
 /* qmgr_message.c */
 struct qmsg *qmgr_msg_add(struct qmgr *q, const char *id);

@@ -306,7 +306,7 @@ static void msg_open_failed(struct qmgr *q, struct qmsg *m, int err, const char 
         str_printf(&path, "active/%s", m->id);
         tv[0].tv_sec = tv[1].tv_sec = time(NULL) + conf_time(q->conf, "minimal_backoff_time");
         tv[0].tv_usec = tv[1].tv_usec = 0;
-        if (utimes(path.s, tv) < 0 || queue_move(".", "active", "deferred", m->id) < 0)
+        if (utimes(path.s, tv) < 0 || qmgr_queue_rename("active", "deferred", m->id) < 0)
             log_warn("%s: cannot move to deferred/: %s", m->id, strerror(errno));
     }
     str_free(&path);
@@ -678,7 +678,7 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
         tv[0].tv_usec = tv[1].tv_usec = 0;
         if (utimes(path.s, tv) < 0)
             log_warn("%s: cannot set the retry time: %s", m->id, strerror(errno));
-        if (queue_move(".", "active", "deferred", m->id) < 0)
+        if (qmgr_queue_rename("active", "deferred", m->id) < 0)
             log_warn("%s: cannot move to deferred/: %s", m->id, strerror(errno));
     }
     str_free(&path);

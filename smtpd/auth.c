@@ -78,6 +78,8 @@ void smtpd_auth_setup(struct smtpd_conf *cf, const struct conf *c)
         cf->sender_login_maps = maplist_open(maps, &err);
         if (cf->sender_login_maps == NULL)
             log_fatal("smtpd_sender_login_maps: %s", err.s);
+        /* smtpd chroots away from the maps: keep the files opened here */
+        maplist_pin(cf->sender_login_maps);
     }
     if (cf->auth_required && !cf->sasl_enable)
         log_fatal("smtpd_client_auth_required = yes needs smtpd_sasl_auth_enable = yes");

@@ -76,6 +76,7 @@ static void received_header(struct smtpd_session *s, struct str *out)
         date[0] = '\0';
     str_printf(out, "Received: from %s ([%s])\n", s->helo.len ? s->helo.s : "unknown",
                s->addr);
+    smtpd_tls_received(s, out);
     str_printf(out, "\tby %s (%s) with %s id %s", s->cf->myhostname,
                conf_str(s->cf->conf, "mail_name"), smtpd_protocol(s), t->id);
     if (t->rcpt_accepted == 1 && t->first_rcpt.len > 0) {

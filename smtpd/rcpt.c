@@ -92,7 +92,11 @@ static int txn_open(struct smtpd_session *s)
         str_free(&err);
         return -1;
     }
-    log_info("%s: client=[%s]:%u", t->id, s->addr, s->port);
+    if (s->authenticated)
+        log_info("%s: client=[%s]:%u, sasl_method=%s, sasl_username=%s", t->id, s->addr,
+                 s->port, s->sasl_method, s->sasl_user.s);
+    else
+        log_info("%s: client=[%s]:%u", t->id, s->addr, s->port);
     snprintf(port, sizeof(port), "%u", s->port);
     if (qw_sender(t->qw, t->sender.s) < 0
         || txn_attr(t, "client_address", s->addr) < 0

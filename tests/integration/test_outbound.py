@@ -4,7 +4,11 @@ mx.b.test -> 127.0.0.1) and to fake servers run by the test."""
 
 import email
 import email.policy
+import os
+import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 
@@ -19,6 +23,7 @@ ALICE = "alice@a.test"
 ZONE = """
 b.test.           300 IN MX 10 mx.b.test.
 mx.b.test.        300 IN A  127.0.0.1
+mx.tls.test.      300 IN A  127.0.0.1
 nullmx.test.      300 IN MX 0 .
 noaddr.test.      300 IN TXT "no mail here"
 """
@@ -29,8 +34,9 @@ class FakeServer:
     'endless' (a reply that never ends), 'hang' (never says anything), 'plain' (a
     correct SMTP server without 8BITMIME that keeps what it receives)."""
 
-    def __init__(self, mode):
+    def __init__(self, mode, tls=None):
         self.mode = mode
+        self.tls = tls          # an ssl.SSLContext: offer STARTTLS
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -73,13 +79,22 @@ class FakeServer:
         f = conn.makefile("rb")
         conn.sendall(b"220 mx.fake.test ESMTP\r\n")
         rcpts = []
+        secure = False
         while True:
             line = f.readline()
             if not line:
                 return
             cmd = line.strip().upper()
             if cmd.startswith(b"EHLO"):
-                conn.sendall(b"250-mx.fake.test\r\n250-PIPELINING\r\n250 SIZE 100000000\r\n")
+                offer = b"250-STARTTLS\r\n" if self.tls and not secure else b""
+                conn.sendall(b"250-mx.fake.test\r\n250-PIPELINING\r\n" + offer
+                             + b"250 SIZE 100000000\r\n")
+            elif cmd == b"STARTTLS" and self.tls and not secure:
+                conn.sendall(b"220 2.0.0 Ready to start TLS\r\n")
+                conn = self.tls.wrap_socket(conn, server_side=True)
+                f = conn.makefile("rb")
+                secure = True
+                self.tls_sessions = getattr(self, "tls_sessions", 0) + 1
             elif cmd.startswith(b"MAIL") or cmd.startswith(b"RSET"):
                 rcpts = []
                 conn.sendall(b"250 2.1.0 Ok\r\n")
@@ -107,10 +122,24 @@ class FakeServer:
         self.sock.close()
 
 
+def make_cert(directory, host):
+    """A self-signed certificate for host (made with openssl(1)): (cert, key) paths."""
+    cert, key = os.path.join(directory, "fake-cert.pem"), os.path.join(directory, "fake-key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", f"/CN={host}", "-addext",
+                    f"subjectAltName=DNS:{host}"], check=True, capture_output=True)
+    return cert, key
+
+
 @pytest.fixture(scope="module")
-def net():
+def net(tmp_path_factory):
     dns = ZoneServer(ZONE).start()
+    cert, key = make_cert(str(tmp_path_factory.mktemp("tls")), "mx.tls.test")
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
     fakes = {m: FakeServer(m) for m in ("garbage", "endless", "hang", "plain")}
+    fakes["tls"] = FakeServer("plain", tls=server_ctx)
     b = start_instance(users=("bob@b.test", "carol@b.test"), domains=("b.test",),
                        hostname="mx.b.test")
     a = start_instance(users=(ALICE,), domains=("a.test",), hostname="mx.a.test", start=False,
@@ -119,9 +148,10 @@ def net():
                                "smtp_helo_timeout": "4s"})
     a.config(transport_maps="cdb:" + a.map_path("transport"))
     a.write_map("transport", "".join(f"{m}.test smtp:[127.0.0.1]:{f.port}\n"
-                                     for m, f in fakes.items()))
+                                     for m, f in fakes.items() if m != "tls")
+                + f"tls.test smtp:[mx.tls.test]:{fakes['tls'].port}\n")
     a.start()
-    yield {"a": a, "b": b, "dns": dns, "fakes": fakes}
+    yield {"a": a, "b": b, "dns": dns, "fakes": fakes, "cert": cert}
     for inst in (a, b):
         print(f"---- maillog of {inst.hostname} (last 40 lines) ----")
         print("\n".join(inst.log().splitlines()[-40:]))
@@ -266,8 +296,47 @@ def test_deferred_then_flushed_once(net):
         b.start()
     a.run("queue", "flush")
     b.wait_messages("bob@b.test", n + 1, timeout=30)
-    wait_for(lambda: not a.queue_files("deferred") and not a.queue_files("active"),
-             timeout=20, what="A's queue to empty")
-    time.sleep(3)
+    time.sleep(3)       # a second delivery would come within the retry times
     got = [m for m in b.messages("bob@b.test") if b"Subject: while down" in m]
     assert len(got) == 1
+
+
+def test_starttls_used_when_offered(net):
+    a, fake = net["a"], net["fakes"]["tls"]
+    n = len(fake.messages)
+    send(a, ["x@tls.test"], "tls may")
+    wait_for(lambda: len(fake.messages) > n, timeout=20, what="message over TLS")
+    assert getattr(fake, "tls_sessions", 0) >= 1
+    a.wait_log("TLS connection established to mx.tls.test")
+    assert re.search(r"relay=mx\.tls\.test\[127\.0\.0\.1\]:\d+, conn_use=\d+, tls=TLSv1\.[23] ",
+                     a.log())
+
+
+def reload_with(a, **kw):
+    a.config(**kw)
+    a.run("reload")
+    time.sleep(1.5)
+
+
+def test_tls_verify_level(net):
+    a, fake = net["a"], net["fakes"]["tls"]
+    wrong_ca = os.path.join(a.conf_dir, "tls", "cert.pem")
+    try:
+        reload_with(a, smtp_tls_security_level="verify", smtp_tls_CAfile=net["cert"])
+        n = len(fake.messages)
+        send(a, ["y@tls.test"], "tls verify")
+        wait_for(lambda: len(fake.messages) > n, timeout=20, what="message over verified TLS")
+        a.wait_log("Verified TLS connection established to mx.tls.test")
+
+        reload_with(a, smtp_tls_CAfile=wrong_ca)
+        send(a, ["z@tls.test"], "tls verify fails")
+        wait_for(lambda: any("to=<z@tls.test>" in l and "status=deferred" in l
+                             and "TLS" in l for l in a.log().splitlines()),
+                 timeout=30, what="deferral for an unverified certificate")
+        # a server without STARTTLS gets nothing at this level
+        send(a, ["w@plain.test"], "tls required")
+        wait_for(lambda: any("to=<w@plain.test>" in l and "status=deferred" in l
+                             and "TLS is required" in l for l in a.log().splitlines()),
+                 timeout=30, what="deferral for a server without STARTTLS")
+    finally:
+        reload_with(a, smtp_tls_security_level="may", smtp_tls_CAfile="")
