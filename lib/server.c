@@ -270,13 +270,14 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     if (srv.conf == NULL)
         log_fatal("%s", err.s);
     for (size_t i = 0; i < noverrides; i++) {
-        char *eq = strchr(overrides[i], '=');
+        const char *eq = strchr(overrides[i], '=');
+        char *key;
         if (eq == NULL)
             log_fatal("-o %s: expected key=value", overrides[i]);
-        *eq = '\0';
-        if (conf_set(srv.conf, overrides[i], eq + 1, &err) < 0)
-            log_fatal("-o %s: %s", overrides[i], err.s);
-        *eq = '=';
+        key = xstrndup(overrides[i], (size_t)(eq - overrides[i]));
+        if (conf_set(srv.conf, key, eq + 1, &err) < 0)
+            log_fatal("-o %s: %s", key, err.s);
+        free(key);
     }
     free(overrides);
     log_open_conf(opts->name, srv.conf, foreground);

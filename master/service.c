@@ -98,6 +98,18 @@ static void svc_throttle(struct service *s, long long ran_ms)
     s->backoff_s = s->backoff_s * 2 > THROTTLE_MAX_S ? THROTTLE_MAX_S : s->backoff_s * 2;
 }
 
+/* A retired service of the same name that still has processes. */
+static bool svc_predecessor_running(const struct service *s)
+{
+    for (size_t i = 0; i < master.nsvc; i++) {
+        const struct service *o = master.svc[i];
+        if (o != s && o->state == SVC_RETIRED && o->nchild > 0
+            && strcmp(o->name, s->name) == 0)
+            return true;
+    }
+    return false;
+}
+
 void svc_settle(struct service *s, long long now)
 {
     struct str err = STR_INIT;
@@ -122,6 +134,10 @@ void svc_settle(struct service *s, long long now)
     }
     if (s->type == MASTER_DAEMON) {
         s->state = SVC_WAITING;
+        /* After a reload, the old processes of a daemon service finish their work
+         * before new ones start: two qmgrs at once would both claim active/. */
+        if (svc_predecessor_running(s))
+            return;
         while (s->nchild < (size_t)s->limit && s->state != SVC_THROTTLED)
             if (svc_spawn(s) < 0)
                 break;

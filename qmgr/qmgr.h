@@ -54,6 +54,7 @@ struct qagent {
     struct stream *st;              /* NULL: slot unused */
     struct qjob *job;               /* NULL: idle */
     time_t deadline;
+    double t0;
 };
 
 #define QMGR_DEST_BUCKETS 256

@@ -283,6 +283,7 @@ static int agent_send(struct qmgr *q, struct qtransport *tp, struct qagent *a,
         if (deliver_request_write(a->st, &job->dr) == 0) {
             a->job = job;
             a->deadline = time(NULL) + q->delivery_timeout;
+            { struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); a->t0 = t.tv_sec+t.tv_nsec/1e9; }
             job->dest->busy++;
             return 1;
         }
@@ -381,6 +382,7 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
         agent_close(a);
         return;
     }
+    { extern double prof_svc, prof_njobs; struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); prof_svc += t.tv_sec+t.tv_nsec/1e9 - a->t0; prof_njobs++; }
     rc = deliver_reply_read(a->st, &job->dr, &err);
     a->job = NULL;
     dest_release(job->dest);

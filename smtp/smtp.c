@@ -171,6 +171,7 @@ static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
     size_t ntargets = 0;
     unsigned port;
 
+    dr->dead = false;
     str_printf(&path, "active/%s", dr->id);
     if (queue_file_open(path.s, O_RDONLY, &qf, &err) < 0) {
         log_warn("%s: cannot open the queue file: %s", dr->id,
@@ -208,6 +209,8 @@ static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
         if (s == NULL) {
             if (fail != DELIVER_BOUNCE && dsn[0] != '4')
                 snprintf(dsn, sizeof(dsn), "4.4.1");
+            /* no server of the next hop took a session: qmgr may pause it */
+            dr->dead = fail != DELIVER_BOUNCE;
             all_results(dr, decided, fail, dsn, err.len ? err.s : "no server answered");
             goto out;
         }

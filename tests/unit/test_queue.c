@@ -433,3 +433,45 @@ TEST(forward_compatible)
     queue_file_close(&qf);
     str_free(&err);
 }
+
+/* Regression: a symbolic link in place of a queue subdirectory was followed by the
+ * stat and chmod (master runs queue_tree_create as root). */
+TEST(tree_refuses_symlinked_subdir)
+{
+    struct stat st;
+    char p[600], target[600];
+    struct str err = STR_INIT;
+
+    make_queue();
+    snprintf(target, sizeof(target), "%s/elsewhere", unit_tmpdir());
+    CHECK(mkdir(target, 0777) == 0 || errno == EEXIST);
+    CHECK(chmod(target, 0777) == 0);
+    snprintf(p, sizeof(p), "%s/hold", qdir);
+    CHECK(rmdir(p) == 0);
+    CHECK(symlink(target, p) == 0);
+    CHECK(queue_tree_create(qdir, &err) == -1);
+    CHECK(err.s != NULL && strstr(err.s, "not a directory") != NULL);
+    CHECK(stat(target, &st) == 0 && (st.st_mode & 07777) == 0777);
+    str_free(&err);
+}
+
+/* Regression: a FIFO in a queue directory made the reader block in open(2) (and
+ * maildrop/ is writable by a group); now it is refused at once as corrupt. */
+TEST(reader_refuses_fifo)
+{
+    struct queue_file qf;
+    struct str err = STR_INIT;
+    char p[600];
+
+    make_queue();
+    snprintf(p, sizeof(p), "%s/maildrop/0674A1B2C0F4240000A3K9", qdir);
+    CHECK(mkfifo(p, 0600) == 0);
+    alarm(10);                      /* a hang fails the program, not the machine */
+    CHECK(queue_file_open(p, O_RDONLY, &qf, &err) == -1);
+    CHECK(errno == EINVAL);
+    CHECK(err.s != NULL && strstr(err.s, "not a regular file") != NULL);
+    alarm(0);
+    snprintf(p, sizeof(p), "%s/maildrop", qdir);
+    CHECK(queue_file_open(p, O_RDONLY, &qf, &err) == -1);   /* a directory */
+    str_free(&err);
+}

@@ -107,6 +107,35 @@ TEST(unix_socket)
     str_free(&err);
 }
 
+/* Regression: the mode was set by chmod(2) on the path after bind, which follows a
+ * symbolic link put there in between.  Now the umask at bind time gives the mode: it
+ * is exact whatever the process umask, the umask is restored, and a symbolic link in
+ * the socket's place is refused without touching its target. */
+TEST(unix_socket_mode_without_chmod)
+{
+    struct str err = STR_INIT;
+    char path[512], target[512], link[512];
+    struct stat sb;
+    mode_t old = umask(077);
+
+    snprintf(path, sizeof(path), "%s/modesock", unit_tmpdir());
+    int lfd = sock_listen_unix(path, 0666, 8, &err);
+    CHECK(lfd >= 0);
+    CHECK(lstat(path, &sb) == 0 && S_ISSOCK(sb.st_mode) && (sb.st_mode & 0777) == 0666);
+    CHECK(umask(077) == 077);
+    close(lfd);
+
+    snprintf(target, sizeof(target), "%s/precious", unit_tmpdir());
+    snprintf(link, sizeof(link), "%s/linksock", unit_tmpdir());
+    int f = open(target, O_CREAT | O_WRONLY, 0600);
+    close(f);
+    CHECK(symlink(target, link) == 0);
+    CHECK(sock_listen_unix(link, 0666, 8, &err) == -1);
+    CHECK(stat(target, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    umask(old);
+    str_free(&err);
+}
+
 TEST(fd_passing)
 {
     int sv[2], p[2];
