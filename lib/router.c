@@ -33,6 +33,10 @@ struct router {
     char *vmail_base;
     char *default_privs;
     char *vmail_user;
+    bool vmail_known;               /* vmail_uid, vmail_gid looked up */
+    uid_t vmail_uid;
+    gid_t vmail_gid;
+    char *self_name;                /* the user we run as (not root), looked up once */
     long long expansion_limit;
     struct maplist *alias;
     struct maplist *valias;
@@ -97,6 +101,7 @@ void router_close(struct router *r)
     free(r->vmail_base);
     free(r->default_privs);
     free(r->vmail_user);
+    free(r->self_name);
     if (r->alias)
         maplist_close(r->alias);
     if (r->valias)
@@ -714,29 +719,39 @@ static enum router_status mailbox_virtual(struct router *r, const char *addr,
         str_printf(err, "virtual_mailbox_base \"%s\" is not absolute", r->vmail_base);
         goto out;
     }
+    /* The owner of the virtual mailboxes is looked up once, not once per
+     * recipient (each lookup reads the password file); a failed lookup is tried
+     * again next time. */
     if (priv_is_root()) {
-        if (priv_lookup(r->vmail_user, &mb->uid, &mb->gid, &lerr) < 0) {
-            str_printf(err, "vmail_user: %s", lerr.s ? lerr.s : "unknown user");
-            goto out;
+        if (!r->vmail_known) {
+            if (priv_lookup(r->vmail_user, &r->vmail_uid, &r->vmail_gid, &lerr) < 0) {
+                str_printf(err, "vmail_user: %s", lerr.s ? lerr.s : "unknown user");
+                goto out;
+            }
+            r->vmail_known = true;
         }
+        mb->uid = r->vmail_uid;
+        mb->gid = r->vmail_gid;
         if (mb->uid == 0) {
             str_sets(err, "vmail_user must not be root");
             goto out;
         }
         str_sets(&mb->user, r->vmail_user);
     } else {
-        struct passwd *pw;
-        char uidbuf[32];
-
         mb->uid = getuid();
         mb->gid = getgid();
-        pw = getpwuid(mb->uid);
-        if (pw != NULL && pw->pw_name != NULL) {
-            str_sets(&mb->user, pw->pw_name);
-        } else {
-            snprintf(uidbuf, sizeof(uidbuf), "%lu", (unsigned long)mb->uid);
-            str_sets(&mb->user, uidbuf);
+        if (r->self_name == NULL) {
+            struct passwd *pw = getpwuid(mb->uid);
+            char uidbuf[32];
+
+            if (pw != NULL && pw->pw_name != NULL) {
+                r->self_name = xstrdup(pw->pw_name);
+            } else {
+                snprintf(uidbuf, sizeof(uidbuf), "%lu", (unsigned long)mb->uid);
+                r->self_name = xstrdup(uidbuf);
+            }
         }
+        str_sets(&mb->user, r->self_name);
     }
     str_sets(&mb->path, r->vmail_base);
     while (mb->path.len > 1 && mb->path.s[mb->path.len - 1] == '/')

@@ -3,6 +3,8 @@
  * running one takes over its listening sockets, so no connection is refused during
  * the reload.  Every running child gets SIGHUP (it finishes its work and exits);
  * the old services stay as RETIRED until their last child is reaped. */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,25 @@ void master_reload(void)
         return;
     }
     str_free(&err);
+    /* log_open_conf() treats a log file it cannot open as fatal: right at start, but
+     * a reload must not kill a running master.  Try the file first. */
+    {
+        const char *file = conf_str(conf, "maillog_file");
+        int fd = file[0] == '\0' ? -2
+                 : open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+                        0640);
+        if (fd == -1) {
+            log_error("reload failed, keeping the running configuration: "
+                      "cannot open maillog_file %s: %s", file, strerror(errno));
+            for (size_t i = 0; i < nn; i++)
+                service_free(nsvc[i]);
+            free(nsvc);
+            conf_free(conf);
+            return;
+        }
+        if (fd >= 0)
+            close(fd);
+    }
     if (strcmp(conf_str(conf, "queue_directory"), master.queue_dir) != 0)
         log_warn("queue_directory changed: takes effect at the next start; "
                  "still using %s", master.queue_dir);

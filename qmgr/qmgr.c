@@ -113,15 +113,20 @@ static void timers(struct qmgr *q)
 
 static void start_messages(struct qmgr *q)
 {
-    for (int i = 0; i < QMGR_START_BATCH && q->todo_head != NULL; i++) {
+    struct qmsg *v[QMGR_START_BATCH];
+    size_t n = 0;
+
+    while (n < QMGR_START_BATCH && q->todo_head != NULL) {
         struct qmsg *m = q->todo_head;
 
         q->todo_head = m->next_todo;
         if (q->todo_head == NULL)
             q->todo_tail = NULL;
         m->next_todo = NULL;
-        qmgr_msg_start(q, m);
+        v[n++] = m;
     }
+    if (n > 0)
+        qmgr_msg_start(q, v, n);
 }
 
 double prof_wait, prof_svc, prof_njobs;

@@ -18,8 +18,11 @@ struct stream;
 #define QMGR_INCOMING_SCAN 60       /* seconds between scans of incoming/ */
 #define QMGR_CLIENTS_MAX 1024       /* wake-up connections kept at once */
 #define QMGR_START_BATCH 100        /* messages started per loop turn */
+#define QMGR_ROUTE_BATCH 1000       /* most addresses in one route request */
+#define QMGR_ROUTE_BYTES (256 * 1024) /* ... and about this many bytes of them */
 #define QMGR_TRANSPORTS_MAX 16      /* distinct transports in use */
 #define QMGR_AGENTS_MAX 1000        /* connections to one transport */
+#define QMGR_LOCAL_DEPTH 3          /* requests at once on one local connection */
 #define QMGR_HEADER_MAX (256 * 1024) /* header bytes read to count Received: */
 
 enum qmsg_rstate {
@@ -50,10 +53,16 @@ struct qmsg {
     struct qmsg *next_todo;         /* not started yet, in arrival order */
 };
 
+/* A connection to one agent process.  It may carry several requests of one
+ * destination at once (the transport's depth): the agent reads the next one as soon
+ * as it has answered the last, without waiting for qmgr; replies come in order. */
 struct qagent {
     struct stream *st;              /* NULL: slot unused */
-    struct qjob *job;               /* NULL: idle */
-    time_t deadline;
+    struct qjob *job;               /* oldest request in flight, next reply; NULL: idle */
+    struct qjob *last;              /* newest request in flight */
+    size_t njobs;                   /* requests in flight */
+    struct qdest *dest;             /* their destination */
+    time_t deadline;                /* for the reply to job */
     double t0;
 };
 
@@ -67,6 +76,7 @@ struct qdest {
     char *name;                     /* next hop; "" for local */
     size_t limit;                   /* most requests at once */
     size_t busy;                    /* requests in progress */
+    size_t conns;                   /* connections carrying them */
     unsigned failures;              /* connection-level failures in a row */
     time_t dead_until;              /* 0: alive */
     char dead_dsn[16];
@@ -80,10 +90,13 @@ struct qtransport {
     char name[32];
     char path[48];                  /* "private/NAME" */
     size_t nagents;                 /* connection slots */
+    size_t depth;                   /* most requests at once on one connection */
     struct qagent *agents;
     struct qdest *dests;
     struct qdest *buckets[QMGR_DEST_BUCKETS];
     size_t waiting;                 /* jobs queued over all destinations */
+    time_t checked;                 /* when available was last looked at */
+    bool available;                 /* master listens on path */
 };
 
 struct qjob {
@@ -127,7 +140,7 @@ int qmgr_queue_rename(const char *from, const char *to, const char *id);
 
 /* qmgr_message.c */
 struct qmsg *qmgr_msg_add(struct qmgr *q, const char *id);
-void qmgr_msg_start(struct qmgr *q, struct qmsg *m);
+void qmgr_msg_start(struct qmgr *q, struct qmsg **v, size_t n);
 void qmgr_msg_finish(struct qmgr *q, struct qmsg *m);
 void qmgr_msg_release(struct qmgr *q, struct qmsg *m);
 void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *relay,
@@ -140,7 +153,7 @@ double qmgr_now(void);
 struct qtransport *qmgr_transport(struct qmgr *q, const char *name);
 struct qdest *qmgr_dest(struct qmgr *q, struct qtransport *tp, const char *nexthop);
 void qmgr_dests_revive(struct qmgr *q);
-bool qmgr_transport_available(const struct qtransport *tp);
+bool qmgr_transport_available(struct qtransport *tp);
 void qmgr_job_queue(struct qmgr *q, struct qjob *job);
 void qmgr_job_fail(struct qmgr *q, struct qjob *job, const char *dsn, const char *text);
 void qmgr_dispatch(struct qmgr *q);

@@ -39,15 +39,24 @@ struct qtransport *qmgr_transport(struct qmgr *q, const char *name)
     n = conf_int(q->conf, "default_process_limit");
     tp->nagents = n < 1 ? 1 : n > QMGR_AGENTS_MAX ? QMGR_AGENTS_MAX : (size_t)n;
     tp->agents = xcalloc(tp->nagents, sizeof(*tp->agents));
+    /* local deliveries are short and all of one destination: a local process
+     * finds its next request waiting as soon as it has answered one */
+    tp->depth = strcmp(name, "local") == 0 ? QMGR_LOCAL_DEPTH : 1;
     return tp;
 }
 
-/* A transport is there when master listens on its socket. */
-bool qmgr_transport_available(const struct qtransport *tp)
+/* A transport is there when master listens on its socket.  Looked at once a
+ * second at most: not once per recipient. */
+bool qmgr_transport_available(struct qtransport *tp)
 {
+    time_t now = time(NULL);
     struct stat sb;
 
-    return stat(tp->path, &sb) == 0 && S_ISSOCK(sb.st_mode);
+    if (tp->checked != now) {
+        tp->available = stat(tp->path, &sb) == 0 && S_ISSOCK(sb.st_mode);
+        tp->checked = now;
+    }
+    return tp->available;
 }
 
 static unsigned dest_hash(const char *s)
@@ -215,12 +224,38 @@ static void dest_release(struct qdest *d)
         d->busy--;
 }
 
+/* Takes the oldest request off a's list; the connection is idle after its last. */
+static struct qjob *agent_pop(struct qagent *a)
+{
+    struct qjob *job = a->job;
+
+    a->job = job->next;
+    job->next = NULL;
+    a->njobs--;
+    dest_release(job->dest);
+    if (a->job == NULL) {
+        if (a->dest != NULL && a->dest->conns > 0)
+            a->dest->conns--;
+        a->dest = NULL;
+        a->last = NULL;
+        a->njobs = 0;
+    }
+    return job;
+}
+
 static void agent_close(struct qagent *a)
 {
     if (a->st != NULL)
         stream_close(a->st);
     a->st = NULL;
-    a->job = NULL;
+}
+
+/* Closes a and defers every request it carried. */
+static void agent_fail_all(struct qmgr *q, struct qagent *a, const char *dsn, const char *text)
+{
+    agent_close(a);
+    while (a->job != NULL)
+        qmgr_job_fail(q, agent_pop(a), dsn, text);
 }
 
 /* An idle connection the agent closed (or wrote to unasked) is no longer usable. */
@@ -242,6 +277,7 @@ static int agent_connect(struct qmgr *q, struct qtransport *tp, struct qagent *a
     return 0;
 }
 
+/* An idle connection, or else an unused slot: NULL when every slot is busy. */
 static struct qagent *agent_free_slot(struct qtransport *tp)
 {
     struct qagent *a = NULL;
@@ -262,7 +298,24 @@ static struct qagent *agent_free_slot(struct qtransport *tp)
     return a;
 }
 
-/* Sends job on the free slot a: 1 sent, -1 failed (job already disposed of). */
+/* The connection already working for d with the fewest requests, when it has room
+ * for one more: NULL when none has. */
+static struct qagent *agent_pipeline_slot(struct qtransport *tp, const struct qdest *d)
+{
+    struct qagent *a = NULL;
+
+    for (size_t i = 0; i < tp->nagents; i++) {
+        struct qagent *c = &tp->agents[i];
+
+        if (c->st != NULL && c->dest == d && c->njobs < tp->depth
+            && (a == NULL || c->njobs < a->njobs))
+            a = c;
+    }
+    return a;
+}
+
+/* Sends job on a (a free slot, or a connection working for the job's destination):
+ * 1 sent, -1 failed (job already disposed of). */
 static int agent_send(struct qmgr *q, struct qtransport *tp, struct qagent *a,
                       struct qjob *job)
 {
@@ -281,11 +334,28 @@ static int agent_send(struct qmgr *q, struct qtransport *tp, struct qagent *a,
             fresh = true;
         }
         if (deliver_request_write(a->st, &job->dr) == 0) {
-            a->job = job;
-            a->deadline = time(NULL) + q->delivery_timeout;
-            { struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); a->t0 = t.tv_sec+t.tv_nsec/1e9; }
+            job->next = NULL;
+            if (a->job == NULL) {
+                a->job = job;
+                a->dest = job->dest;
+                job->dest->conns++;
+                a->deadline = time(NULL) + q->delivery_timeout;
+                { struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); a->t0 = t.tv_sec+t.tv_nsec/1e9; }
+            } else {
+                a->last->next = job;
+            }
+            a->last = job;
+            a->njobs++;
             job->dest->busy++;
             return 1;
+        }
+        if (a->job != NULL) {
+            /* the requests already sent on it are lost with it */
+            str_printf(&text, "lost connection with delivery agent %s", tp->name);
+            agent_fail_all(q, a, "4.4.2", text.s);
+            qmgr_job_fail(q, job, "4.4.2", text.s);
+            str_free(&text);
+            return -1;
         }
         agent_close(a);
         if (fresh)
@@ -325,11 +395,15 @@ static int dest_send_one(struct qmgr *q, struct qdest *d, time_t now)
         d->dead_until = 0;          /* the pause is over: try again, one at a time */
         log_info("%s: destination %s: pause over, trying again", d->tp->name, dest_label(d));
     }
-    if (d->head == NULL || d->busy >= limit)
+    if (d->head == NULL)
         return 0;
-    a = agent_free_slot(d->tp);
+    /* a connection of its own while the destination may have one more, else one
+     * more request on a connection already working for it */
+    a = d->conns < limit ? agent_free_slot(d->tp) : NULL;
+    if (a == NULL && d->failures == 0 && d->tp->depth > 1)
+        a = agent_pipeline_slot(d->tp, d);
     if (a == NULL)
-        return -1;
+        return d->conns < limit ? -1 : 0;
     job = dest_pop(d);
     agent_send(q, d->tp, a, job);
     return 1;
@@ -371,48 +445,52 @@ static const char *relay_name(const struct qjob *job)
     return job->dr.nexthop.s;
 }
 
+/* Reads the replies a has ready, in the order of its requests. */
 void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
 {
-    struct qjob *job = a->job;
     struct str err = STR_INIT;
-    int rc;
 
-    if (job == NULL) {
+    if (a->job == NULL) {
         /* idle connection: the agent went away (or misbehaves) */
         agent_close(a);
         return;
     }
-    { extern double prof_svc, prof_njobs; struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); prof_svc += t.tv_sec+t.tv_nsec/1e9 - a->t0; prof_njobs++; }
-    rc = deliver_reply_read(a->st, &job->dr, &err);
-    a->job = NULL;
-    dest_release(job->dest);
-    if (rc != 1) {
-        struct str text = STR_INIT;
+    do {
+        struct qjob *job = a->job;
+        int rc;
 
-        if (rc < 0)
-            log_warn("%s: delivery agent %s: %s", job->msg->id, tp->name,
-                     err.s ? err.s : "error");
-        str_printf(&text, "lost connection with delivery agent %s", tp->name);
-        agent_close(a);
-        qmgr_job_fail(q, job, "4.4.2", text.s);
-        str_free(&text);
-        str_free(&err);
-        return;
-    }
-    dest_result(q, job->dest, job->dr.dead, job->dr.rcpt[0].dsn,
-                job->dr.rcpt[0].text.s ? job->dr.rcpt[0].text.s : "");
-    for (size_t i = 0; i < job->dr.nrcpt; i++) {
-        const struct deliver_rcpt *r = &job->dr.rcpt[i];
-        enum deliver_status st = r->status;
+        { extern double prof_svc, prof_njobs; struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); prof_svc += t.tv_sec+t.tv_nsec/1e9 - a->t0; prof_njobs++; a->t0 = t.tv_sec+t.tv_nsec/1e9; }
+        str_clear(&err);
+        rc = deliver_reply_read(a->st, &job->dr, &err);
+        if (rc != 1) {
+            struct str text = STR_INIT;
 
-        /* a dead next hop cannot have taken anyone */
-        if (job->dr.dead && st != DELIVER_DEFER)
-            st = DELIVER_DEFER;
-        qmgr_rcpt_result(q, job->msg, r->index, relay_name(job), st,
-                         st == r->status ? r->dsn : "4.4.1", r->text.s ? r->text.s : "");
-    }
+            if (rc < 0)
+                log_warn("%s: delivery agent %s: %s", job->msg->id, tp->name,
+                         err.s ? err.s : "error");
+            str_printf(&text, "lost connection with delivery agent %s", tp->name);
+            agent_fail_all(q, a, "4.4.2", text.s);
+            str_free(&text);
+            break;
+        }
+        agent_pop(a);
+        if (a->job != NULL)
+            a->deadline = time(NULL) + q->delivery_timeout;
+        dest_result(q, job->dest, job->dr.dead, job->dr.rcpt[0].dsn,
+                    job->dr.rcpt[0].text.s ? job->dr.rcpt[0].text.s : "");
+        for (size_t i = 0; i < job->dr.nrcpt; i++) {
+            const struct deliver_rcpt *r = &job->dr.rcpt[i];
+            enum deliver_status st = r->status;
+
+            /* a dead next hop cannot have taken anyone */
+            if (job->dr.dead && st != DELIVER_DEFER)
+                st = DELIVER_DEFER;
+            qmgr_rcpt_result(q, job->msg, r->index, relay_name(job), st,
+                             st == r->status ? r->dsn : "4.4.1", r->text.s ? r->text.s : "");
+        }
+        job_done(q, job);
+    } while (a->job != NULL && stream_pending(a->st) > 0);
     str_free(&err);
-    job_done(q, job);
 }
 
 void qmgr_agent_timeouts(struct qmgr *q)
@@ -424,14 +502,12 @@ void qmgr_agent_timeouts(struct qmgr *q)
 
         for (size_t i = 0; i < tp->nagents; i++) {
             struct qagent *a = &tp->agents[i];
-            struct qjob *job = a->job;
 
-            if (job == NULL || now < a->deadline)
+            if (a->job == NULL || now < a->deadline)
                 continue;
-            log_warn("%s: delivery agent %s did not answer in time", job->msg->id, tp->name);
-            agent_close(a);
-            dest_release(job->dest);
-            qmgr_job_fail(q, job, "4.4.1", "timed out waiting for the delivery agent");
+            log_warn("%s: delivery agent %s did not answer in time", a->job->msg->id,
+                     tp->name);
+            agent_fail_all(q, a, "4.4.1", "timed out waiting for the delivery agent");
         }
     }
 }
@@ -442,8 +518,7 @@ size_t qmgr_agents_busy(const struct qmgr *q)
 
     for (size_t t = 0; t < q->ntransports; t++)
         for (size_t i = 0; i < q->transports[t].nagents; i++)
-            if (q->transports[t].agents[i].job != NULL)
-                n++;
+            n += q->transports[t].agents[i].njobs;
     return n;
 }
 
@@ -455,9 +530,11 @@ void qmgr_agents_close(struct qmgr *q)
         struct qtransport *tp = &q->transports[t];
 
         for (size_t i = 0; i < tp->nagents; i++) {
-            if (tp->agents[i].job != NULL)
-                job_free(tp->agents[i].job);
-            agent_close(&tp->agents[i]);
+            struct qagent *a = &tp->agents[i];
+
+            while (a->job != NULL)
+                job_free(agent_pop(a));
+            agent_close(a);
         }
         while (tp->dests != NULL) {
             struct qdest *d = tp->dests;

@@ -184,55 +184,48 @@ static struct qjob *job_find(struct qjob **jobs, size_t njobs, const char *trans
     return NULL;
 }
 
-static void route_all(struct qmgr *q, struct qmsg *m)
-{
-    size_t n = 0, njobs = 0;
-    char **addrs = xcalloc(m->qf.nrcpt + 1, sizeof(*addrs));
-    size_t *idx = xcalloc(m->qf.nrcpt + 1, sizeof(*idx));
-    struct str *tr, *nh;
-    struct qjob **jobs;
+/* One pending recipient of a batch: its message, its index there, and its route. */
+struct route_entry {
+    struct qmsg *m;
+    size_t index;
+    struct str tr, nh;
+    bool failed;                    /* the resolver did not answer */
+};
 
-    for (size_t i = 0; i < m->qf.nrcpt; i++) {
-        if (m->rstate[i] == QR_PENDING) {
-            addrs[n] = m->qf.rcpt[i].addr;
-            idx[n++] = i;
-        }
-    }
-    if (n == 0) {
-        free(addrs);
-        free(idx);
-        return;
-    }
-    tr = xcalloc(n, sizeof(*tr));
-    nh = xcalloc(n, sizeof(*nh));
-    jobs = xcalloc(n, sizeof(*jobs));
-    if (resolve_route(q->resolve, addrs, n, tr, nh) < 0) {
-        for (size_t k = 0; k < n; k++)
-            qmgr_rcpt_result(q, m, idx[k], "none", DELIVER_DEFER, "4.3.0",
-                             "address resolver unavailable");
-        goto out;
-    }
+/* Applies the routes of entries e[0..n), all of one message: results for the
+ * recipients that cannot be delivered now, delivery jobs for the others. */
+static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, size_t n)
+{
+    struct qjob **jobs = xcalloc(n, sizeof(*jobs));
+    size_t njobs = 0;
+
     for (size_t k = 0; k < n; k++) {
-        const char *t = tr[k].s, *h = nh[k].s ? nh[k].s : "";
+        const char *t = e[k].tr.s ? e[k].tr.s : "", *h = e[k].nh.s ? e[k].nh.s : "";
+        const char *addr = m->qf.rcpt[e[k].index].addr;
         char dsn[16];
         struct qtransport *tp;
         struct qjob *job;
 
+        if (e[k].failed) {
+            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.0",
+                             "address resolver unavailable");
+            continue;
+        }
         if (strcmp(t, "error") == 0) {
             const char *text = split_dsn(h, '5', dsn, "mail for this address is not accepted");
-            qmgr_rcpt_result(q, m, idx[k], "none", DELIVER_BOUNCE, dsn, text);
+            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_BOUNCE, dsn, text);
             continue;
         }
         if (strcmp(t, "defer") == 0) {
             const char *text = split_dsn(h, '4', dsn, "delivery is deferred by the transport table");
-            qmgr_rcpt_result(q, m, idx[k], "none", DELIVER_DEFER, dsn, text);
+            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, dsn, text);
             continue;
         }
         if (strcmp(t, "tempfail") == 0) {
             struct str text = STR_INIT;
 
             str_printf(&text, "address resolver failure: %s", h);
-            qmgr_rcpt_result(q, m, idx[k], "none", DELIVER_DEFER, "4.3.0", text.s);
+            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.0", text.s);
             str_free(&text);
             continue;
         }
@@ -240,7 +233,7 @@ static void route_all(struct qmgr *q, struct qmsg *m)
             struct str text = STR_INIT;
 
             str_printf(&text, "unusable transport \"%s\" in the route", t);
-            qmgr_rcpt_result(q, m, idx[k], "none", DELIVER_DEFER, "4.3.5", text.s);
+            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.5", text.s);
             str_free(&text);
             continue;
         }
@@ -251,7 +244,7 @@ static void route_all(struct qmgr *q, struct qmsg *m)
                 str_sets(&text, "delivery to remote domains is not available: no smtp service");
             else
                 str_printf(&text, "delivery agent %s is not available", t);
-            qmgr_rcpt_result(q, m, idx[k], "none", DELIVER_DEFER, "4.3.5", text.s);
+            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.5", text.s);
             str_free(&text);
             continue;
         }
@@ -267,22 +260,89 @@ static void route_all(struct qmgr *q, struct qmsg *m)
             str_sets(&job->dr.nexthop, h);
             jobs[njobs++] = job;
         }
-        deliver_request_add(&job->dr, idx[k], addrs[k]);
+        deliver_request_add(&job->dr, e[k].index, addr);
     }
     for (size_t j = 0; j < njobs; j++) {
         m->jobs_out++;
         qmgr_job_queue(q, jobs[j]);
     }
-out:
-    for (size_t k = 0; k < n; k++) {
-        str_free(&tr[k]);
-        str_free(&nh[k]);
+    free(jobs);
+}
+
+/* Routes e[0..n) with as few requests to the resolver as its limits allow: one
+ * round trip costs two context switches, which under load cost more than the
+ * lookups themselves. */
+static void route_lookup(struct qmgr *q, struct route_entry *e, size_t n)
+{
+    char **addrs = xcalloc(n < QMGR_ROUTE_BATCH ? n : QMGR_ROUTE_BATCH, sizeof(*addrs));
+    struct str *tr = xcalloc(QMGR_ROUTE_BATCH, sizeof(*tr));
+    struct str *nh = xcalloc(QMGR_ROUTE_BATCH, sizeof(*nh));
+
+    for (size_t first = 0; first < n;) {
+        size_t count = 0, bytes = 0;
+
+        while (first + count < n && count < QMGR_ROUTE_BATCH) {
+            const char *a = e[first + count].m->qf.rcpt[e[first + count].index].addr;
+            size_t len = strlen(a) + 16;
+
+            if (count > 0 && bytes + len > QMGR_ROUTE_BYTES)
+                break;
+            addrs[count++] = (char *)a;
+            bytes += len;
+        }
+        if (resolve_route(q->resolve, addrs, count, tr, nh) < 0) {
+            for (size_t k = 0; k < count; k++)
+                e[first + k].failed = true;
+        } else {
+            for (size_t k = 0; k < count; k++) {
+                e[first + k].tr = tr[k];
+                e[first + k].nh = nh[k];
+                tr[k] = (struct str)STR_INIT;
+                nh[k] = (struct str)STR_INIT;
+            }
+        }
+        for (size_t k = 0; k < count; k++) {
+            str_free(&tr[k]);
+            str_free(&nh[k]);
+        }
+        first += count;
     }
+    free(addrs);
     free(tr);
     free(nh);
-    free(jobs);
-    free(addrs);
-    free(idx);
+}
+
+/* Routes the pending recipients of the messages v[0..n) and makes their jobs. */
+static void route_batch(struct qmgr *q, struct qmsg **v, size_t n)
+{
+    struct route_entry *e;
+    size_t total = 0, k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        for (size_t r = 0; r < v[i]->qf.nrcpt; r++)
+            if (v[i]->rstate[r] == QR_PENDING)
+                total++;
+    if (total == 0)
+        return;
+    e = xcalloc(total, sizeof(*e));
+    for (size_t i = 0; i < n; i++)
+        for (size_t r = 0; r < v[i]->qf.nrcpt; r++)
+            if (v[i]->rstate[r] == QR_PENDING)
+                e[k++] = (struct route_entry){ .m = v[i], .index = r };
+    route_lookup(q, e, total);
+    for (size_t first = 0; first < total;) {
+        size_t count = 1;
+
+        while (first + count < total && e[first + count].m == e[first].m)
+            count++;
+        route_apply(q, e[first].m, e + first, count);
+        first += count;
+    }
+    for (size_t i = 0; i < total; i++) {
+        str_free(&e[i].tr);
+        str_free(&e[i].nh);
+    }
+    free(e);
 }
 
 /* Moves active/ID aside after a failure to open it: corrupt/ for a bad file, else
@@ -345,8 +405,9 @@ static bool too_many_hops(struct qmgr *q, struct qmsg *m, size_t *count)
     return *count > (unsigned long long)limit;
 }
 
-/* Opens and routes m; m may be finished (and freed) before this returns. */
-void qmgr_msg_start(struct qmgr *q, struct qmsg *m)
+/* Opens m and settles what needs no route.  true: m waits to be routed; false: m
+ * is finished (and freed) or waits for nothing. */
+static bool msg_prepare(struct qmgr *q, struct qmsg *m)
 {
     struct str path = STR_INIT, err = STR_INIT;
     size_t pending = 0, hops;
@@ -359,7 +420,7 @@ void qmgr_msg_start(struct qmgr *q, struct qmsg *m)
         str_free(&path);
         msg_open_failed(q, m, e, err.s ? err.s : "unreadable");
         str_free(&err);
-        return;
+        return false;
     }
     str_free(&path);
     str_free(&err);
@@ -383,11 +444,27 @@ void qmgr_msg_start(struct qmgr *q, struct qmsg *m)
             if (m->rstate[i] == QR_PENDING)
                 qmgr_rcpt_result(q, m, i, "none", DELIVER_BOUNCE, "5.4.6", text.s);
         str_free(&text);
-    } else if (pending > 0) {
-        route_all(q, m);
+        pending = 0;
     }
-    if (m->jobs_out == 0)
-        qmgr_msg_finish(q, m);
+    if (pending > 0)
+        return true;
+    qmgr_msg_finish(q, m);
+    return false;
+}
+
+/* Opens and routes the messages v[0..n) with one resolver request (or a few) for
+ * all of them; any of them may be finished (and freed) before this returns. */
+void qmgr_msg_start(struct qmgr *q, struct qmsg **v, size_t n)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++)
+        if (msg_prepare(q, v[i]))
+            v[k++] = v[i];
+    route_batch(q, v, k);
+    for (size_t i = 0; i < k; i++)
+        if (v[i]->jobs_out == 0)
+            qmgr_msg_finish(q, v[i]);
 }
 
 /* Retries come at fixed ages: minimal_backoff_time after arrival, then each interval

@@ -149,6 +149,8 @@ def main():
               f"CPU per message {pt['cpu_ms'] / pf['cpu_ms']:.2f}x")
     else:
         print("postfix: not measured (needs Debian's postfix package and root)")
+    import bench_pop3
+    bench_pop3.main()
 
 
 if __name__ == "__main__":

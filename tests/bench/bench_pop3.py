@@ -109,6 +109,8 @@ def chown_tree(top, uid, gid):
 class Pop3:
     def __init__(self, port):
         self.s = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        # Pipelined commands go out at once, not held back by Nagle behind unacked ones.
+        self.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = bytearray()
         self.expect_ok("greeting")
 

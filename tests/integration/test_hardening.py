@@ -90,3 +90,22 @@ def test_reload_never_runs_two_qmgrs():
         inst.wait_messages("dave@example.test", 1)
     finally:
         inst.cleanup()
+
+
+def test_reload_with_an_unopenable_log_file_keeps_master_running():
+    inst = start_instance(users=("erin@example.test",), domains=("example.test",))
+    try:
+        pid = inst.master_pid()
+        inst.config(maillog_file="/nonexistent/postern/maillog")
+        inst.run("reload")
+        wait_for(lambda: "cannot open maillog_file" in inst.log(), what="the reload error")
+        assert inst.run("status", check=False).returncode == 0
+        assert inst.master_pid() == pid
+        # Daemons read postern.conf themselves when they start: put it right, and
+        # the same master serves again.
+        inst.config(maillog_file=inst.logfile)
+        with inst.smtp() as s:
+            s.sendmail("a@remote.test", ["erin@example.test"], b"Subject: l\r\n\r\nx\r\n")
+        inst.wait_messages("erin@example.test", 1)
+    finally:
+        inst.cleanup()

@@ -125,8 +125,9 @@ def test_postfix_relays_to_postern_over_tls(peers):
     assert re.search(r"using TLSv1\.[23] with cipher", rec[0]), rec[0]
     assert "by postfix.pf.test" in rec[1], rec[1]
     pf.wait_log("status=sent")
-    assert re.search(r"(Anonymous|Untrusted) TLS connection established to 127\.0\.0\.1\[127\.0\.0\.1\]:"
-                     + str(a.port("smtp")), pf.log()), "Postfix did not use STARTTLS"
+    assert re.search(r"(Anonymous|Untrusted) TLS connection established to "
+                     rf"127\.0\.0\.1\[127\.0\.0\.1\]:{a.port('smtp')}:", pf.log()), \
+        "Postfix did not use STARTTLS"
 
 
 def test_postfix_relays_8bitmime(peers):

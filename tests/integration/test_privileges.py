@@ -32,6 +32,8 @@ def test_daemon_identities(root_mta):
     with root_mta.smtp() as s:
         s.sendmail("a@remote.test", ["alice@example.test"], b"Subject: p\r\n\r\nx\r\n")
         root_mta.wait_messages("alice@example.test", 1)
+        # local switches back to root only after its last fsync: wait for qmgr's word.
+        root_mta.wait_log("status=sent")
         # smtpd is busy with this session now, so it is surely running.
         postern = pwd.getpwnam("postern")
         queue = os.path.realpath(root_mta.queue_dir())
