@@ -19,9 +19,13 @@ static bool known_key(const char *key)
     return false;
 }
 
+/* Values as written (unexpanded, like postconf); a default that is computed at load
+ * time (myhostname, mydomain: empty in the table) is shown as computed. */
 static void show(const struct conf *c, const char *key)
 {
     const char *v = conf_raw(c, key);
+    if (v[0] == '\0')
+        v = conf_str(c, key);
     printf("%s =%s%s\n", key, v[0] != '\0' ? " " : "", v);
 }
 
