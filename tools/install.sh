@@ -4,7 +4,7 @@
 set -eu
 destdir=$1 prefix=$2 build=$3 sysconfdir=$4 queuedir=$5
 root="$destdir$prefix"
-install -d "$root/sbin" "$root/bin" "$root/libexec/postern" \
+install -d "$root/sbin" "$root/libexec/postern" \
     "$root/share/man/man5" "$root/share/man/man8" "$root/share/doc/postern" \
     "$destdir$sysconfdir" "$destdir$queuedir"
 install -m 0755 "$build/sbin/postern" "$root/sbin/postern"
@@ -12,8 +12,9 @@ for f in "$build"/libexec/postern/*; do
     install -m 0755 "$f" "$root/libexec/postern/"
 done
 if [ -x "$build/bin/sendmail" ]; then
+    install -d "$root/bin"
     install -m 0755 "$build/bin/sendmail" "$root/sbin/sendmail"
-    ln -sf sendmail "$root/bin/mailq"
+    ln -sf ../sbin/sendmail "$root/bin/mailq"
     ln -sf ../sbin/sendmail "$root/bin/newaliases"
 fi
 for m in man/*.5; do [ -f "$m" ] && install -m 0644 "$m" "$root/share/man/man5/"; done
