@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -198,6 +200,7 @@ static int server_accept_loop(struct server *srv, const struct server_opts *opts
             if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
                 continue;
             next = i + 1;
+            static const int one = 1;
             fd = accept4(pfd[i].fd, NULL, NULL, SOCK_CLOEXEC);
             if (fd < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
@@ -209,6 +212,10 @@ static int server_accept_loop(struct server *srv, const struct server_opts *opts
                     sleep(1);
                 break;
             }
+            /* Replies are buffered and flushed at protocol boundaries, so Nagle's
+             * delay only holds back the tail of a reply (fails harmlessly on UNIX
+             * sockets). */
+            (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             server_busy();
             opts->service(srv, &fd);
             if (fd >= 0)
