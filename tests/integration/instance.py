@@ -176,14 +176,17 @@ class Instance:
         """The messages in address's Maildir (new/ and cur/), oldest delivery first.
         Read through Python's mailbox.Maildir, a reader that is not ours."""
         path = self.maildir(address)
-        if not os.path.isdir(os.path.join(path, "new")):
-            return []
+        if not all(os.path.isdir(os.path.join(path, d)) for d in ("new", "cur", "tmp")):
+            return []                      # not there yet, or being created right now
         md = mailbox.Maildir(path, factory=None, create=False)
 
         def delivered(key):
             sub = md._lookup(key)          # "new/NAME" or "cur/NAME:2,..."
             return (os.stat(os.path.join(path, sub)).st_mtime_ns, key)
-        return [md.get_bytes(k) for k in sorted(md.keys(), key=delivered)]
+        try:
+            return [md.get_bytes(k) for k in sorted(md.keys(), key=delivered)]
+        except FileNotFoundError:          # a reader (pop3d) moved a file meanwhile
+            return []
 
     def wait_messages(self, address, count, timeout=20):
         return wait_for(lambda: (lambda m: m if len(m) >= count else None)(self.messages(address)),
