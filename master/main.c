@@ -312,16 +312,19 @@ static void services_settle(long long now)
 {
     size_t k = 0;
 
+    /* First drop the finished ones, so that settling (which looks at the other
+     * services) never sees a freed one. */
     for (size_t i = 0; i < master.nsvc; i++) {
         struct service *s = master.svc[i];
         if (s->state == SVC_RETIRED && s->nchild == 0) {
             service_free(s);
             continue;
         }
-        svc_settle(s, now);
         master.svc[k++] = s;
     }
     master.nsvc = k;
+    for (size_t i = 0; i < master.nsvc; i++)
+        svc_settle(master.svc[i], now);
 }
 
 struct poll_ref {

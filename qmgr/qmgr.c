@@ -129,8 +129,6 @@ static void start_messages(struct qmgr *q)
         qmgr_msg_start(q, v, n);
 }
 
-double prof_wait, prof_svc, prof_njobs;
-static double pnow2(void){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec+t.tv_nsec/1e9;}
 /* One poll over every descriptor; dispatches the events. */
 static void poll_once(struct qmgr *q, int timeout_ms)
 {
@@ -170,10 +168,7 @@ static void poll_once(struct qmgr *q, int timeout_ms)
             nfds++;
         }
     }
-    extern double prof_wait; double t_ = pnow2();
-    int prc = poll(pfd, nfds, timeout_ms);
-    prof_wait += pnow2() - t_;
-    if (prc < 0 && errno != EINTR)
+    if (poll(pfd, nfds, timeout_ms) < 0 && errno != EINTR)
         log_warn("poll: %s", strerror(errno));
     /* clients are handled from the last, so dropping one (swap with the last)
      * leaves the indexes still to visit intact */
@@ -234,9 +229,6 @@ static void qmgr_shutdown(struct qmgr *q, bool sync)
     }
 }
 
-static double prof[6];
-static double pnow(void){struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); return t.tv_sec+t.tv_nsec/1e9;}
-#define PROF(i, stmt) do { double t_ = pnow(); stmt; prof[i] += pnow() - t_; } while (0)
 static int qmgr_loop(struct server *srv)
 {
     struct qmgr *q = xcalloc(1, sizeof(*q));
@@ -268,16 +260,14 @@ static int qmgr_loop(struct server *srv)
         }
         if (q->stopping && (qmgr_agents_busy(q) == 0 || time(NULL) >= stop_deadline))
             break;
-        PROF(0, timers(q));
+        timers(q);
         if (!q->stopping) {
-            PROF(1, start_messages(q));
-            PROF(2, qmgr_dispatch(q));
+            start_messages(q);
+            qmgr_dispatch(q);
         }
         qmgr_agent_timeouts(q);
-        PROF(3, poll_once(q, q->stopping ? 1000 : next_timeout(q)));
-        prof[5] += 1;
+        poll_once(q, q->stopping ? 1000 : next_timeout(q));
     }
-    log_info("PROF timers=%.3f start=%.3f dispatch=%.3f poll=%.3f loops=%.0f wait=%.3f svc=%.3f jobs=%.0f", prof[0], prof[1], prof[2], prof[3], prof[5], prof_wait, prof_svc, prof_njobs);
     qmgr_agents_close(q);
     qmgr_shutdown(q, !server_stop);
     for (size_t i = q->nclients; i-- > 0;)

@@ -49,7 +49,8 @@ struct qmsg {
     enum qmsg_rstate *rstate;       /* per recipient of qf */
     struct qmsg_result *res;        /* per recipient of qf */
     double arrival;                 /* with microseconds, from the id */
-    struct qmsg *next;
+    struct qmsg *next, *prev;       /* every message held */
+    struct qmsg *hnext;             /* id hash chain */
     struct qmsg *next_todo;         /* not started yet, in arrival order */
 };
 
@@ -63,10 +64,10 @@ struct qagent {
     size_t njobs;                   /* requests in flight */
     struct qdest *dest;             /* their destination */
     time_t deadline;                /* for the reply to job */
-    double t0;
 };
 
 #define QMGR_DEST_BUCKETS 256
+#define QMGR_MSG_BUCKETS 4096
 
 /* One destination: a transport's next hop (local has one destination for all).
  * Concurrency is limited here; connection-level failures in a row make it dead for
@@ -119,6 +120,7 @@ struct qmgr {
     struct resolve_clnt *resolve;
     struct qmsg *msgs;              /* every message held in active/ */
     size_t nmsgs;
+    struct qmsg *msg_buckets[QMGR_MSG_BUCKETS];   /* the same by id */
     struct qmsg *todo_head, *todo_tail;
     size_t active_limit;
     struct qtransport transports[QMGR_TRANSPORTS_MAX];
@@ -140,6 +142,7 @@ int qmgr_queue_rename(const char *from, const char *to, const char *id);
 
 /* qmgr_message.c */
 struct qmsg *qmgr_msg_add(struct qmgr *q, const char *id);
+struct qmsg *qmgr_msg_find(struct qmgr *q, const char *id);
 void qmgr_msg_start(struct qmgr *q, struct qmsg **v, size_t n);
 void qmgr_msg_finish(struct qmgr *q, struct qmsg *m);
 void qmgr_msg_release(struct qmgr *q, struct qmsg *m);

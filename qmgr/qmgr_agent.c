@@ -340,7 +340,6 @@ static int agent_send(struct qmgr *q, struct qtransport *tp, struct qagent *a,
                 a->dest = job->dest;
                 job->dest->conns++;
                 a->deadline = time(NULL) + q->delivery_timeout;
-                { struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); a->t0 = t.tv_sec+t.tv_nsec/1e9; }
             } else {
                 a->last->next = job;
             }
@@ -459,7 +458,6 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
         struct qjob *job = a->job;
         int rc;
 
-        { extern double prof_svc, prof_njobs; struct timespec t; clock_gettime(CLOCK_MONOTONIC,&t); prof_svc += t.tv_sec+t.tv_nsec/1e9 - a->t0; prof_njobs++; a->t0 = t.tv_sec+t.tv_nsec/1e9; }
         str_clear(&err);
         rc = deliver_reply_read(a->st, &job->dr, &err);
         if (rc != 1) {

@@ -45,14 +45,38 @@ static double arrival_time(const char *id, time_t arrival)
     return (double)arrival + (double)usec / 1e6;
 }
 
+static unsigned msg_hash(const char *id)
+{
+    unsigned h = 5381;
+
+    for (; *id; id++)
+        h = h * 33 + (unsigned char)*id;
+    return h % QMGR_MSG_BUCKETS;
+}
+
+/* The message with this id held in active/, or NULL. */
+struct qmsg *qmgr_msg_find(struct qmgr *q, const char *id)
+{
+    for (struct qmsg *m = q->msg_buckets[msg_hash(id)]; m != NULL; m = m->hnext)
+        if (strcmp(m->id, id) == 0)
+            return m;
+    return NULL;
+}
+
 struct qmsg *qmgr_msg_add(struct qmgr *q, const char *id)
 {
     struct qmsg *m = xcalloc(1, sizeof(*m));
+    unsigned h;
 
     snprintf(m->id, sizeof(m->id), "%s", id);
     m->qf.fd = -1;
     m->next = q->msgs;
+    if (q->msgs != NULL)
+        q->msgs->prev = m;
     q->msgs = m;
+    h = msg_hash(m->id);
+    m->hnext = q->msg_buckets[h];
+    q->msg_buckets[h] = m;
     q->nmsgs++;
     if (q->todo_tail != NULL)
         q->todo_tail->next_todo = m;
@@ -66,13 +90,19 @@ void qmgr_msg_release(struct qmgr *q, struct qmsg *m)
 {
     struct qmsg **pp;
 
-    for (pp = &q->msgs; *pp != NULL; pp = &(*pp)->next) {
+    if (m->prev != NULL)
+        m->prev->next = m->next;
+    else
+        q->msgs = m->next;
+    if (m->next != NULL)
+        m->next->prev = m->prev;
+    for (pp = &q->msg_buckets[msg_hash(m->id)]; *pp != NULL; pp = &(*pp)->hnext) {
         if (*pp == m) {
-            *pp = m->next;
-            q->nmsgs--;
+            *pp = m->hnext;
             break;
         }
     }
+    q->nmsgs--;
     if (m->open)
         queue_file_close(&m->qf);
     if (m->res != NULL)

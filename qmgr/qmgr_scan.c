@@ -55,12 +55,9 @@ static void ids_free(char **v, size_t n)
     free(v);
 }
 
-static bool known(const struct qmgr *q, const char *id)
+static bool known(struct qmgr *q, const char *id)
 {
-    for (const struct qmsg *m = q->msgs; m != NULL; m = m->next)
-        if (strcmp(m->id, id) == 0)
-            return true;
-    return false;
+    return qmgr_msg_find(q, id) != NULL;
 }
 
 void qmgr_scan_active(struct qmgr *q)

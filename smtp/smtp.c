@@ -4,8 +4,9 @@
  * agent finds the servers (MX records, or the nexthop's own address), talks SMTP to
  * the first that answers and replies with a result per recipient.  A finished
  * session stays open for a few seconds for the next request to the same nexthop.
- * Runs chrooted in the queue directory as mail_owner; the resolver and the TLS
- * context are set up before the chroot.  Trusts the request frames as far as
+ * Runs chrooted in the queue directory as mail_owner; the resolver, the TLS
+ * context and the maps (smtp_tls_policy_maps, smtp_sasl_password_maps) are set up
+ * before the chroot.  Trusts the request frames as far as
  * deliver.c checks them, and nothing the network says. */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include "deliver.h"
 #include "dns.h"
 #include "log.h"
+#include "map.h"
 #include "server.h"
 #include "smtp.h"
 #include "str.h"
@@ -28,6 +30,19 @@
 #include "xmalloc.h"
 
 static struct smtp_ctx smtp_ctx;
+
+/* A map list named by key, opened now and kept open through the chroot. */
+static struct maplist *maps_open(const struct conf *c, const char *key)
+{
+    struct str err = STR_INIT;
+    struct maplist *ml = maplist_open(conf_str(c, key), &err);
+
+    if (ml == NULL)
+        log_fatal("%s: %s", key, err.len ? err.s : "cannot open");
+    maplist_pin(ml);
+    str_free(&err);
+    return ml;
+}
 
 static int ms_of(const struct conf *c, const char *key)
 {
@@ -69,13 +84,17 @@ static void smtp_pre_jail(struct server *srv)
     ctx->dns = dns_open(srv->conf, &err);
     if (ctx->dns == NULL)
         log_fatal("%s", err.len ? err.s : "cannot set up the DNS resolver");
-    if (ctx->tls_level != SMTP_TLS_NONE) {
+    ctx->tls_policy = maps_open(srv->conf, "smtp_tls_policy_maps");
+    ctx->sasl_passwords = maps_open(srv->conf, "smtp_sasl_password_maps");
+    /* a map may ask for TLS where the global level does not */
+    if (ctx->tls_level != SMTP_TLS_NONE || maplist_count(ctx->tls_policy) > 0
+        || maplist_count(ctx->sasl_passwords) > 0) {
         const char *ca = conf_str(srv->conf, "smtp_tls_CAfile");
 
         str_clear(&err);
         ctx->tls = tls_client_ctx(ca[0] != '\0' ? ca : NULL, &err);
         if (ctx->tls == NULL) {
-            if (ctx->tls_level != SMTP_TLS_MAY)
+            if (ctx->tls_level >= SMTP_TLS_ENCRYPT)
                 log_fatal("cannot set up client TLS: %s", err.len ? err.s : "error");
             log_warn("cannot set up client TLS, sending without: %s", err.len ? err.s : "error");
         }
@@ -164,6 +183,7 @@ static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
     struct str err = STR_INIT, path = STR_INIT;
     struct smtp_target *targets = NULL;
     struct smtp_session *s;
+    struct smtp_policy pol;
     bool *decided = xcalloc(dr->nrcpt + 1, sizeof(*decided));
     const char *nexthop = dr->nexthop.s ? dr->nexthop.s : "";
     enum deliver_status fail = DELIVER_DEFER;
@@ -172,12 +192,17 @@ static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
     unsigned port;
 
     dr->dead = false;
+    smtp_policy_init(&pol);
     str_printf(&path, "active/%s", dr->id);
     if (queue_file_open(path.s, O_RDONLY, &qf, &err) < 0) {
         log_warn("%s: cannot open the queue file: %s", dr->id,
                  err.len ? err.s : strerror(errno));
         all_results(dr, decided, DELIVER_DEFER, "4.3.0", "cannot open the queue file");
         goto out_nofile;
+    }
+    if (smtp_policy_get(ctx, nexthop, &pol, &fail, dsn, &err) < 0) {
+        all_results(dr, decided, fail, dsn, err.s);
+        goto out;
     }
     s = cache_take(ctx, nexthop);
     if (s == NULL) {
@@ -195,7 +220,7 @@ static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
             char d[16] = "4.4.1";
             struct str why = STR_INIT;
 
-            s = smtp_session_open(ctx, &targets[i], port, &f, d, &why);
+            s = smtp_session_open(ctx, &pol, &targets[i], port, &f, d, &why);
             if (s == NULL) {
                 log_info("%s: %s", dr->id, why.s ? why.s : "connection failed");
                 if (f != DELIVER_BOUNCE)
@@ -226,6 +251,7 @@ static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
 out:
     queue_file_close(&qf);
 out_nofile:
+    smtp_policy_free(&pol);
     free(targets);
     free(decided);
     str_free(&err);

@@ -1,6 +1,7 @@
-/* The SMTP client's parts (see smtp(8)): the process context, a session with one
- * server, the server's replies, the transaction for one delivery request, the
- * message content writer and the 8-bit to quoted-printable converter. */
+/* The SMTP client's parts (see smtp(8)): the process context, the policy for one
+ * next hop (TLS level, name check, credential), a session with one server, AUTH, the
+ * server's replies, the transaction for one delivery request, the message content
+ * writer and the 8-bit to quoted-printable converter. */
 #ifndef POSTERN_SMTP_H
 #define POSTERN_SMTP_H
 
@@ -14,6 +15,7 @@
 
 struct conf;
 struct dns;
+struct maplist;
 struct stream;
 struct tls_ctx;
 
@@ -41,6 +43,9 @@ enum smtp_tls_level {
 #define SMTP_EXT_SMTPUTF8   0x08
 #define SMTP_EXT_DSN        0x10
 #define SMTP_EXT_STARTTLS   0x20
+#define SMTP_EXT_AUTH_PLAIN 0x40
+#define SMTP_EXT_AUTH_LOGIN 0x80
+#define SMTP_EXT_AUTH_OTHER 0x100       /* AUTH offered (any mechanisms) */
 
 struct smtp_session;
 
@@ -48,11 +53,33 @@ struct smtp_ctx {
     struct conf *conf;
     struct dns *dns;
     struct tls_ctx *tls;            /* NULL: no client TLS */
-    enum smtp_tls_level tls_level;
+    enum smtp_tls_level tls_level;  /* smtp_tls_security_level */
+    struct maplist *tls_policy;     /* smtp_tls_policy_maps (opened before the chroot) */
+    struct maplist *sasl_passwords; /* smtp_sasl_password_maps (likewise) */
     const char *myhostname;
     unsigned port;                  /* smtp_destination_port */
     int connect_ms, helo_ms, data_ms;
     struct smtp_session *cached;    /* kept open after a delivery, or NULL */
+};
+
+/* Which name a verified certificate must carry. */
+enum smtp_tls_match {
+    SMTP_MATCH_HOSTNAME,            /* the server's host name (MX host, bracketed host) */
+    SMTP_MATCH_NEXTHOP,             /* the next hop's domain or bracketed host */
+    SMTP_MATCH_NAME,                /* a name given in the policy */
+};
+
+#define SMTP_CRED_MAX 255           /* longest user name and password (RFC 4616) */
+
+/* How to talk to one next hop: smtp_tls_policy_maps or the global level, and the
+ * credential of smtp_sasl_password_maps. */
+struct smtp_policy {
+    enum smtp_tls_level level;      /* raised to encrypt when a credential exists */
+    enum smtp_tls_match match;
+    char match_name[256];           /* for SMTP_MATCH_NEXTHOP and SMTP_MATCH_NAME */
+    bool auth;                      /* a credential is configured */
+    struct str user, password;
+    char nexthop[300];              /* for texts */
 };
 
 struct smtp_reply {
@@ -93,13 +120,28 @@ int smtp_command(struct smtp_session *s, const char *fmt, ...)
 /* Control characters and non-ASCII bytes become '?'. */
 void smtp_sanitise(struct str *out, const char *s, size_t len);
 
+/* smtp_policy.c: the policy for nexthop.  0, or -1 with *fail, dsn and err (a map
+ * lookup failed, or its value is invalid: deferral). */
+void smtp_policy_init(struct smtp_policy *p);
+void smtp_policy_free(struct smtp_policy *p);       /* wipes the password */
+int smtp_policy_get(struct smtp_ctx *ctx, const char *nexthop, struct smtp_policy *p,
+                    enum deliver_status *fail, char dsn[16], struct str *err);
+/* Parses a TLS policy map value ("verify match=mx.example.org"): 0 or -1 with err. */
+int smtp_policy_parse(struct smtp_policy *p, const char *value, struct str *err);
+
+/* smtp_auth.c: AUTH PLAIN (or LOGIN when PLAIN is not offered) with p's credential,
+ * on a session under TLS.  0, or -1 with *fail, dsn and err. */
+int smtp_auth(struct smtp_ctx *ctx, struct smtp_session *s, const struct smtp_policy *p,
+              enum deliver_status *fail, char dsn[16], struct str *err);
+
 /* smtp_session.c */
 int smtp_targets(struct smtp_ctx *ctx, const char *nexthop, unsigned *port,
                  struct smtp_target *t, size_t max, size_t *n, enum deliver_status *fail,
                  char dsn[16], struct str *err);
-/* Connects, reads the greeting, EHLO/HELO, STARTTLS.  NULL with *fail (DEFER or
- * BOUNCE for a 5xx greeting), dsn and err. */
-struct smtp_session *smtp_session_open(struct smtp_ctx *ctx, const struct smtp_target *t,
+/* Connects, reads the greeting, EHLO/HELO, STARTTLS and AUTH as policy says.  NULL
+ * with *fail (DEFER or BOUNCE for a 5xx greeting), dsn and err. */
+struct smtp_session *smtp_session_open(struct smtp_ctx *ctx, const struct smtp_policy *policy,
+                                       const struct smtp_target *t,
                                        unsigned port, enum deliver_status *fail,
                                        char dsn[16], struct str *err);
 /* QUIT (when polite) and close. */

@@ -1,8 +1,9 @@
 /* Where to send and how to get there: the servers for a nexthop ("[host]:port" and
  * "[addr]:port" taken as they are, a domain through its MX records, or its own
  * addresses when it has none), and a session with one of them: connect, greeting,
- * EHLO (HELO when EHLO is refused), STARTTLS.  DNS answers and server replies are
- * untrusted; dns.c and smtp_reply.c check them. */
+ * EHLO (HELO when EHLO is refused), STARTTLS and AUTH as the next hop's policy
+ * (smtp_policy.c) asks.  DNS answers and server replies are untrusted; dns.c and
+ * smtp_reply.c check them. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -236,6 +237,29 @@ static void session_free(struct smtp_session *s)
     free(s);
 }
 
+/* The mechanisms of an AUTH keyword ("PLAIN LOGIN CRAM-MD5"). */
+static void auth_parse(struct smtp_session *s, const char *p, size_t len)
+{
+    s->ext |= SMTP_EXT_AUTH_OTHER;
+    while (len > 0) {
+        size_t sp = strspn(p, " "), w;
+
+        if (sp >= len)
+            break;
+        p += sp;
+        len -= sp;
+        w = strcspn(p, " \n");
+        if (w > len)
+            w = len;
+        if (w == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+            s->ext |= SMTP_EXT_AUTH_PLAIN;
+        else if (w == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+            s->ext |= SMTP_EXT_AUTH_LOGIN;
+        p += w;
+        len -= w;
+    }
+}
+
 /* The extensions a 250 reply to EHLO lists (lines after the first). */
 static void ehlo_parse(struct smtp_session *s, const struct smtp_reply *r)
 {
@@ -260,6 +284,8 @@ static void ehlo_parse(struct smtp_session *s, const struct smtp_reply *r)
             s->ext |= SMTP_EXT_DSN;
         else if (KW("STARTTLS"))
             s->ext |= SMTP_EXT_STARTTLS;
+        else if (KW("AUTH") || (kw > 5 && strncasecmp(line, "AUTH=", 5) == 0))
+            auth_parse(s, line + 5, len > 5 ? len - 5 : 0);
         else if (KW("SIZE")) {
             s->ext |= SMTP_EXT_SIZE;
             if (kw < len && line[kw] == ' ') {
@@ -299,7 +325,8 @@ static void refused(struct smtp_session *s, const struct smtp_reply *r, const ch
     str_printf(err, "host %s said: %s (in reply to %s)", s->where, r->text.s, cmd);
 }
 
-static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp_target *t,
+static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp_policy *pol,
+                                         const struct smtp_target *t,
                                          unsigned port, bool allow_tls, bool *tls_failed,
                                          enum deliver_status *fail, char dsn[16],
                                          struct str *err)
@@ -358,13 +385,18 @@ static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp
             refused(s, &r, "EHLO", fail, dsn, err);
             goto fail;
         }
-        if (round == 1 || ctx->tls_level == SMTP_TLS_NONE || !allow_tls)
+        if (round == 1 || pol->level == SMTP_TLS_NONE || !allow_tls)
             break;
         if (ctx->tls == NULL || !(s->ext & SMTP_EXT_STARTTLS)) {
-            if (ctx->tls_level == SMTP_TLS_MAY)
+            if (pol->level == SMTP_TLS_MAY)
                 break;
             fail_set(fail, dsn, DELIVER_DEFER, "4.7.4");
-            str_printf(err, "TLS is required, but was not offered by host %s", s->where);
+            if (ctx->tls == NULL)
+                str_printf(err, "TLS is required for %s, but client TLS could not be set up",
+                           s->where);
+            else
+                str_printf(err, "TLS is required%s, but was not offered by host %s",
+                           pol->auth ? " to send a credential" : "", s->where);
             goto fail;
         }
         if (command_reply(s, &r, err, "STARTTLS") < 0) {
@@ -372,7 +404,7 @@ static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp
             goto fail;
         }
         if (r.code != 220) {
-            if (ctx->tls_level == SMTP_TLS_MAY)
+            if (pol->level == SMTP_TLS_MAY)
                 break;
             refused(s, &r, "STARTTLS", fail, dsn, err);
             *fail = DELIVER_DEFER;
@@ -380,10 +412,12 @@ static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp
         }
         {
             struct str why = STR_INIT;
-            enum tls_verify v = ctx->tls_level == SMTP_TLS_VERIFY ? TLS_VERIFY_PEER
-                                                                  : TLS_VERIFY_NONE;
+            enum tls_verify v = pol->level == SMTP_TLS_VERIFY ? TLS_VERIFY_PEER
+                                                              : TLS_VERIFY_NONE;
+            const char *name = pol->match != SMTP_MATCH_HOSTNAME && pol->match_name[0]
+                                   ? pol->match_name : s->host;
 
-            if (tls_client_start(ctx->tls, s->st, s->host, v, ctx->helo_ms, &why) < 0) {
+            if (tls_client_start(ctx->tls, s->st, name, v, ctx->helo_ms, &why) < 0) {
                 fail_set(fail, dsn, DELIVER_DEFER, "4.7.5");
                 str_printf(err, "TLS handshake with %s failed: %s", s->where,
                            why.len ? why.s : "error");
@@ -398,11 +432,17 @@ static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp
                  tls_peer_verified(s->st) ? "Verified" : "Anonymous", s->where,
                  tls_version(s->st) ? tls_version(s->st) : "?",
                  tls_cipher(s->st) ? tls_cipher(s->st) : "?", tls_cipher_bits(s->st));
-        if (ctx->tls_level == SMTP_TLS_VERIFY && !tls_peer_verified(s->st)) {
+        if (pol->level == SMTP_TLS_VERIFY && !tls_peer_verified(s->st)) {
             fail_set(fail, dsn, DELIVER_DEFER, "4.7.5");
             str_printf(err, "server certificate of %s not verified", s->where);
             goto fail;
         }
+    }
+    if (pol->auth && smtp_auth(ctx, s, pol, fail, dsn, err) < 0) {
+        /* a refusal leaves a working connection: end it politely */
+        smtp_reply_free(&r);
+        smtp_session_close(ctx, s, strcmp(dsn, "4.4.2") != 0);
+        return NULL;
     }
     smtp_reply_free(&r);
     return s;
@@ -412,17 +452,19 @@ fail:
     return NULL;
 }
 
-struct smtp_session *smtp_session_open(struct smtp_ctx *ctx, const struct smtp_target *t,
+struct smtp_session *smtp_session_open(struct smtp_ctx *ctx, const struct smtp_policy *policy,
+                                       const struct smtp_target *t,
                                        unsigned port, enum deliver_status *fail,
                                        char dsn[16], struct str *err)
 {
     bool tls_failed;
-    struct smtp_session *s = session_open(ctx, t, port, true, &tls_failed, fail, dsn, err);
+    struct smtp_session *s = session_open(ctx, policy, t, port, true, &tls_failed, fail, dsn,
+                                          err);
 
-    if (s == NULL && tls_failed && ctx->tls_level == SMTP_TLS_MAY) {
+    if (s == NULL && tls_failed && policy->level == SMTP_TLS_MAY) {
         log_info("%s; trying again without TLS", err->s);
         str_clear(err);
-        s = session_open(ctx, t, port, false, &tls_failed, fail, dsn, err);
+        s = session_open(ctx, policy, t, port, false, &tls_failed, fail, dsn, err);
     }
     return s;
 }
