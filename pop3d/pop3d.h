@@ -2,14 +2,16 @@
  *   pop3d -l   pre-auth: greets, reads the AUTHORIZATION state, asks auth, hands the
  *              client to the post-login service (login/pop3); chrooted to login/,
  *              no rights, no password data, no mailbox access.
- *   pop3d      post-login: receives clients, asks auth who they are (token), forks
- *              a session per client that drops to the mailbox owner.
+ *   pop3d      post-login: receives clients, asks auth who they are (token), and
+ *              gives each to a session process running as the mailbox owner (kept
+ *              and reused for virtual users, one per session for system users).
  * Everything read from a client is untrusted. */
 #ifndef POP3D_H
 #define POP3D_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "str.h"
 
@@ -70,8 +72,25 @@ void pop3_proxy(struct stream *client, int pair, int timeout_ms);
 /* ---- postlogin.c ---- */
 int pop3_postlogin_loop(struct server *srv);
 
+/* ---- worker.c: the session process ---- */
+/* Passes h's client and who's session to an idle session process over ctl (the
+ * post-login side's end of its socket pair).  0, or -1 (errno). */
+int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who);
+/* In a child just forked as root: drops to who's uid and gid, serves h, then, with
+ * ctl >= 0, further sessions received on ctl, up to max_use in all (<= 0: no limit). */
+_Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_result *who,
+                                pid_t parent, long long max_use);
+/* "-ERR text" to h's client, then closes it. */
+void pop3_refuse(struct login_handoff *h, const char *text);
+
+/* ---- listcache.c ---- */
+/* The snapshot of the Maildir in the working directory (new/ moved to cur/), from
+ * this process's cache when cur/ and new/ have not changed since.  0, or -1 with err. */
+struct maildir_list;
+int pop3_scan(struct maildir_list *ml, struct str *err);
+
 /* ---- session.c ---- */
-/* The TRANSACTION and UPDATE states, in the child that already runs as the user and
+/* The TRANSACTION and UPDATE states, in a process that already runs as the user and
  * sits in the Maildir.  Returns the exit status. */
 int pop3_session(struct login_handoff *h, const struct auth_result *who);
 

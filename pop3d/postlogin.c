@@ -1,17 +1,20 @@
 /* pop3d (post-login): accepts hand-offs from pre-auth processes on login/pop3, asks
- * auth who the token belongs to, and forks one session per client; the child drops to
- * the mailbox owner's uid and gid and never execs.  The parent keeps no client data:
- * it closes the client's descriptor right after the fork, reaps its children, and stays
- * until they are gone (a SIGTERM is passed on to them).  It trusts a hand-off only as
- * far as auth vouches for its token. */
+ * auth who the token belongs to (over one kept connection), and gives each client to a
+ * session process running as the mailbox owner (worker.c).  Virtual users share one
+ * uid, so their session processes are kept and reused: an idle one of the right uid and
+ * gid gets the client over its socket pair (preferably the one that served the same
+ * Maildir last, whose listing may still be cached); only when none is idle is one
+ * forked (never exec'd).  A system user's session gets a process of its own that ends
+ * with it.  This process stays root, runs no session code and keeps no client data: it
+ * passes the descriptor on and closes it.  It trusts a hand-off only as far as auth
+ * vouches for its token, and its session processes not at all: their only word is "I"
+ * (idle), anything else ends them. */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -21,18 +24,27 @@
 #include "conf.h"
 #include "log.h"
 #include "login.h"
-#include "maildir.h"
 #include "pop3d.h"
-#include "priv.h"
 #include "server.h"
-#include "stream.h"
 #include "xmalloc.h"
 
 #define POSTLOGIN_SLICE_MS 1000
+#define POSTLOGIN_IDLE_MAX 32           /* idle session processes kept */
+
+struct worker {
+    pid_t pid;
+    int ctl;                    /* our end of its socket pair; -1: none, or retired */
+    uid_t uid;
+    gid_t gid;
+    bool busy;
+    long long idle_since;       /* ms */
+    char *maildir;              /* of its last session */
+};
 
 static volatile sig_atomic_t child_exited;
-static pid_t *kids;
-static size_t nkids, kids_cap;
+static struct worker *workers;
+static size_t nworkers, workers_cap;
+static struct auth_clnt *auth;
 
 static void on_child(int sig)
 {
@@ -47,6 +59,15 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Closes our end: the process ends when its session (if any) is over. */
+static void worker_retire(struct worker *w)
+{
+    if (w->ctl >= 0)
+        close(w->ctl);
+    w->ctl = -1;
+    w->busy = true;             /* never chosen again */
+}
+
 static void reap(void)
 {
     pid_t pid;
@@ -54,93 +75,177 @@ static void reap(void)
 
     child_exited = 0;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-        for (size_t i = 0; i < nkids; i++) {
-            if (kids[i] == pid) {
-                kids[i] = kids[--nkids];
+        for (size_t i = 0; i < nworkers; i++) {
+            if (workers[i].pid == pid) {
+                worker_retire(&workers[i]);
+                free(workers[i].maildir);
+                workers[i] = workers[--nworkers];
                 break;
             }
         }
         if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)
-            log_warn("session %ld killed by signal %d", (long)pid, WTERMSIG(status));
+            log_warn("session process %ld killed by signal %d", (long)pid, WTERMSIG(status));
     }
 }
 
-/* Tells the client why it cannot have its mailbox, and drops it. */
-static void refuse(struct login_handoff *h, const char *text)
+/* What a session process said: "I" for each session it finished. */
+static void worker_read(struct worker *w, long long now)
 {
-    struct stream *st = login_stream(h);
-    stream_set_timeout(st, 10000);
-    stream_printf(st, "-ERR %s\r\n", text);
-    stream_flush(st);
-    stream_close(st);
+    char buf[16];
+    ssize_t n = read(w->ctl, buf, sizeof(buf));
+
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return;
+    if (n <= 0) {
+        worker_retire(w);
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] != 'I') {
+            log_warn("session process %ld: unexpected report, stopped", (long)w->pid);
+            kill(w->pid, SIGKILL);
+            worker_retire(w);
+            return;
+        }
+    }
+    w->busy = false;
+    w->idle_since = now;
 }
 
-/* In the child: become the mailbox owner for good.  0, or -1 (logged). */
-static int become_user(const struct auth_result *who)
+/* Ends idle processes past max_idle, and the longest idle ones beyond the limit. */
+static void workers_trim(long long now, long long max_idle_ms)
 {
-    if (!priv_is_root())
-        return 0;
-    if (who->uid == 0) {
-        log_error("user=<%s>: refusing a session as root", who->user.s);
+    size_t idle = 0;
+
+    for (size_t i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        if (w->ctl < 0 || w->busy)
+            continue;
+        if (max_idle_ms > 0 && now - w->idle_since >= max_idle_ms)
+            worker_retire(w);
+        else
+            idle++;
+    }
+    while (idle > POSTLOGIN_IDLE_MAX) {
+        struct worker *oldest = NULL;
+        for (size_t i = 0; i < nworkers; i++)
+            if (workers[i].ctl >= 0 && !workers[i].busy
+                && (oldest == NULL || workers[i].idle_since < oldest->idle_since))
+                oldest = &workers[i];
+        worker_retire(oldest);
+        idle--;
+    }
+}
+
+/* An idle reusable process for who's uid and gid, the one that last served the same
+ * Maildir when there is one; NULL when none. */
+static struct worker *worker_find(const struct auth_result *who)
+{
+    struct worker *pick = NULL;
+
+    for (size_t i = 0; i < nworkers; i++) {
+        struct worker *w = &workers[i];
+        if (w->ctl < 0 || w->busy || w->uid != who->uid || w->gid != who->gid)
+            continue;
+        if (w->maildir != NULL && strcmp(w->maildir, who->maildir.s) == 0)
+            return w;
+        if (pick == NULL)
+            pick = w;
+    }
+    return pick;
+}
+
+static void worker_assign(struct worker *w, const struct auth_result *who)
+{
+    w->busy = true;
+    free(w->maildir);
+    w->maildir = xstrdup(who->maildir.s);
+}
+
+/* Forks a session process for h (reusable: with a socket pair).  0, or -1. */
+static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_result *who,
+                       bool reusable)
+{
+    long long max_use = conf_int(srv->conf, "max_use");
+    int sv[2] = { -1, -1 };
+    pid_t pid, parent = getpid();
+    struct worker *w;
+
+    if (reusable && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        log_warn("socketpair: %m");
+        reusable = false;
+    }
+    pid = fork();
+    if (pid < 0) {
+        log_warn("fork: %m");
+        if (sv[0] >= 0) {
+            close(sv[0]);
+            close(sv[1]);
+        }
         return -1;
     }
-    if (setgroups(1, &who->gid) < 0 || setgid(who->gid) < 0 || setuid(who->uid) < 0) {
-        log_error("user=<%s>: dropping to uid %ld: %m", who->user.s, (long)who->uid);
-        return -1;
+    if (pid == 0) {
+        /* Nothing of the other sessions, of master or of auth stays with the child. */
+        for (size_t i = 0; i < srv->nlisten; i++)
+            close(srv->listen_fds[i]);
+        close(SERVER_STATUS_FD);
+        for (size_t i = 0; i < nworkers; i++) {
+            if (workers[i].ctl >= 0)
+                close(workers[i].ctl);
+            free(workers[i].maildir);
+        }
+        free(workers);
+        auth_clnt_close(auth);
+        if (sv[0] >= 0)
+            close(sv[0]);
+        pop3_worker_main(sv[1], h, who, parent, reusable ? max_use : 1);
     }
-    if (setuid(0) == 0 || seteuid(0) == 0 || getuid() != who->uid || geteuid() != who->uid
-        || getgid() != who->gid || getegid() != who->gid) {
-        log_error("user=<%s>: privileges not dropped", who->user.s);
-        return -1;
+    if (sv[1] >= 0) {
+        close(sv[1]);
+        (void)fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     }
+    if (nworkers == workers_cap) {
+        workers_cap = workers_cap ? workers_cap * 2 : 16;
+        workers = xreallocarray(workers, workers_cap, sizeof(*workers));
+    }
+    w = &workers[nworkers++];
+    memset(w, 0, sizeof(*w));
+    w->pid = pid;
+    w->ctl = sv[0];
+    w->uid = who->uid;
+    w->gid = who->gid;
+    worker_assign(w, who);
+    if (w->ctl < 0)
+        w->busy = true;
     return 0;
 }
 
-static _Noreturn void child_main(struct server *srv, struct login_handoff *h,
-                                 const struct auth_result *who, pid_t parent)
+/* Gives the client to a session process.  Virtual users (names with '@', from the
+ * password map) share their uid: their processes are reused. */
+static void dispatch(struct server *srv, struct login_handoff *h, struct auth_result *who)
 {
-    struct sigaction sa;
-    struct str err = STR_INIT;
+    bool reusable = strchr(who->user.s, '@') != NULL;
+    struct worker *w;
 
-    memset(&sa, 0, sizeof(sa));
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = SIG_DFL;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigaction(SIGCHLD, &sa, NULL);
-    for (size_t i = 0; i < srv->nlisten; i++)
-        close(srv->listen_fds[i]);
-    close(SERVER_STATUS_FD);
-    free(kids);
-    if (become_user(who) < 0) {
-        refuse(h, "[SYS/TEMP] cannot open the mailbox");
-        _exit(1);
+    while (reusable && (w = worker_find(who)) != NULL) {
+        if (pop3_worker_send(w->ctl, h, who) == 0) {
+            worker_assign(w, who);
+            return;
+        }
+        log_warn("session process %ld: hand-off failed: %m", (long)w->pid);
+        worker_retire(w);
     }
-    /* After the drop: changing credentials clears the parent-death signal. */
-    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent)
-        _exit(0);
-    /* No mail delivered yet: an empty Maildir, made as the user. */
-    if (chdir(who->maildir.s) < 0
-        && (errno != ENOENT || maildir_create(who->maildir.s, 0700, &err) < 0
-            || chdir(who->maildir.s) < 0)) {
-        log_warn("user=<%s>: chdir %s: %m", who->user.s, who->maildir.s);
-        refuse(h, "[SYS/TEMP] cannot open the mailbox");
-        _exit(1);
-    }
-    _exit(pop3_session(h, who));
+    if (worker_fork(srv, h, who, reusable) < 0)
+        pop3_refuse(h, "[SYS/TEMP] server busy, try again later");
 }
 
-/* One hand-off: receive, look up, fork. */
+/* One hand-off: receive, look up, dispatch. */
 static void postlogin_accept(struct server *srv, int conn)
 {
     struct login_handoff h;
     struct auth_result who;
-    struct auth_clnt *ac;
     struct str err = STR_INIT;
-    enum auth_status s = AUTH_TEMPFAIL;
-    pid_t pid;
+    enum auth_status s;
 
     login_handoff_init(&h);
     auth_result_init(&who);
@@ -148,50 +253,45 @@ static void postlogin_accept(struct server *srv, int conn)
         log_warn("%s", err.s);
         goto done;
     }
-    ac = auth_clnt_open(AUTH_SOCKET, pop3_cf.ipc_timeout_ms);
-    if (ac == NULL) {
-        log_warn("connect to auth: %m");
-    } else {
-        s = auth_lookup(ac, h.token.s, &who);
-        auth_clnt_close(ac);
-    }
+    if (auth == NULL)
+        auth = auth_clnt_open(AUTH_SOCKET, pop3_cf.ipc_timeout_ms);
+    s = auth_lookup(auth, h.token.s, &who);
     if (s != AUTH_OK) {
         log_warn("client=[%s], user=<%s>: token lookup failed: %s", h.client.s, h.user.s,
                  who.text.s ? who.text.s : "auth unavailable");
-        refuse(&h, s == AUTH_FAIL ? "[AUTH] login expired, try again"
-                                  : "[SYS/TEMP] authentication unavailable, try again later");
+        pop3_refuse(&h, s == AUTH_FAIL ? "[AUTH] login expired, try again"
+                                       : "[SYS/TEMP] authentication unavailable, try again later");
         goto done;
     }
     if (who.maildir.len == 0 || who.maildir.s[0] != '/') {
         log_warn("user=<%s>: no usable Maildir path", who.user.s);
-        refuse(&h, "[SYS/PERM] no mailbox");
+        pop3_refuse(&h, "[SYS/PERM] no mailbox");
         goto done;
     }
-    pid = fork();
-    if (pid < 0) {
-        log_warn("fork: %m");
-        refuse(&h, "[SYS/TEMP] server busy, try again later");
-        goto done;
-    }
-    if (pid == 0)
-        child_main(srv, &h, &who, getppid());
-    if (nkids == kids_cap) {
-        kids_cap = kids_cap ? kids_cap * 2 : 16;
-        kids = xreallocarray(kids, kids_cap, sizeof(*kids));
-    }
-    kids[nkids++] = pid;
+    dispatch(srv, &h, &who);
 done:
     login_handoff_free(&h);
     auth_result_free(&who);
     str_free(&err);
 }
 
+static void stop_all(void)
+{
+    for (size_t i = 0; i < nworkers; i++)
+        kill(workers[i].pid, SIGTERM);
+    /* Reap them, briefly, rather than leave zombies behind. */
+    for (int k = 0; k < 20 && nworkers > 0; k++) {
+        (void)poll(NULL, 0, 50);
+        reap();
+    }
+}
+
 int pop3_postlogin_loop(struct server *srv)
 {
-    long long max_use = conf_int(srv->conf, "max_use");
     long long max_idle_ms = conf_time(srv->conf, "max_idle") * 1000;
-    long long idle_since = now_ms(), served = 0;
-    struct pollfd *pfd = xcalloc(srv->nlisten + 1, sizeof(*pfd));
+    long long idle_since = now_ms();
+    struct pollfd *pfd = NULL;
+    size_t pfd_cap = 0;
     struct sigaction sa;
     bool draining = false;
 
@@ -202,42 +302,60 @@ int pop3_postlogin_loop(struct server *srv)
     sigaction(SIGCHLD, &sa, NULL);
 
     for (;;) {
+        long long now;
+        size_t np = 0, nl;
         int n;
 
         reap();
         if (server_stop || server_orphaned()) {
-            for (size_t i = 0; i < nkids; i++)
-                kill(kids[i], SIGTERM);
-            /* Reap them, briefly, rather than leave zombies behind. */
-            for (int k = 0; k < 20 && nkids > 0; k++) {
-                (void)poll(NULL, 0, 50);
-                reap();
-            }
+            stop_all();
             break;
         }
-        if (nkids > 0)
-            idle_since = now_ms();
-        if (!draining && (server_reload || (max_use > 0 && served >= max_use)
-                          || (max_idle_ms > 0 && now_ms() - idle_since >= max_idle_ms))) {
+        now = now_ms();
+        workers_trim(now, max_idle_ms);
+        if (nworkers > 0)
+            idle_since = now;
+        /* max_use does not end this process: it holds no client data, and its idle
+         * session processes (and their cached listings) would go with it. */
+        if (!draining && (server_reload
+                          || (max_idle_ms > 0 && now - idle_since >= max_idle_ms))) {
             /* Take no more clients; master starts another process when needed. */
             draining = true;
             server_busy();
         }
         if (draining) {
-            if (nkids == 0)
+            for (size_t i = 0; i < nworkers; i++)
+                worker_retire(&workers[i]);
+            if (nworkers == 0)
                 break;
             (void)poll(NULL, 0, POSTLOGIN_SLICE_MS);
             continue;
         }
-        for (size_t i = 0; i < srv->nlisten; i++) {
-            pfd[i].fd = srv->listen_fds[i];
-            pfd[i].events = POLLIN;
-            pfd[i].revents = 0;
+        if (pfd_cap < srv->nlisten + nworkers) {
+            pfd_cap = srv->nlisten + nworkers + 16;
+            pfd = xreallocarray(pfd, pfd_cap, sizeof(*pfd));
         }
-        n = poll(pfd, srv->nlisten, POSTLOGIN_SLICE_MS);
+        for (size_t i = 0; i < srv->nlisten; i++) {
+            pfd[np].fd = srv->listen_fds[i];
+            pfd[np].events = POLLIN;
+            pfd[np++].revents = 0;
+        }
+        nl = np;
+        for (size_t i = 0; i < nworkers; i++) {
+            pfd[np].fd = workers[i].ctl;    /* poll ignores -1 */
+            pfd[np].events = POLLIN;
+            pfd[np++].revents = 0;
+        }
+        n = poll(pfd, (nfds_t)np, POSTLOGIN_SLICE_MS);
         if (n <= 0)
             continue;
-        for (size_t i = 0; i < srv->nlisten; i++) {
+        /* Reports first: a process that just finished can take the next client.  The
+         * table does not change here (reaping waits for the next round). */
+        now = now_ms();
+        for (size_t i = 0; i < nworkers && nl + i < np; i++)
+            if (workers[i].ctl >= 0 && (pfd[nl + i].revents & (POLLIN | POLLERR | POLLHUP)))
+                worker_read(&workers[i], now);
+        for (size_t i = 0; i < nl; i++) {
             int conn;
             if (!(pfd[i].revents & (POLLIN | POLLERR | POLLHUP)))
                 continue;
@@ -247,11 +365,16 @@ int pop3_postlogin_loop(struct server *srv)
             server_busy();
             postlogin_accept(srv, conn);
             server_idle();
-            served++;
             idle_since = now_ms();
         }
     }
     free(pfd);
-    free(kids);
+    for (size_t i = 0; i < nworkers; i++) {
+        if (workers[i].ctl >= 0)
+            close(workers[i].ctl);
+        free(workers[i].maildir);
+    }
+    free(workers);
+    auth_clnt_close(auth);
     return 0;
 }

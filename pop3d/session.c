@@ -336,7 +336,7 @@ int pop3_session(struct login_handoff *h, const struct auth_result *who)
         }
         goto out;
     }
-    if (maildir_scan(".", MAILDIR_SCAN_MOVE_NEW, 0, &s.ml, &err) < 0) {
+    if (pop3_scan(&s.ml, &err) < 0) {
         log_warn("user=<%s>: %s", s.user, err.s);
         stream_puts(s.st, "-ERR [SYS/TEMP] cannot read the mailbox\r\n");
         rc = 1;

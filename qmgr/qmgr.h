@@ -75,7 +75,7 @@ struct qagent {
 struct qdest {
     struct qtransport *tp;
     char *name;                     /* next hop; "" for local */
-    size_t limit;                   /* most requests at once */
+    size_t limit;                   /* most connections at once */
     size_t busy;                    /* requests in progress */
     size_t conns;                   /* connections carrying them */
     unsigned failures;              /* connection-level failures in a row */

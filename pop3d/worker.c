@@ -1,0 +1,221 @@
+/* pop3d (post-login): the session process.  Forked by the post-login process, it drops
+ * to the mailbox owner for good and serves its first session; a process for virtual
+ * users (who share their uid) then stays and serves further sessions of the same uid
+ * and gid, one at a time, that the post-login process passes over a private socket
+ * pair: one datagram per session carrying the client's descriptor and
+ *     "S" TLS(0|1) USER "\0" MAILDIR "\0" CLIENT "\0" PENDING-BYTES
+ * It answers "I" (idle) after each session but its last (max_use sessions).  The post-login process runs as root and
+ * is trusted here; what the session reads from its client is not. */
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth_clnt.h"
+#include "log.h"
+#include "login.h"
+#include "maildir.h"
+#include "pop3d.h"
+#include "priv.h"
+#include "sock.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+#define WORKER_TEXT_MAX 4096            /* user and Maildir (they fit in a token) */
+#define WORKER_CLIENT_MAX 63            /* longest client address carried */
+#define WORKER_MSG_MAX (2 + 2 * (WORKER_TEXT_MAX + 1) + WORKER_CLIENT_MAX + 1 \
+                        + LOGIN_PENDING_MAX)
+
+int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who)
+{
+    struct str msg = STR_INIT;
+    size_t clen = h->client.s != NULL ? strnlen(h->client.s, h->client.len) : 0;
+    int rc;
+
+    if (who->user.len > WORKER_TEXT_MAX || who->maildir.len > WORKER_TEXT_MAX
+        || memchr(who->user.s, '\0', who->user.len) != NULL
+        || memchr(who->maildir.s, '\0', who->maildir.len) != NULL
+        || h->pending.len > LOGIN_PENDING_MAX) {
+        errno = EMSGSIZE;
+        return -1;
+    }
+    if (clen > WORKER_CLIENT_MAX)
+        clen = WORKER_CLIENT_MAX;
+    str_appends(&msg, h->tls ? "S1" : "S0");
+    str_append(&msg, who->user.s, who->user.len + 1);
+    str_append(&msg, who->maildir.s, who->maildir.len + 1);
+    str_append(&msg, clen > 0 ? h->client.s : "", clen);
+    str_appendc(&msg, '\0');
+    if (h->pending.len > 0)
+        str_append(&msg, h->pending.s, h->pending.len);
+    rc = fd_send(ctl, h->fd, msg.s, msg.len);
+    str_free(&msg);
+    return rc;
+}
+
+/* The next NUL-terminated field at *p (within end): its start, or NULL. */
+static const char *field(const char **p, const char *end)
+{
+    const char *f = *p, *nul = memchr(f, '\0', (size_t)(end - f));
+
+    if (nul == NULL)
+        return NULL;
+    *p = nul + 1;
+    return f;
+}
+
+/* Waits for the next session: 1 (h and who filled), 0 when told to go (EOF: the
+ * post-login process alone decides when an idle process ends, so that no session is
+ * ever sent to one that is leaving), -1 on a malformed message. */
+static int worker_receive(int ctl, char *buf, struct login_handoff *h,
+                          struct auth_result *who)
+{
+    struct pollfd pfd = { .fd = ctl, .events = POLLIN, .revents = 0 };
+    const char *p, *end, *user, *maildir, *client;
+    int fd = -1, r;
+    ssize_t n;
+
+    do
+        r = poll(&pfd, 1, -1);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return 0;
+    n = fd_recv(ctl, &fd, buf, WORKER_MSG_MAX + 1);
+    if (n <= 0)
+        return 0;
+    p = buf;
+    end = buf + n;
+    if (fd < 0 || n < 5 || n > WORKER_MSG_MAX || buf[0] != 'S'
+        || (buf[1] != '0' && buf[1] != '1')) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    p += 2;
+    user = field(&p, end);
+    maildir = user != NULL ? field(&p, end) : NULL;
+    client = maildir != NULL ? field(&p, end) : NULL;
+    if (client == NULL || *user == '\0' || maildir[0] != '/') {
+        close(fd);
+        return -1;
+    }
+    h->fd = fd;
+    h->tls = buf[1] == '1';
+    str_sets(&h->user, user);
+    str_sets(&h->client, client);
+    str_set(&h->pending, p, (size_t)(end - p));
+    str_sets(&who->user, user);
+    str_sets(&who->maildir, maildir);
+    return 1;
+}
+
+/* Drops to the mailbox owner for good.  0, or -1 (logged). */
+static int become_user(const struct auth_result *who)
+{
+    if (!priv_is_root())
+        return 0;
+    if (who->uid == 0) {
+        log_error("user=<%s>: refusing a session as root", who->user.s);
+        return -1;
+    }
+    if (setgroups(1, &who->gid) < 0 || setgid(who->gid) < 0 || setuid(who->uid) < 0) {
+        log_error("user=<%s>: dropping to uid %ld: %m", who->user.s, (long)who->uid);
+        return -1;
+    }
+    if (setuid(0) == 0 || seteuid(0) == 0 || getuid() != who->uid || geteuid() != who->uid
+        || getgid() != who->gid || getegid() != who->gid) {
+        log_error("user=<%s>: privileges not dropped", who->user.s);
+        return -1;
+    }
+    return 0;
+}
+
+/* Tells the client why it cannot have its mailbox, and drops it. */
+void pop3_refuse(struct login_handoff *h, const char *text)
+{
+    struct stream *st = login_stream(h);
+
+    stream_set_timeout(st, 10000);
+    stream_printf(st, "-ERR %s\r\n", text);
+    stream_flush(st);
+    stream_close(st);
+}
+
+/* One session in the Maildir (made, empty, when nothing was ever delivered). */
+static int worker_session(struct login_handoff *h, const struct auth_result *who)
+{
+    struct str err = STR_INIT;
+    int rc;
+
+    if (chdir(who->maildir.s) < 0
+        && (errno != ENOENT || maildir_create(who->maildir.s, 0700, &err) < 0
+            || chdir(who->maildir.s) < 0)) {
+        log_warn("user=<%s>: chdir %s: %m", who->user.s, who->maildir.s);
+        pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
+        str_free(&err);
+        return 1;
+    }
+    rc = pop3_session(h, who);
+    /* Hold no Maildir open between sessions. */
+    if (chdir("/") < 0)
+        rc = 1;
+    str_free(&err);
+    return rc;
+}
+
+_Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_result *who,
+                                pid_t parent, long long max_use)
+{
+    struct sigaction sa;
+    char *buf;
+    long long served = 0;
+    uid_t uid = who->uid;
+    gid_t gid = who->gid;
+    int rc;
+
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_DFL;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGCHLD, &sa, NULL);
+    if (become_user(who) < 0) {
+        pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
+        _exit(1);
+    }
+    /* After the drop: changing credentials clears the parent-death signal. */
+    (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent)
+        _exit(0);
+    rc = worker_session(h, who);
+    if (ctl < 0)
+        _exit(rc);
+    buf = xmalloc(WORKER_MSG_MAX + 1);
+    for (served = 1; max_use <= 0 || served < max_use; served++) {
+        int r;
+
+        login_handoff_free(h);
+        auth_result_free(who);
+        auth_result_init(who);
+        who->uid = uid;
+        who->gid = gid;
+        if (write(ctl, "I", 1) != 1)
+            break;
+        r = worker_receive(ctl, buf, h, who);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            log_error("malformed session hand-off from the post-login process");
+            break;
+        }
+        (void)worker_session(h, who);
+    }
+    _exit(0);
+}
