@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "log.h"
 #include "str.h"
+#include "xtext.h"
 
 #define BOUNCE_TEXT_MAX 500         /* longest diagnostic text copied */
 #define BOUNCE_RETURN_MAX (1u << 24) /* cap on bounce_size_limit */
@@ -49,41 +50,17 @@ static void append_addr(struct str *out, const char *addr)
     str_free(&q);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* ENVID is kept as xtext (RFC 3461 4): shown decoded when that gives printable
  * ASCII, else as it came. */
 static void append_envid(struct str *out, const char *x)
 {
     struct str d = STR_INIT;
-    bool ok = true;
+    bool ok = xtext_decode(x, strnlen(x, 200), &d) == 0 && d.len > 0;
 
-    for (size_t i = 0; x[i] != '\0' && i < 200 && ok; i++) {
-        int c = (unsigned char)x[i];
-
-        if (c == '+') {
-            int h = hexval(x[i + 1]), l = h < 0 ? -1 : hexval(x[i + 2]);
-
-            if (l < 0) {
-                ok = false;
-                break;
-            }
-            c = h * 16 + l;
-            i += 2;
-        }
-        if (c < 0x21 || c > 0x7e)
+    for (size_t i = 0; ok && i < d.len; i++)
+        if ((unsigned char)d.s[i] > 0x7e)
             ok = false;
-        else
-            str_appendc(&d, (char)c);
-    }
-    append_clean(out, ok && d.len > 0 ? d.s : x, 200);
+    append_clean(out, ok ? d.s : x, 200);
     str_free(&d);
 }
 

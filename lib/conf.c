@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
+#include "file_read.h"
 #include "log.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -117,13 +119,54 @@ static int parse_ll(const char *s, long long *out, const char **end)
     return 0;
 }
 
+/* A unit letter (either case) and what it multiplies by; the list ends with a 0
+ * letter, whose factor applies to a number without a unit. */
+struct conf_unit {
+    char letter;
+    long long mul;
+};
+
+static const struct conf_unit time_units[] = {
+    { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 }, { 0, 1 },
+};
+static const struct conf_unit size_units[] = {
+    { 'k', 1024 }, { 'm', 1024 * 1024 }, { 'g', 1024 * 1024 * 1024 }, { 0, 1 },
+};
+
+/* A non-negative number with an optional one-letter unit from units. */
+static int parse_scaled(const char *s, const struct conf_unit *units, const char *expected,
+                        const char *range, long long *out, const char **why)
+{
+    const char *end;
+    long long v;
+    size_t i;
+
+    if (parse_ll(s, &v, &end) < 0 || v < 0) {
+        *why = expected;
+        return -1;
+    }
+    for (i = 0; units[i].letter != 0; i++)
+        if (*end == units[i].letter || *end == toupper((unsigned char)units[i].letter))
+            break;
+    if ((units[i].letter == 0 && *end != '\0') || (*end != '\0' && end[1] != '\0')) {
+        *why = expected;
+        return -1;
+    }
+    if (v > LLONG_MAX / units[i].mul) {
+        *why = range;
+        return -1;
+    }
+    *out = v * units[i].mul;
+    return 0;
+}
+
 /* Parses s as type t into *out (ignored for STR and LIST).  0 or -1 with a
  * description of what was expected in *why. */
 static int conf_parse_value(enum conf_type t, const char *s, long long *out,
                             const char **why)
 {
     const char *end;
-    long long v, mul = 1;
+    long long v;
 
     switch (t) {
     case CONF_STR:
@@ -147,54 +190,13 @@ static int conf_parse_value(enum conf_type t, const char *s, long long *out,
         *out = v;
         return 0;
     case CONF_TIME:
-        if (parse_ll(s, &v, &end) < 0 || v < 0) {
-            *why = "expected a time: a number with an optional unit s, m, h, d or w";
-            return -1;
-        }
-        switch (*end) {
-        case '\0': case 's': case 'S': mul = 1; break;
-        case 'm': case 'M': mul = 60; break;
-        case 'h': case 'H': mul = 3600; break;
-        case 'd': case 'D': mul = 86400; break;
-        case 'w': case 'W': mul = 7 * 86400; break;
-        default:
-            *why = "expected a time: a number with an optional unit s, m, h, d or w";
-            return -1;
-        }
-        if (*end != '\0' && end[1] != '\0') {
-            *why = "expected a time: a number with an optional unit s, m, h, d or w";
-            return -1;
-        }
-        if (v > LLONG_MAX / mul) {
-            *why = "time out of range";
-            return -1;
-        }
-        *out = v * mul;
-        return 0;
+        return parse_scaled(s, time_units,
+                            "expected a time: a number with an optional unit s, m, h, d or w",
+                            "time out of range", out, why);
     case CONF_SIZE:
-        if (parse_ll(s, &v, &end) < 0 || v < 0) {
-            *why = "expected a size: a number of bytes with an optional unit k, m or g";
-            return -1;
-        }
-        switch (*end) {
-        case '\0': mul = 1; break;
-        case 'k': case 'K': mul = 1024; break;
-        case 'm': case 'M': mul = 1024 * 1024; break;
-        case 'g': case 'G': mul = 1024 * 1024 * 1024; break;
-        default:
-            *why = "expected a size: a number of bytes with an optional unit k, m or g";
-            return -1;
-        }
-        if (*end != '\0' && end[1] != '\0') {
-            *why = "expected a size: a number of bytes with an optional unit k, m or g";
-            return -1;
-        }
-        if (v > LLONG_MAX / mul) {
-            *why = "size out of range";
-            return -1;
-        }
-        *out = v * mul;
-        return 0;
+        return parse_scaled(s, size_units,
+                            "expected a size: a number of bytes with an optional unit k, m or g",
+                            "size out of range", out, why);
     }
     *why = "unknown type";
     return -1;
@@ -426,24 +428,9 @@ static int read_file(const char *path, struct str *buf, struct str *err)
         close(fd);
         return -1;
     }
-    for (;;) {
-        char chunk[8192];
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            str_printf(err, "%s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        if (buf->len + (size_t)n > CONF_FILE_MAX) {
-            str_printf(err, "%s: larger than %u bytes", path, CONF_FILE_MAX);
-            close(fd);
-            return -1;
-        }
-        str_append(buf, chunk, (size_t)n);
+    if (file_read_fd(fd, path, CONF_FILE_MAX, buf, err) < 0) {
+        close(fd);
+        return -1;
     }
     close(fd);
     return 1;
@@ -757,34 +744,18 @@ static bool line_sets(const char *line, size_t len, const char *key)
     return false;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int conf_edit(const char *config_dir, const char *key, const char *value, struct str *err)
 {
-    struct str path = STR_INIT, tmp = STR_INIT, in = STR_INIT, out = STR_INIT;
+    struct str path = STR_INIT, in = STR_INIT, out = STR_INIT;
     long ki = conf_index(key);
     bool done = false, dropping = false;
     size_t pos = 0;
     struct stat sb;
     mode_t mode = 0644;
     bool have_owner = false;
-    int fd = -1, rc = -1;
+    int rc = -1;
 
     str_init(&path);
-    str_init(&tmp);
     str_init(&in);
     str_init(&out);
     if (ki < 0 || (size_t)ki == conf_ndefaults) {
@@ -830,44 +801,12 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
     if (!done)
         str_printf(&out, "%s = %s\n", key, value);
 
-    str_printf(&tmp, "%s.tmpXXXXXX", path.s);
-    fd = mkstemp(tmp.s);
-    if (fd < 0) {
-        str_printf(err, "%s: %s", tmp.s, strerror(errno));
+    if (atomic_file_write(path.s, out.s ? out.s : "", out.len, mode,
+                          have_owner ? &sb : NULL, err) < 0)
         goto out;
-    }
-    if (fchmod(fd, mode) < 0
-        || (have_owner && geteuid() == 0 && fchown(fd, sb.st_uid, sb.st_gid) < 0)
-        || write_all(fd, out.s, out.len) < 0 || fsync(fd) < 0) {
-        str_printf(err, "%s: %s", tmp.s, strerror(errno));
-        goto out;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        str_printf(err, "%s: %s", tmp.s, strerror(errno));
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp.s, path.s) < 0) {
-        str_printf(err, "%s: %s", path.s, strerror(errno));
-        goto out;
-    }
-    str_clear(&tmp);
-    {
-        int dfd = open(config_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-    }
     rc = 0;
 out:
-    if (fd >= 0)
-        close(fd);
-    if (rc < 0 && tmp.len > 0)
-        (void)unlink(tmp.s);
     str_free(&path);
-    str_free(&tmp);
     str_free(&in);
     str_free(&out);
     return rc;

@@ -276,6 +276,33 @@ static int chain_follow(ns_msg *msg, const char *qname, char name[NS_MAXDNAME])
     return -1;      /* a chain that long is a loop */
 }
 
+/* answer_open, a check that the question was of type want1 or want2 (what names
+ * them), then the CNAME chain: owner is the name the records of interest belong to,
+ * *count the number of answer records to look at (at most DNS_RR_MAX). */
+static enum dns_status answer_records(const unsigned char *pkt, size_t len, ns_msg *msg,
+                                      int want1, int want2, const char *what,
+                                      char qname[NS_MAXDNAME], int *qtype, int *nxdomain,
+                                      char owner[NS_MAXDNAME], size_t *count,
+                                      struct str *err)
+{
+    enum dns_status st = answer_open(pkt, len, msg, qname, qtype, nxdomain, err);
+
+    if (st != DNS_OK)
+        return st;
+    if (*qtype != want1 && *qtype != want2) {
+        str_printf(err, "malformed DNS answer (not %s question)", what);
+        return DNS_TEMPFAIL;
+    }
+    if (chain_follow(msg, qname, owner) < 0) {
+        str_printf(err, "malformed DNS answer (CNAME) for %s", qname);
+        return DNS_TEMPFAIL;
+    }
+    *count = ns_msg_count(*msg, ns_s_an);
+    if (*count > DNS_RR_MAX)
+        *count = DNS_RR_MAX;
+    return DNS_OK;
+}
+
 enum dns_status dns_parse_mx(const unsigned char *pkt, size_t len, struct dns_mx *mx,
                              size_t max, size_t *n, int *nxdomain, struct str *err)
 {
@@ -288,20 +315,10 @@ enum dns_status dns_parse_mx(const unsigned char *pkt, size_t len, struct dns_mx
     enum dns_status st;
 
     *n = 0;
-    st = answer_open(pkt, len, &msg, qname, &qtype, nxdomain, err);
+    st = answer_records(pkt, len, &msg, ns_t_mx, ns_t_mx, "an MX", qname, &qtype, nxdomain,
+                        owner, &count, err);
     if (st != DNS_OK)
         return st;
-    if (qtype != ns_t_mx) {
-        str_sets(err, "malformed DNS answer (not an MX question)");
-        return DNS_TEMPFAIL;
-    }
-    if (chain_follow(&msg, qname, owner) < 0) {
-        str_printf(err, "malformed DNS answer (CNAME) for %s", qname);
-        return DNS_TEMPFAIL;
-    }
-    count = ns_msg_count(msg, ns_s_an);
-    if (count > DNS_RR_MAX)
-        count = DNS_RR_MAX;
     all = xcalloc(count ? count : 1, sizeof(*all));
     for (size_t i = 0; i < count; i++) {
         ns_rr rr;
@@ -379,20 +396,10 @@ enum dns_status dns_parse_addrs(const unsigned char *pkt, size_t len, struct dns
     enum dns_status st;
 
     *n = 0;
-    st = answer_open(pkt, len, &msg, qname, &qtype, &nxdomain, err);
+    st = answer_records(pkt, len, &msg, ns_t_a, ns_t_aaaa, "an address", qname, &qtype,
+                        &nxdomain, owner, &count, err);
     if (st != DNS_OK)
         return st;
-    if (qtype != ns_t_a && qtype != ns_t_aaaa) {
-        str_sets(err, "malformed DNS answer (not an address question)");
-        return DNS_TEMPFAIL;
-    }
-    if (chain_follow(&msg, qname, owner) < 0) {
-        str_printf(err, "malformed DNS answer (CNAME) for %s", qname);
-        return DNS_TEMPFAIL;
-    }
-    count = ns_msg_count(msg, ns_s_an);
-    if (count > DNS_RR_MAX)
-        count = DNS_RR_MAX;
     for (size_t i = 0; i < count && *n < max; i++) {
         ns_rr rr;
         int family = qtype == ns_t_a ? AF_INET : AF_INET6;

@@ -124,6 +124,15 @@ static void log_sanitise(char *p, size_t n)
     }
 }
 
+/* The end of the text once snprintf() at off reported n bytes in a buffer of size
+ * bytes (a truncated write ends at the buffer's last byte). */
+static size_t line_advance(size_t off, int n, size_t size)
+{
+    if (n <= 0)
+        return off;
+    return off + ((size_t)n < size - off ? (size_t)n : size - off - 1);
+}
+
 static void log_emit(int level, const char *tag, const char *fmt, va_list ap)
 {
     int saved = errno;
@@ -140,17 +149,14 @@ static void log_emit(int level, const char *tag, const char *fmt, va_list ap)
             off = strftime(line, sizeof(line), "%b %e %H:%M:%S ", &tm);
         n = snprintf(line + off, sizeof(line) - off, "%s %s[%ld]: ", log_host,
                      log_ident, (long)getpid());
-        if (n > 0)
-            off += (size_t)n < sizeof(line) - off ? (size_t)n : sizeof(line) - off - 1;
+        off = line_advance(off, n, sizeof(line));
     }
     start = off;
     n = snprintf(line + off, sizeof(line) - off, "%s", tag);
-    if (n > 0)
-        off += (size_t)n < sizeof(line) - off ? (size_t)n : sizeof(line) - off - 1;
+    off = line_advance(off, n, sizeof(line));
     errno = saved;
     n = vsnprintf(line + off, sizeof(line) - off, fmt, ap);
-    if (n > 0)
-        off += (size_t)n < sizeof(line) - off ? (size_t)n : sizeof(line) - off - 1;
+    off = line_advance(off, n, sizeof(line));
     /* Room for the newline: the line is capped at LOG_LINE_MAX bytes in all. */
     if (off > sizeof(line) - 1)
         off = sizeof(line) - 1;
@@ -168,35 +174,32 @@ static void log_emit(int level, const char *tag, const char *fmt, va_list ap)
     errno = saved;
 }
 
+/* The body of each public entry point: its arguments to log_emit. */
+#define LOG_EMIT_ARGS(level, tag)           \
+    do {                                    \
+        va_list ap;                         \
+        va_start(ap, fmt);                  \
+        log_emit(level, tag, fmt, ap);      \
+        va_end(ap);                         \
+    } while (0)
+
 void log_info(const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    log_emit(LOG_INFO, "", fmt, ap);
-    va_end(ap);
+    LOG_EMIT_ARGS(LOG_INFO, "");
 }
 
 void log_warn(const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    log_emit(LOG_WARNING, "warning: ", fmt, ap);
-    va_end(ap);
+    LOG_EMIT_ARGS(LOG_WARNING, "warning: ");
 }
 
 void log_error(const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    log_emit(LOG_ERR, "error: ", fmt, ap);
-    va_end(ap);
+    LOG_EMIT_ARGS(LOG_ERR, "error: ");
 }
 
 void log_fatal(const char *fmt, ...)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    log_emit(LOG_CRIT, "fatal: ", fmt, ap);
-    va_end(ap);
+    LOG_EMIT_ARGS(LOG_CRIT, "fatal: ");
     exit(1);
 }

@@ -25,6 +25,8 @@ void login_handoff_free(struct login_handoff *h)
 {
     if (h->fd >= 0)
         close(h->fd);
+    if (h->token.s != NULL)
+        explicit_bzero(h->token.s, h->token.len);
     str_free(&h->service);
     str_free(&h->token);
     str_free(&h->user);
@@ -104,6 +106,14 @@ static void login_take(struct str *dst, const struct attr_list *al, const char *
     str_clear(dst);
 }
 
+/* Overwrites the values of a frame (it carries a token) before it is freed. */
+static void login_wipe(struct attr_list *al)
+{
+    for (size_t i = 0; i < al->n; i++)
+        if (al->v[i].value != NULL)
+            explicit_bzero(al->v[i].value, al->v[i].len);
+}
+
 int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str *err)
 {
     struct attr_list al = ATTR_LIST_INIT;
@@ -151,6 +161,7 @@ int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str 
     login_take(&h->pending, &al, "pending");
     tls = attr_get(&al, "tls");
     h->tls = tls != NULL && strcmp(tls, "yes") == 0;
+    login_wipe(&al);
     if (h->token.len == 0 || h->pending.len > LOGIN_PENDING_MAX) {
         errno = EPROTO;
         login_fail(err, "hand-off: bad request");
@@ -168,6 +179,7 @@ int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str 
     return 0;
 
 fail:
+    login_wipe(&al);
     attr_free(&al);
     stream_close(st);
     close(fd);

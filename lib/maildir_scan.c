@@ -7,7 +7,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -150,7 +149,13 @@ static struct maildir_msg *list_add(struct maildir_list *ml, const char *sub, co
     m = &ml->v[ml->n++];
     memset(m, 0, sizeof(*m));
     m->name = (uint32_t)ml->names_len;
-    snprintf(ml->names + ml->names_len, need, "%s/%s", sub, name);
+    {
+        size_t sl = strlen(sub), nl = strlen(name);
+        char *p = ml->names + ml->names_len;
+        memcpy(p, sub, sl);
+        p[sl] = '/';
+        memcpy(p + sl + 1, name, nl + 1);
+    }
     ml->names_len += need;
     return m;
 }
@@ -278,16 +283,39 @@ static uint64_t name_time(const char *b)
     return v;
 }
 
-static int msg_cmp(const void *a, const void *b, void *arg)
-{
-    const char *names = arg;
-    const char *na = strchr(names + ((const struct maildir_msg *)a)->name, '/') + 1;
-    const char *nb = strchr(names + ((const struct maildir_msg *)b)->name, '/') + 1;
-    uint64_t ta = name_time(na), tb = name_time(nb);
+/* Sort keys: the delivery time parsed once per message, not once per comparison. */
+struct sort_key {
+    uint64_t time;
+    const char *base;           /* the name after "cur/" or "new/" */
+    size_t idx;
+};
 
-    if (ta != tb)
-        return ta < tb ? -1 : 1;
-    return strcmp(na, nb);
+static int key_cmp(const void *a, const void *b)
+{
+    const struct sort_key *ka = a, *kb = b;
+
+    if (ka->time != kb->time)
+        return ka->time < kb->time ? -1 : 1;
+    return strcmp(ka->base, kb->base);
+}
+
+static void list_sort(struct maildir_list *ml)
+{
+    struct sort_key *k = xreallocarray(NULL, ml->n, sizeof(*k));
+    struct maildir_msg *v = xreallocarray(NULL, ml->n, sizeof(*v));
+
+    for (size_t i = 0; i < ml->n; i++) {
+        k[i].base = strchr(ml->names + ml->v[i].name, '/') + 1;
+        k[i].time = name_time(k[i].base);
+        k[i].idx = i;
+    }
+    qsort(k, ml->n, sizeof(*k), key_cmp);
+    for (size_t i = 0; i < ml->n; i++)
+        v[i] = ml->v[k[i].idx];
+    free(ml->v);
+    ml->v = v;
+    ml->cap = ml->n;
+    free(k);
 }
 
 int maildir_scan(const char *dir, unsigned flags, size_t max_msgs, struct maildir_list *ml,
@@ -314,7 +342,7 @@ int maildir_scan(const char *dir, unsigned flags, size_t max_msgs, struct maildi
     }
     close(dirfd);
     if (ml->n > 1)
-        qsort_r(ml->v, ml->n, sizeof(*ml->v), msg_cmp, ml->names);
+        list_sort(ml);
     ml->total = 0;
     for (size_t i = 0; i < ml->n; i++)
         ml->total += ml->v[i].size;

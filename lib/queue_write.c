@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "str.h"
 #include "xmalloc.h"
 
@@ -38,25 +39,6 @@ struct queue_writer {
     char cbuf[QW_CHUNK];
 };
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int qw_fail(struct queue_writer *qw, int e)
 {
     if (qw->error == 0)
@@ -68,7 +50,7 @@ static int qw_fail(struct queue_writer *qw, int e)
 
 static int qw_flush(struct queue_writer *qw)
 {
-    if (qw->olen > 0 && write_all(qw->fd, qw->obuf, qw->olen) < 0)
+    if (qw->olen > 0 && fd_write_all(qw->fd, qw->obuf, qw->olen) < 0)
         return qw_fail(qw, errno);
     qw->olen = 0;
     return 0;
@@ -81,7 +63,7 @@ static int qw_out(struct queue_writer *qw, const void *data, size_t n)
     if (n >= QW_BUF) {
         if (qw_flush(qw) < 0)
             return -1;
-        if (write_all(qw->fd, p, n) < 0)
+        if (fd_write_all(qw->fd, p, n) < 0)
             return qw_fail(qw, errno);
         return 0;
     }

@@ -127,6 +127,9 @@ void stream_close(struct stream *st)
         st->ops->free(st->ctx);
     if (st->fd >= 0)
         close(st->fd);
+    /* The buffers held passwords and login tokens: leave nothing in freed memory
+     * that a later fork could inherit. */
+    explicit_bzero(st, sizeof(*st));
     free(st);
 }
 

@@ -120,9 +120,12 @@ static int tls_retry(struct tls_conn *c, int r, int timeout_ms, long long deadli
     }
 }
 
-static ssize_t tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
+/* One SSL_write of wbuf (writing) or SSL_read into rbuf, retried while OpenSSL
+ * waits for the socket: the bytes moved, 0 at a clean close (reading) or for len 0
+ * (writing), or -1 with errno. */
+static ssize_t tls_io(struct tls_conn *c, bool writing, void *rbuf, const void *wbuf,
+                      size_t len, int timeout_ms)
 {
-    struct tls_conn *c = ctx;
     long long deadline = timeout_ms >= 0 ? tls_now_ms() + timeout_ms : 0;
     int want = len > INT_MAX ? INT_MAX : (int)len;
 
@@ -130,44 +133,31 @@ static ssize_t tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
         errno = EIO;
         return -1;
     }
-    for (;;) {
-        int r;
-
-        ERR_clear_error();
-        errno = 0;
-        r = SSL_read(c->ssl, buf, want);
-        if (r > 0)
-            return r;
-        if (SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN)
-            return 0;
-        if (tls_retry(c, r, timeout_ms, deadline) < 0)
-            return -1;
-    }
-}
-
-static ssize_t tls_write(void *ctx, const void *buf, size_t len, int timeout_ms)
-{
-    struct tls_conn *c = ctx;
-    long long deadline = timeout_ms >= 0 ? tls_now_ms() + timeout_ms : 0;
-    int want = len > INT_MAX ? INT_MAX : (int)len;
-
-    if (c->failed) {
-        errno = EIO;
-        return -1;
-    }
-    if (len == 0)
+    if (writing && len == 0)
         return 0;
     for (;;) {
         int r;
 
         ERR_clear_error();
         errno = 0;
-        r = SSL_write(c->ssl, buf, want);
+        r = writing ? SSL_write(c->ssl, wbuf, want) : SSL_read(c->ssl, rbuf, want);
         if (r > 0)
             return r;
+        if (!writing && SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN)
+            return 0;
         if (tls_retry(c, r, timeout_ms, deadline) < 0)
             return -1;
     }
+}
+
+static ssize_t tls_read(void *ctx, void *buf, size_t len, int timeout_ms)
+{
+    return tls_io(ctx, false, buf, NULL, len, timeout_ms);
+}
+
+static ssize_t tls_write(void *ctx, const void *buf, size_t len, int timeout_ms)
+{
+    return tls_io(ctx, true, NULL, buf, len, timeout_ms);
 }
 
 static size_t tls_pending(void *ctx)

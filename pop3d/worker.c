@@ -186,6 +186,10 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGCHLD, &sa, NULL);
+    /* The session needs no token (the post-login process checked it). */
+    if (h->token.s != NULL)
+        explicit_bzero(h->token.s, h->token.len);
+    str_free(&h->token);
     if (become_user(who) < 0) {
         pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
         _exit(1);

@@ -18,24 +18,27 @@
 
 const char *cmd_config_dir;
 
+static void cmd_vwarn(const char *fmt, va_list ap)
+{
+    fputs("postern: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void cmd_warn(const char *fmt, ...)
 {
     va_list ap;
-    fputs("postern: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cmd_vwarn(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 void cmd_fail(const char *fmt, ...)
 {
     va_list ap;
-    fputs("postern: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    cmd_vwarn(fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
     exit(1);
 }
 

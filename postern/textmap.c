@@ -4,7 +4,6 @@
  * later checks. */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +11,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "conf.h"
+#include "file_read.h"
 #include "postern.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -37,69 +38,10 @@ char *cmd_map_file(const struct conf *c, const char *key, const char *fallback)
     return str_detach(&p);
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes data to path through a temporary file.  like: a stat whose mode and owner
- * the new file takes (NULL: mode as given, owner the caller). */
-static int write_like(const char *path, const char *data, size_t len, mode_t mode,
-                      const struct stat *like, struct str *err)
-{
-    struct str tmp = STR_INIT;
-    int fd, rc = -1;
-
-    str_init(&tmp);
-    str_printf(&tmp, "%s.tmpXXXXXX", path);
-    fd = mkstemp(tmp.s);
-    if (fd < 0) {
-        str_printf(err, "%s: %s", tmp.s, strerror(errno));
-        str_free(&tmp);
-        return -1;
-    }
-    if (fchmod(fd, like ? like->st_mode & 07777 : mode) < 0
-        || (like != NULL && geteuid() == 0 && fchown(fd, like->st_uid, like->st_gid) < 0)
-        || write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-        str_printf(err, "%s: %s", tmp.s, strerror(errno));
-        close(fd);
-        goto out;
-    }
-    if (close(fd) < 0 || rename(tmp.s, path) < 0) {
-        str_printf(err, "%s: %s", path, strerror(errno));
-        goto out;
-    }
-    {
-        char *copy = xstrdup(path);
-        int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(copy);
-    }
-    rc = 0;
-out:
-    if (rc < 0)
-        (void)unlink(tmp.s);
-    str_free(&tmp);
-    return rc;
-}
-
 int file_write_atomic(const char *path, const char *data, size_t len, mode_t mode,
                       struct str *err)
 {
-    return write_like(path, data, len, mode, NULL, err);
+    return atomic_file_write(path, data, len, mode, NULL, err);
 }
 
 /* Reads a whole text file; a missing file reads as empty when missing_ok (and *sb
@@ -126,24 +68,9 @@ static int read_text(const char *path, struct str *buf, struct stat *sb, bool mi
         close(fd);
         return -1;
     }
-    for (;;) {
-        char chunk[8192];
-        ssize_t n = read(fd, chunk, sizeof(chunk));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            str_printf(err, "%s: %s", path, strerror(errno));
-            close(fd);
-            return -1;
-        }
-        if (n == 0)
-            break;
-        if (buf->len + (size_t)n > TEXTMAP_MAX) {
-            str_printf(err, "%s: file too large", path);
-            close(fd);
-            return -1;
-        }
-        str_append(buf, chunk, (size_t)n);
+    if (file_read_fd(fd, path, TEXTMAP_MAX, buf, err) < 0) {
+        close(fd);
+        return -1;
     }
     close(fd);
     return 0;
@@ -234,7 +161,7 @@ int textmap_rewrite(const char *path, const char *drop, const char *add, mode_t 
         str_appends(&st.out, add);
         str_appendc(&st.out, '\n');
     }
-    rc = write_like(path, st.out.s ? st.out.s : "", st.out.len, new_mode, &sb, err);
+    rc = atomic_file_write(path, st.out.s ? st.out.s : "", st.out.len, new_mode, &sb, err);
     str_free(&buf);
     str_free(&st.out);
     return rc < 0 ? -1 : st.dropped;

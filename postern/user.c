@@ -116,6 +116,20 @@ static void rebuild(const char *path)
     str_free(&err);
 }
 
+/* 1 when the text map at path has addr, else 0; fails on a read error. */
+static int user_in_map(const char *path, const char *addr)
+{
+    struct str err = STR_INIT;
+    int r;
+
+    str_init(&err);
+    r = textmap_has(path, addr, &err);
+    if (r < 0)
+        cmd_fail("%s", err.s);
+    str_free(&err);
+    return r;
+}
+
 static int user_add(const struct conf *c, const char *arg)
 {
     struct user_addr ua;
@@ -126,10 +140,8 @@ static int user_add(const struct conf *c, const char *arg)
     str_init(&err);
     str_init(&line);
     addr_parse(c, arg, &ua);
-    int r1 = textmap_has(pw_file, ua.addr, &err);
-    int r2 = r1 < 0 ? 0 : textmap_has(mb_file, ua.addr, &err);
-    if (r1 < 0 || r2 < 0)
-        cmd_fail("%s", err.s);
+    int r1 = user_in_map(pw_file, ua.addr);
+    int r2 = user_in_map(mb_file, ua.addr);
     if (r1 > 0 || r2 > 0)
         cmd_fail("%s: user exists", ua.addr);
 
@@ -166,10 +178,8 @@ static int user_del(const struct conf *c, const char *arg)
 
     str_init(&err);
     addr_parse(c, arg, &ua);
-    int r1 = textmap_has(pw_file, ua.addr, &err);
-    int r2 = r1 < 0 ? 0 : textmap_has(mb_file, ua.addr, &err);
-    if (r1 < 0 || r2 < 0)
-        cmd_fail("%s", err.s);
+    int r1 = user_in_map(pw_file, ua.addr);
+    int r2 = user_in_map(mb_file, ua.addr);
     if (r1 == 0 && r2 == 0)
         cmd_fail("%s: no such user", ua.addr);
     if (r1 > 0 && textmap_rewrite(pw_file, ua.addr, NULL, 0600, &err) < 0)

@@ -10,7 +10,6 @@
  * deliver.c checks them, and nothing the network says. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +18,12 @@
 
 #include "conf.h"
 #include "deliver.h"
+#include "deliver_serve.h"
 #include "dns.h"
 #include "log.h"
 #include "map.h"
 #include "server.h"
+#include "server_wait.h"
 #include "smtp.h"
 #include "str.h"
 #include "stream.h"
@@ -177,8 +178,9 @@ static void log_summary(const struct deliver_request *dr, const struct smtp_sess
              s->tls ? " " : "", s->tls ? tls_cipher(s->st) : "", sent, deferred, bounced);
 }
 
-static void smtp_deliver(struct smtp_ctx *ctx, struct deliver_request *dr)
+static void smtp_deliver(void *arg, struct deliver_request *dr)
 {
+    struct smtp_ctx *ctx = arg;
     struct queue_file qf;
     struct str err = STR_INIT, path = STR_INIT;
     struct smtp_target *targets = NULL;
@@ -260,68 +262,30 @@ out_nofile:
 
 /* ---- the request loop ---- */
 
-/* Waits until a request can be read: 1, or 0 when the connection stays idle for
- * idle_ms, when the daemon must stop, or (reload) when nothing is waiting.  A kept
- * session is closed when its idle time is over. */
-static int wait_request(struct smtp_ctx *ctx, struct stream *st, long long idle_ms)
+/* Housekeeping between requests: a kept session is closed when its idle time is
+ * over; while one is kept, the wait ticks faster. */
+static int wait_tick(void *arg)
 {
-    long long waited = 0;
+    struct smtp_ctx *ctx = arg;
 
-    while (!server_stop) {
-        struct pollfd pfd = { stream_fd(st), POLLIN, 0 };
-        int rc;
-
-        if (stream_pending(st) > 0)
-            return 1;
-        rc = poll(&pfd, 1, ctx->cached != NULL ? 250 : 1000);
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return 0;
-        if (ctx->cached != NULL && time(NULL) - ctx->cached->idle_since > SMTP_REUSE_IDLE)
-            cache_drop(ctx, true);
-        if (server_reload)
-            return 0;
-        waited += ctx->cached != NULL ? 250 : 1000;
-        if (idle_ms > 0 && waited >= idle_ms)
-            return 0;
-    }
-    return 0;
+    if (ctx->cached != NULL && time(NULL) - ctx->cached->idle_since > SMTP_REUSE_IDLE)
+        cache_drop(ctx, true);
+    return ctx->cached != NULL ? 250 : 1000;
 }
 
 static void smtp_service(struct server *srv, int *fd)
 {
     struct smtp_ctx *ctx = srv->ctx;
-    struct deliver_request dr;
-    struct str err = STR_INIT;
     struct stream *st;
     long long idle_ms = conf_time(srv->conf, "max_idle") * 1000;
     long long ipc_ms = conf_time(srv->conf, "ipc_timeout") * 1000;
+    struct server_wait w = { .idle_ms = idle_ms, .tick = wait_tick, .arg = ctx };
 
     st = stream_fdopen(*fd);
     *fd = -1;
     stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? (int)ipc_ms : 60000);
-    deliver_request_init(&dr);
-    while (wait_request(ctx, st, idle_ms)) {
-        int rc;
-
-        str_clear(&err);
-        rc = deliver_request_read(st, &dr, &err);
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            log_warn("%s", err.len ? err.s : "bad delivery request");
-            break;
-        }
-        smtp_deliver(ctx, &dr);
-        if (deliver_reply_write(st, &dr) < 0) {
-            log_warn("%s: cannot write the delivery reply: %s", dr.id, strerror(errno));
-            break;
-        }
-    }
+    deliver_serve(st, &w, smtp_deliver, ctx);
     cache_drop(ctx, true);
-    deliver_request_free(&dr);
-    str_free(&err);
     stream_close(st);
 }
 

@@ -207,27 +207,8 @@ void smtpd_cmd_data(struct smtpd_session *s, char *arg)
     data_end(s, d, "DATA");
 }
 
-/* Reads and throws away n bytes of chunk data: 0, or -1 when the connection is lost. */
-static int bdat_discard(struct smtpd_session *s, long long n)
-{
-    char buf[BDAT_PIECE];
-
-    while (n > 0) {
-        size_t piece = n > BDAT_PIECE ? BDAT_PIECE : (size_t)n;
-
-        if (stream_pending(s->st) < piece && smtpd_flush(s) < 0)
-            return -1;
-        if (stream_read_full(s->st, buf, piece) < 0) {
-            log_info("lost connection after BDAT from [%s]", s->addr);
-            s->done = true;
-            return -1;
-        }
-        n -= (long long)piece;
-    }
-    return 0;
-}
-
-/* Reads n bytes of chunk data into the decoder: 0, or -1 when the connection is lost. */
+/* Reads n bytes of chunk data into the decoder of d, or throws them away when d is
+ * NULL: 0, or -1 when the connection is lost. */
 static int bdat_read(struct smtpd_session *s, struct smtpd_data *d, long long n)
 {
     char buf[BDAT_PIECE];
@@ -242,7 +223,8 @@ static int bdat_read(struct smtpd_session *s, struct smtpd_data *d, long long n)
             s->done = true;
             return -1;
         }
-        (void)data_decode(&d->dec, buf, piece, &used);
+        if (d != NULL)
+            (void)data_decode(&d->dec, buf, piece, &used);
         n -= (long long)piece;
     }
     return 0;
@@ -298,7 +280,7 @@ void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
     }
     if ((why = data_refusal(s, &code)) != NULL) {
         /* the chunk is read first: its bytes are not commands */
-        if (bdat_discard(s, size) < 0)
+        if (bdat_read(s, NULL, size) < 0)
             return;
         smtpd_reply(s, code, "%s", why);
         return;
@@ -310,7 +292,7 @@ void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
             log_fatal("out of memory");
     }
     if ((limit > 0 && size > limit - t->data->raw) || size > LLONG_MAX - t->data->raw) {
-        if (bdat_discard(s, size) < 0) {
+        if (bdat_read(s, NULL, size) < 0) {
             smtpd_txn_reset(s);
             return;
         }

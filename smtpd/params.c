@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "smtpd.h"
+#include "xtext.h"
 
 #define ENVID_MAX 100               /* RFC 3461 4.4 */
 #define ORCPT_MAX 500               /* RFC 3461 4.2 */
@@ -60,51 +61,6 @@ static int param_next(const char **pp, struct param *p)
     }
     *pp = s + n;
     return 1;
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-bool smtpd_xtext_valid(const char *s, size_t max)
-{
-    size_t n = 0;
-
-    for (; *s != '\0'; s++, n++) {
-        unsigned char c = (unsigned char)*s;
-        if (n >= max)
-            return false;
-        if (c == '+') {
-            if (hexval(s[1]) < 0 || hexval(s[2]) < 0)
-                return false;
-            s += 2;
-        } else if (c < 33 || c > 126 || c == '=') {
-            return false;
-        }
-    }
-    return n > 0;
-}
-
-/* Decodes valid xtext; fails on a decoded control character or space. */
-static int xtext_decode(const char *s, struct str *out)
-{
-    str_clear(out);
-    for (; *s != '\0'; s++) {
-        int c = (unsigned char)*s;
-        if (c == '+') {
-            c = hexval(s[1]) * 16 + hexval(s[2]);
-            s += 2;
-        }
-        if (c < 33 || c == 127)
-            return -1;
-        str_appendc(out, (char)c);
-    }
-    return 0;
 }
 
 static int parse_size(const char *v, long long *out)
@@ -196,7 +152,7 @@ int smtpd_mail_params(struct smtpd_session *s, const char *rest)
             }
             break;
         case 16:
-            if (!smtpd_xtext_valid(p.value, ENVID_MAX)) {
+            if (!xtext_valid(p.value, ENVID_MAX)) {
                 bad_param(s, "ENVID");
                 return -1;
             }
@@ -279,13 +235,13 @@ int smtpd_rcpt_params(struct smtpd_session *s, const char *rest, struct str *not
             }
             have_orcpt = true;
             if (semi == NULL || semi == p.value
-                || !smtpd_xtext_valid(semi + 1, ORCPT_MAX)) {
+                || !xtext_valid(semi + 1, ORCPT_MAX)) {
                 bad_param(s, "ORCPT");
                 return -1;
             }
             /* the queue keeps a plain address; other address types are not kept */
             if ((size_t)(semi - p.value) == 6 && strncasecmp(p.value, "rfc822", 6) == 0
-                && xtext_decode(semi + 1, orcpt) < 0) {
+                && xtext_decode(semi + 1, strlen(semi + 1), orcpt) < 0) {
                 bad_param(s, "ORCPT");
                 return -1;
             }

@@ -157,8 +157,6 @@ int smtpd_mail_params(struct smtpd_session *s, const char *rest);
  * reply. */
 int smtpd_rcpt_params(struct smtpd_session *s, const char *rest, struct str *notify,
                       struct str *orcpt);
-/* true when s is xtext (RFC 3461 4) of at most max bytes. */
-bool smtpd_xtext_valid(const char *s, size_t max);
 
 /* ---- rcpt.c ---- */
 void smtpd_cmd_rcpt(struct smtpd_session *s, char *arg);

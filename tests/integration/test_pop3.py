@@ -19,7 +19,7 @@ from instance import wait_for
 
 USERS = ("alice@example.test", "bob@example.test", "carol@example.test",
          "dave@example.test", "erin@example.test", "fred@example.test",
-         "gina@example.test", "hank@example.test")
+         "gina@example.test", "hank@example.test", "ivan@example.test")
 PASSWORD = "secret"
 
 
@@ -302,6 +302,48 @@ def test_uidl_stable(pop):
         assert 1 <= len(uid) <= 70 and all(0x21 <= c <= 0x7e for c in uid)
     # The message with the long name came first (oldest), its id is a digest.
     assert len(first[0].split()[1]) == 64
+
+
+def test_reused_session_sees_changes(pop):
+    """Session processes of virtual users are reused and keep the Maildir listing while
+    cur/ and new/ are unchanged (and were settled, 2 s old): every change shows."""
+    addr = "ivan@example.test"
+    md = pop.maildir(addr)
+    names = fill(pop, addr, [MSG1, MSG2, MSG2], sub="cur")
+
+    def stat_and_uids():
+        p = login(pop, addr)
+        st = p.stat()
+        uids = [ln.split()[1].decode() for ln in p.uidl()[1]]
+        for i in range(1, st[0] + 1):
+            assert p.retr(i)[0].startswith(b"+OK")
+        p.quit()
+        return st[0], uids
+
+    def settle():
+        time.sleep(2.2)
+        assert stat_and_uids()[0] == stat_and_uids()[0]   # read, then from the cache
+
+    settle()
+    # A delivery into new/.
+    fill(pop, addr, [MSG3], sub="new")
+    n, uids = stat_and_uids()
+    assert n == 4
+    settle()
+    # A flag change (a rename in cur/): the new name is the one read.
+    old = os.path.join(md, "cur", names[0])
+    os.rename(old, old + "S")
+    n, uids2 = stat_and_uids()
+    assert n == 4 and uids2 == uids
+    settle()
+    # Deletion by another reader, then a DELE of ours.
+    os.unlink(os.path.join(md, "cur", names[1]))
+    assert stat_and_uids()[0] == 3
+    settle()
+    p = login(pop, addr)
+    p.dele(1)
+    p.quit()
+    assert stat_and_uids()[0] == 2
 
 
 def test_bad_input(pop):

@@ -1,0 +1,44 @@
+/* The wait between requests on a served connection (see server_wait.h).  Reads
+ * nothing itself: it only polls the descriptor and the stream's buffer. */
+#include "server_wait.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <time.h>
+
+#include "server.h"
+#include "stream.h"
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool server_wait_request(struct stream *st, const struct server_wait *w)
+{
+    long long start = now_ms();
+
+    while (!server_stop && !(w->reload_at_once && server_reload)) {
+        struct pollfd pfd = { .fd = stream_fd(st), .events = POLLIN };
+        int ms, n;
+
+        if (stream_pending(st) > 0)
+            return true;
+        ms = w->tick != NULL ? w->tick(w->arg) : 1000;
+        if (ms <= 0 || ms > 1000)
+            ms = 1000;
+        n = poll(&pfd, 1, ms);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+        if (server_reload || (w->watch_master && server_orphaned()))
+            return false;
+        if (w->idle_ms > 0 && now_ms() - start >= w->idle_ms)
+            return false;
+    }
+    return false;
+}

@@ -1,0 +1,76 @@
+/* Unit tests for atomic_file: whole-file replacement and the write loop. */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "str.h"
+
+static void read_back(const char *path, struct str *out)
+{
+    char buf[256];
+    int fd = open(path, O_RDONLY);
+    ssize_t n;
+
+    str_clear(out);
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        str_append(out, buf, (size_t)n);
+    close(fd);
+}
+
+TEST(write_new_then_replace)
+{
+    struct str path = STR_INIT, got = STR_INIT, err = STR_INIT;
+    struct stat sb;
+
+    str_printf(&path, "%s/file", unit_tmpdir());
+    CHECK(atomic_file_write(path.s, "one\n", 4, 0600, NULL, &err) == 0);
+    read_back(path.s, &got);
+    CHECK_STR(got.s, "one\n");
+    CHECK(stat(path.s, &sb) == 0 && (sb.st_mode & 07777) == 0600);
+
+    CHECK(chmod(path.s, 0640) == 0);
+    CHECK(stat(path.s, &sb) == 0);
+    CHECK(atomic_file_write(path.s, "two\n", 4, 0600, &sb, &err) == 0);
+    read_back(path.s, &got);
+    CHECK_STR(got.s, "two\n");
+    CHECK(stat(path.s, &sb) == 0 && (sb.st_mode & 07777) == 0640);
+
+    CHECK(atomic_file_write(path.s, "", 0, 0644, NULL, &err) == 0);
+    CHECK(stat(path.s, &sb) == 0 && sb.st_size == 0);
+    str_free(&path);
+    str_free(&got);
+    str_free(&err);
+}
+
+TEST(failure_leaves_nothing)
+{
+    struct str path = STR_INIT, err = STR_INIT;
+
+    str_printf(&path, "%s/missing-dir/file", unit_tmpdir());
+    CHECK(atomic_file_write(path.s, "x", 1, 0644, NULL, &err) < 0);
+    CHECK(err.len > 0);
+    CHECK(access(path.s, F_OK) < 0);
+    str_free(&path);
+    str_free(&err);
+}
+
+TEST(write_all_pipe)
+{
+    int p[2];
+    char buf[8] = { 0 };
+
+    CHECK(pipe(p) == 0);
+    CHECK(fd_write_all(p[1], "abcdef", 6) == 0);
+    CHECK(read(p[0], buf, sizeof(buf)) == 6);
+    CHECK_STR(buf, "abcdef");
+    close(p[0]);
+    close(p[1]);
+    CHECK(fd_write_all(p[1], "x", 1) < 0);
+}
