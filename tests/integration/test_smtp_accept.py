@@ -264,3 +264,13 @@ def test_session_survives_bad_commands(mta):
         assert s.docmd("HELP")[0] == 214
         assert s.noop()[0] == 250
         assert s.rset()[0] == 250
+
+
+def test_ipv6_loopback(mta):
+    before = len(mta.messages("bob@example.test"))
+    data = msg("over ipv6", "via ::1\r\n")
+    with mta.smtp(host="::1") as s:
+        s.sendmail(SENDER, ["bob@example.test"], data)
+    got = mta.wait_messages("bob@example.test", before + 1)[-1]
+    assert split_prefix(got)[1] == lf(data)
+    assert b"([::1])" in got or b"[IPv6:::1]" in got
