@@ -23,22 +23,27 @@
 static unsigned long maildir_counter;
 
 /* The host name as the Maildir specification wants it in a file name: '/' and ':'
- * written as \057 and \072. */
+ * written as \057 and \072.  Looked up once per process. */
 static void host_part(struct str *out)
 {
-    char host[256];
+    static struct str cached = STR_INIT;
 
-    if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
-        snprintf(host, sizeof(host), "localhost");
-    host[sizeof(host) - 1] = '\0';
-    for (const char *p = host; *p; p++) {
-        if (*p == '/')
-            str_appends(out, "\\057");
-        else if (*p == ':')
-            str_appends(out, "\\072");
-        else
-            str_appendc(out, *p);
+    if (cached.len == 0) {
+        char host[256];
+
+        if (gethostname(host, sizeof(host)) < 0 || host[0] == '\0')
+            snprintf(host, sizeof(host), "localhost");
+        host[sizeof(host) - 1] = '\0';
+        for (const char *p = host; *p; p++) {
+            if (*p == '/')
+                str_appends(&cached, "\\057");
+            else if (*p == ':')
+                str_appends(&cached, "\\072");
+            else
+                str_appendc(&cached, *p);
+        }
     }
+    str_append(out, cached.s, cached.len);
 }
 
 static int mkdir_one(const char *path, mode_t mode, struct str *err)
@@ -176,11 +181,12 @@ void maildir_abort(struct maildir_tmp *t)
     maildir_free(t);
 }
 
-int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err)
+int maildir_sync(struct maildir_tmp *t, struct str *err)
 {
-    struct str final = STR_INIT, newdir = STR_INIT;
     int e;
 
+    if (t->fd < 0)
+        return 0;
     if (fsync(t->fd) < 0) {
         e = errno;
         str_printf(err, "fsync %s: %s", t->tmp_path, strerror(e));
@@ -194,37 +200,69 @@ int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err)
         goto fail;
     }
     t->fd = -1;
-    str_printf(&newdir, "%s/new", t->dir);
-    str_printf(&final, "%s/%s,S=%zu,W=%zu", newdir.s, t->name, t->size, t->size + t->bare_lf);
+    return 0;
+
+fail:
+    maildir_abort(t);
+    errno = e;
+    return -1;
+}
+
+int maildir_link(struct maildir_tmp *t, struct str *path_out, struct str *err)
+{
+    struct str final = STR_INIT;
+    int e;
+
+    if (maildir_sync(t, err) < 0)
+        return -1;
+    str_printf(&final, "%s/new/%s,S=%zu,W=%zu", t->dir, t->name, t->size,
+               t->size + t->bare_lf);
     if (link(t->tmp_path, final.s) < 0) {
         e = errno;
         /* Some file systems refuse hard links: rename (names are unique). */
         if (e != EPERM || rename(t->tmp_path, final.s) < 0) {
             e = errno;
             str_printf(err, "link %s to %s: %s", t->tmp_path, final.s, strerror(e));
-            goto fail;
+            str_free(&final);
+            maildir_abort(t);
+            errno = e;
+            return -1;
         }
     } else {
         unlink(t->tmp_path);
+    }
+    if (path_out != NULL)
+        str_sets(path_out, final.s);
+    str_free(&final);
+    maildir_free(t);
+    return 0;
+}
+
+int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err)
+{
+    struct str final = STR_INIT, newdir = STR_INIT;
+    int e;
+
+    str_printf(&newdir, "%s/new", t->dir);
+    if (maildir_link(t, &final, err) < 0) {
+        e = errno;
+        str_free(&newdir);
+        errno = e;
+        return -1;
     }
     if (fsync_dir(newdir.s) < 0) {
         /* Not known to be durable: take it back so that a retry delivers once. */
         e = errno;
         str_printf(err, "fsync %s: %s", newdir.s, strerror(e));
         unlink(final.s);
-        goto fail;
+        str_free(&final);
+        str_free(&newdir);
+        errno = e;
+        return -1;
     }
     if (path_out != NULL)
         str_sets(path_out, final.s);
     str_free(&final);
     str_free(&newdir);
-    maildir_free(t);
     return 0;
-
-fail:
-    str_free(&final);
-    str_free(&newdir);
-    maildir_abort(t);
-    errno = e;
-    return -1;
 }

@@ -29,5 +29,12 @@ int maildir_write(struct maildir_tmp *t, const void *data, size_t len);
  * put in path_out when not NULL.  0, or -1 with err (temporary file removed). */
 int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err);
 void maildir_abort(struct maildir_tmp *t);
+/* The two halves of maildir_commit less its last step, for a caller that fsyncs
+ * new/ once for many files (and removes the new files itself if that fails).
+ * maildir_sync: fsync and close the file (nothing when already done).
+ * maildir_link: maildir_sync, then link into new/ and unlink from tmp/.  Both: 0, or
+ * -1 with err and errno (temporary file removed, t released). */
+int maildir_sync(struct maildir_tmp *t, struct str *err);
+int maildir_link(struct maildir_tmp *t, struct str *path_out, struct str *err);
 
 #endif

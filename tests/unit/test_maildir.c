@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -122,5 +123,36 @@ TEST(failure_leaves_nothing)
     /* No Maildir at all: open fails with ENOENT. */
     snprintf(sub, sizeof(sub), "%s/none", unit_tmpdir());
     CHECK(maildir_open(sub, &t, &err) < 0 && errno == ENOENT);
+    str_free(&err);
+}
+
+TEST(sync_then_link)
+{
+    char dir[512], sub[600];
+    struct str err = STR_INIT, path = STR_INIT;
+    struct maildir_tmp t[3];
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s/split", unit_tmpdir());
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+    /* Several files written first, then synced and linked: none in new/ before. */
+    for (int i = 0; i < 3; i++) {
+        CHECK(maildir_open(dir, &t[i], &err) == 0);
+        CHECK(maildir_write(&t[i], "a\nb\n", 4) == 0);
+    }
+    snprintf(sub, sizeof(sub), "%s/new", dir);
+    CHECK(count_entries(sub) == 0);
+    CHECK(maildir_sync(&t[0], &err) == 0);
+    CHECK(maildir_sync(&t[0], &err) == 0);             /* already done: nothing */
+    for (int i = 0; i < 3; i++) {
+        str_clear(&path);
+        CHECK(maildir_link(&t[i], &path, &err) == 0);
+        CHECK(stat(path.s, &st) == 0 && st.st_size == 4);
+        CHECK(strstr(path.s, ",S=4,W=6") != NULL);
+    }
+    CHECK(count_entries(sub) == 3);
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
+    CHECK(count_entries(sub) == 0);
+    str_free(&path);
     str_free(&err);
 }
