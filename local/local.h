@@ -15,10 +15,16 @@ struct str;
 #define LOCAL_MEM_MAX (4u << 20)     /* content up to this size is held in memory */
 #define LOCAL_HEAD_MAX (1u << 20)    /* header bytes examined (Delivered-To) */
 #define LOCAL_OUTBUF 65536u          /* write buffer in front of the Maildir file */
+#define LOCAL_BATCH_FILES 64u        /* copies made durable together, at most */
+#define LOCAL_BATCH_REQUESTS 16u     /* requests read before their replies, at most */
+
+struct local_file;
 
 struct local_ctx {
     struct router *router;
     char *outbuf;                    /* LOCAL_OUTBUF bytes */
+    struct local_file *files;        /* copies written, not yet durable */
+    size_t nfiles;
 };
 
 /* One message: the open queue file, and its content (whole when whole is true, else
@@ -42,7 +48,12 @@ bool local_msg_delivered_to(const struct local_msg *m, const char *addr);
 int local_msg_content(struct local_msg *m, int (*fn)(void *arg, const char *data, size_t len),
                       void *arg);
 
-/* Delivers every recipient of dr and sets its result. */
+/* Delivers every recipient of dr and sets its result.  A copy written is only
+ * durable, and its recipient only "delivered", after local_flush(): call it before
+ * sending the reply of any request given to local_deliver(). */
 void local_deliver(struct local_ctx *ctx, struct deliver_request *dr);
+/* fsyncs and links every copy written since the last call, then fsyncs each new/
+ * directory once, and sets the results of their recipients. */
+void local_flush(struct local_ctx *ctx);
 
 #endif

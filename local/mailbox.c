@@ -1,21 +1,27 @@
 /* Delivery of a request's recipients into Maildirs: mailbox lookup (router), loop
  * check (Delivered-To), then, with the mailbox owner's effective ids, a new Maildir
- * file holding "Return-Path:", "Delivered-To:" and the message.  Trusts qmgr's
+ * file holding "Return-Path:", "Delivered-To:" and the message.  The copies of a
+ * batch of requests are made durable together: every file fsynced and linked, then
+ * each new/ directory fsynced once.  Trusts qmgr's
  * request only as far as deliver.c checked it; the mailbox path from the router is
  * checked again before use. */
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "local.h"
 #include "log.h"
 #include "maildir.h"
 #include "priv.h"
+#include "queue.h"
 #include "router.h"
 #include "str.h"
+#include "xmalloc.h"
 
 /* Output buffer in front of maildir_write: few large writes whatever the chunks. */
 struct outbuf {
@@ -130,32 +136,12 @@ static bool parent_exists(const char *path)
     return ok;
 }
 
-static int maildir_deliver_at(struct local_ctx *ctx, struct local_msg *m, const char *addr,
-                              const char *path, bool create, struct str *err);
-
-/* Writes one copy into the Maildir at path with the current effective ids.  0, or
- * -1 with err and errno. */
-static int maildir_deliver(struct local_ctx *ctx, struct local_msg *m, const char *addr,
-                           const struct router_mailbox *mb, struct str *err)
-{
-    struct str dir = STR_INIT;
-    const char *path;
-    int rc, e;
-
-    /* Without its trailing '/': file names in messages read better. */
-    str_set(&dir, mb->path.s, mb->path.len);
-    while (dir.len > 1 && dir.s[dir.len - 1] == '/')
-        str_truncate(&dir, dir.len - 1);
-    path = dir.s;
-    rc = maildir_deliver_at(ctx, m, addr, path, mb->create, err);
-    e = errno;
-    str_free(&dir);
-    errno = e;
-    return rc;
-}
-
-static int maildir_deliver_at(struct local_ctx *ctx, struct local_msg *m, const char *addr,
-                              const char *path, bool create, struct str *err)
+/* Writes one copy into a new file in tmp/ of the Maildir at path, with the current
+ * effective ids, and leaves it open in *t for local_batch_flush.  0, or -1 with err
+ * and errno (nothing left behind). */
+static int maildir_write_copy(struct local_ctx *ctx, struct local_msg *m, const char *addr,
+                              const char *path, bool create, struct maildir_tmp *tp,
+                              struct str *err)
 {
     struct maildir_tmp t;
     struct outbuf o = { &t, ctx->outbuf, 0, 0 };
@@ -206,7 +192,159 @@ static int maildir_deliver_at(struct local_ctx *ctx, struct local_msg *m, const 
         errno = e;
         return -1;
     }
-    return maildir_commit(&t, NULL, err);
+    *tp = t;
+    return 0;
+}
+
+/* A copy written in tmp/ and not yet durable, with what its result needs. */
+struct local_file {
+    struct maildir_tmp t;
+    struct deliver_request *dr;
+    size_t i;                       /* position of the recipient in dr */
+    uid_t uid;
+    gid_t gid;
+    char *dir;                      /* the Maildir, without a trailing '/' */
+    struct str final;               /* its name in new/, once linked */
+    bool linked;
+    bool synced;
+};
+
+static void file_fail(struct local_file *f, int e, const struct str *err)
+{
+    const char *why = err->len ? err->s : strerror(e);
+
+    log_warn("%s: to=<%s>: cannot write maildir %s: %s", f->dr->id, f->dr->rcpt[f->i].addr,
+             f->dir, why);
+    deliver_result(f->dr, f->i, DELIVER_DEFER, errno_dsn(e), "maildir delivery failed: %s",
+                   why);
+}
+
+/* Takes the ids of a mailbox owner unless they are already the effective ones. */
+static int become_owner(bool *as_owner, uid_t *cur_uid, gid_t *cur_gid, uid_t uid, gid_t gid,
+                        struct str *err)
+{
+    struct str rerr = STR_INIT;
+
+    if (*as_owner && *cur_uid == uid && *cur_gid == gid)
+        return 0;
+    *as_owner = false;
+    if (priv_become(uid, gid, err) < 0) {
+        if (priv_restore(&rerr) < 0)
+            log_fatal("cannot restore privileges: %s", rerr.s);
+        str_free(&rerr);
+        return -1;
+    }
+    *as_owner = true;
+    *cur_uid = uid;
+    *cur_gid = gid;
+    return 0;
+}
+
+void local_flush(struct local_ctx *ctx)
+{
+    struct str err = STR_INIT, rerr = STR_INIT, newdir = STR_INIT;
+    bool as_owner = false;
+    uid_t cur_uid = 0;
+    gid_t cur_gid = 0;
+
+    /* Each file is fsynced and linked into new/ (the first fsync commits the others'
+     * blocks too on a journalling file system) ... */
+    for (size_t k = 0; k < ctx->nfiles; k++) {
+        struct local_file *f = &ctx->files[k];
+
+        str_clear(&err);
+        if (become_owner(&as_owner, &cur_uid, &cur_gid, f->uid, f->gid, &err) < 0) {
+            log_warn("%s: to=<%s>: cannot switch to uid %lu: %s", f->dr->id,
+                     f->dr->rcpt[f->i].addr, (unsigned long)f->uid, err.s);
+            deliver_result(f->dr, f->i, DELIVER_DEFER, "4.3.0",
+                           "cannot switch to the mailbox owner");
+            continue;
+        }
+        if (maildir_link(&f->t, &f->final, &err) < 0)
+            file_fail(f, errno, &err);
+        else
+            f->linked = true;
+    }
+    /* ... then each new/ directory once for all its new names: a recipient is
+     * delivered only when both are on disk. */
+    for (size_t k = 0; k < ctx->nfiles; k++) {
+        struct local_file *f = &ctx->files[k];
+        int rc, e;
+
+        if (!f->linked || f->synced)
+            continue;
+        str_clear(&err);
+        if (become_owner(&as_owner, &cur_uid, &cur_gid, f->uid, f->gid, &err) < 0) {
+            rc = -1;
+            e = EPERM;
+        } else {
+            str_clear(&newdir);
+            str_printf(&newdir, "%s/new", f->dir);
+            rc = fsync_dir(newdir.s);
+            e = errno;
+            str_clear(&err);
+            if (rc < 0)
+                str_printf(&err, "fsync %s: %s", newdir.s, strerror(e));
+        }
+        for (size_t l = k; l < ctx->nfiles; l++) {
+            struct local_file *g = &ctx->files[l];
+
+            if (!g->linked || g->synced || g->uid != f->uid || g->gid != f->gid
+                || strcmp(g->dir, f->dir) != 0)
+                continue;
+            g->synced = true;
+            if (rc == 0) {
+                deliver_result(g->dr, g->i, DELIVER_OK, "2.0.0", "delivered to maildir");
+                continue;
+            }
+            /* Not known to be durable: take it back so that a retry delivers once. */
+            if (as_owner)
+                unlink(g->final.s);
+            file_fail(g, e, &err);
+        }
+    }
+    if (as_owner && priv_restore(&rerr) < 0)
+        log_fatal("cannot restore privileges: %s", rerr.s);
+    for (size_t k = 0; k < ctx->nfiles; k++) {
+        struct local_file *f = &ctx->files[k];
+
+        if (!f->linked && f->t.fd >= 0) {
+            /* the owner's ids were refused: close it, leave the file in tmp/ */
+            free(f->t.tmp_path);
+            f->t.tmp_path = NULL;
+            maildir_abort(&f->t);
+        }
+        free(f->dir);
+        str_free(&f->final);
+    }
+    ctx->nfiles = 0;
+    str_free(&err);
+    str_free(&rerr);
+    str_free(&newdir);
+}
+
+/* Keeps the copy just written in t for local_flush (run at once when the batch is
+ * full).  Its result stays "deferred" until then. */
+static void file_add(struct local_ctx *ctx, struct deliver_request *dr, size_t i,
+                     const struct router_mailbox *mb, const char *dir,
+                     const struct maildir_tmp *t)
+{
+    struct local_file *f;
+
+    if (ctx->files == NULL)
+        ctx->files = xcalloc(LOCAL_BATCH_FILES, sizeof(*ctx->files));
+    f = &ctx->files[ctx->nfiles++];
+    memset(f, 0, sizeof(*f));
+    f->t = *t;
+    f->dr = dr;
+    f->i = i;
+    f->uid = mb->uid;
+    f->gid = mb->gid;
+    f->dir = xstrdup(dir);
+    str_init(&f->final);
+    deliver_result(dr, i, DELIVER_DEFER, "4.3.0", "delivery not completed");
+    if (ctx->nfiles == LOCAL_BATCH_FILES)
+        local_flush(ctx);
 }
 
 static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliver_request *dr,
@@ -214,7 +352,8 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
 {
     const char *addr = dr->rcpt[i].addr;
     struct router_mailbox mb;
-    struct str err = STR_INIT, rerr = STR_INIT;
+    struct maildir_tmp t;
+    struct str err = STR_INIT, rerr = STR_INIT, dir = STR_INIT;
     enum router_status rs;
     int rc, e;
 
@@ -261,7 +400,11 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
             log_fatal("cannot restore privileges: %s", rerr.s);
         goto out;
     }
-    rc = maildir_deliver(ctx, m, addr, &mb, &err);
+    /* Without its trailing '/': file names in messages read better. */
+    str_set(&dir, mb.path.s, mb.path.len);
+    while (dir.len > 1 && dir.s[dir.len - 1] == '/')
+        str_truncate(&dir, dir.len - 1);
+    rc = maildir_write_copy(ctx, m, addr, dir.s, mb.create, &t, &err);
     e = errno;
     if (priv_restore(&rerr) < 0)
         log_fatal("cannot restore privileges: %s", rerr.s);
@@ -272,11 +415,12 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
                        err.len ? err.s : strerror(e));
         goto out;
     }
-    deliver_result(dr, i, DELIVER_OK, "2.0.0", "delivered to maildir");
+    file_add(ctx, dr, i, &mb, dir.s, &t);
 out:
     router_mailbox_free(&mb);
     str_free(&err);
     str_free(&rerr);
+    str_free(&dir);
 }
 
 static void defer_all(struct deliver_request *dr, const char *dsn, const char *text)
