@@ -22,7 +22,7 @@ struct stream;
 #define QMGR_ROUTE_BYTES (256 * 1024) /* ... and about this many bytes of them */
 #define QMGR_TRANSPORTS_MAX 16      /* distinct transports in use */
 #define QMGR_AGENTS_MAX 1000        /* connections to one transport */
-#define QMGR_LOCAL_DEPTH 3          /* requests at once on one local connection */
+#define QMGR_LOCAL_DEPTH 8          /* requests at once on one local connection */
 #define QMGR_HEADER_MAX (256 * 1024) /* header bytes read to count Received: */
 
 enum qmsg_rstate {

@@ -396,11 +396,15 @@ static int dest_send_one(struct qmgr *q, struct qdest *d, time_t now)
     }
     if (d->head == NULL)
         return 0;
-    /* a connection of its own while the destination may have one more, else one
-     * more request on a connection already working for it */
-    a = d->conns < limit ? agent_free_slot(d->tp) : NULL;
-    if (a == NULL && d->failures == 0 && d->tp->depth > 1)
+    /* Where connections carry several requests (local), one more request on a
+     * connection already working for the destination while one has room: the
+     * agent then finds several waiting and makes them durable together.  Else a
+     * connection of its own while the destination may have one more. */
+    a = NULL;
+    if (d->failures == 0 && d->tp->depth > 1)
         a = agent_pipeline_slot(d->tp, d);
+    if (a == NULL && d->conns < limit)
+        a = agent_free_slot(d->tp);
     if (a == NULL)
         return d->conns < limit ? -1 : 0;
     job = dest_pop(d);
