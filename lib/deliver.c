@@ -271,6 +271,9 @@ int deliver_reply_write(struct stream *st, const struct deliver_request *dr)
         attr_add(&al, "dsn", r->dsn);
         attr_addn(&al, "text", r->text.s ? r->text.s : "", r->text.len);
     }
+    for (size_t i = 0; i < dr->nrcpt; i++)
+        if (dr->rcpt[i].notified && dr->rcpt[i].status == DELIVER_OK)
+            attr_add_int(&al, "notified", (long long)dr->rcpt[i].index);
     if (dr->dead)
         attr_add(&al, "dead", "1");
     rc = attr_write(st, &al);
@@ -290,24 +293,17 @@ static int reply_parse(const struct attr_list *al, struct deliver_request *dr,
         return -1;
     }
     dr->dead = false;
+    for (size_t k = 0; k < dr->nrcpt; k++)
+        dr->rcpt[k].notified = false;
     seen = xcalloc(dr->nrcpt, sizeof(*seen));
-    for (i = 0; i < al->n; i += 4) {
-        if (i + 1 == al->n && is_name(&al->v[i], "dead") && nseen > 0) {
-            /* the optional last attribute */
-            if (!is_text(&al->v[i]) || (strcmp(al->v[i].value, "1") != 0
-                                        && strcmp(al->v[i].value, "0") != 0)) {
-                str_sets(err, "malformed delivery reply");
-                goto out;
-            }
-            dr->dead = al->v[i].value[0] == '1';
-            break;
-        }
+    /* The recipients, four attributes each. */
+    for (i = 0; i < al->n && is_name(&al->v[i], "rcpt"); i += 4) {
         size_t index, j;
         enum deliver_status stv;
         struct deliver_rcpt *r;
         size_t tlen;
 
-        if (i + 3 >= al->n || !is_name(&al->v[i], "rcpt") || !is_name(&al->v[i + 1], "status")
+        if (i + 3 >= al->n || !is_name(&al->v[i + 1], "status")
             || !is_name(&al->v[i + 2], "dsn") || !is_name(&al->v[i + 3], "text")
             || index_parse(&al->v[i], &index) < 0
             || status_parse(al->v[i + 1].value, &stv) < 0) {
@@ -331,6 +327,36 @@ static int reply_parse(const struct attr_list *al, struct deliver_request *dr,
         if (tlen > DELIVER_TEXT_MAX)
             tlen = DELIVER_TEXT_MAX;
         str_set(&r->text, al->v[i + 3].value, tlen);
+    }
+    /* Then "notified" for delivered recipients, then "dead" last; both optional. */
+    for (; i < al->n && is_name(&al->v[i], "notified") && nseen > 0; i++) {
+        size_t index, j;
+
+        if (index_parse(&al->v[i], &index) < 0) {
+            str_sets(err, "malformed delivery reply");
+            goto out;
+        }
+        for (j = 0; j < dr->nrcpt; j++)
+            if (dr->rcpt[j].index == index && seen[j] && dr->rcpt[j].status == DELIVER_OK)
+                break;
+        if (j == dr->nrcpt) {
+            str_printf(err, "delivery reply marks recipient %zu notified, not delivered", index);
+            goto out;
+        }
+        dr->rcpt[j].notified = true;
+    }
+    if (i + 1 == al->n && is_name(&al->v[i], "dead") && nseen > 0) {
+        if (!is_text(&al->v[i]) || (strcmp(al->v[i].value, "1") != 0
+                                    && strcmp(al->v[i].value, "0") != 0)) {
+            str_sets(err, "malformed delivery reply");
+            goto out;
+        }
+        dr->dead = al->v[i].value[0] == '1';
+        i++;
+    }
+    if (i != al->n) {
+        str_sets(err, "malformed delivery reply");
+        goto out;
     }
     if (nseen != dr->nrcpt) {
         str_sets(err, "delivery reply misses recipients");

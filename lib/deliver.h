@@ -37,6 +37,10 @@ struct deliver_rcpt {
     enum deliver_status status;
     char dsn[16];
     struct str text;
+    /* Delivered to a next hop that took the NOTIFY parameter over (RFC 3461 6.2.2):
+     * success notices are its job now, so qmgr sends no "relayed" one.  In the reply
+     * as "notified=INDEX" after the recipients (and before "dead"). */
+    bool notified;
 };
 
 struct deliver_request {

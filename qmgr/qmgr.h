@@ -38,6 +38,7 @@ struct qmsg_result {
     char *text;
     bool delivered;                 /* delivered in this pass (success notice) */
     bool relayed;                   /* ... by a transport other than local */
+    bool notified;                  /* ... to a next hop that took NOTIFY over */
 };
 
 struct qmsg {

@@ -489,6 +489,8 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
                 st = DELIVER_DEFER;
             qmgr_rcpt_result(q, job->msg, r->index, relay_name(job), st,
                              st == r->status ? r->dsn : "4.4.1", r->text.s ? r->text.s : "");
+            if (st == DELIVER_OK && r->notified && r->index < job->msg->qf.nrcpt)
+                job->msg->res[r->index].notified = true;
         }
         job_done(q, job);
     } while (a->job != NULL && stream_pending(a->st) > 0);

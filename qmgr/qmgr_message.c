@@ -709,7 +709,7 @@ static void send_successes(struct qmgr *q, struct qmsg *m)
         return;
     idx = xcalloc(m->qf.nrcpt + 1, sizeof(*idx));
     for (size_t i = 0; i < m->qf.nrcpt; i++)
-        if (m->rstate[i] == QR_DONE && m->res[i].delivered
+        if (m->rstate[i] == QR_DONE && m->res[i].delivered && !m->res[i].notified
             && qmgr_notify_wants(m->qf.rcpt[i].notify, "SUCCESS"))
             idx[n++] = i;
     if (n > 0)

@@ -122,6 +122,13 @@ static void mail_command(struct str *cmd, const struct smtp_session *s,
     }
 }
 
+/* Is the recipient's NOTIFY handed to this server?  Then its notices are the
+ * server's to send (RFC 3461 6.2.2), not ours. */
+static bool notify_passed(const struct smtp_session *s, const struct queue_rcpt *r)
+{
+    return (s->ext & SMTP_EXT_DSN) && r->notify != NULL && notify_ok(r->notify);
+}
+
 static void rcpt_command(struct str *cmd, const struct smtp_session *s,
                          const struct queue_rcpt *r)
 {
@@ -129,7 +136,7 @@ static void rcpt_command(struct str *cmd, const struct smtp_session *s,
     addr_quote(r->addr, cmd);
     str_appendc(cmd, '>');
     if (s->ext & SMTP_EXT_DSN) {
-        if (r->notify != NULL && notify_ok(r->notify))
+        if (notify_passed(s, r))
             str_printf(cmd, " NOTIFY=%s", r->notify);
         if (r->orcpt != NULL && r->orcpt[0] != '\0' && clean_text(r->orcpt, false)
             && strlen(r->orcpt) < 400) {
@@ -289,10 +296,13 @@ int smtp_transaction(struct smtp_ctx *ctx, struct smtp_session *s, struct queue_
     for (size_t i = 0; i < dr->nrcpt; i++) {
         if (!accepted[i])
             continue;
-        if (r.code / 100 == 2)
+        if (r.code / 100 == 2) {
             decide(&t, i, DELIVER_OK, r.dsn, "delivered via %s%s: %s", s->where,
                    convert ? " (8-bit body sent as quoted-printable)" : "", r.text.s);
-        else
+            if (dr->rcpt[i].index < qf->nrcpt
+                && notify_passed(s, &qf->rcpt[dr->rcpt[i].index]))
+                dr->rcpt[i].notified = true;
+        } else
             decide(&t, i, class_of(r.code), r.dsn,
                    "host %s said: %s (in reply to end of DATA command)", s->where, r.text.s);
     }

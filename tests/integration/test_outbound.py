@@ -87,6 +87,7 @@ class FakeServer:
             cmd = line.strip().upper()
             if cmd.startswith(b"EHLO"):
                 offer = b"250-STARTTLS\r\n" if self.tls and not secure else b""
+                offer += b"250-DSN\r\n" if self.mode == "dsn" else b""
                 conn.sendall(b"250-mx.fake.test\r\n250-PIPELINING\r\n" + offer
                              + b"250 SIZE 100000000\r\n")
             elif cmd == b"STARTTLS" and self.tls and not secure:
@@ -100,6 +101,7 @@ class FakeServer:
                 conn.sendall(b"250 2.1.0 Ok\r\n")
             elif cmd.startswith(b"RCPT"):
                 rcpts.append(line)
+                self.rcpt_lines = getattr(self, "rcpt_lines", []) + [line]
                 conn.sendall(b"250 2.1.5 Ok\r\n")
             elif cmd == b"DATA":
                 conn.sendall(b"354 go ahead\r\n")
@@ -138,7 +140,7 @@ def net(tmp_path_factory):
     cert, key = make_cert(str(tmp_path_factory.mktemp("tls")), "mx.tls.test")
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_ctx.load_cert_chain(cert, key)
-    fakes = {m: FakeServer(m) for m in ("garbage", "endless", "hang", "plain")}
+    fakes = {m: FakeServer(m) for m in ("garbage", "endless", "hang", "plain", "dsn")}
     fakes["tls"] = FakeServer("plain", tls=server_ctx)
     b = start_instance(users=("bob@b.test", "carol@b.test"), domains=("b.test",),
                        hostname="mx.b.test")
@@ -340,3 +342,30 @@ def test_tls_verify_level(net):
                  timeout=30, what="deferral for a server without STARTTLS")
     finally:
         reload_with(a, smtp_tls_security_level="may", smtp_tls_CAfile="")
+
+
+@pytest.mark.parametrize("mode", ["dsn", "plain"])
+def test_success_notice_only_when_next_hop_cannot_send_it(net, mode):
+    """NOTIFY=SUCCESS: a next hop that offers DSN gets the parameter and sends the notice
+    itself, so we send none (RFC 3461 6.2.2); one without DSN gets a "relayed" notice
+    from us."""
+    a, fake = net["a"], net["fakes"][mode]
+    before, n0 = count(a, ALICE), len(fake.messages)
+    data = (f"From: {ALICE}\r\nSubject: notify {mode}\r\n\r\nhi\r\n").encode()
+    with a.smtp() as s:
+        s.ehlo()
+        assert s.mail(ALICE)[0] == 250
+        assert s.rcpt(f"x@{mode}.test", options=["NOTIFY=SUCCESS"])[0] == 250
+        assert s.data(data)[0] == 250
+    wait_for(lambda: len(fake.messages) > n0, what=f"delivery to the {mode} server")
+    rcpt_line = fake.rcpt_lines[-1]
+    if mode == "dsn":
+        assert b"NOTIFY=SUCCESS" in rcpt_line, rcpt_line
+        a.wait_log(f"to=<x@{mode}.test>")
+        time.sleep(2)
+        assert count(a, ALICE) == before
+    else:
+        assert b"NOTIFY" not in rcpt_line, rcpt_line
+        notice = a.wait_messages(ALICE, before + 1)[-1]
+        [fields] = dsn_of(notice)
+        assert fields["action"] == "relayed" and fields["status"].startswith("2."), fields

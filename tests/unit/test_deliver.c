@@ -175,6 +175,45 @@ TEST(bad_replies)
                          "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,6:dead=x,0:,") == -1);
     CHECK(read_raw_reply("6:dead=1,6:rcpt=0,12:status=defer,9:dsn=4.4.1,7:text=no,"
                          "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,0:,") == -1);
+    /* "notified": after the recipients, before "dead", only for delivered ones */
+    CHECK(read_raw_reply("6:rcpt=0,9:status=ok,9:dsn=2.0.0,7:text=ok,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,10:notified=0,0:,") == 1);
+    CHECK(read_raw_reply("6:rcpt=0,9:status=ok,9:dsn=2.0.0,7:text=ok,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,10:notified=2,0:,") == -1);
+    CHECK(read_raw_reply("6:rcpt=0,9:status=ok,9:dsn=2.0.0,7:text=ok,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,10:notified=7,0:,") == -1);
+    CHECK(read_raw_reply("6:rcpt=0,9:status=ok,9:dsn=2.0.0,7:text=ok,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,6:dead=0,"
+                         "10:notified=0,0:,") == -1);
+    /* anything after the recipients that is neither */
+    CHECK(read_raw_reply("6:rcpt=0,9:status=ok,9:dsn=2.0.0,7:text=ok,"
+                         "6:rcpt=2,12:status=defer,9:dsn=4.4.1,7:text=no,7:other=1,0:,") == -1);
+}
+
+TEST(notified_round_trip)
+{
+    struct stream *q, *agent;
+    struct deliver_request dr;
+    struct str err = STR_INIT;
+
+    pair(&q, &agent);
+    deliver_request_init(&dr);
+    queue_id_new(dr.id);
+    deliver_request_add(&dr, 3, "a@far.test");
+    deliver_request_add(&dr, 5, "b@far.test");
+    deliver_result(&dr, 0, DELIVER_OK, "2.0.0", "delivered");
+    deliver_result(&dr, 1, DELIVER_OK, "2.0.0", "delivered");
+    dr.rcpt[1].notified = true;
+    CHECK(deliver_reply_write(agent, &dr) == 0);
+    dr.rcpt[0].notified = true;
+    dr.rcpt[1].notified = false;
+    CHECK(deliver_reply_read(q, &dr, &err) == 1);
+    CHECK(!dr.rcpt[0].notified);
+    CHECK(dr.rcpt[1].notified);
+    deliver_request_free(&dr);
+    str_free(&err);
+    stream_close(q);
+    stream_close(agent);
 }
 
 TEST(dead_round_trip)
