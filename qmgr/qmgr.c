@@ -116,13 +116,13 @@ static void start_messages(struct qmgr *q)
     struct qmsg *v[QMGR_START_BATCH];
     size_t n = 0;
 
-    while (n < QMGR_START_BATCH && q->todo_head != NULL) {
-        struct qmsg *m = q->todo_head;
+    while (n < QMGR_START_BATCH && q->ready_head != NULL) {
+        struct qmsg *m = q->ready_head;
 
-        q->todo_head = m->next_todo;
-        if (q->todo_head == NULL)
-            q->todo_tail = NULL;
-        m->next_todo = NULL;
+        q->ready_head = m->next_ready;
+        if (q->ready_head == NULL)
+            q->ready_tail = NULL;
+        m->next_ready = NULL;
         v[n++] = m;
     }
     if (n > 0)
@@ -207,7 +207,7 @@ static int next_timeout(const struct qmgr *q)
 {
     time_t now = time(NULL), next = q->next_incoming;
 
-    if (q->todo_head != NULL && !q->stopping)
+    if (q->ready_head != NULL && !q->stopping)
         return 0;
     if (q->next_deferred < next)
         next = q->next_deferred;

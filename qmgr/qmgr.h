@@ -52,7 +52,7 @@ struct qmsg {
     double arrival;                 /* with microseconds, from the id */
     struct qmsg *next, *prev;       /* every message held */
     struct qmsg *hnext;             /* id hash chain */
-    struct qmsg *next_todo;         /* not started yet, in arrival order */
+    struct qmsg *next_ready;         /* not started yet, in arrival order */
 };
 
 /* A connection to one agent process.  It may carry several requests of one
@@ -122,7 +122,7 @@ struct qmgr {
     struct qmsg *msgs;              /* every message held in active/ */
     size_t nmsgs;
     struct qmsg *msg_buckets[QMGR_MSG_BUCKETS];   /* the same by id */
-    struct qmsg *todo_head, *todo_tail;
+    struct qmsg *ready_head, *ready_tail;
     size_t active_limit;
     struct qtransport transports[QMGR_TRANSPORTS_MAX];
     size_t ntransports;

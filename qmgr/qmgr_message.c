@@ -78,11 +78,11 @@ struct qmsg *qmgr_msg_add(struct qmgr *q, const char *id)
     m->hnext = q->msg_buckets[h];
     q->msg_buckets[h] = m;
     q->nmsgs++;
-    if (q->todo_tail != NULL)
-        q->todo_tail->next_todo = m;
+    if (q->ready_tail != NULL)
+        q->ready_tail->next_ready = m;
     else
-        q->todo_head = m;
-    q->todo_tail = m;
+        q->ready_head = m;
+    q->ready_tail = m;
     return m;
 }
 
