@@ -5,7 +5,6 @@
  * a malformed one is logged and ends that connection only. */
 #include <errno.h>
 #include <openssl/crypto.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -17,6 +16,7 @@
 #include "conf.h"
 #include "log.h"
 #include "server.h"
+#include "server_wait.h"
 #include "stream.h"
 #include "str.h"
 
@@ -160,29 +160,6 @@ static int answer(const struct attr_list *in, struct attr_list *out)
     return -1;
 }
 
-/* Waits for the client's next request, watching the stop flags; false when the
- * connection should end (stop, reload, or idle past max_idle). */
-static bool wait_request(struct stream *st, long long max_idle)
-{
-    time_t start = time(NULL);
-
-    while (!server_stop && !server_reload) {
-        struct pollfd p = { .fd = stream_fd(st), .events = POLLIN };
-        int n;
-
-        if (stream_pending(st) > 0)
-            return true;
-        n = poll(&p, 1, 1000);
-        if (n > 0)
-            return true;
-        if (n < 0 && errno != EINTR)
-            return false;
-        if (server_orphaned() || (max_idle > 0 && time(NULL) - start >= max_idle))
-            return false;
-    }
-    return false;
-}
-
 /* Overwrites the values of a frame (passwords, tokens) before its memory is reused. */
 static void attr_wipe(struct attr_list *al)
 {
@@ -195,11 +172,15 @@ static void auth_service(struct server *srv, int *fd)
 {
     struct stream *st = stream_fdopen(*fd);
     struct attr_list in = ATTR_LIST_INIT, out = ATTR_LIST_INIT;
-    long long max_idle = conf_time(srv->conf, "max_idle");
+    struct server_wait w = {
+        .idle_ms = conf_time_ms(srv->conf, "max_idle"),
+        .reload_at_once = true,
+        .watch_master = true,
+    };
 
     *fd = -1;
-    stream_set_timeout(st, (int)(conf_time(srv->conf, "ipc_timeout") * 1000));
-    while (wait_request(st, max_idle)) {
+    stream_set_timeout(st, conf_time_ms(srv->conf, "ipc_timeout"));
+    while (server_wait_request(st, &w)) {
         int rc = attr_read(st, &in, REQ_FRAME_MAX);
 
         if (rc == 0)

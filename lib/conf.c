@@ -674,6 +674,15 @@ long long conf_time(const struct conf *c, const char *key)
     return conf_typed(c, key, CONF_TIME);
 }
 
+int conf_time_ms(const struct conf *c, const char *key)
+{
+    long long s = conf_time(c, key);
+
+    if (s <= 0)
+        return 0;
+    return s > INT_MAX / 1000 ? INT_MAX : (int)(s * 1000);
+}
+
 long long conf_size(const struct conf *c, const char *key)
 {
     return conf_typed(c, key, CONF_SIZE);

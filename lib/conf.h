@@ -50,6 +50,9 @@ const char *conf_str(const struct conf *c, const char *key);
 long long conf_int(const struct conf *c, const char *key);
 bool conf_bool(const struct conf *c, const char *key);
 long long conf_time(const struct conf *c, const char *key);     /* seconds */
+/* The same in milliseconds for poll() and stream timeouts: 0 for values <= 0, and at
+ * most INT_MAX (about 24 days) however large the setting, so no product overflows. */
+int conf_time_ms(const struct conf *c, const char *key);
 long long conf_size(const struct conf *c, const char *key);     /* bytes */
 /* NULL-terminated vector of the list's items; free with strv_free(). */
 char **conf_list(const struct conf *c, const char *key);

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "queue.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -156,21 +157,9 @@ int maildir_write(struct maildir_tmp *t, const void *data, size_t len)
     }
     if (len > 0)
         t->last = p[len - 1];
-    while (len > 0) {
-        ssize_t n = write(t->fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (n == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += n;
-        len -= (size_t)n;
-        t->size += (size_t)n;
-    }
+    if (fd_write_all(t->fd, p, len) < 0)
+        return -1;
+    t->size += len;
     return 0;
 }
 

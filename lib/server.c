@@ -152,9 +152,7 @@ static long long server_now_ms(void)
 static int server_accept_loop(struct server *srv, const struct server_opts *opts)
 {
     long long max_use = conf_int(srv->conf, "max_use");
-    long long max_idle_s = conf_time(srv->conf, "max_idle");
-    /* Bounded (a year) so that the product and the deadline below cannot overflow. */
-    long long max_idle_ms = (max_idle_s > 31536000 ? 31536000 : max_idle_s) * 1000;
+    long long max_idle_ms = conf_time_ms(srv->conf, "max_idle");
     long long idle_since = server_now_ms();
     long long served = 0;
     struct pollfd *pfd = xcalloc(srv->nlisten + 1, sizeof(*pfd));

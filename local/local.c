@@ -15,6 +15,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "server_wait.h"
 #include "str.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -31,32 +32,6 @@ static void local_pre_jail(struct server *srv)
     local_ctx.outbuf = xmalloc(LOCAL_OUTBUF);
     srv->ctx = &local_ctx;
     str_free(&err);
-}
-
-/* Waits until a request can be read: 1, or 0 when the connection stays idle for
- * idle_ms, when the daemon must stop, or (reload) when nothing is waiting. */
-static int wait_request(struct stream *st, long long idle_ms)
-{
-    long long waited = 0;
-
-    while (!server_stop) {
-        struct pollfd pfd = { stream_fd(st), POLLIN, 0 };
-        int rc;
-
-        if (stream_pending(st) > 0)
-            return 1;
-        rc = poll(&pfd, 1, 1000);
-        if (rc > 0)
-            return 1;
-        if (rc < 0 && errno != EINTR)
-            return 0;
-        if (server_reload)
-            return 0;
-        waited += 1000;
-        if (idle_ms > 0 && waited >= idle_ms)
-            return 0;
-    }
-    return 0;
 }
 
 /* true when another request has (at least partly) arrived already. */
@@ -76,19 +51,17 @@ static void local_service(struct server *srv, int *fd)
     struct deliver_request dr[LOCAL_BATCH_REQUESTS];
     struct str err = STR_INIT;
     struct stream *st;
-    long long idle_s = conf_time(srv->conf, "max_idle");
-    long long ipc_s = conf_time(srv->conf, "ipc_timeout");
-    /* Bounded before the products, which could overflow for absurd settings. */
-    long long idle_ms = (idle_s > 31536000 ? 31536000 : idle_s) * 1000;
-    long long ipc_ms = (ipc_s > 86400 ? 86400 : ipc_s) * 1000;
+    int ipc_ms = conf_time_ms(srv->conf, "ipc_timeout");
+    /* A reload ends the connection only once no request is waiting. */
+    struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, "max_idle") };
     bool more = true;
 
     st = stream_fdopen(*fd);
     *fd = -1;
-    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? (int)ipc_ms : 60000);
+    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? ipc_ms : 60000);
     for (size_t k = 0; k < LOCAL_BATCH_REQUESTS; k++)
         deliver_request_init(&dr[k]);
-    while (more && wait_request(st, idle_ms)) {
+    while (more && server_wait_request(st, &w)) {
         size_t n = 0;
 
         do {

@@ -111,16 +111,14 @@ static void resolve_service(struct server *srv, int *fd)
 {
     struct stream *st = stream_fdopen(*fd);
     struct attr_list in = ATTR_LIST_INIT, out = ATTR_LIST_INIT;
-    long long max_idle = conf_time(srv->conf, "max_idle");
-    /* bounded before the product, which could overflow for absurd settings */
     struct server_wait w = {
-        .idle_ms = (max_idle > 31536000 ? 31536000 : max_idle) * 1000,
+        .idle_ms = conf_time_ms(srv->conf, "max_idle"),
         .reload_at_once = true,
         .watch_master = true,
     };
 
     *fd = -1;
-    stream_set_timeout(st, (int)(conf_time(srv->conf, "ipc_timeout") * 1000));
+    stream_set_timeout(st, conf_time_ms(srv->conf, "ipc_timeout"));
     while (server_wait_request(st, &w)) {
         int rc = attr_read(st, &in, ATTR_FRAME_MAX);
 

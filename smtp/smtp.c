@@ -277,13 +277,13 @@ static void smtp_service(struct server *srv, int *fd)
 {
     struct smtp_ctx *ctx = srv->ctx;
     struct stream *st;
-    long long idle_ms = conf_time(srv->conf, "max_idle") * 1000;
-    long long ipc_ms = conf_time(srv->conf, "ipc_timeout") * 1000;
-    struct server_wait w = { .idle_ms = idle_ms, .tick = wait_tick, .arg = ctx };
+    int ipc_ms = conf_time_ms(srv->conf, "ipc_timeout");
+    struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, "max_idle"),
+                             .tick = wait_tick, .arg = ctx };
 
     st = stream_fdopen(*fd);
     *fd = -1;
-    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? (int)ipc_ms : 60000);
+    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? ipc_ms : 60000);
     deliver_serve(st, &w, smtp_deliver, ctx);
     cache_drop(ctx, true);
     stream_close(st);

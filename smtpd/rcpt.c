@@ -216,7 +216,6 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, char *arg)
     s->oks[CMD_RCPT]++;
 out:
     router_verdict_free(&v);
-    str_free(&v.text);                  /* router_verdict_free leaves a fresh one */
     str_free(&addr);
     str_free(&notify);
     str_free(&orcpt);

@@ -194,6 +194,8 @@ TEST(types)
     CHECK(conf_time(c, "max_idle") == 3 * 3600);
     CHECK(conf_time(c, "queue_run_delay") == 7 * 86400);
     CHECK(conf_time(c, "ipc_timeout") == 7);
+    CHECK(conf_time_ms(c, "ipc_timeout") == 7000);
+    CHECK(conf_time_ms(c, "queue_run_delay") == 7 * 86400 * 1000);
     CHECK(conf_size(c, "message_size_limit") == 10240);
     CHECK(conf_size(c, "bounce_size_limit") == 2 * 1024 * 1024);
     CHECK(!conf_bool(c, "smtputf8_enable"));
