@@ -33,7 +33,14 @@ WARN      := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral \
 ifeq ($(SANITIZE),1)
 SAN       := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
-ALL_CFLAGS := -std=c11 -D_GNU_SOURCE -Ilib $(WARN) $(SAN) $(PKG_CFLAGS) \
+# lib/util is the generic floor (strings, memory, streams, sockets, files, clock, log,
+# TLS, IPC framing) and is compiled seeing only its own headers, so that it can never
+# include a mail-specific module: such an include fails the build.  lib/mail (queue,
+# addresses, maps, routing, Maildir, DNS, config, the daemon skeleton) and the
+# programs see both.
+UTIL_INC  := -Ilib/util
+MAIL_INC  := -Ilib/util -Ilib/mail
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(SAN) $(PKG_CFLAGS) \
              -DPOSTERN_SYSCONFDIR='"$(SYSCONFDIR)"' -DPOSTERN_QUEUEDIR='"$(QUEUEDIR)"' \
              -DPOSTERN_MAILDIR_BASE='"$(MAILDIR_BASE)"' $(CFLAGS)
 ALL_LDFLAGS := $(SAN) $(LDFLAGS)
@@ -43,9 +50,12 @@ LIBS      := $(PKG_LIBS) -lresolv
 DAEMONS   := master smtpd qmgr smtp local resolve pickup auth pop3d imapd
 DAEMONS   := $(foreach d,$(DAEMONS),$(if $(wildcard $(d)/*.c),$(d)))
 
-LIB_SRC   := $(wildcard lib/*.c)
-LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-LIB_A     := $(BUILD)/lib/libpostern.a
+UTIL_SRC  := $(wildcard lib/util/*.c)
+MAIL_SRC  := $(wildcard lib/mail/*.c)
+UTIL_A    := $(BUILD)/lib/libpostern-util.a
+MAIL_A    := $(BUILD)/lib/libpostern-mail.a
+# Link order: the mail floor first, then the generic one it stands on.
+LIB_A     := $(MAIL_A) $(UTIL_A)
 
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/libexec/postern/%)
 ADMIN_BIN   := $(BUILD)/sbin/postern
@@ -66,12 +76,19 @@ ifneq ($(V),1)
 Q := @
 endif
 
+$(BUILD)/obj/lib/util/%.o: lib/util/%.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(UTIL_INC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
 $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+	$(Q)$(CC) $(MAIL_INC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
 
-$(LIB_A): $(LIB_OBJ)
+$(UTIL_A): $(UTIL_SRC:%.c=$(BUILD)/obj/%.o)
+$(MAIL_A): $(MAIL_SRC:%.c=$(BUILD)/obj/%.o)
+$(UTIL_A) $(MAIL_A):
 	@mkdir -p $(dir $@)
 	@rm -f $@
 	@$(if $(Q),echo "  AR      $@")

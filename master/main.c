@@ -17,8 +17,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
+#include "fd.h"
 #include "log.h"
+#include "log_conf.h"
 #include "master.h"
 #include "priv.h"
 #include "queue.h"
@@ -235,13 +238,13 @@ static void queue_chown(const struct conf *conf)
  * was killed) is retried for a few seconds. */
 static void services_bind(void)
 {
-    long long deadline = mono_ms() + BIND_START_WAIT_MS;
+    long long deadline = clock_ms() + BIND_START_WAIT_MS;
     struct str err = STR_INIT;
 
     for (size_t i = 0; i < master.nsvc; i++) {
         struct service *s = master.svc[i];
         while (svc_bind(s, &err) < 0) {
-            if (mono_ms() >= deadline)
+            if (clock_ms() >= deadline)
                 log_fatal("%s", err.s);
             usleep(250 * 1000);
         }
@@ -280,9 +283,9 @@ static _Noreturn void master_stop(int sig)
         svc_unbind(master.svc[i]);
         svc_signal(master.svc[i], SIGTERM);
     }
-    deadline = mono_ms() + STOP_WAIT_MS;
+    deadline = clock_ms() + STOP_WAIT_MS;
     reap();
-    while (children_count() > 0 && mono_ms() < deadline) {
+    while (children_count() > 0 && clock_ms() < deadline) {
         struct pollfd p = { selfpipe[0], POLLIN, 0 };
         poll(&p, 1, 100);
         selfpipe_drain();
@@ -354,7 +357,7 @@ static _Noreturn void main_loop(void)
             sig_hup = 0;
             master_reload();
         }
-        now = mono_ms();
+        now = clock_ms();
         services_settle(now);
 
         for (size_t i = 0; i < master.nsvc; i++)

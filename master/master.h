@@ -106,7 +106,6 @@ int master_config_load(const char *config_dir, struct conf **conf,
 void service_free(struct service *s);
 
 /* service.c */
-long long mono_ms(void);
 int svc_bind(struct service *s, struct str *err);
 void svc_unbind(struct service *s);
 void svc_settle(struct service *s, long long now);

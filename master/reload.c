@@ -12,6 +12,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "log_conf.h"
 #include "master.h"
 #include "str.h"
 #include "xmalloc.h"

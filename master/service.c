@@ -13,19 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "master.h"
 #include "sock.h"
 #include "str.h"
 #include "xmalloc.h"
-
-long long mono_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static bool svc_bound(const struct service *s)
 {
@@ -94,7 +87,7 @@ static void svc_throttle(struct service *s, long long ran_ms)
         return;
     log_warn("service %s: throttling after failure", s->name);
     s->state = SVC_THROTTLED;
-    s->deadline_ms = mono_ms() + (long long)s->backoff_s * 1000;
+    s->deadline_ms = clock_ms() + (long long)s->backoff_s * 1000;
     s->backoff_s = s->backoff_s * 2 > THROTTLE_MAX_S ? THROTTLE_MAX_S : s->backoff_s * 2;
 }
 
@@ -233,7 +226,7 @@ int svc_spawn(struct service *s)
     }
     s->child[s->nchild].pid = pid;
     s->child[s->nchild].avail = true;
-    s->child[s->nchild].start_ms = mono_ms();
+    s->child[s->nchild].start_ms = clock_ms();
     s->nchild++;
     s->navail++;
     if (s->type != MASTER_DAEMON)
@@ -298,7 +291,7 @@ void svc_signal(struct service *s, int sig)
 static void child_gone(struct service *s, size_t i, int status)
 {
     struct child c = s->child[i];
-    long long ran = mono_ms() - c.start_ms;
+    long long ran = clock_ms() - c.start_ms;
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
     s->child[i] = s->child[--s->nchild];

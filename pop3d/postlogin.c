@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "auth_clnt.h"
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "login.h"
@@ -50,13 +51,6 @@ static void on_child(int sig)
 {
     (void)sig;
     child_exited = 1;
-}
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Closes our end: the process ends when its session (if any) is over. */
@@ -289,7 +283,7 @@ static void stop_all(void)
 int pop3_postlogin_loop(struct server *srv)
 {
     long long max_idle_ms = conf_time(srv->conf, "max_idle") * 1000;
-    long long idle_since = now_ms();
+    long long idle_since = clock_ms();
     struct pollfd *pfd = NULL;
     size_t pfd_cap = 0;
     struct sigaction sa;
@@ -311,7 +305,7 @@ int pop3_postlogin_loop(struct server *srv)
             stop_all();
             break;
         }
-        now = now_ms();
+        now = clock_ms();
         workers_trim(now, max_idle_ms);
         if (nworkers > 0)
             idle_since = now;
@@ -351,7 +345,7 @@ int pop3_postlogin_loop(struct server *srv)
             continue;
         /* Reports first: a process that just finished can take the next client.  The
          * table does not change here (reaping waits for the next round). */
-        now = now_ms();
+        now = clock_ms();
         for (size_t i = 0; i < nworkers && nl + i < np; i++)
             if (workers[i].ctl >= 0 && (pfd[nl + i].revents & (POLLIN | POLLERR | POLLHUP)))
                 worker_read(&workers[i], now);
@@ -365,7 +359,7 @@ int pop3_postlogin_loop(struct server *srv)
             server_busy();
             postlogin_accept(srv, conn);
             server_idle();
-            idle_since = now_ms();
+            idle_since = clock_ms();
         }
     }
     free(pfd);

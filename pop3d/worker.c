@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "auth_clnt.h"
+#include "fd.h"
 #include "log.h"
 #include "login.h"
 #include "maildir.h"

@@ -12,11 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "qmgr.h"
 #include "attr.h"
 #include "conf.h"
+#include "fd.h"
 #include "log.h"
 #include "priv.h"
-#include "qmgr.h"
 #include "resolve_clnt.h"
 #include "server.h"
 #include "stream.h"

@@ -1,6 +1,6 @@
 """auth(8) against a live instance: login with a virtual user's password, token
 lookup, failure delays, and malformed frames, spoken over QUEUE/login/auth with raw
-netstring frames (the format of lib/attr.h)."""
+netstring frames (the format of lib/util/attr.h)."""
 
 import os
 import socket

@@ -1,4 +1,4 @@
-/* Unit tests for lib/addr.c: RFC 5321 paths, quoting, splitting. */
+/* Unit tests for lib/mail/addr.c: RFC 5321 paths, quoting, splitting. */
 #include "unit.h"
 
 #include "addr.h"

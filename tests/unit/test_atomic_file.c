@@ -1,5 +1,4 @@
 /* Unit tests for atomic_file: whole-file replacement and the write loop. */
-#include "unit.h"
 
 #include <fcntl.h>
 #include <stdlib.h>
@@ -7,7 +6,9 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "fd.h"
 #include "str.h"
+#include "unit.h"
 
 static void read_back(const char *path, struct str *out)
 {

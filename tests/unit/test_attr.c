@@ -1,4 +1,4 @@
-/* Unit tests for lib/attr.c: round trips and malformed frames over a socketpair. */
+/* Unit tests for lib/util/attr.c: round trips and malformed frames over a socketpair. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

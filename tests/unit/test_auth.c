@@ -1,5 +1,5 @@
-/* Unit tests of password verification (lib/passwd_verify.c) and login tokens
- * (lib/auth_token.c). */
+/* Unit tests of password verification (lib/mail/passwd_verify.c) and login tokens
+ * (lib/mail/auth_token.c). */
 #include <crypt.h>
 #include <fcntl.h>
 #include <stdlib.h>

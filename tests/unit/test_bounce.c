@@ -1,4 +1,4 @@
-/* Unit tests for lib/bounce.c: who gets a notice, the RFC 3464 fields of the three
+/* Unit tests for lib/mail/bounce.c: who gets a notice, the RFC 3464 fields of the three
  * kinds, RET=FULL against headers only and bounce_size_limit, ENVID, and the notice
  * written as a queue file. */
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/cidr.c: parsing of blocks, IPv4 and IPv6 matching, lists. */
+/* Unit tests for lib/util/cidr.c: parsing of blocks, IPv4 and IPv6 matching, lists. */
 #include "unit.h"
 
 #include <sys/socket.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/conf.c: syntax, continuation, expansion, types, conf_set and
+/* Unit tests for lib/mail/conf.c: syntax, continuation, expansion, types, conf_set and
  * conf_edit. */
 #include "unit.h"
 

@@ -1,6 +1,6 @@
-/* Unit tests for lib/deliver.c (requests and replies round trip over a socket pair,
+/* Unit tests for lib/mail/deliver.c (requests and replies round trip over a socket pair,
  * malformed frames from a peer are refused, the optional "dead" attribute).  The
- * notices of lib/bounce.c are tested in test_bounce.c. */
+ * notices of lib/mail/bounce.c are tested in test_bounce.c. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

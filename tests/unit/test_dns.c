@@ -1,4 +1,4 @@
-/* Unit tests for lib/dns.c: the answer parsers on handmade packets (good, truncated,
+/* Unit tests for lib/mail/dns.c: the answer parsers on handmade packets (good, truncated,
  * malformed, null MX, CNAME chains) and the dns_servers setting. */
 #include <arpa/nameser.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/headers.c: the header section reader. */
+/* Unit tests for lib/mail/headers.c: the header section reader. */
 #include "unit.h"
 
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/log.c: the line format, sanitising of control characters, the
+/* Unit tests for lib/util/log.c: the line format, sanitising of control characters, the
  * length cap, the file destination (append, mode, no symbolic links), errno kept,
  * log_open_conf's choices.  Whatever exits (log_fatal) runs in a child process; the
  * files live in a directory of our own (a child's exit must not remove the harness's
@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <regex.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "log_conf.h"
 #include "str.h"
 #include "unit.h"
 
@@ -212,6 +214,36 @@ TEST(fatal_exits_1)
     path_in(path, sizeof(path), "fatal.log");
     slurp(path, &got);
     CHECK(strstr(got.s, "]: fatal: cannot go on: 42\n") != NULL);
+    str_free(&got);
+}
+
+static void child_panic(void)
+{
+    char path[300];
+    path_in(path, sizeof(path), "panic.log");
+    log_open("tester", LOG_DEST_FILE, path);
+    log_panic("broken invariant: %d", 7);
+}
+
+TEST(panic_aborts)
+{
+    char path[300];
+    struct str got = STR_INIT;
+    pid_t pid;
+    int status = 0;
+
+    fflush(NULL);
+    pid = fork();
+    if (pid == 0) {
+        signal(SIGABRT, SIG_DFL);
+        child_panic();
+        _exit(0);
+    }
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+    CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
+    path_in(path, sizeof(path), "panic.log");
+    slurp(path, &got);
+    CHECK(strstr(got.s, "]: panic: broken invariant: 7\n") != NULL);
     str_free(&got);
 }
 

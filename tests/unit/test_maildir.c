@@ -1,4 +1,4 @@
-/* Unit tests for lib/maildir.c: unique names, sizes, no leftovers. */
+/* Unit tests for lib/mail/maildir.c: unique names, sizes, no leftovers. */
 #include "unit.h"
 
 #include <dirent.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/maildir_scan.c: order, sizes from names and from contents, the
+/* Unit tests for lib/mail/maildir_scan.c: order, sizes from names and from contents, the
  * new/ to cur/ move, unique ids (stable, bounded, hashed when needed), limits. */
 #include "unit.h"
 

@@ -1,4 +1,4 @@
-/* Unit tests for lib/map.c and lib/map_build.c: each map type, building, duplicate
+/* Unit tests for lib/mail/map.c and lib/mail/map_build.c: each map type, building, duplicate
  * keys, reopening after a rebuild, failed lookups. */
 #include "unit.h"
 

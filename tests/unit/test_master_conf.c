@@ -1,4 +1,4 @@
-/* Unit tests for lib/master_conf.c: the master.conf service table reader. */
+/* Unit tests for lib/mail/master_conf.c: the master.conf service table reader. */
 #include "unit.h"
 
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/priv.c.  Privilege changes run in child processes so the test
+/* Unit tests for lib/util/priv.c.  Privilege changes run in child processes so the test
  * program keeps its own identity whatever it started as. */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,26 +13,6 @@
 #include "priv.h"
 #include "str.h"
 #include "unit.h"
-
-TEST(fd_flags)
-{
-    int p[2];
-    CHECK(pipe(p) == 0);
-    CHECK(fd_cloexec(p[0], true) == 0);
-    CHECK(fcntl(p[0], F_GETFD) & FD_CLOEXEC);
-    CHECK(fd_cloexec(p[0], false) == 0);
-    CHECK(!(fcntl(p[0], F_GETFD) & FD_CLOEXEC));
-    CHECK(fd_nonblock(p[0], true) == 0);
-    CHECK(fcntl(p[0], F_GETFL) & O_NONBLOCK);
-    char c;
-    CHECK(read(p[0], &c, 1) == -1 && errno == EAGAIN);
-    CHECK(fd_nonblock(p[0], false) == 0);
-    CHECK(!(fcntl(p[0], F_GETFL) & O_NONBLOCK));
-    close(p[0]);
-    close(p[1]);
-    CHECK(fd_cloexec(p[0], true) == -1);
-    CHECK(fd_nonblock(p[0], true) == -1);
-}
 
 TEST(lookup)
 {

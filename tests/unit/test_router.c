@@ -1,4 +1,4 @@
-/* Unit tests for lib/router.c: classes, alias expansion, existence checks, routes
+/* Unit tests for lib/mail/router.c: classes, alias expansion, existence checks, routes
  * and mailboxes, against a config and cdb maps built in a temporary directory. */
 #include <pwd.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/server.c: a tiny service runs through server_main() in a child
+/* Unit tests for lib/mail/server.c: a tiny service runs through server_main() in a child
  * process, with the descriptors master would hand it (status pipe on 3, a listening
  * UNIX socket on 4), and the test plays master: it connects, reads the BUSY/IDLE
  * reports, and watches the child exit after max_use connections, on SIGTERM, or on a

@@ -1,4 +1,4 @@
-/* Unit tests for lib/sock.c: loopback TCP (v4 and v6), UNIX sockets, fd passing. */
+/* Unit tests for lib/util/sock.c: loopback TCP (v4 and v6), UNIX sockets. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -134,35 +134,4 @@ TEST(unix_socket_mode_without_chmod)
     CHECK(stat(target, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     umask(old);
     str_free(&err);
-}
-
-TEST(fd_passing)
-{
-    int sv[2], p[2];
-    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-    CHECK(pipe(p) == 0);
-    CHECK(fd_send(sv[0], p[1], "req", 3) == 0);
-    int got = -1;
-    char buf[8];
-    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 3);
-    CHECK(memcmp(buf, "req", 3) == 0);
-    CHECK(got >= 0 && got != p[1]);
-    CHECK(fcntl(got, F_GETFD) & FD_CLOEXEC);
-    CHECK(write(got, "x", 1) == 1);
-    CHECK(read(p[0], buf, 1) == 1 && buf[0] == 'x');
-    close(got);
-    /* Empty data still carries the descriptor. */
-    CHECK(fd_send(sv[0], p[0], NULL, 0) == 0);
-    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 1);
-    CHECK(got >= 0);
-    close(got);
-    /* Plain data: no descriptor. */
-    CHECK(write(sv[0], "zz", 2) == 2);
-    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 2);
-    CHECK(got == -1);
-    close(sv[0]);
-    CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 0);
-    close(sv[1]);
-    close(p[0]);
-    close(p[1]);
 }

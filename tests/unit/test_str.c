@@ -1,4 +1,4 @@
-/* Unit tests for lib/str.c and lib/xmalloc.c. */
+/* Unit tests for lib/util/str.c and lib/util/xmalloc.c. */
 #include <stdlib.h>
 #include <string.h>
 

@@ -1,4 +1,4 @@
-/* Unit tests for lib/stream.c over socketpairs. */
+/* Unit tests for lib/util/stream.c over socketpairs. */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* Unit tests for lib/tls.c and lib/tls_cert.c: a self-signed certificate, then
+/* Unit tests for lib/util/tls.c and lib/util/tls_cert.c: a self-signed certificate, then
  * handshakes over a socketpair between a server stream (a child process) and a
  * client stream (this process). */
 #include <errno.h>

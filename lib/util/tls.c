@@ -1,4 +1,4 @@
-/* TLS contexts and the TLS transport beneath lib/stream.h (OpenSSL 3).
+/* TLS contexts and the TLS transport beneath lib/util/stream.h (OpenSSL 3).
  * Trusts the certificate and key files it is given (the admin's); trusts nothing the
  * peer sends: a bad handshake, a timeout or a vanished peer is an error returned with
  * a message, never a crash.  TLS 1.2 and 1.3 only, no compression, no renegotiation.
@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "clock.h"
 #include "str.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -40,13 +41,6 @@ struct tls_conn {
 };
 
 static struct tls_conn *tls_conns;
-
-static long long tls_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Appends OpenSSL's queued errors (or the fallback text) to err after "what: ". */
 static void tls_error(struct str *err, const char *what, const char *fallback)
@@ -78,7 +72,7 @@ static int tls_wait(int fd, short events, int timeout_ms, long long deadline)
         int wait_ms = -1, n;
 
         if (timeout_ms >= 0) {
-            long long left = deadline - tls_now_ms();
+            long long left = deadline - clock_ms();
             if (left < 0)
                 left = 0;
             wait_ms = left > INT_MAX ? INT_MAX : (int)left;
@@ -126,7 +120,7 @@ static int tls_retry(struct tls_conn *c, int r, int timeout_ms, long long deadli
 static ssize_t tls_io(struct tls_conn *c, bool writing, void *rbuf, const void *wbuf,
                       size_t len, int timeout_ms)
 {
-    long long deadline = timeout_ms >= 0 ? tls_now_ms() + timeout_ms : 0;
+    long long deadline = timeout_ms >= 0 ? clock_ms() + timeout_ms : 0;
     int want = len > INT_MAX ? INT_MAX : (int)len;
 
     if (c->failed) {
@@ -324,7 +318,7 @@ static struct tls_conn *tls_conn_attach(struct tls_ctx *ctx, struct stream *st,
 /* Runs the handshake to its end within timeout_ms: 0, or -1 with err. */
 static int tls_handshake(struct tls_conn *c, int timeout_ms, struct str *err)
 {
-    long long deadline = timeout_ms >= 0 ? tls_now_ms() + timeout_ms : 0;
+    long long deadline = timeout_ms >= 0 ? clock_ms() + timeout_ms : 0;
 
     for (;;) {
         int r;

@@ -1,5 +1,5 @@
 /* Privileges: dropping to a user (with chroot), temporary effective-id switches for
- * delivery as a mailbox owner, and descriptor flags.  When the process did not start
+ * delivery as a mailbox owner.  When the process did not start
  * as root every privilege step is a no-op (chdir stands in for chroot). */
 #include "priv.h"
 
@@ -148,41 +148,3 @@ int priv_restore(struct str *err)
     return 0;
 }
 
-int fd_cloexec(int fd, bool on)
-{
-    int fl = fcntl(fd, F_GETFD);
-    if (fl < 0)
-        return -1;
-    fl = on ? fl | FD_CLOEXEC : fl & ~FD_CLOEXEC;
-    return fcntl(fd, F_SETFD, fl) < 0 ? -1 : 0;
-}
-
-int fd_nonblock(int fd, bool on)
-{
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0)
-        return -1;
-    fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
-    return fcntl(fd, F_SETFL, fl) < 0 ? -1 : 0;
-}
-
-int fd_std_ensure(void)
-{
-    for (int fd = 0; fd <= 2; fd++) {
-        int got;
-        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
-            continue;
-        got = open("/dev/null", O_RDWR | O_NOCTTY);
-        if (got < 0)
-            return -1;
-        /* open() takes the lowest free descriptor, which is fd (all below are
-         * open by now); dup2 only guards that assumption. */
-        if (got != fd) {
-            int rc = dup2(got, fd);
-            close(got);
-            if (rc < 0)
-                return -1;
-        }
-    }
-    return 0;
-}

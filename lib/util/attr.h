@@ -38,6 +38,9 @@ void attr_addf(struct attr_list *al, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void attr_add_int(struct attr_list *al, const char *name, long long value);
 
+/* true when name[0..len) is a valid attribute name: [a-z0-9_]+. */
+bool attr_name_valid(const char *name, size_t len);
+
 /* The first value named name, or NULL. */
 const char *attr_get(const struct attr_list *al, const char *name);
 /* Parses the first value named name as a decimal integer: 0, or -1 (absent/invalid). */

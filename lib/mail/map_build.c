@@ -2,7 +2,6 @@
  * temporary file, fsync and rename(2), so readers see the old table or the new one,
  * never half of one.  The text file is the admin's; it is still checked line by line
  * (control characters, duplicate keys, line length) and errors name file:line. */
-#include "map.h"
 
 #include <cdb.h>
 #include <errno.h>
@@ -15,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "map.h"
 #include "str.h"
 #include "xmalloc.h"
 

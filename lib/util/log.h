@@ -15,15 +15,20 @@ enum log_dest {
  * again (after reading the config) to switch destination.  Opens the destination now,
  * so it keeps working after chroot. */
 void log_open(const char *name, enum log_dest dest, const char *file);
-/* Picks the destination from a config: maillog_file if set, else stderr when
- * foreground is true, else syslog. */
-struct conf;
-void log_open_conf(const char *name, const struct conf *conf, int foreground);
+/* The same with the prefix of the program name ("postern" when NULL or empty) and
+ * the syslog facility (a LOG_* value; < 0 means mail). */
+void log_open_as(const char *prefix, const char *name, enum log_dest dest,
+                 const char *file, int facility);
+/* The LOG_* value of a facility name ("mail", "local0", ...), or -1. */
+int log_facility(const char *name);
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* "warning: " */
 void log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));  /* "error: " */
-_Noreturn void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2))); /* "fatal: ", exit 1 */
+/* The environment is wrong (config, resources, a peer we depend on): "fatal: ", exit 1. */
+_Noreturn void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A broken invariant, that is a bug: "panic: ", then abort() for a core to debug. */
+_Noreturn void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 const char *log_name(void);
 

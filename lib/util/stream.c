@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "xmalloc.h"
 
 #define STREAM_IBUF 16384
@@ -31,13 +32,6 @@ struct stream {
     char obuf[STREAM_OBUF];
 };
 
-static long long stream_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until fd is ready for events: 0, or -1 with errno (ETIMEDOUT). */
 static int stream_fd_wait(int fd, short events, int timeout_ms, long long deadline)
 {
@@ -46,7 +40,7 @@ static int stream_fd_wait(int fd, short events, int timeout_ms, long long deadli
         int wait_ms = -1, n;
 
         if (timeout_ms >= 0) {
-            long long left = deadline - stream_now_ms();
+            long long left = deadline - clock_ms();
             if (left < 0)
                 left = 0;
             wait_ms = left > 0x7fffffff ? 0x7fffffff : (int)left;
@@ -66,7 +60,7 @@ static int stream_fd_wait(int fd, short events, int timeout_ms, long long deadli
 static ssize_t stream_fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 {
     int fd = *(int *)ctx;
-    long long deadline = timeout_ms >= 0 ? stream_now_ms() + timeout_ms : 0;
+    long long deadline = timeout_ms >= 0 ? clock_ms() + timeout_ms : 0;
 
     for (;;) {
         ssize_t n;
@@ -83,7 +77,7 @@ static ssize_t stream_fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 static ssize_t stream_fd_write(void *ctx, const void *buf, size_t len, int timeout_ms)
 {
     int fd = *(int *)ctx;
-    long long deadline = timeout_ms >= 0 ? stream_now_ms() + timeout_ms : 0;
+    long long deadline = timeout_ms >= 0 ? clock_ms() + timeout_ms : 0;
 
     for (;;) {
         ssize_t n;

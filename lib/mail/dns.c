@@ -17,8 +17,8 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "conf.h"
 #include "dns.h"
+#include "conf.h"
 #include "str.h"
 #include "xmalloc.h"
 

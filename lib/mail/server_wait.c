@@ -6,20 +6,13 @@
 #include <poll.h>
 #include <time.h>
 
+#include "clock.h"
 #include "server.h"
 #include "stream.h"
 
-static long long now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 bool server_wait_request(struct stream *st, const struct server_wait *w)
 {
-    long long start = now_ms();
+    long long start = clock_ms();
 
     while (!server_stop && !(w->reload_at_once && server_reload)) {
         struct pollfd pfd = { .fd = stream_fd(st), .events = POLLIN };
@@ -37,7 +30,7 @@ bool server_wait_request(struct stream *st, const struct server_wait *w)
             return false;
         if (server_reload || (w->watch_master && server_orphaned()))
             return false;
-        if (w->idle_ms > 0 && now_ms() - start >= w->idle_ms)
+        if (w->idle_ms > 0 && clock_ms() - start >= w->idle_ms)
             return false;
     }
     return false;

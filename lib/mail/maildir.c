@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "fd.h"
 #include "queue.h"
 #include "str.h"
 #include "xmalloc.h"

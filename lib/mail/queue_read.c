@@ -3,7 +3,6 @@
  * there.  The parser is strict: every length is checked before it is used, counts
  * are bounded, records come in their order, and the file must end exactly after E.
  * All reads are pread(2) through a buffer, so the file offset is never relied on. */
-#include "queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +13,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "queue.h"
+
+#include "attr.h"
 #include "str.h"
 #include "xmalloc.h"
 
@@ -176,17 +178,6 @@ static int qr_value(struct qreader *r, size_t len, struct str *val, const char *
     val->len = len;
     val->s[len] = '\0';
     return qr_newline(r, why);
-}
-
-/* Attribute names as attr.h allows them: [a-z0-9_]+. */
-static bool attr_name_ok(const char *s, size_t n)
-{
-    if (n == 0)
-        return false;
-    for (size_t i = 0; i < n; i++)
-        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-            return false;
-    return true;
 }
 
 static bool has_nul(const struct str *s)
@@ -365,7 +356,7 @@ static int qf_parse(struct qreader *r, struct queue_file *qf, const char **why)
         case 'A': {
             char *eq = memchr(val.s, '=', val.len);
             if (qf->sender == NULL || qf->nrcpt > 0 || eq == NULL ||
-                !attr_name_ok(val.s, (size_t)(eq - val.s))) {
+                !attr_name_valid(val.s, (size_t)(eq - val.s))) {
                 *why = "bad attribute record";
                 rc = QR_CORRUPT;
                 goto out;

@@ -1,5 +1,5 @@
 /* TLS for every server and the SMTP client, with OpenSSL 3, as a transport beneath
- * lib/stream.h: after tls_server_start()/tls_client_start() the stream reads and
+ * lib/util/stream.h: after tls_server_start()/tls_client_start() the stream reads and
  * writes through TLS and protocol code does not change.  TLS 1.2 and 1.3 only.
  *
  * A context is made once per process (before chroot: it reads the certificate and

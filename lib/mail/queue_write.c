@@ -3,7 +3,6 @@
  * after its E record is on disk: fsync, rename without overwriting, fsync of the
  * target directory.  The writer enforces the record order; the envelope values come
  * from our own daemons, the content from the network (it is only copied). */
-#include "queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +14,8 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "fd.h"
+#include "queue.h"
 #include "str.h"
 #include "xmalloc.h"
 

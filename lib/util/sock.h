@@ -1,5 +1,5 @@
 /* Sockets: listening and connecting, TCP (IPv4 and IPv6) and UNIX stream; peer
- * addresses as text; descriptor passing over UNIX sockets. */
+ * addresses as text.  Descriptor passing is in fd.h. */
 #ifndef POSTERN_SOCK_H
 #define POSTERN_SOCK_H
 
@@ -22,9 +22,5 @@ int sock_connect_inet(const char *host, unsigned port, int timeout_ms);
  * the local end.  0, or -1. */
 int sock_peer(int fd, char *addr, size_t addrlen, unsigned *port);
 int sock_local(int fd, char *addr, size_t addrlen, unsigned *port);
-
-/* Sends/receives one descriptor with a little data. */
-int fd_send(int sock, int fd, const void *data, size_t len);
-ssize_t fd_recv(int sock, int *fd, void *data, size_t len);
 
 #endif

@@ -3,7 +3,6 @@
  * Trusts its caller's host name only after checking it is a plain DNS name.  Both
  * files are written under a temporary name created with O_EXCL, synced, then renamed
  * into place, so a reader never sees half a key and the key is never world-readable. */
-#include "tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +20,7 @@
 #include <openssl/x509v3.h>
 
 #include "str.h"
+#include "tls.h"
 
 #define TLS_CERT_DAYS 3650
 

@@ -20,6 +20,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "clock.h"
 #include "str.h"
 #include "xmalloc.h"
 
@@ -67,13 +68,6 @@ struct map {
     size_t nrules;
     pcre2_match_data *md;
 };
-
-static time_t now_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec;
-}
 
 static bool has_ctl(const char *s, size_t n)
 {
@@ -137,7 +131,7 @@ static int cdb_map_open(struct map *m, struct str *err)
     m->ino = sb.st_ino;
     m->mtime = sb.st_mtim;
     m->size = sb.st_size;
-    m->checked = now_mono();
+    m->checked = (time_t)(clock_ms() / 1000);
     return 0;
 }
 
@@ -145,7 +139,7 @@ static int cdb_map_open(struct map *m, struct str *err)
 static int cdb_map_check(struct map *m, struct str *err)
 {
     struct stat sb;
-    time_t now = now_mono();
+    time_t now = (time_t)(clock_ms() / 1000);
 
     if (m->fd >= 0 && m->pinned)
         return 0;

@@ -9,29 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fd.h"
 #include "str.h"
 #include "xmalloc.h"
-
-int fd_write_all(int fd, const void *data, size_t n)
-{
-    const char *p = data;
-
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* fsync of the directory holding path, so that the rename survives a crash; a
  * failure here is not reported (the data itself is on disk). */

@@ -1,7 +1,6 @@
 /* The queue directory tree, moves between its directories, directory fsync.
  * Paths come from the configuration and from the queue's own directory listings;
  * a queue id given to queue_move() must be a plain file name. */
-#include "queue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "queue.h"
 #include "str.h"
 
 static const struct {

@@ -40,7 +40,7 @@ void str_reserve(struct str *sb, size_t extra)
     size_t need, cap;
 
     if (sb->len > SIZE_MAX - 1 - extra)
-        log_fatal("str_reserve: size overflow");
+        log_panic("str_reserve: size overflow");
     need = sb->len + extra + 1;
     if (sb->s != NULL && need <= sb->cap)
         return;
@@ -105,7 +105,7 @@ void str_vprintf(struct str *sb, const char *fmt, va_list ap)
     va_end(ap2);
     if (n < 0) {
         sb->s[sb->len] = '\0';
-        log_fatal("str_vprintf: bad format");
+        log_panic("str_vprintf: bad format");
     }
     if ((size_t)n >= room) {
         str_reserve(sb, (size_t)n);
@@ -113,7 +113,7 @@ void str_vprintf(struct str *sb, const char *fmt, va_list ap)
         n = vsnprintf(sb->s + sb->len, sb->cap - sb->len, fmt, ap2);
         va_end(ap2);
         if (n < 0)
-            log_fatal("str_vprintf: bad format");
+            log_panic("str_vprintf: bad format");
     }
     sb->len += (size_t)n;
 }
@@ -131,7 +131,7 @@ void str_truncate(struct str *sb, size_t len)
     if (sb->s == NULL)
         str_init(sb);
     if (len > sb->len)
-        log_fatal("str_truncate: %zu beyond length %zu", len, sb->len);
+        log_panic("str_truncate: %zu beyond length %zu", len, sb->len);
     sb->len = len;
     sb->s[len] = '\0';
 }

@@ -1,5 +1,5 @@
-/* Privileges and file descriptors: dropping to a user, chroot, temporary switches of
- * the effective ids (local delivery), close-on-exec.  Every function is a no-op on
+/* Privileges: dropping to a user, chroot, temporary switches of the effective ids
+ * (local delivery).  Every function is a no-op on
  * the privilege side when the process is not running as root, so an instance run by
  * an ordinary user behaves the same in every other way. */
 #ifndef POSTERN_PRIV_H
@@ -20,11 +20,5 @@ int priv_drop(const char *user, const char *chroot_dir, struct str *err);
 /* Effective ids switch for a root process, and back: no-ops when not root. */
 int priv_become(uid_t uid, gid_t gid, struct str *err);
 int priv_restore(struct str *err);
-
-int fd_cloexec(int fd, bool on);
-int fd_nonblock(int fd, bool on);
-/* Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed, so that no file
- * opened later lands there (and gets stderr's log lines).  0, or -1 (errno). */
-int fd_std_ensure(void);
 
 #endif

@@ -20,8 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
+#include "fd.h"
 #include "log.h"
+#include "log_conf.h"
 #include "priv.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -142,24 +145,17 @@ static void server_listen_fds(struct server *srv)
     }
 }
 
-static long long server_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int server_accept_loop(struct server *srv, const struct server_opts *opts)
 {
     long long max_use = conf_int(srv->conf, "max_use");
     long long max_idle_ms = conf_time_ms(srv->conf, "max_idle");
-    long long idle_since = server_now_ms();
+    long long idle_since = clock_ms();
     long long served = 0;
     struct pollfd *pfd = xcalloc(srv->nlisten + 1, sizeof(*pfd));
     size_t next = 0;
 
     if (opts->service == NULL)
-        log_fatal("no service function");
+        log_panic("no service function");
     if (srv->nlisten == 0)
         log_warn("no listening sockets");
     for (;;) {
@@ -171,7 +167,7 @@ static int server_accept_loop(struct server *srv, const struct server_opts *opts
         if (max_use > 0 && served >= max_use)
             break;
         if (!opts->no_max_idle && max_idle_ms > 0) {
-            long long left = idle_since + max_idle_ms - server_now_ms();
+            long long left = idle_since + max_idle_ms - clock_ms();
             if (left <= 0)
                 break;
             if (left < wait_ms)
@@ -220,7 +216,7 @@ static int server_accept_loop(struct server *srv, const struct server_opts *opts
                 close(fd);
             server_idle();
             served++;
-            idle_since = server_now_ms();
+            idle_since = clock_ms();
             break;
         }
     }

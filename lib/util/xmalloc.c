@@ -44,7 +44,7 @@ void *xrealloc(void *p, size_t n)
 void *xreallocarray(void *p, size_t n, size_t size)
 {
     if (size != 0 && n > SIZE_MAX / size)
-        log_fatal("allocation size overflow (%zu x %zu)", n, size);
+        log_panic("allocation size overflow (%zu x %zu)", n, size);
     return xrealloc(p, n * size);
 }
 

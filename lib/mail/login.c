@@ -11,6 +11,8 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "clock.h"
+#include "fd.h"
 #include "sock.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -194,23 +196,16 @@ struct login_prefix {
     size_t pos, len;
 };
 
-static long long login_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int login_wait(int fd, short events, int timeout_ms)
 {
-    long long deadline = login_now_ms() + (timeout_ms >= 0 ? timeout_ms : 0);
+    long long deadline = clock_ms() + (timeout_ms >= 0 ? timeout_ms : 0);
 
     for (;;) {
         struct pollfd pfd = { .fd = fd, .events = events, .revents = 0 };
         int wait_ms = -1, r;
 
         if (timeout_ms >= 0) {
-            long long left = deadline - login_now_ms();
+            long long left = deadline - clock_ms();
             wait_ms = left < 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
         }
         r = poll(&pfd, 1, wait_ms);

@@ -14,8 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "conf.h"
-
 #define LOG_LINE_MAX 2048
 
 static enum log_dest log_dest = LOG_DEST_STDERR;
@@ -86,26 +84,20 @@ void log_open(const char *name, enum log_dest dest, const char *file)
     log_setup("postern", name, dest, file, LOG_MAIL);
 }
 
-void log_open_conf(const char *name, const struct conf *conf, int foreground)
+int log_facility(const char *name)
 {
-    const char *file = conf_str(conf, "maillog_file");
-    const char *prefix = conf_str(conf, "syslog_name");
-    const char *fac = conf_str(conf, "syslog_facility");
-    int facility = -1;
+    for (size_t i = 0; i < sizeof(log_facilities) / sizeof(log_facilities[0]); i++)
+        if (name != NULL && strcmp(name, log_facilities[i].name) == 0)
+            return log_facilities[i].facility;
+    return -1;
+}
 
+void log_open_as(const char *prefix, const char *name, enum log_dest dest,
+                 const char *file, int facility)
+{
     if (prefix == NULL || *prefix == '\0')
         prefix = "postern";
-    for (size_t i = 0; i < sizeof(log_facilities) / sizeof(log_facilities[0]); i++)
-        if (fac != NULL && strcmp(fac, log_facilities[i].name) == 0)
-            facility = log_facilities[i].facility;
-    if (file != NULL && *file != '\0')
-        log_setup(prefix, name, LOG_DEST_FILE, file, LOG_MAIL);
-    else if (foreground)
-        log_setup(prefix, name, LOG_DEST_STDERR, NULL, LOG_MAIL);
-    else
-        log_setup(prefix, name, LOG_DEST_SYSLOG, NULL, facility < 0 ? LOG_MAIL : facility);
-    if (facility < 0)
-        log_warn("unknown syslog_facility \"%s\", using mail", fac ? fac : "");
+    log_setup(prefix, name, dest, file, facility < 0 ? LOG_MAIL : facility);
 }
 
 const char *log_name(void)
@@ -202,4 +194,10 @@ void log_fatal(const char *fmt, ...)
 {
     LOG_EMIT_ARGS(LOG_CRIT, "fatal: ");
     exit(1);
+}
+
+void log_panic(const char *fmt, ...)
+{
+    LOG_EMIT_ARGS(LOG_CRIT, "panic: ");
+    abort();
 }

@@ -1,6 +1,5 @@
 /* Writing whole files so that readers see the old content or the new, never a part:
- * a temporary file next to the target, fsync, rename over it, fsync of the directory.
- * Also the plain "write all of it" loop that the file writers share. */
+ * a temporary file next to the target, fsync, rename over it, fsync of the directory. */
 #ifndef POSTERN_ATOMIC_FILE_H
 #define POSTERN_ATOMIC_FILE_H
 
@@ -8,10 +7,6 @@
 #include <sys/stat.h>
 
 struct str;
-
-/* Writes all n bytes to fd, again after EINTR.  0, or -1 with errno (EIO when
- * write(2) wrote nothing). */
-int fd_write_all(int fd, const void *data, size_t n);
 
 /* Replaces path with data: written to "PATH.tmpXXXXXX", fsynced, renamed to path,
  * then the directory fsynced.  The file gets mode, or when like is not NULL the mode

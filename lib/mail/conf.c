@@ -638,7 +638,7 @@ static size_t conf_need(const struct conf *c, const char *key)
 {
     long i = conf_index(key);
     if (i < 0)
-        log_fatal("configuration key \"%s\" is not in the table", key);
+        log_panic("configuration key \"%s\" is not in the table", key);
     (void)c;
     return (size_t)i;
 }

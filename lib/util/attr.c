@@ -39,7 +39,7 @@ void attr_free(struct attr_list *al)
     attr_init(al);
 }
 
-static bool attr_name_ok(const char *name, size_t len)
+bool attr_name_valid(const char *name, size_t len)
 {
     if (len == 0)
         return false;
@@ -59,7 +59,7 @@ static void attr_push(struct attr_list *al, const char *name, size_t nlen,
     struct attr *a;
 
     if (nlen > SIZE_MAX - 2 || vlen > SIZE_MAX - 2 - nlen)
-        log_fatal("attr: size overflow");
+        log_panic("attr: size overflow");
     if (al->n == al->cap) {
         size_t cap = al->cap ? al->cap * 2 : 8;
         al->v = xreallocarray(al->v, cap, sizeof(*al->v));
@@ -81,8 +81,8 @@ void attr_addn(struct attr_list *al, const char *name, const void *value, size_t
 {
     size_t nlen = strlen(name);
 
-    if (!attr_name_ok(name, nlen))
-        log_fatal("attr: invalid attribute name \"%s\"", name);
+    if (!attr_name_valid(name, nlen))
+        log_panic("attr: invalid attribute name \"%s\"", name);
     attr_push(al, name, nlen, value, len);
 }
 
@@ -267,7 +267,7 @@ int attr_read(struct stream *st, struct attr_list *al, size_t max_frame)
             break;
         }
         eq = memchr(buf, '=', len);
-        if (eq == NULL || !attr_name_ok(buf, (size_t)(eq - buf))) {
+        if (eq == NULL || !attr_name_valid(buf, (size_t)(eq - buf))) {
             attr_malformed();
             break;
         }

@@ -18,6 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "fd.h"
 #include "str.h"
 
 static void sock_err(struct str *err, const char *what, const char *where)
@@ -211,17 +213,9 @@ static int sock_connect_addr(const struct sockaddr *sa, socklen_t len, int timeo
         goto fail;
     if (rc < 0) {
         struct pollfd pfd = { .fd = fd, .events = POLLOUT, .revents = 0 };
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
+        long long deadline = clock_deadline(timeout_ms);
         for (;;) {
-            int wait = timeout_ms;
-            if (timeout_ms >= 0) {
-                clock_gettime(CLOCK_MONOTONIC, &t1);
-                long long spent = (t1.tv_sec - t0.tv_sec) * 1000LL
-                    + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-                wait = spent >= timeout_ms ? 0 : (int)(timeout_ms - spent);
-            }
-            rc = poll(&pfd, 1, wait);
+            rc = poll(&pfd, 1, clock_left_ms(deadline));
             if (rc > 0)
                 break;
             if (rc == 0) {
@@ -350,91 +344,3 @@ int sock_local(int fd, char *addr, size_t addrlen, unsigned *port)
     return sock_text(&ss, addr, addrlen, port);
 }
 
-int fd_send(int sock, int fd, const void *data, size_t len)
-{
-    union {
-        struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int))];
-    } cm;
-    struct iovec iov;
-    struct msghdr msg;
-    struct cmsghdr *c;
-    char zero = '\0';
-    ssize_t n;
-
-    if (len == 0) {                 /* a message must carry at least one byte */
-        data = &zero;
-        len = 1;
-    }
-    memset(&msg, 0, sizeof(msg));
-    memset(&cm, 0, sizeof(cm));
-    iov.iov_base = (void *)data;
-    iov.iov_len = len;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cm.buf;
-    msg.msg_controllen = sizeof(cm.buf);
-    c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    do
-        n = sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -1;
-    if ((size_t)n != len) {
-        errno = EMSGSIZE;
-        return -1;
-    }
-    return 0;
-}
-
-ssize_t fd_recv(int sock, int *fd, void *data, size_t len)
-{
-    union {
-        struct cmsghdr hdr;
-        char buf[CMSG_SPACE(sizeof(int) * 8)];
-    } cm;
-    struct iovec iov;
-    struct msghdr msg;
-    struct cmsghdr *c;
-    ssize_t n;
-
-    *fd = -1;
-    memset(&msg, 0, sizeof(msg));
-    iov.iov_base = data;
-    iov.iov_len = len;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cm.buf;
-    msg.msg_controllen = sizeof(cm.buf);
-    do
-        n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return -1;
-    /* Keep the first descriptor; close any others a peer pushed on us. */
-    for (c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
-            continue;
-        size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        for (size_t i = 0; i < nfd; i++) {
-            int got;
-            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-            if (*fd < 0)
-                *fd = got;
-            else
-                close(got);
-        }
-    }
-    if (msg.msg_flags & MSG_CTRUNC) {
-        if (*fd >= 0)
-            close(*fd);
-        *fd = -1;
-        errno = EMSGSIZE;
-        return -1;
-    }
-    return n;
-}

@@ -1,0 +1,22 @@
+/* The config's choice of log destination, on top of the generic log (log_conf.h). */
+#include "log_conf.h"
+
+#include "conf.h"
+#include "log.h"
+
+void log_open_conf(const char *name, const struct conf *conf, int foreground)
+{
+    const char *file = conf_str(conf, "maillog_file");
+    const char *prefix = conf_str(conf, "syslog_name");
+    const char *fac = conf_str(conf, "syslog_facility");
+    int facility = log_facility(fac);
+
+    if (file != NULL && *file != '\0')
+        log_open_as(prefix, name, LOG_DEST_FILE, file, facility);
+    else if (foreground)
+        log_open_as(prefix, name, LOG_DEST_STDERR, NULL, facility);
+    else
+        log_open_as(prefix, name, LOG_DEST_SYSLOG, NULL, facility);
+    if (facility < 0)
+        log_warn("unknown syslog_facility \"%s\", using mail", fac ? fac : "");
+}
