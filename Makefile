@@ -47,8 +47,7 @@ ALL_LDFLAGS := $(SAN) $(LDFLAGS)
 LIBS      := $(PKG_LIBS) -lresolv
 
 # Daemons under libexec/postern/, each built from the .c files of its folder.
-DAEMONS   := master smtpd qmgr smtp local resolve pickup auth pop3d imapd
-DAEMONS   := $(foreach d,$(DAEMONS),$(if $(wildcard $(d)/*.c),$(d)))
+DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d
 
 UTIL_SRC  := $(wildcard lib/util/*.c)
 MAIL_SRC  := $(wildcard lib/mail/*.c)
@@ -59,7 +58,6 @@ LIB_A     := $(MAIL_A) $(UTIL_A)
 
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/libexec/postern/%)
 ADMIN_BIN   := $(BUILD)/sbin/postern
-SENDMAIL_BIN := $(if $(wildcard sendmail/*.c),$(BUILD)/bin/sendmail)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -69,7 +67,7 @@ FLAGS_NOW   := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(LIBS)
 $(shell mkdir -p $(BUILD); [ "`cat $(FLAGS_STAMP) 2>/dev/null`" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 
 .PHONY: all check unit integration run bench install clean deps-check
-all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN) $(UNIT_BINS)
+all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(UNIT_BINS)
 
 # V=1 shows the whole command lines.
 ifneq ($(V),1)
@@ -103,9 +101,6 @@ $(2): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c)) $$(LIB_A)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call program_rule,$(d),$(BUILD)/libexec/postern/$(d))))
 $(eval $(call program_rule,postern,$(ADMIN_BIN)))
-ifneq ($(SENDMAIL_BIN),)
-$(eval $(call program_rule,sendmail,$(SENDMAIL_BIN)))
-endif
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(LIB_A)
 	@mkdir -p $(dir $@)

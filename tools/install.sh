@@ -11,12 +11,6 @@ install -m 0755 "$build/sbin/postern" "$root/sbin/postern"
 for f in "$build"/libexec/postern/*; do
     install -m 0755 "$f" "$root/libexec/postern/"
 done
-if [ -x "$build/bin/sendmail" ]; then
-    install -d "$root/bin"
-    install -m 0755 "$build/bin/sendmail" "$root/sbin/sendmail"
-    ln -sf ../sbin/sendmail "$root/bin/mailq"
-    ln -sf ../sbin/sendmail "$root/bin/newaliases"
-fi
 for m in man/*.5; do [ -f "$m" ] && install -m 0644 "$m" "$root/share/man/man5/"; done
 for m in man/*.8; do [ -f "$m" ] && install -m 0644 "$m" "$root/share/man/man8/"; done
 install -m 0644 README.md INSTALL "$root/share/doc/postern/"

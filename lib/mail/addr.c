@@ -367,17 +367,6 @@ fail:
     return -1;
 }
 
-int addr_split(const char *addr, struct str *local, struct str *domain)
-{
-    const char *at = strrchr(addr, '@');
-
-    if (at == NULL)
-        return -1;
-    str_set(local, addr, (size_t)(at - addr));
-    str_sets(domain, at + 1);
-    return 0;
-}
-
 bool addr_local_safe(const char *local)
 {
     size_t n = 0;

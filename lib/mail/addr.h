@@ -32,8 +32,6 @@ enum addr_flags {
 int addr_parse_path(const char *arg, int flags, struct str *addr, const char **rest,
                     const char **why);
 
-/* Splits "local@domain" at the last '@': 0, or -1 when there is no '@'. */
-int addr_split(const char *addr, struct str *local, struct str *domain);
 /* Domain syntax: dot-atom of letter-digit-hyphen labels (or UTF-8 with SMTPUTF8), or
  * an address literal "[1.2.3.4]" / "[IPv6:...]". */
 bool addr_domain_valid(const char *domain, bool utf8);

@@ -393,22 +393,3 @@ out:
     return ret;
 }
 
-int bounce_create(const char *qdir, struct queue_file *orig, const struct bounce_rcpt *r,
-                  size_t n, const struct conf *conf, char id_out[QUEUE_ID_SIZE],
-                  struct str *err)
-{
-    const char *ret = queue_file_attr(orig, "ret");
-    char *to[1];
-    struct bounce_notice bn = { .kind = BOUNCE_FAILED, .sender = "", .rcpts = to,
-                                .nrcpts = 1 };
-
-    if (orig->sender == NULL || orig->sender[0] == '\0') {
-        log_info("%s: status=bounced, no bounce: null sender (%zu recipient%s)", orig->id,
-                 n, n == 1 ? "" : "s");
-        return 1;
-    }
-    to[0] = orig->sender;
-    bn.to = orig->sender;
-    bn.full = ret != NULL && strcasecmp(ret, "FULL") == 0;
-    return bounce_notice_create(qdir, orig, &bn, r, n, conf, id_out, err);
-}

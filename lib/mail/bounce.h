@@ -70,12 +70,6 @@ int bounce_notice_create(const char *qdir, struct queue_file *orig,
                          size_t n, const struct conf *conf, char id_out[QUEUE_ID_SIZE],
                          struct str *err);
 
-/* A failure notice to orig's sender.  Returns 0 (new id in id_out), 1 when no notice
- * is due (null sender; logged), or -1 with err. */
-int bounce_create(const char *qdir, struct queue_file *orig, const struct bounce_rcpt *r,
-                  size_t n, const struct conf *conf, char id_out[QUEUE_ID_SIZE],
-                  struct str *err);
-
 /* The notice's text, for tests: appends the whole message (headers and body, '\n'
  * line ends) to out.  orig_text: the original's headers (whole = false) or the whole
  * original (whole = true). */

@@ -150,17 +150,3 @@ size_t header_count(const char *buf, size_t len, const char *name)
     return count;
 }
 
-bool header_has_value(const char *buf, size_t len, const char *name, const char *value)
-{
-    struct header_reader hr;
-    struct header_field f;
-    size_t vlen = strlen(value);
-    bool found = false;
-
-    header_reader_init(&hr, buf, len);
-    while (!found && header_next(&hr, &f) == 1)
-        if (header_name_is(&f, name) && ascii_eq_nocase(f.value, f.value_len, value, vlen))
-            found = true;
-    header_reader_free(&hr);
-    return found;
-}

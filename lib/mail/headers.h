@@ -45,8 +45,5 @@ size_t header_section_len(const char *buf, size_t len);
 bool header_name_is(const struct header_field *f, const char *name);
 /* Number of fields called name. */
 size_t header_count(const char *buf, size_t len, const char *name);
-/* true when a field called name has the value value (unfolded, trimmed, compared
- * without regard to ASCII case). */
-bool header_has_value(const char *buf, size_t len, const char *name, const char *value);
 
 #endif

@@ -227,32 +227,3 @@ int maildir_link(struct maildir_tmp *t, struct str *path_out, struct str *err)
     maildir_free(t);
     return 0;
 }
-
-int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err)
-{
-    struct str final = STR_INIT, newdir = STR_INIT;
-    int e;
-
-    str_printf(&newdir, "%s/new", t->dir);
-    if (maildir_link(t, &final, err) < 0) {
-        e = errno;
-        str_free(&newdir);
-        errno = e;
-        return -1;
-    }
-    if (fsync_dir(newdir.s) < 0) {
-        /* Not known to be durable: take it back so that a retry delivers once. */
-        e = errno;
-        str_printf(err, "fsync %s: %s", newdir.s, strerror(e));
-        unlink(final.s);
-        str_free(&final);
-        str_free(&newdir);
-        errno = e;
-        return -1;
-    }
-    if (path_out != NULL)
-        str_sets(path_out, final.s);
-    str_free(&final);
-    str_free(&newdir);
-    return 0;
-}

@@ -25,15 +25,13 @@ int maildir_create(const char *dir, mode_t mode, struct str *err);
 /* Opens a new unique file in dir/tmp.  0, or -1 with err (errno kept). */
 int maildir_open(const char *dir, struct maildir_tmp *t, struct str *err);
 int maildir_write(struct maildir_tmp *t, const void *data, size_t len);
-/* fsync, link into new/NAME,S=size, unlink tmp, fsync new/.  The final path is
- * put in path_out when not NULL.  0, or -1 with err (temporary file removed). */
-int maildir_commit(struct maildir_tmp *t, struct str *path_out, struct str *err);
 void maildir_abort(struct maildir_tmp *t);
-/* The two halves of maildir_commit less its last step, for a caller that fsyncs
- * new/ once for many files (and removes the new files itself if that fails).
+/* Committing a message, for a caller that fsyncs new/ once for many files (and
+ * removes the new files itself if that fails):
  * maildir_sync: fsync and close the file (nothing when already done).
- * maildir_link: maildir_sync, then link into new/ and unlink from tmp/.  Both: 0, or
- * -1 with err and errno (temporary file removed, t released). */
+ * maildir_link: maildir_sync, then link into new/NAME,S=size and unlink from tmp/;
+ * the final path goes to path_out when not NULL.  Both: 0, or -1 with err and errno
+ * (temporary file removed, t released). */
 int maildir_sync(struct maildir_tmp *t, struct str *err);
 int maildir_link(struct maildir_tmp *t, struct str *path_out, struct str *err);
 

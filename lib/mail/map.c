@@ -572,11 +572,6 @@ void map_close(struct map *m)
     free(m);
 }
 
-const char *map_spec(const struct map *m)
-{
-    return m->spec;
-}
-
 int map_lookup(struct map *m, const char *key, struct str *value, struct str *err)
 {
     struct str dummy = STR_INIT;

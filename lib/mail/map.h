@@ -19,7 +19,6 @@ struct map;
 /* NULL on a malformed spec or unknown type, with the reason in err. */
 struct map *map_open(const char *spec, struct str *err);
 void map_close(struct map *m);
-const char *map_spec(const struct map *m);
 /* 1 found (value set), 0 not found, -1 lookup failed (errno; message in err if not NULL). */
 int map_lookup(struct map *m, const char *key, struct str *value, struct str *err);
 

@@ -156,16 +156,6 @@ static bool match_bytes(const struct cidr *c, int family, const unsigned char *a
     return false;
 }
 
-bool cidr_match(const struct cidr *c, const char *addr)
-{
-    int family;
-    unsigned char a[16];
-
-    if (cidr_addr_parse(addr, &family, a) < 0)
-        return false;
-    return match_bytes(c, family, a);
-}
-
 int cidr_list_parse(char *const *items, struct cidr_list *cl, struct str *err)
 {
     size_t n = items ? strv_len(items) : 0;

@@ -22,8 +22,6 @@ int cidr_parse(const char *spec, struct cidr *c, struct str *err);
 /* Parses a textual address (IPv4, IPv6, brackets allowed) into family and bytes;
  * an IPv4-mapped IPv6 address becomes AF_INET.  0, or -1. */
 int cidr_addr_parse(const char *text, int *family, unsigned char addr[16]);
-/* true when the textual address lies in the block (false when it does not parse). */
-bool cidr_match(const struct cidr *c, const char *addr);
 
 struct cidr_list {
     struct cidr *v;
@@ -34,6 +32,8 @@ struct cidr_list {
  * with "item: reason" in err.  Free with cidr_list_free. */
 int cidr_list_parse(char *const *items, struct cidr_list *cl, struct str *err);
 void cidr_list_free(struct cidr_list *cl);
+/* true when the textual address lies in one of the blocks (false when it does not
+ * parse). */
 bool cidr_list_match(const struct cidr_list *cl, const char *addr);
 
 #endif

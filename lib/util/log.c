@@ -100,13 +100,6 @@ void log_open_as(const char *prefix, const char *name, enum log_dest dest,
     log_setup(prefix, name, dest, file, facility < 0 ? LOG_MAIL : facility);
 }
 
-const char *log_name(void)
-{
-    if (log_prog[0] == '\0')
-        return program_invocation_short_name;
-    return log_prog;
-}
-
 static void log_sanitise(char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

@@ -30,6 +30,4 @@ _Noreturn void log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 
 /* A broken invariant, that is a bug: "panic: ", then abort() for a core to debug. */
 _Noreturn void log_panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-const char *log_name(void);
-
 #endif

@@ -333,14 +333,3 @@ int sock_peer(int fd, char *addr, size_t addrlen, unsigned *port)
     return sock_text(&ss, addr, addrlen, port);
 }
 
-int sock_local(int fd, char *addr, size_t addrlen, unsigned *port)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-
-    memset(&ss, 0, sizeof(ss));
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-        return -1;
-    return sock_text(&ss, addr, addrlen, port);
-}
-

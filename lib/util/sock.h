@@ -21,6 +21,5 @@ int sock_connect_inet(const char *host, unsigned port, int timeout_ms);
 /* "1.2.3.4" or "2001:db8::1" (v4-mapped shown as v4) and the port of the peer or of
  * the local end.  0, or -1. */
 int sock_peer(int fd, char *addr, size_t addrlen, unsigned *port);
-int sock_local(int fd, char *addr, size_t addrlen, unsigned *port);
 
 #endif

@@ -137,11 +137,6 @@ void stream_set_timeout(struct stream *st, int timeout_ms)
     st->timeout_ms = timeout_ms;
 }
 
-int stream_timeout(const struct stream *st)
-{
-    return st->timeout_ms;
-}
-
 static int stream_fail(struct stream *st)
 {
     if (!st->failed) {

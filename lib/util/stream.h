@@ -38,7 +38,6 @@ struct stream *stream_fdopen(int fd);          /* the stream owns fd from now on
 void stream_close(struct stream *st);          /* flushes nothing; closes fd, frees */
 int stream_fd(const struct stream *st);
 void stream_set_timeout(struct stream *st, int timeout_ms);
-int stream_timeout(const struct stream *st);
 
 /* Replaces the transport; ctx is freed with ops->free at close.  Bytes already
  * buffered from the old transport are dropped (STARTTLS: what a client sent before

@@ -226,16 +226,11 @@ TEST(quote)
     str_free(&a);
 }
 
-TEST(split_fold_extension)
+TEST(domains_fold_extension)
 {
     struct str l = STR_INIT, d = STR_INIT, base = STR_INIT, ext = STR_INIT;
     char fold[] = "MiXed@ExAmPle.COM";
     char nofold[] = "NoDomain";
-
-    CHECK(addr_split("a@b@c", &l, &d) == 0);
-    CHECK_STR(l.s, "a@b");
-    CHECK_STR(d.s, "c");
-    CHECK(addr_split("abc", &l, &d) == -1);
 
     CHECK(addr_domain_valid("example.com", false));
     CHECK(addr_domain_valid("[10.0.0.1]", false));

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "bounce.h"
@@ -74,6 +75,20 @@ static void read_notice(const char *qdir, const char *id, struct queue_file *bq,
     str_free(&err);
 }
 
+/* A failure notice to orig's sender, as qmgr writes one for an ordinary sender. */
+static int failure_notice(const char *qdir, struct queue_file *orig,
+                          const struct bounce_rcpt *r, size_t n, const struct conf *conf,
+                          char id_out[QUEUE_ID_SIZE], struct str *err)
+{
+    const char *ret = queue_file_attr(orig, "ret");
+    char *to[1] = { orig->sender };
+    struct bounce_notice bn = { .kind = BOUNCE_FAILED, .sender = "", .to = orig->sender,
+                                .rcpts = to, .nrcpts = 1,
+                                .full = ret != NULL && strcasecmp(ret, "FULL") == 0 };
+
+    return bounce_notice_create(qdir, orig, &bn, r, n, conf, id_out, err);
+}
+
 TEST(failure_notice)
 {
     const char *dir = unit_tmpdir();
@@ -92,7 +107,7 @@ TEST(failure_notice)
     CHECK(queue_tree_create(qdir, &err) == 0);
     CHECK(make_orig(qdir, "sender@far.test", NULL, NULL, &qf) == 0);
 
-    CHECK(bounce_create(qdir, &qf, br, 2, conf, bid, &err) == 0);
+    CHECK(failure_notice(qdir, &qf, br, 2, conf, bid, &err) == 0);
     read_notice(qdir, bid, &bq, &text);
     CHECK_STR(bq.sender, "");
     CHECK(bq.nrcpt == 1);
@@ -112,10 +127,6 @@ TEST(failure_notice)
     CHECK(strstr(text.s, "To: <sender@far.test>\n") != NULL);
     queue_file_close(&bq);
 
-    /* never a bounce of a bounce through this call */
-    free(qf.sender);
-    qf.sender = strdup("");
-    CHECK(bounce_create(qdir, &qf, br, 1, conf, bid, &err) == 1);
     queue_file_close(&qf);
     conf_free(conf);
     str_free(&err);
@@ -136,7 +147,7 @@ TEST(ret_full_and_envid)
     snprintf(qdir, sizeof(qdir), "%s/queue", dir);
     CHECK(queue_tree_create(qdir, &err) == 0);
     CHECK(make_orig(qdir, "sender@far.test", "FULL", "abc+2Bdef", &qf) == 0);
-    CHECK(bounce_create(qdir, &qf, br, 1, conf, bid, &err) == 0);
+    CHECK(failure_notice(qdir, &qf, br, 1, conf, bid, &err) == 0);
     read_notice(qdir, bid, &bq, &text);
     CHECK(strstr(text.s, "Original-Envelope-Id: abc+def\n") != NULL);
     CHECK(strstr(text.s, "Content-Type: message/rfc822\n\nFrom: a@far.test\n") != NULL);
@@ -145,7 +156,7 @@ TEST(ret_full_and_envid)
 
     /* larger than bounce_size_limit: headers only, and said so */
     CHECK(conf_set(conf, "bounce_size_limit", "20", &err) == 0);
-    CHECK(bounce_create(qdir, &qf, br, 1, conf, bid, &err) == 0);
+    CHECK(failure_notice(qdir, &qf, br, 1, conf, bid, &err) == 0);
     read_notice(qdir, bid, &bq, &text);
     CHECK(strstr(text.s, "the body stays home") == NULL);
     CHECK(strstr(text.s, "too large to be returned in full") != NULL);

@@ -9,10 +9,11 @@
 static bool m(const char *spec, const char *addr)
 {
     struct cidr c;
+    struct cidr_list one = { &c, 1 };
 
     if (cidr_parse(spec, &c, NULL) < 0)
         return false;
-    return cidr_match(&c, addr);
+    return cidr_list_match(&one, addr);
 }
 
 static bool bad(const char *spec)

@@ -64,7 +64,7 @@ TEST(deliver_many)
         CHECK(maildir_write(&t, "", 1) == 0);              /* a NUL byte too */
         CHECK(t.size == (size_t)n + 1);
         str_clear(&path);
-        if (maildir_commit(&t, &path, &err) == 0)
+        if (maildir_link(&t, &path, &err) == 0)
             ok++;
         CHECK(strstr(path.s, "/new/") != NULL);
         CHECK(access(path.s, F_OK) == 0);
@@ -109,7 +109,7 @@ TEST(failure_leaves_nothing)
     CHECK(maildir_write(&t, "x\n", 2) == 0);
     snprintf(sub, sizeof(sub), "%s/new", dir);
     CHECK(rmdir(sub) == 0);
-    CHECK(maildir_commit(&t, NULL, &err) < 0 && errno == ENOENT);
+    CHECK(maildir_link(&t, NULL, &err) < 0 && errno == ENOENT);
     CHECK(err.len > 0);
     snprintf(sub, sizeof(sub), "%s/tmp", dir);
     CHECK(count_entries(sub) == 0);
