@@ -103,8 +103,10 @@ def _lock_dir():
     except FileExistsError:
         pass
     st = os.lstat(LOCK_DIR)
-    if not stat.S_ISDIR(st.st_mode):
-        raise RuntimeError(f"{LOCK_DIR} is not a directory")
+    # Sticky (or ours): nobody can swap a lock file someone else holds for a new one.
+    if not stat.S_ISDIR(st.st_mode) or not (st.st_mode & stat.S_ISVTX
+                                             or st.st_uid == os.geteuid()):
+        raise RuntimeError(f"{LOCK_DIR} is not a sticky directory")
     return LOCK_DIR
 
 
@@ -161,8 +163,8 @@ class PortBlock:
             self._fd = None
 
 
-_helper_ports = {"block": None, "next": 0}
-_helper_lock = threading.Lock()
+_test_server_ports = {"block": None, "next": 0}
+_test_server_lock = threading.Lock()
 
 
 def reserve_port():
@@ -170,13 +172,13 @@ def reserve_port():
     this process until it ends, which no instance binds; handed out in turn, each once
     (until all BLOCK have been), and free when handed out.  Also a port nobody listens
     on, when not bound."""
-    with _helper_lock:
-        if _helper_ports["block"] is None:
-            _helper_ports["block"] = PortBlock()
-        base = _helper_ports["block"].base
+    with _test_server_lock:
+        if _test_server_ports["block"] is None:
+            _test_server_ports["block"] = PortBlock()
+        base = _test_server_ports["block"].base
         for _ in range(BLOCK):
-            port = base + _helper_ports["next"]
-            _helper_ports["next"] = (_helper_ports["next"] + 1) % BLOCK
+            port = base + _test_server_ports["next"]
+            _test_server_ports["next"] = (_test_server_ports["next"] + 1) % BLOCK
             if port_free(port, udp=True):
                 return port
     raise RuntimeError(f"no free port left in the block at {base}")
