@@ -44,12 +44,14 @@ def test_no_acknowledged_message_is_lost(crash_mta):
     stop_killing = threading.Event()
     deadline = time.monotonic() + 300
     kills = []
+    killer_errors = []
 
     def sender(n0, count):
         pending = [f"<crash-{n0 + i}@remote.test>" for i in range(count)]
         s = None
         attempts = 0
-        while pending and time.monotonic() < deadline and attempts < count * 50:
+        while (pending and time.monotonic() < deadline and attempts < count * 50
+               and not killer_errors):
             attempts += 1
             mid = pending[0]
             body = (f"From: a@remote.test\r\nMessage-ID: {mid}\r\nSubject: crash\r\n\r\n"
@@ -75,8 +77,6 @@ def test_no_acknowledged_message_is_lost(crash_mta):
                 s.quit()
             except (OSError, smtplib.SMTPException):
                 pass
-
-    killer_errors = []
 
     def killer():
         try:
@@ -108,10 +108,12 @@ def test_no_acknowledged_message_is_lost(crash_mta):
                 continue
             kills.append(victim)
             if victim == "master":
-                # As an admin would: start it again once its children are gone (each
-                # notices within its poll slice, or when its session ends).
-                wait_for(lambda: not inst.daemon_pids("smtpd") and not inst.daemon_pids("qmgr"),
-                         timeout=30, what="orphaned daemons to exit")
+                # As an admin would: start it again once it has gone (its lock on the
+                # pid file released; a process in the kernel dies only on its way out)
+                # and so have its children (each notices within its poll slice).
+                wait_for(lambda: inst.run("status", check=False).returncode != 0
+                         and not inst.daemon_pids("smtpd") and not inst.daemon_pids("qmgr"),
+                         timeout=30, what="master and its orphaned daemons to exit")
                 inst.run("start")
 
     per = TOTAL // SENDERS
