@@ -117,12 +117,12 @@ unit: all
 	@sh tests/unit/run.sh $(BUILD)/tests
 
 integration: all
-	@$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@$(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/integration
 
 check: deps-check
 	@$(MAKE) --no-print-directory all
 	@sh tests/unit/run.sh $(BUILD)/tests
-	@POSTERN_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	@POSTERN_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q -rs -p no:cacheprovider tests/integration
 
 run: deps-check all
 	@sh tools/run.sh $(abspath $(BUILD))

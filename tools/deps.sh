@@ -1,14 +1,25 @@
 #!/bin/sh
 # Checks that the Debian packages needed to build and test Postern are installed.
 # Run as root it installs what is missing with apt-get (and says so); run by anyone
-# else it prints the one apt-get line to run.  Used by `make check` and `make run`;
-# plain `make` and `make install` never touch the system.
+# else it prints the one apt-get line to run.  Used by `make check`, `make run` and
+# .ci/run; plain `make` and `make install` never touch the system.
 #   deps.sh check    build and test dependencies
 #   deps.sh run      build dependencies only
-#   deps.sh list     print the package names (for .ci/run and INSTALL)
+#   deps.sh list     print the package names (for INSTALL)
 set -u
 BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev libcrypt-dev"
-TEST_PKGS="python3 python3-pytest swaks openssl man-db fetchmail python3-dnslib"
+# What the tests run, each package for:
+#   python3 python3-pytest   the integration tests
+#   python3-dnslib           the test DNS server (tests/integration/dnsserver.py)
+#   swaks libnet-ssleay-perl SMTP client; swaks needs Net::SSLeay for --tls (a Recommends,
+#                            which --no-install-recommends would leave out)
+#   openssl                  test certificates
+#   man-db                   man(1): the man pages render without warnings
+#   fetchmail                a POP3 client that is not ours
+#   passwd                   useradd, userdel, chpasswd (postern init and the system-user tests)
+#   postfix                  the peer of the interoperability tests and of make bench
+TEST_PKGS="python3 python3-pytest python3-dnslib swaks libnet-ssleay-perl openssl man-db \
+fetchmail passwd postfix"
 
 case "${1:-check}" in
     check) want="$BUILD_PKGS $TEST_PKGS" ;;
@@ -30,15 +41,39 @@ for p in $want; do
 done
 [ -z "$missing" ] && exit 0
 
-if [ "$(id -u)" -eq 0 ]; then
-    echo "Installing missing Debian packages:$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >/dev/null || exit 1
-    # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $missing || exit 1
-else
+if [ "$(id -u)" -ne 0 ]; then
     echo "Missing Debian packages:$missing"
     echo "Install them with:"
-    echo "    sudo apt-get install -y$missing"
+    case " $missing " in *" postfix "*)
+        echo "    echo 'postfix postfix/main_mailer_type select No configuration' |" \
+             "sudo debconf-set-selections"
+    esac
+    echo "    sudo apt-get install -y --no-install-recommends$missing"
     exit 1
 fi
+
+echo "Installing missing Debian packages:$missing"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null || exit 1
+others="" postfix=""
+for p in $missing; do
+    if [ "$p" = postfix ]; then postfix=postfix; else others="$others $p"; fi
+done
+if [ -n "$others" ]; then
+    # shellcheck disable=SC2086
+    apt-get install -y -q --no-install-recommends --no-remove $others || exit 1
+fi
+if [ -n "$postfix" ]; then
+    # Postfix is only a test peer: the tests run private instances of it from their own
+    # directories.  "No configuration" writes no /etc/postfix/main.cf, and without one the
+    # system's Postfix cannot start (its init script exits at once, its systemd unit fails
+    # before anything listens): nothing takes port 25.  --no-remove: Postfix conflicts with
+    # any other mail server, which is never removed for a test peer.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections \
+        || exit 1
+    if ! apt-get install -y -q --no-install-recommends --no-remove postfix; then
+        echo "deps.sh: postfix not installed (another mail server is installed here?);" \
+             "the Postfix interoperability tests will be skipped" >&2
+    fi
+fi
+exit 0

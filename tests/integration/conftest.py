@@ -54,3 +54,12 @@ def _dump_log_on_failure(request):
                 inst = request.getfixturevalue(name)
                 print(f"---- maillog of {name} (last 60 lines) ----")
                 print("\n".join(inst.log().splitlines()[-60:]))
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter):
+    """The number of skipped tests, said even when it is 0, after the reasons (-rs)."""
+    yield
+    skipped = len(terminalreporter.stats.get("skipped", []))
+    who = "as root" if os.geteuid() == 0 else "not as root: tests that need root skip"
+    terminalreporter.write_line(f"skipped: {skipped} (run {who})")

@@ -5,19 +5,20 @@ CNAMEs, followed inside the zone); a name that is not in the zone, nor above a n
 in it, is NXDOMAIN; names listed in `servfail` answer SERVFAIL.
 
     server = ZoneServer(zone_text, servfail=("broken.test",))
-    server.start()          # server.port is the port chosen
+    server.start()          # server.port: from instance.reserve_port() unless given
     ...
     server.stop()
 
 Run by hand:  python3 dnsserver.py ZONEFILE [PORT]
 """
 
-import socket
 import sys
 import time
 
 from dnslib import QTYPE, RCODE, RR, DNSLabel
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+from instance import reserve_port
 
 
 class ZoneResolver(BaseResolver):
@@ -62,26 +63,9 @@ class ZoneResolver(BaseResolver):
 class ZoneServer:
     def __init__(self, zone_text, servfail=(), port=0, tcp=False):
         self.resolver = ZoneResolver(zone_text, servfail)
-        self.port = port or self._free_port()
+        self.port = port or reserve_port()
         self.tcp = tcp
         self.servers = []
-
-    @staticmethod
-    def _free_port():
-        for _ in range(50):
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            try:
-                s.bind(("127.0.0.1", 0))
-                port = s.getsockname()[1]
-                t.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-            finally:
-                s.close()
-                t.close()
-        raise RuntimeError("no free port for the DNS server")
 
     def start(self):
         quiet = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)

@@ -10,7 +10,6 @@ STARTTLS with a self-signed certificate, and logs to DIR/maillog.  Every wait is
 The service table and process helpers come from tests/bench/bench_postfix.py."""
 
 import grp
-import mailbox
 import os
 import pwd
 import shutil
@@ -22,10 +21,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "bench"))
-from bench_postfix import (MASTER, POSTFIX, answers, available, free_port,  # noqa: E402
+from bench_postfix import (MASTER, POSTFIX, answers, available,  # noqa: E402
                            master_cf, session_members)
 
-from instance import wait_for  # noqa: E402
+from instance import (maildir_find, maildir_messages, reserve_port, wait_for,  # noqa: E402
+                      wait_maildir_message)
 
 
 def skip_reason():
@@ -51,7 +51,7 @@ class PostfixPeer:
         self.dir = tempfile.mkdtemp(prefix="postfix-peer-", dir="/tmp")
         os.chmod(self.dir, 0o755)
         self.etc = os.path.join(self.dir, "etc")
-        self.port = port or free_port()
+        self.port = port or reserve_port()
         self.hostname = hostname
         self.logfile = os.path.join(self.dir, "maillog")
         self.master = None
@@ -192,19 +192,15 @@ class PostfixPeer:
         return os.path.join(self.dir, "mail", domain, local)
 
     def messages(self, address):
-        """The messages in address's Maildir (new/ and cur/), as bytes."""
-        path = self.maildir(address)
-        if not os.path.isdir(os.path.join(path, "new")):
-            return []
-        md = mailbox.Maildir(path, factory=None, create=False)
+        """Every message in address's Maildir (new/ and cur/), as bytes."""
+        return maildir_messages(self.maildir(address))
 
-        def delivered(key):
-            return (os.stat(os.path.join(path, md._lookup(key))).st_mtime_ns, key)
-        return [md.get_bytes(k) for k in sorted(md.keys(), key=delivered)]
+    def find_messages(self, address, message_id=None, about=None):
+        return maildir_find(self.maildir(address), message_id, about)
 
-    def wait_messages(self, address, count, timeout=30):
-        return wait_for(lambda: (lambda m: m if len(m) >= count else None)(self.messages(address)),
-                        timeout=timeout, what=f"{count} message(s) for {address} at Postfix")
+    def wait_message(self, address, message_id, timeout=30):
+        return wait_maildir_message(self.maildir(address), message_id, timeout=timeout,
+                                    what=f"message {message_id} for {address} at Postfix")
 
     def log(self):
         try:
@@ -213,6 +209,23 @@ class PostfixPeer:
         except OSError:
             return ""
 
-    def wait_log(self, needle, timeout=30):
-        return wait_for(lambda: needle in self.log(), timeout=timeout,
-                        what=f"Postfix log line {needle!r}")
+    def log_mark(self):
+        try:
+            return os.path.getsize(self.logfile)
+        except OSError:
+            return 0
+
+    def log_lines(self, *needles, since):
+        """Lines written to the log since the mark that contain every needle."""
+        try:
+            with open(self.logfile, "rb") as f:
+                f.seek(since)
+                data = f.read()
+        except OSError:
+            return []
+        text = data[:data.rfind(b"\n") + 1].decode(errors="replace")
+        return [ln for ln in text.splitlines() if all(n in ln for n in needles)]
+
+    def wait_log(self, *needles, since, timeout=30):
+        return wait_for(lambda: (self.log_lines(*needles, since=since) or [None])[0],
+                        timeout=timeout, what=f"Postfix log line with {needles!r}")

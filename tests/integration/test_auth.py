@@ -88,6 +88,7 @@ def test_socket_directory(auth_mta):
 
 
 def test_login_and_lookup(auth_mta):
+    mark = auth_mta.log_mark()
     c = Conn(auth_mta)
     try:
         r = login(c, "Dora@Example.TEST", PASSWORD)
@@ -113,7 +114,7 @@ def test_login_and_lookup(auth_mta):
     key = os.path.join(auth_mta.queue_dir(), "private", "auth.key")
     st = os.stat(key)
     assert st.st_size == 32 and st.st_mode & 0o777 == 0o600
-    auth_mta.wait_log("auth ok: service=pop3, user=" + USER)
+    auth_mta.wait_log("auth ok: service=pop3, user=" + USER, since=mark)
 
 
 def test_tampered_token(auth_mta):
@@ -130,6 +131,7 @@ def test_tampered_token(auth_mta):
 
 
 def test_wrong_password_is_delayed(auth_mta):
+    mark = auth_mta.log_mark()
     c = Conn(auth_mta)
     try:
         t0 = time.monotonic()
@@ -146,7 +148,8 @@ def test_wrong_password_is_delayed(auth_mta):
         assert login(c, USER, PASSWORD, client="198.51.100.9")["status"] == "ok"
     finally:
         c.close()
-    auth_mta.wait_log("auth failed: service=pop3, user=" + USER + ", client=198.51.100.9")
+    auth_mta.wait_log("auth failed: service=pop3, user=" + USER + ", client=198.51.100.9",
+                      since=mark)
 
 
 def test_system_user_unknown(auth_mta):

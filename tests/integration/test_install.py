@@ -5,7 +5,7 @@ import os
 import socket
 import subprocess
 
-from instance import BUILD, REPO, free_port_base, wait_for
+from instance import BUILD, PORT_OFFSETS, REPO, PortBlock, wait_for
 
 
 def test_install_into_destdir_and_run(tmp_path):
@@ -30,12 +30,14 @@ def test_install_into_destdir_and_run(tmp_path):
     postern = str(usr / "sbin/postern")
     inst = tmp_path / "inst"
     os.chmod(tmp_path, 0o755)
-    base = free_port_base()
-    subprocess.run([postern, "init", str(inst), "--port-base", str(base),
-                    "--domain", "example.test"], check=True, capture_output=True, timeout=60)
-    subprocess.run([postern, "-c", str(inst), "start"], check=True, capture_output=True,
-                   timeout=60)
+    ports = PortBlock(check=PORT_OFFSETS.values())
+    base = ports.base
     try:
+        subprocess.run([postern, "init", str(inst), "--port-base", str(base),
+                        "--domain", "example.test"], check=True, capture_output=True, timeout=60)
+        subprocess.run([postern, "-c", str(inst), "start"], check=True, capture_output=True,
+                       timeout=60)
+
         def greets():
             try:
                 with socket.create_connection(("127.0.0.1", base + 25), timeout=2) as s:
@@ -54,3 +56,4 @@ def test_install_into_destdir_and_run(tmp_path):
         assert master in exes
     finally:
         subprocess.run([postern, "-c", str(inst), "stop"], capture_output=True, timeout=60)
+        ports.release()

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import start_instance
 from dnsserver import ZoneServer
-from instance import wait_for
+from instance import message_id_of, reserve_port, wait_for
 
 ALICE = "alice@a.test"
 
@@ -39,9 +39,9 @@ class FakeServer:
         self.tls = tls          # an ssl.SSLContext: offer STARTTLS
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.port = reserve_port()
+        self.sock.bind(("127.0.0.1", self.port))
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         self.messages = []
         self.connections = 0
         self.stopping = False
@@ -61,19 +61,26 @@ class FakeServer:
         try:
             if self.mode == "garbage":
                 conn.sendall(b"HELLO I AM NOT A MAIL SERVER\x1b[31m\r\n" * 3)
-                time.sleep(1)
+                self._until_closed(conn)
             elif self.mode == "endless":
                 conn.sendall(b"220-mx.fake.test\r\n")
                 for _ in range(2000):
                     conn.sendall(b"220-still talking\r\n")
             elif self.mode == "hang":
-                time.sleep(20)
+                self._until_closed(conn)
             else:
                 self._smtp(conn)
         except OSError:
             pass
         finally:
             conn.close()
+
+    @staticmethod
+    def _until_closed(conn):
+        """Says nothing more until the client hangs up (or the 30 s timeout)."""
+        for _ in range(1000):
+            if not conn.recv(4096):
+                return
 
     def _smtp(self, conn):
         f = conn.makefile("rb")
@@ -118,6 +125,12 @@ class FakeServer:
                 return
             else:
                 conn.sendall(b"502 5.5.2 What\r\n")
+
+    def wait_message(self, mid, timeout=20):
+        """The message with Message-ID mid as received (dot-stuffed), once it is here."""
+        return wait_for(lambda: ([m for m in self.messages if message_id_of(m) == mid]
+                                 or [None])[0],
+                        timeout=timeout, what=f"message {mid} at the {self.mode} server")
 
     def stop(self):
         self.stopping = True
@@ -164,16 +177,13 @@ def net(tmp_path_factory):
     dns.stop()
 
 
-def send(inst, rcpts, subject, body="hello\r\n", extra=b"", mail_options=()):
+def send(inst, rcpts, subject, body="hello\r\n", extra=b"", mail_options=(), rcpt_options=()):
+    """Sends a message from ALICE through inst: (its Message-ID, its queue id at inst)."""
+    mid = f"<{subject.replace(' ', '.')}.{time.time()}@a.test>"
     data = (f"From: {ALICE}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject.replace(' ', '.')}.{time.time()}@a.test>\r\n").encode()
+            f"Message-ID: {mid}\r\n").encode()
     data += extra + b"\r\n" + (body.encode() if isinstance(body, str) else body)
-    with inst.smtp() as s:
-        return s.sendmail(ALICE, rcpts, data, mail_options=list(mail_options))
-
-
-def count(inst, addr):
-    return len(inst.messages(addr))
+    return mid, inst.submit(ALICE, rcpts, data, mail_options, rcpt_options)
 
 
 def dsn_of(msg_bytes):
@@ -190,31 +200,30 @@ def dsn_of(msg_bytes):
 
 def test_delivered_by_mx(net):
     a, b = net["a"], net["b"]
-    n = count(b, "bob@b.test")
-    send(a, ["bob@b.test"], "by mx")
-    got = b.wait_messages("bob@b.test", n + 1)[-1]
+    mark, nq = a.log_mark(), len(net["dns"].queries)
+    mid, qid = send(a, ["bob@b.test"], "by mx")
+    got = b.wait_message("bob@b.test", mid)
     assert b"Subject: by mx" in got
-    a.wait_log("status=sent")
-    assert f"relay=mx.b.test[127.0.0.1]:{b.port('smtp')}" in a.log()
-    assert ("b.test", "MX") in [(q.rstrip("."), t) for q, t in net["dns"].queries]
+    a.wait_log(f"{qid}: to=<bob@b.test>", "status=sent", since=mark)
+    assert a.log_lines(f"{qid}: relay=mx.b.test[127.0.0.1]:{b.port('smtp')},", since=mark)
+    assert ("b.test", "MX") in [(q.rstrip("."), t) for q, t in net["dns"].queries[nq:]]
 
 
 def test_session_reused(net):
     a, b = net["a"], net["b"]
-    n = count(b, "bob@b.test")
-    for i in range(3):
-        send(a, ["bob@b.test"], f"reuse {i}")
-    b.wait_messages("bob@b.test", n + 3)
+    mark = a.log_mark()
+    mids = [send(a, ["bob@b.test"], f"reuse {i}")[0] for i in range(3)]
+    for mid in mids:
+        b.wait_message("bob@b.test", mid)
     # qmgr may spread the messages over agents; at least one session carried two
-    wait_for(lambda: "conn_use=2" in a.log(), what="a reused session")
+    a.wait_log("conn_use=2", since=mark)
 
 
 def test_partial_rejection_bounces_to_sender(net):
     a, b = net["a"], net["b"]
-    nb, na = count(b, "carol@b.test"), count(a, ALICE)
-    send(a, ["carol@b.test", "nobody@b.test"], "partial")
-    b.wait_messages("carol@b.test", nb + 1)
-    notice = a.wait_messages(ALICE, na + 1)[-1]
+    mid, _ = send(a, ["carol@b.test", "nobody@b.test"], "partial")
+    b.wait_message("carol@b.test", mid)
+    notice = a.wait_message(ALICE, about=mid)
     fields = dsn_of(notice)
     assert len(fields) == 1
     assert "nobody@b.test" in fields[0]["final-recipient"]
@@ -225,57 +234,52 @@ def test_partial_rejection_bounces_to_sender(net):
 
 def test_null_mx_bounces_at_once(net):
     a = net["a"]
-    na = count(a, ALICE)
-    send(a, ["someone@nullmx.test"], "null mx")
-    notice = a.wait_messages(ALICE, na + 1, timeout=15)[-1]
+    mark = a.log_mark()
+    mid, qid = send(a, ["someone@nullmx.test"], "null mx")
+    notice = a.wait_message(ALICE, about=mid, timeout=15)
     fields = dsn_of(notice)
     assert fields[0]["status"] == "5.1.10"
-    assert "does not accept mail" in a.log()
+    assert a.log_lines(f"{qid}: to=<someone@nullmx.test>", "does not accept mail", since=mark)
 
 
 def test_nxdomain_bounces(net):
     a = net["a"]
-    na = count(a, ALICE)
-    send(a, ["someone@gone.test"], "nxdomain")
-    fields = dsn_of(a.wait_messages(ALICE, na + 1, timeout=15)[-1])
+    mid, _ = send(a, ["someone@gone.test"], "nxdomain")
+    fields = dsn_of(a.wait_message(ALICE, about=mid, timeout=15))
     assert fields[0]["status"] == "5.1.2"
 
 
 def test_domain_without_address_bounces(net):
     a = net["a"]
-    na = count(a, ALICE)
-    send(a, ["someone@noaddr.test"], "no address")
-    fields = dsn_of(a.wait_messages(ALICE, na + 1, timeout=15)[-1])
+    mid, _ = send(a, ["someone@noaddr.test"], "no address")
+    fields = dsn_of(a.wait_message(ALICE, about=mid, timeout=15))
     assert fields[0]["status"].startswith("5.")
 
 
 @pytest.mark.parametrize("mode", ["garbage", "endless", "hang"])
 def test_bad_server_defers(net, mode):
     a = net["a"]
+    mark = a.log_mark()
     rcpt = f"x@{mode}.test"
-    send(a, [rcpt], f"bad server {mode}")
-    a.wait_log(f"to=<{rcpt}>", timeout=30)
-    line = [l for l in a.log().splitlines() if f"to=<{rcpt}>" in l][0]
+    _, qid = send(a, [rcpt], f"bad server {mode}")
+    line = a.wait_log(f"{qid}: to=<{rcpt}>", since=mark, timeout=30)
     assert "status=deferred" in line, line
-    assert "fatal" not in a.log()
+    assert not a.log_lines("fatal", since=mark)
     assert a.daemon_pids("master")
     # the agent is still there to serve the next delivery
     b = net["b"]
-    n = count(b, "bob@b.test")
-    send(a, ["bob@b.test"], f"after {mode}")
-    b.wait_messages("bob@b.test", n + 1)
+    mid, _ = send(a, ["bob@b.test"], f"after {mode}")
+    b.wait_message("bob@b.test", mid)
 
 
 def test_eight_bit_converted_for_plain_server(net):
     a = net["a"]
     fake = net["fakes"]["plain"]
-    n = len(fake.messages)
     body = "Grüße aus Köln, ça va? = fine\r\n.leading dot\r\n" + "x" * 100 + " \r\n"
-    send(a, ["x@plain.test"], "eight bit", body=body.encode("utf-8"),
-         extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
-               b"Content-Transfer-Encoding: 8bit\r\n", mail_options=["BODY=8BITMIME"])
-    wait_for(lambda: len(fake.messages) > n, timeout=20, what="message at the fake server")
-    raw = fake.messages[-1]
+    mid, _ = send(a, ["x@plain.test"], "eight bit", body=body.encode("utf-8"),
+                  extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        b"Content-Transfer-Encoding: 8bit\r\n", mail_options=["BODY=8BITMIME"])
+    raw = fake.wait_message(mid)
     assert all(c < 0x80 for c in raw), "8-bit bytes sent to a server without 8BITMIME"
     # undo dot-stuffing, then let Python's email decode it
     unstuffed = b"".join(l[1:] if l.startswith(b".") else l for l in raw.splitlines(True))
@@ -286,60 +290,58 @@ def test_eight_bit_converted_for_plain_server(net):
 
 def test_deferred_then_flushed_once(net):
     a, b = net["a"], net["b"]
-    n = count(b, "bob@b.test")
+    mark, mark_b = a.log_mark(), b.log_mark()
     b.stop()
     try:
-        send(a, ["bob@b.test"], "while down")
-        wait_for(lambda: any("to=<bob@b.test>" in l and "status=deferred" in l
-                             and "Connection refused" in l for l in a.log().splitlines()),
-                 timeout=30, what="deferral while B is down")
-        assert a.queue_files("deferred")
+        mid, qid = send(a, ["bob@b.test"], "while down")
+        a.wait_log(f"{qid}: to=<bob@b.test>", "status=deferred", "Connection refused",
+                   since=mark, timeout=30)
+        assert qid in a.queue_files("deferred")
     finally:
         b.start()
     a.run("queue", "flush")
-    b.wait_messages("bob@b.test", n + 1, timeout=30)
-    time.sleep(3)       # a second delivery would come within the retry times
-    got = [m for m in b.messages("bob@b.test") if b"Subject: while down" in m]
-    assert len(got) == 1
+    b.wait_message("bob@b.test", mid, timeout=30)
+    # A is done with it (no further attempt can follow), and B with what it took
+    a.wait_log(f"{qid}: removed", since=mark, timeout=30)
+    b.wait_settled(since=mark_b)
+    assert len(a.log_lines(f"{qid}: to=<bob@b.test>", "status=sent", since=mark)) == 1
+    assert len(b.find_messages("bob@b.test", mid)) == 1
 
 
 def test_starttls_used_when_offered(net):
     a, fake = net["a"], net["fakes"]["tls"]
-    n = len(fake.messages)
-    send(a, ["x@tls.test"], "tls may")
-    wait_for(lambda: len(fake.messages) > n, timeout=20, what="message over TLS")
-    assert getattr(fake, "tls_sessions", 0) >= 1
-    a.wait_log("TLS connection established to mx.tls.test")
-    assert re.search(r"relay=mx\.tls\.test\[127\.0\.0\.1\]:\d+, conn_use=\d+, tls=TLSv1\.[23] ",
-                     a.log())
+    mark, sessions = a.log_mark(), getattr(fake, "tls_sessions", 0)
+    mid, qid = send(a, ["x@tls.test"], "tls may")
+    fake.wait_message(mid)
+    assert getattr(fake, "tls_sessions", 0) > sessions
+    a.wait_log("TLS connection established to mx.tls.test", since=mark)
+    a.wait_log(re.compile(rf"{qid}: relay=mx\.tls\.test\[127\.0\.0\.1\]:\d+, conn_use=\d+, "
+                          r"tls=TLSv1\.[23] "), since=mark)
 
 
 def reload_with(a, **kw):
     a.config(**kw)
-    a.run("reload")
-    time.sleep(1.5)
+    a.reload()
 
 
 def test_tls_verify_level(net):
     a, fake = net["a"], net["fakes"]["tls"]
     wrong_ca = os.path.join(a.conf_dir, "tls", "cert.pem")
     try:
+        mark = a.log_mark()
         reload_with(a, smtp_tls_security_level="verify", smtp_tls_CAfile=net["cert"])
-        n = len(fake.messages)
-        send(a, ["y@tls.test"], "tls verify")
-        wait_for(lambda: len(fake.messages) > n, timeout=20, what="message over verified TLS")
-        a.wait_log("Verified TLS connection established to mx.tls.test")
+        mid, _ = send(a, ["y@tls.test"], "tls verify")
+        fake.wait_message(mid)
+        a.wait_log("Verified TLS connection established to mx.tls.test", since=mark)
 
+        mark = a.log_mark()
         reload_with(a, smtp_tls_CAfile=wrong_ca)
-        send(a, ["z@tls.test"], "tls verify fails")
-        wait_for(lambda: any("to=<z@tls.test>" in l and "status=deferred" in l
-                             and "TLS" in l for l in a.log().splitlines()),
-                 timeout=30, what="deferral for an unverified certificate")
+        _, qid = send(a, ["z@tls.test"], "tls verify fails")
+        a.wait_log(f"{qid}: to=<z@tls.test>", "status=deferred", "TLS", since=mark, timeout=30)
         # a server without STARTTLS gets nothing at this level
-        send(a, ["w@plain.test"], "tls required")
-        wait_for(lambda: any("to=<w@plain.test>" in l and "status=deferred" in l
-                             and "TLS is required" in l for l in a.log().splitlines()),
-                 timeout=30, what="deferral for a server without STARTTLS")
+        _, qid = send(a, ["w@plain.test"], "tls required")
+        a.wait_log(f"{qid}: to=<w@plain.test>", "status=deferred", "TLS is required",
+                   since=mark, timeout=30)
     finally:
         reload_with(a, smtp_tls_security_level="may", smtp_tls_CAfile="")
 
@@ -350,22 +352,20 @@ def test_success_notice_only_when_next_hop_cannot_send_it(net, mode):
     itself, so we send none (RFC 3461 6.2.2); one without DSN gets a "relayed" notice
     from us."""
     a, fake = net["a"], net["fakes"][mode]
-    before, n0 = count(a, ALICE), len(fake.messages)
-    data = (f"From: {ALICE}\r\nSubject: notify {mode}\r\n\r\nhi\r\n").encode()
-    with a.smtp() as s:
-        s.ehlo()
-        assert s.mail(ALICE)[0] == 250
-        assert s.rcpt(f"x@{mode}.test", options=["NOTIFY=SUCCESS"])[0] == 250
-        assert s.data(data)[0] == 250
-    wait_for(lambda: len(fake.messages) > n0, what=f"delivery to the {mode} server")
+    mark = a.log_mark()
+    mid, qid = send(a, [f"x@{mode}.test"], f"notify {mode}", rcpt_options=["NOTIFY=SUCCESS"])
+    fake.wait_message(mid)
     rcpt_line = fake.rcpt_lines[-1]
     if mode == "dsn":
         assert b"NOTIFY=SUCCESS" in rcpt_line, rcpt_line
-        a.wait_log(f"to=<x@{mode}.test>")
-        time.sleep(2)
-        assert count(a, ALICE) == before
+        a.wait_log(f"{qid}: to=<x@{mode}.test>", "status=sent", since=mark)
+        # done with the message, and with any notice it could have caused
+        a.wait_log(f"{qid}: removed", since=mark)
+        a.wait_settled(since=mark)
+        assert not a.log_lines(f"{qid}: sender success notification", since=mark)
+        assert not a.find_messages(ALICE, about=mid)
     else:
         assert b"NOTIFY" not in rcpt_line, rcpt_line
-        notice = a.wait_messages(ALICE, before + 1)[-1]
+        notice = a.wait_message(ALICE, about=mid)
         [fields] = dsn_of(notice)
         assert fields["action"] == "relayed" and fields["status"].startswith("2."), fields

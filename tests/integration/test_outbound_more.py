@@ -16,7 +16,7 @@ import pytest
 
 from conftest import start_instance
 from dnsserver import ZoneServer
-from instance import wait_for
+from instance import reserve_port, wait_for
 from test_outbound import dsn_of
 
 ALICE = "alice@a.test"
@@ -26,15 +26,6 @@ ZONE = """
 unreach.test.     300 IN MX 10 mx.unreach.test.
 mx.unreach.test.  300 IN A  127.0.0.1
 """
-
-
-def closed_port():
-    """A loopback port nobody listens on (bound, then released)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class TempFailServer:
@@ -50,9 +41,9 @@ class TempFailServer:
         self.lock = threading.Lock()
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.port = reserve_port()
+        self.sock.bind(("127.0.0.1", self.port))
         self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -157,7 +148,8 @@ def net():
         a = start_instance(users=(ALICE, PM), domains=("a.test",), hostname="mx.a.test",
                            start=False,
                            config={"dns_servers": f"[127.0.0.1]:{dns.port}",
-                                   "smtp_destination_port": str(closed_port()),
+                                   # a port of ours that nobody listens on
+                                   "smtp_destination_port": str(reserve_port()),
                                    "relayhost": f"[127.0.0.1]:{b.port('smtp')}",
                                    "hopcount_limit": "10",
                                    "bounce_queue_lifetime": "3s",
@@ -195,72 +187,46 @@ def net():
 
 
 def message(sender, rcpts, subject, body="hello\r\n"):
-    return (f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject.replace(' ', '.')}.{time.time()}@test>\r\n"
-            f"\r\n{body}").encode()
+    """(Message-ID, the message)"""
+    mid = f"<{subject.replace(' ', '.')}.{time.time()}@test>"
+    return mid, (f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
+                 f"Message-ID: {mid}\r\n\r\n{body}").encode()
 
 
 def send(inst, sender, rcpts, subject):
-    with inst.smtp() as s:
-        return s.sendmail(sender, rcpts, message(sender, rcpts, subject))
-
-
-def msgs(inst, addr):
-    """inst.messages(addr), or [] while the Maildir is still being made (new/ can
-    exist before cur/)."""
-    try:
-        return inst.messages(addr)
-    except FileNotFoundError:
-        return []
-
-
-def wait_msgs(inst, addr, count, timeout=20):
-    return wait_for(lambda: (lambda m: m if len(m) >= count else None)(msgs(inst, addr)),
-                    timeout=timeout, what=f"{count} message(s) for {addr}")
-
-
-def log_lines(inst, *needles):
-    return [l for l in inst.log().splitlines() if all(n in l for n in needles)]
-
-
-def queue_id_of(inst, needle):
-    """The queue id of the (first) message whose from= line contains needle."""
-    for line in inst.log().splitlines():
-        m = re.search(r": ([0-9A-Za-z]+): from=<([^>]*)>", line)
-        if m and needle in line:
-            return m.group(1)
-    return None
+    """(Message-ID, queue id at inst)"""
+    mid, data = message(sender, rcpts, subject)
+    return mid, inst.submit(sender, rcpts, data)
 
 
 def test_452_recipient_retried_and_others_delivered_once(net):
     a, fake = net["a"], net["fake"]
+    mark = a.log_mark()
     rcpts = ["one@fake.test", "busy@fake.test", "two@fake.test"]
-    send(a, ALICE, rcpts, "partly busy")
+    _, qid = send(a, ALICE, rcpts, "partly busy")
     # the others go at once, in the first transaction
     wait_for(lambda: len(fake.envelopes) >= 1, timeout=20, what="first transaction")
     sender, first, _ = fake.envelopes[0]
     assert sender == ALICE
     assert sorted(first) == ["one@fake.test", "two@fake.test"]
-    wait_for(lambda: log_lines(a, "to=<busy@fake.test>", "status=deferred"), timeout=20,
-             what="deferral of the busy recipient")
-    line = log_lines(a, "to=<busy@fake.test>", "status=deferred")[0]
+    line = a.wait_log(f"{qid}: to=<busy@fake.test>", "status=deferred", since=mark, timeout=20)
     assert "452" in line and "4.2.1" in line, line
-    assert len(log_lines(a, "to=<one@fake.test>", "status=sent")) == 1
-    assert len(log_lines(a, "to=<two@fake.test>", "status=sent")) == 1
+    assert len(a.log_lines(f"{qid}: to=<one@fake.test>", "status=sent", since=mark)) == 1
+    assert len(a.log_lines(f"{qid}: to=<two@fake.test>", "status=sent", since=mark)) == 1
     # the busy one later, alone
     wait_for(lambda: "busy@fake.test" in fake.accepted(), timeout=30,
              what="retry of the busy recipient")
-    wait_for(lambda: log_lines(a, "to=<busy@fake.test>", "status=sent"), timeout=15,
-             what="status=sent for the busy recipient")
-    time.sleep(5)       # more than a retry interval: nothing is sent twice
+    a.wait_log(f"{qid}: to=<busy@fake.test>", "status=sent", since=mark)
+    # the message has left the queue: nothing more can be sent
+    a.wait_log(f"{qid}: removed", since=mark)
     acc = fake.accepted()
     for r in rcpts:
         assert acc.count(r) == 1, (r, acc)
     assert [rs for _, rs, _ in fake.envelopes[1:]] == [["busy@fake.test"]]
     assert [r for r, code in fake.rcpt_replies if code == 452] == ["busy@fake.test"]
     for r in rcpts:
-        assert len(log_lines(a, f"to=<{r}>", "status=sent")) == 1
-    assert not log_lines(a, "fake.test", "status=bounced")
+        assert len(a.log_lines(f"to=<{r}>", "status=sent", since=mark)) == 1
+    assert not a.log_lines("fake.test", "status=bounced", since=mark)
 
 
 def returned_headers(msg_bytes):
@@ -277,9 +243,9 @@ def returned_headers(msg_bytes):
 
 def test_mail_loop_bounces_with_5_4_6(net):
     a, b = net["a"], net["b"]
-    n = len(msgs(a, ALICE))
-    send(a, ALICE, ["x@loop.test"], "round and round")
-    notice = wait_msgs(a, ALICE, n + 1, timeout=60)[-1]
+    mark_a, mark_b = a.log_mark(), b.log_mark()
+    mid, _ = send(a, ALICE, ["x@loop.test"], "round and round")
+    notice = a.wait_message(ALICE, about=mid, timeout=60)
     fields = dsn_of(notice)
     assert len(fields) == 1, fields
     assert "x@loop.test" in fields[0]["final-recipient"]
@@ -291,27 +257,36 @@ def test_mail_loop_bounces_with_5_4_6(net):
     received = len(re.findall(rb"(?im)^received:", hdrs))
     assert 10 <= received <= 12, hdrs.decode(errors="replace")
     assert b"Subject: round and round" in hdrs
-    # the loop has stopped: no more hops, and one notice only
-    time.sleep(4)
-    hops = len(log_lines(a, "to=<x@loop.test>")) + len(log_lines(b, "to=<x@loop.test>"))
-    time.sleep(4)
-    assert len(log_lines(a, "to=<x@loop.test>")) + len(log_lines(b, "to=<x@loop.test>")) == hops
+    # the loop has stopped: every copy on either side has left its queue, and the
+    # notice too; so no more hops will come, and one notice only
+    wait_for(lambda: loop_settled(a, b, mark_a, mark_b), timeout=30,
+             what="every copy of the looping message to leave both queues")
+    hops = (len(a.log_lines("to=<x@loop.test>", since=mark_a))
+            + len(b.log_lines("to=<x@loop.test>", since=mark_b)))
     assert hops <= 12, hops
-    notices = [m for m in msgs(a, ALICE) if b"round and round" in m]
-    assert len(notices) == 1
+    assert len(a.find_messages(ALICE, about=mid)) == 1
     for inst in (a, b):
         assert not inst.queue_files("deferred"), inst.queue_files("deferred")
 
 
+def loop_settled(a, b, mark_a, mark_b):
+    """Every message either instance took since the marks (each hop is one) and every
+    notice it wrote has left its queue.  A copy in flight is in the sender's queue
+    until the receiver has taken it (and logged that), so seen from both logs at once
+    nothing is missed: checked twice, with the same lines between."""
+    def lines():
+        return a.log_since(mark_a), b.log_since(mark_b)
+    before = lines()
+    return a.settled(mark_a) and b.settled(mark_b) and lines() == before
+
+
 def test_relayhost_carries_remote_mail(net):
     a, b = net["a"], net["b"]
-    n = len(msgs(b, "y@far.test"))
-    send(a, ALICE, ["y@far.test"], "via the relay host")
-    got = wait_msgs(b, "y@far.test", n + 1, timeout=20)[-1]
+    mark = a.log_mark()
+    mid, qid = send(a, ALICE, ["y@far.test"], "via the relay host")
+    got = b.wait_message("y@far.test", mid, timeout=20)
     assert b"Subject: via the relay host" in got
-    wait_for(lambda: log_lines(a, "to=<y@far.test>", "status=sent"), timeout=10,
-             what="status=sent for y@far.test")
-    line = log_lines(a, "to=<y@far.test>", "status=sent")[0]
+    line = a.wait_log(f"{qid}: to=<y@far.test>", "status=sent", since=mark, timeout=10)
     assert f"127.0.0.1]:{b.port('smtp')}" in line, line
     # a bracketed relay host: no DNS lookup for the recipient's domain
     assert not [q for q, _ in net["dns"].queries if "far.test" in q]
@@ -319,54 +294,54 @@ def test_relayhost_carries_remote_mail(net):
 
 def test_relay_domains_accepted_from_stranger(net):
     b, c = net["b"], net["c"]
-    n = len(msgs(c, "x@r.test"))
+    mark = b.log_mark()
+    mid, data = message("someone@elsewhere.example", ["x@r.test"], "relayed for r")
     with b.smtp() as s:
         s.ehlo("stranger.example")
         assert s.mail("someone@elsewhere.example")[0] == 250
         assert s.rcpt("x@r.test")[0] == 250
         code, text = s.rcpt("x@other.test")
         assert code == 554 and text.startswith(b"5.7.1"), (code, text)
-        code, _ = s.data(message("someone@elsewhere.example", ["x@r.test"], "relayed for r"))
+        code, _ = s.data(data)
         assert code == 250
-    got = wait_msgs(c, "x@r.test", n + 1, timeout=20)[-1]
+    got = c.wait_message("x@r.test", mid, timeout=20)
     assert b"Subject: relayed for r" in got
-    wait_for(lambda: log_lines(b, "to=<x@r.test>", "status=sent"), timeout=10,
-             what="status=sent on B")
-    assert not log_lines(b, "qmgr", "to=<x@other.test>")
+    b.wait_log("to=<x@r.test>", "status=sent", since=mark, timeout=10)
+    b.wait_settled(since=mark)
+    assert not b.log_lines("qmgr", "to=<x@other.test>", since=mark)
 
 
 def test_bounce_to_unreachable_sender_does_not_loop(net):
     a = net["a"]
+    mark = a.log_mark()
     sender = "s@unreach.test"
-    npm = len(msgs(a, PM))
-    send(a, sender, ["nobody@err.test"], "to an error transport")
-    wait_for(lambda: log_lines(a, "to=<nobody@err.test>", "status=bounced"), timeout=15,
-             what="bounce of nobody@err.test")
-    orig = queue_id_of(a, f"from=<{sender}>")
-    assert orig
-    line = wait_for(lambda: [l for l in a.log().splitlines()
-                             if f"{orig}: sender non-delivery notification:" in l],
-                    timeout=15, what="sender notification")[0]
+    mid, orig = send(a, sender, ["nobody@err.test"], "to an error transport")
+    a.wait_log(f"{orig}: to=<nobody@err.test>", "status=bounced", since=mark)
+    line = a.wait_log(f"{orig}: sender non-delivery notification:", since=mark)
     bounce_id = line.rsplit(":", 1)[1].strip()
     # the notice to the sender is deferred (MX at a closed port), not bounced
-    wait_for(lambda: log_lines(a, f"{bounce_id}: to=<{sender}>", "status=deferred"),
-             timeout=30, what="deferral of the notice")
+    a.wait_log(f"{bounce_id}: to=<{sender}>", "status=deferred", since=mark, timeout=30)
     # then given up after bounce_queue_lifetime, with one postmaster notice
-    wait_for(lambda: log_lines(a, f"{bounce_id}: to=<{sender}>", "status=bounced"),
-             timeout=40, what="notice given up")
-    gaveup = log_lines(a, f"{bounce_id}: to=<{sender}>", "status=bounced")[0]
+    gaveup = a.wait_log(f"{bounce_id}: to=<{sender}>", "status=bounced", since=mark,
+                        timeout=40)
     assert "5.4.7" in gaveup, gaveup
-    wait_for(lambda: log_lines(a, f"{bounce_id}: postmaster non-delivery notification"),
-             timeout=15, what="postmaster notice")
-    pm = wait_msgs(a, PM, npm + 1, timeout=20)
-    time.sleep(6)       # more than two retry intervals: nothing more comes
-    assert len(msgs(a, PM)) == npm + 1
-    assert len(log_lines(a, f"{bounce_id}: postmaster non-delivery notification")) == 1
-    assert len(log_lines(a, f"{bounce_id}: to=<{sender}>", "status=bounced")) == 1
+    line = a.wait_log(f"{bounce_id}: postmaster non-delivery notification:", since=mark)
+    pm_id = line.rsplit(":", 1)[1].strip()
+    # the notice, and the postmaster's notice about it, have left the queue: nothing
+    # more comes of them
+    a.wait_log(f"{bounce_id}: removed", since=mark)
+    a.wait_settled(since=mark)
+    pm = a.find_messages(PM, about=mid)
+    assert len(pm) == 1, pm
+    assert len(a.log_lines(f"{pm_id}: to=<{PM}>", "status=sent", since=mark)) == 1
+    assert len(a.log_lines(f"{bounce_id}: postmaster non-delivery notification",
+                           since=mark)) == 1
+    assert len(a.log_lines(f"{bounce_id}: to=<{sender}>", "status=bounced", since=mark)) == 1
     # no message to the null sender, no second notice about the notice
-    assert not log_lines(a, "to=<>")
-    assert not log_lines(a, f"{bounce_id}: sender non-delivery notification")
-    assert b"to an error transport" in pm[-1] or b"s@unreach.test" in pm[-1]
-    # the queue is empty again (no loop of notices)
-    wait_for(lambda: not a.queue_files("deferred") and not a.queue_files("active")
-             and not a.queue_files("incoming"), timeout=15, what="empty queue")
+    assert not a.log_lines("to=<>", since=mark)
+    assert not a.log_lines(f"{bounce_id}: sender non-delivery notification", since=mark)
+    assert not a.log_lines(f"{pm_id}: sender non-delivery notification", since=mark)
+    assert b"to an error transport" in pm[0] or b"s@unreach.test" in pm[0]
+    # nothing of it is left in the queue (no loop of notices)
+    for q in ("incoming", "active", "deferred"):
+        assert not {orig, bounce_id, pm_id} & set(a.queue_files(q)), q

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import start_instance
 from dnsserver import ZoneServer
-from instance import wait_for
+from instance import message_id_of, reserve_port, wait_for
 
 ALICE = "alice@a.test"
 BOB = "bob@b.test"
@@ -40,9 +40,9 @@ class LoginServer:
         self.ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         self.ctx.load_cert_chain(cert, key)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
+        self.port = reserve_port()
+        self.sock.bind(("127.0.0.1", self.port))
         self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
         self.logins, self.messages = [], []
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -153,44 +153,37 @@ def write_passwords(a, b587, password, login_port):
 def reload_with(a, **kw):
     """The smtp client reads its settings and maps when it starts: reload."""
     a.config(**kw)
-    a.run("reload")
-    time.sleep(1.5)
+    a.reload()
 
 
 def send(a, rcpt, subject):
+    """(Message-ID, queue id at A)"""
+    mid = f"<{subject.replace(' ', '.')}.{time.time()}@a.test>"
     data = (f"From: {ALICE}\r\nTo: {rcpt}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject.replace(' ', '.')}.{time.time()}@a.test>\r\n\r\nhi\r\n")
-    with a.smtp() as s:
-        s.sendmail(ALICE, [rcpt], data.encode())
+            f"Message-ID: {mid}\r\n\r\nhi\r\n")
+    return mid, a.submit(ALICE, [rcpt], data.encode())
 
 
-def received_by(b, rcpt, subject, timeout=25):
-    """The first Received: header of the message with subject at B (unfolded)."""
-    def find():
-        for m in b.messages(rcpt):
-            if f"Subject: {subject}\n".encode() in m.replace(b"\r\n", b"\n"):
-                return m
-        return None
-    msg = wait_for(find, timeout=timeout, what=f"message {subject!r} at B")
+def received_by(b, rcpt, mid, timeout=25):
+    """The first Received: header of the message mid at B (unfolded)."""
+    msg = b.wait_message(rcpt, mid, timeout=timeout)
     head = msg.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].decode(errors="replace")
     return re.search(r"^Received:.*?(?=^\S)", head + "\nX:", re.M | re.S).group(0)
 
 
-def status_line(a, rcpt, status, needle="", timeout=30):
-    def find():
-        for line in a.log().splitlines():
-            if f"to=<{rcpt}>" in line and f"status={status}" in line and needle in line:
-                return line
-        return None
-    return wait_for(find, timeout=timeout, what=f"{status} for {rcpt} with {needle!r}")
+def status_line(a, qid, rcpt, status, needle="", *, since, timeout=30):
+    """A's log line since the mark about the delivery of message qid to rcpt with this
+    status."""
+    return a.wait_log(f"{qid}: to=<{rcpt}>", f"status={status}", needle, since=since,
+                      timeout=timeout)
 
 
 @pytest.mark.parametrize("level", ["none", "may", "encrypt"])
 def test_levels(net, level):
     a, b = net["a"], net["b"]
     reload_with(a, smtp_tls_security_level=level)
-    send(a, BOB, f"level {level}")
-    got = received_by(b, BOB, f"level {level}")
+    mid, _ = send(a, BOB, f"level {level}")
+    got = received_by(b, BOB, mid)
     if level == "none":
         assert "with ESMTP id" in got and "using TLS" not in got, got
     else:
@@ -199,26 +192,29 @@ def test_levels(net, level):
 
 def test_verify_with_ca(net):
     a, b = net["a"], net["b"]
+    mark = a.log_mark()
     reload_with(a, smtp_tls_security_level="verify", smtp_tls_CAfile=net["cert"])
-    send(a, BOB, "verify ca")
-    got = received_by(b, BOB, "verify ca")
+    mid, _ = send(a, BOB, "verify ca")
+    got = received_by(b, BOB, mid)
     assert "with ESMTPS id" in got, got
-    a.wait_log("Verified TLS connection established to mx.b.test[127.0.0.1]")
+    a.wait_log("Verified TLS connection established to mx.b.test[127.0.0.1]", since=mark)
 
 
 def test_verify_without_ca_defers(net):
     a, b = net["a"], net["b"]
+    mark = a.log_mark()
     try:
         reload_with(a, smtp_tls_security_level="verify", smtp_tls_CAfile="")
-        send(a, BOB, "verify no ca")
-        line = status_line(a, BOB, "deferred", "certificate verification failed")
+        mid, qid = send(a, BOB, "verify no ca")
+        line = status_line(a, qid, BOB, "deferred", "certificate verification failed",
+                           since=mark)
         assert "self-signed certificate" in line and "mx.b.test" in line, line
-        assert not [m for m in b.messages(BOB) if b"Subject: verify no ca" in m]
+        assert not b.find_messages(BOB, mid)
     finally:
         reload_with(a, smtp_tls_security_level="may", smtp_tls_CAfile=net["cert"])
     # the deferred mail goes once the CA is known
     a.run("queue", "flush")
-    assert "with ESMTPS" in received_by(b, BOB, "verify no ca", timeout=40)
+    assert "with ESMTPS" in received_by(b, BOB, mid, timeout=40)
 
 
 def test_policy_map_overrides_global_level(net):
@@ -226,14 +222,14 @@ def test_policy_map_overrides_global_level(net):
     try:
         # global none, but "p.test encrypt"
         reload_with(a, smtp_tls_security_level="none")
-        send(a, PAT, "policy p none")
-        send(a, BOB, "policy b none")
-        assert "with ESMTPS id" in received_by(b, PAT, "policy p none")
-        assert "with ESMTP id" in received_by(b, BOB, "policy b none")
+        p_none, _ = send(a, PAT, "policy p none")
+        b_none, _ = send(a, BOB, "policy b none")
+        assert "with ESMTPS id" in received_by(b, PAT, p_none)
+        assert "with ESMTP id" in received_by(b, BOB, b_none)
         # global verify without a usable CA; "p.test encrypt" still delivers
         reload_with(a, smtp_tls_security_level="verify", smtp_tls_CAfile="")
-        send(a, PAT, "policy p verify")
-        assert "with ESMTPS id" in received_by(b, PAT, "policy p verify")
+        p_verify, _ = send(a, PAT, "policy p verify")
+        assert "with ESMTPS id" in received_by(b, PAT, p_verify)
     finally:
         reload_with(a, smtp_tls_security_level="may", smtp_tls_CAfile=net["cert"])
 
@@ -242,70 +238,82 @@ def test_verify_bracketed_address_matches_policy_name(net):
     """For [127.0.0.1] verify checks the address, which B's certificate does not
     hold; "match=mx.b.test" in the policy checks that name instead."""
     a, b = net["a"], net["b"]
-    send(a, "bob@ip.test", "ip plain")
-    line = status_line(a, "bob@ip.test", "deferred", "certificate verification failed")
+    mark = a.log_mark()
+    _, qid = send(a, "bob@ip.test", "ip plain")
+    line = status_line(a, qid, "bob@ip.test", "deferred", "certificate verification failed",
+                       since=mark)
     assert "mismatch" in line, line
-    send(a, "bob@ipm.test", "ip match")
+    _, qid = send(a, "bob@ipm.test", "ip match")
     # B takes it (loopback is in its mynetworks) and relays it further, which fails
     # there; what counts here is that A verified B and handed the message over
-    a.wait_log(f"Verified TLS connection established to 127.0.0.1[127.0.0.1]:{b.port('smtp')}")
-    line = status_line(a, "bob@ipm.test", "sent")
+    a.wait_log(f"Verified TLS connection established to 127.0.0.1[127.0.0.1]:{b.port('smtp')}",
+               since=mark)
+    line = status_line(a, qid, "bob@ipm.test", "sent", since=mark)
     assert "dsn=2.0.0" in line, line
 
 
 def test_relay_through_submission_with_auth(net):
     a, b = net["a"], net["b"]
     try:
+        mark = a.log_mark()
         reload_with(a, relayhost=f"[127.0.0.1]:{net['b587']}", smtp_tls_security_level="encrypt")
-        send(a, BOB, "relay auth")
-        got = received_by(b, BOB, "relay auth")
+        mid, _ = send(a, BOB, "relay auth")
+        got = received_by(b, BOB, mid)
         assert "with ESMTPSA id" in got, got
-        a.wait_log(f"authenticated to 127.0.0.1[127.0.0.1]:{net['b587']} as {BOB} (PLAIN)")
-        assert PASSWORD not in a.log()
+        a.wait_log(f"authenticated to 127.0.0.1[127.0.0.1]:{net['b587']} as {BOB} (PLAIN)",
+                   since=mark)
+        assert PASSWORD not in a.log()          # never, in the whole log
         # a credential makes TLS required even where the level says none
         reload_with(a, smtp_tls_security_level="none")
-        send(a, BOB, "relay auth none")
-        assert "with ESMTPSA id" in received_by(b, BOB, "relay auth none")
+        mid, _ = send(a, BOB, "relay auth none")
+        assert "with ESMTPSA id" in received_by(b, BOB, mid)
     finally:
         reload_with(a, relayhost="", smtp_tls_security_level="may")
 
 
 def test_relay_wrong_password_defers(net):
     a, b = net["a"], net["b"]
+    mark = a.log_mark()
     try:
         write_passwords(a, net["b587"], "wrong-password", net["login"].port)
         reload_with(a, relayhost=f"[127.0.0.1]:{net['b587']}")
-        send(a, BOB, "relay wrong")
-        line = status_line(a, BOB, "deferred", "SASL authentication failed")
+        mid, qid = send(a, BOB, "relay wrong")
+        line = status_line(a, qid, BOB, "deferred", "SASL authentication failed", since=mark)
         assert "dsn=4.7.8" in line, line
         assert re.search(r"said: 535 5\.7\.8 .*\(in reply to AUTH PLAIN\)", line), line
-        assert "wrong-password" not in a.log()
+        assert "wrong-password" not in a.log()  # never, in the whole log
     finally:
         write_passwords(a, net["b587"], PASSWORD, net["login"].port)
         reload_with(a, relayhost="")
     a.run("queue", "flush")
-    received_by(b, BOB, "relay wrong", timeout=40)
+    received_by(b, BOB, mid, timeout=40)
 
 
 def test_credential_but_no_auth_offered_defers(net):
     """B's port 25 offers STARTTLS but no AUTH: the credential configured for
     [mx.b.test] is not dropped silently."""
     a = net["a"]
-    send(a, "bob@noauth.test", "no auth")
-    line = status_line(a, "bob@noauth.test", "deferred", "offers no AUTH")
+    mark = a.log_mark()
+    _, qid = send(a, "bob@noauth.test", "no auth")
+    line = status_line(a, qid, "bob@noauth.test", "deferred", "offers no AUTH", since=mark)
     assert "dsn=4.7.0" in line, line
 
 
 def test_auth_login_when_plain_not_offered(net):
     a, login = net["a"], net["login"]
-    send(a, "x@login.test", "auth login")
-    wait_for(lambda: login.messages, timeout=25, what="message at the LOGIN server")
+    mark = a.log_mark()
+    mid, _ = send(a, "x@login.test", "auth login")
+    wait_for(lambda: [m for m in login.messages if message_id_of(m) == mid], timeout=25,
+             what="message at the LOGIN server")
     assert login.logins == [("someone", "pass:with:colons")]
-    a.wait_log(f"authenticated to 127.0.0.1[127.0.0.1]:{login.port} as someone (LOGIN)")
+    a.wait_log(f"authenticated to 127.0.0.1[127.0.0.1]:{login.port} as someone (LOGIN)",
+               since=mark)
 
 
 def test_invalid_policy_defers(net):
     a = net["a"]
-    send(a, "x@bad.test", "bad policy")
-    line = status_line(a, "x@bad.test", "deferred", "invalid TLS policy for bad.test")
+    mark = a.log_mark()
+    _, qid = send(a, "x@bad.test", "bad policy")
+    line = status_line(a, qid, "x@bad.test", "deferred", "invalid TLS policy for bad.test",
+                       since=mark)
     assert "dsn=4.3.5" in line and 'unknown attribute "colour=blue"' in line, line

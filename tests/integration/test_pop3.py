@@ -3,6 +3,7 @@ raw sockets, deletion only at QUIT, locking, UIDL stability, bad input, TLS, fet
 a 10,000-message mailbox, and (as root) the identities of the processes."""
 
 import base64
+import mailbox
 import os
 import poplib
 import pwd
@@ -250,6 +251,7 @@ def test_delete_only_at_quit(pop):
 def test_dropped_connection_deletes_nothing(pop):
     addr = "dave@example.test"
     fill(pop, addr, [MSG1, MSG2])
+    mark = pop.log_mark()
     r = Raw(pop)
     r.cmd(f"USER {addr}")
     assert r.cmd(f"PASS {PASSWORD}").startswith(b"+OK")
@@ -257,7 +259,8 @@ def test_dropped_connection_deletes_nothing(pop):
     assert r.cmd("DELE 2").startswith(b"+OK")
     r.s.shutdown(socket.SHUT_RDWR)
     r.close()
-    time.sleep(0.5)
+    line = pop.wait_log(f"logout: user=<{addr}>", since=mark)
+    assert "disconnected" in line and "del=0/2" in line, line
     # The lock is released once the session has gone: a new one sees both.
     p = wait_for(lambda: _try_login(pop, addr), what="mailbox to be free again")
     assert p.stat()[0] == 2
@@ -321,7 +324,7 @@ def test_reused_session_sees_changes(pop):
         return st[0], uids
 
     def settle():
-        time.sleep(2.2)
+        wait_for(lambda: settled(md), timeout=10, what="cur/ and new/ to be 2 s old")
         assert stat_and_uids()[0] == stat_and_uids()[0]   # read, then from the cache
 
     settle()
@@ -344,6 +347,17 @@ def test_reused_session_sees_changes(pop):
     p.dele(1)
     p.quit()
     assert stat_and_uids()[0] == 2
+
+
+def settled(md):
+    """Are cur/ and new/ unchanged (mtime and ctime) for the 2 s after which pop3d keeps
+    their listing?"""
+    now = int(time.time())
+    for d in ("cur", "new"):
+        st = os.stat(os.path.join(md, d))
+        if int(st.st_mtime) + 2 > now or int(st.st_ctime) + 2 > now:
+            return False
+    return True
 
 
 def test_bad_input(pop):
@@ -406,10 +420,11 @@ def test_stls_and_pop3s(pop):
 def test_delivered_mail(pop):
     """Mail delivered through SMTP and local carries its sizes and reads back."""
     addr = "gina@example.test"
-    body = b"Subject: via smtp\r\n\r\nhello\r\n.leading dot\r\n"
+    mid = f"<via-smtp.{time.time()}@remote.test>"
+    body = f"Subject: via smtp\r\nMessage-ID: {mid}\r\n\r\nhello\r\n.leading dot\r\n"
     with pop.smtp() as s:
-        s.sendmail("x@remote.test", [addr], body)
-    pop.wait_messages(addr, 1)
+        s.sendmail("x@remote.test", [addr], body.encode())
+    pop.wait_message(addr, mid)
     assert any(",W=" in f for f in files(pop, addr))
     [name] = files(pop, addr)
     with open(os.path.join(pop.maildir(addr), name), "rb") as f:
@@ -537,11 +552,10 @@ def _fetchmail(inst, tmp, address, *extra):
            "-i", os.path.join(tmp, "idfile"), "--pidfile", os.path.join(tmp, "pid"),
            "--nodetach"] + list(extra)
     p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    count = 0
+    ids = []
     if os.path.exists(out):
-        with open(out, "rb") as f:
-            count = sum(1 for ln in f if ln.startswith(b"From fetchmail"))
-    return p, count
+        ids = [m["Message-ID"] for m in mailbox.mbox(out, create=False)]
+    return p, ids
 
 
 @pytest.mark.skipif(shutil.which("fetchmail") is None, reason="fetchmail not installed")
@@ -553,19 +567,22 @@ def test_fetchmail(pop, tmp_path):
     for i in range(1, n + 1):
         p.dele(i)
     p.quit()
-    fill(pop, addr, [f"From: f@x\nSubject: fm {i}\n\nbody {i}\n" for i in range(500)])
+    first = [f"<fm-{i}@x>" for i in range(500)]
+    fill(pop, addr, [f"From: f@x\nSubject: fm {i}\nMessage-ID: {mid}\n\nbody {i}\n"
+                     for i, mid in enumerate(first)])
     tmp = str(tmp_path)
     os.chmod(tmp, 0o755)
-    p, count = _fetchmail(pop, tmp, addr, "--keep", "--uidl")
+    p, ids = _fetchmail(pop, tmp, addr, "--keep", "--uidl")
     assert p.returncode == 0, p.stderr + p.stdout
-    assert count == 500
+    assert sorted(ids) == sorted(first)
     # Again with the same id file: nothing new.
-    p, count = _fetchmail(pop, tmp, addr, "--keep", "--uidl")
+    p, ids = _fetchmail(pop, tmp, addr, "--keep", "--uidl")
     assert p.returncode in (0, 1), p.stderr + p.stdout     # 1: no new mail
-    assert count == 500
+    assert sorted(ids) == sorted(first)
     # Two more arrive; only they are fetched, then everything is deleted.
-    fill(pop, addr, ["Subject: late 1\n\nx\n", "Subject: late 2\n\ny\n"])
-    p, count = _fetchmail(pop, tmp, addr, "--uidl", "--flush")
+    fill(pop, addr, ["Subject: late 1\nMessage-ID: <late-1@x>\n\nx\n",
+                     "Subject: late 2\nMessage-ID: <late-2@x>\n\ny\n"])
+    p, ids = _fetchmail(pop, tmp, addr, "--uidl", "--flush")
     assert p.returncode == 0, p.stderr + p.stdout
-    assert count == 502
+    assert sorted(ids) == sorted(first + ["<late-1@x>", "<late-2@x>"])
     assert files(pop, addr) == []

@@ -10,23 +10,26 @@ import subprocess
 import pytest
 
 from conftest import start_instance
-from instance import wait_for
+from instance import accounts_lock, wait_maildir_message
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="creating a system user needs root")
 
-NAME = "pstnpop"
+NAME = f"pstnpop{os.getpid()}"          # one per test run: runs at once do not clash
 PASSWORD = "Sys-pass-42"
 
 
 @pytest.fixture(scope="module")
 def sysuser():
     home = f"/tmp/{NAME}-home"
-    subprocess.run(["userdel", "-r", NAME], capture_output=True)
-    subprocess.run(["useradd", "-m", "-d", home, "-s", "/usr/sbin/nologin", NAME], check=True)
-    subprocess.run(["chpasswd"], input=f"{NAME}:{PASSWORD}\n", text=True, check=True)
+    with accounts_lock():
+        subprocess.run(["userdel", "-r", NAME], capture_output=True)
+        subprocess.run(["useradd", "-m", "-d", home, "-s", "/usr/sbin/nologin", NAME],
+                       check=True)
+        subprocess.run(["chpasswd"], input=f"{NAME}:{PASSWORD}\n", text=True, check=True)
     os.chmod(home, 0o755)
     yield pwd.getpwnam(NAME)
-    subprocess.run(["userdel", "-r", NAME], capture_output=True)
+    with accounts_lock():
+        subprocess.run(["userdel", "-r", NAME], capture_output=True)
 
 
 @pytest.fixture(scope="module")
@@ -52,11 +55,11 @@ def session_uids(inst, maildir):
 
 
 def test_system_user_pop3(sysmta, sysuser):
+    mid = f"<system-user.{os.getpid()}@remote.test>"
     with sysmta.smtp() as s:
         s.sendmail("a@remote.test", [f"{NAME}@{sysmta.hostname}"],
-                   b"Subject: for a system user\r\n\r\nhello\r\n")
-    new = os.path.join(sysuser.pw_dir, "Maildir", "new")
-    wait_for(lambda: os.path.isdir(new) and os.listdir(new), what="delivery to ~/Maildir")
+                   f"Subject: for a system user\r\nMessage-ID: {mid}\r\n\r\nhello\r\n")
+    wait_maildir_message(os.path.join(sysuser.pw_dir, "Maildir"), mid)
     p = poplib.POP3("127.0.0.1", sysmta.port("pop3"), timeout=30)
     p.user(NAME)
     assert p.pass_(PASSWORD).startswith(b"+OK")

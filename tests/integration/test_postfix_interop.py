@@ -13,8 +13,8 @@ import time
 import pytest
 
 from conftest import start_instance
-from instance import wait_for
-from postfix_peer import PostfixPeer, free_port, skip_reason
+from instance import message_id_of, reserve_port
+from postfix_peer import PostfixPeer, skip_reason
 
 _SKIP = skip_reason()
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
@@ -31,7 +31,7 @@ TRACE_FIELDS = {"return-path", "delivered-to", "received", "x-original-to"}
 def peers():
     a = pf = None
     try:
-        pf_port = free_port()
+        pf_port = reserve_port()
         a = start_instance(users=(ALICE,), domains=("a.test",), hostname="mx.a.test",
                            start=False, config={"smtp_helo_timeout": "10s",
                                                 "message_size_limit": "20000000"})
@@ -104,19 +104,14 @@ def via_postfix(pf, rcpt, data, mail_options=()):
         return s.sendmail(OUTSIDER, [rcpt], data, mail_options=list(mail_options))
 
 
-def via_postern(a, rcpt, data, mail_options=()):
-    with a.smtp() as s:
-        return s.sendmail(ALICE, [rcpt], data, mail_options=list(mail_options))
-
-
 # ---- Postfix -> Postern ----
 
 def test_postfix_relays_to_postern_over_tls(peers):
     a, pf = peers["a"], peers["pf"]
-    n = len(a.messages(ALICE))
+    mark = pf.log_mark()
     data = message(OUTSIDER, ALICE, "pf to postern")
     via_postfix(pf, ALICE, data)
-    got = a.wait_messages(ALICE, n + 1, timeout=30)[-1]
+    got = a.wait_message(ALICE, message_id_of(data), timeout=30)
     trace = split_trace(got, data)
     rec = received_fields(trace)
     assert len(rec) == 2, rec
@@ -124,21 +119,20 @@ def test_postfix_relays_to_postern_over_tls(peers):
     assert "from postfix.pf.test" in rec[0] and "by mx.a.test" in rec[0], rec[0]
     assert re.search(r"using TLSv1\.[23] with cipher", rec[0]), rec[0]
     assert "by postfix.pf.test" in rec[1], rec[1]
-    pf.wait_log("status=sent")
-    assert re.search(r"(Anonymous|Untrusted) TLS connection established to "
-                     rf"127\.0\.0\.1\[127\.0\.0\.1\]:{a.port('smtp')}:", pf.log()), \
-        "Postfix did not use STARTTLS"
+    pf.wait_log(f"to=<{ALICE}>", "status=sent", since=mark)
+    assert any(re.search(r"(Anonymous|Untrusted) TLS connection established to "
+                         rf"127\.0\.0\.1\[127\.0\.0\.1\]:{a.port('smtp')}:", line)
+               for line in pf.log_lines(since=mark)), "Postfix did not use STARTTLS"
 
 
 def test_postfix_relays_8bitmime(peers):
     a, pf = peers["a"], peers["pf"]
-    n = len(a.messages(ALICE))
     body = "Grüße aus Köln, ça va? = fine\r\n.leading dot\r\n..two dots\r\n".encode()
     data = message(OUTSIDER, ALICE, "pf eight bit", body=body,
                    extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
                          b"Content-Transfer-Encoding: 8bit\r\n")
     via_postfix(pf, ALICE, data, mail_options=["BODY=8BITMIME"])
-    got = a.wait_messages(ALICE, n + 1, timeout=30)[-1]
+    got = a.wait_message(ALICE, message_id_of(data), timeout=30)
     split_trace(got, data)
     msg = email.message_from_bytes(got, policy=email.policy.default)
     assert msg.get_content() == body.decode().replace("\r\n", "\n")
@@ -156,20 +150,19 @@ def big_body(size=1 << 20):
 
 def test_postfix_relays_one_megabyte(peers):
     a, pf = peers["a"], peers["pf"]
-    n = len(a.messages(ALICE))
     data = message(OUTSIDER, ALICE, "pf big", body=big_body())
     via_postfix(pf, ALICE, data)
-    got = a.wait_messages(ALICE, n + 1, timeout=60)[-1]
+    got = a.wait_message(ALICE, message_id_of(data), timeout=60)
     split_trace(got, data)
 
 
 def test_postern_rejection_bounces_at_postfix(peers):
     """Postern refuses an unknown user at RCPT; Postfix's DSN goes back through A."""
     a, pf = peers["a"], peers["pf"]
-    n = len(a.messages(ALICE))
+    data = message(ALICE, "nobody@a.test", "pf unknown")
     with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as s:
-        s.sendmail(ALICE, ["nobody@a.test"], message(ALICE, "nobody@a.test", "pf unknown"))
-    notice = a.wait_messages(ALICE, n + 1, timeout=30)[-1]
+        s.sendmail(ALICE, ["nobody@a.test"], data)
+    notice = a.wait_message(ALICE, about=message_id_of(data), timeout=30)
     fields = dsn_of(notice)
     assert len(fields) == 1
     assert "nobody@a.test" in fields[0]["final-recipient"]
@@ -179,19 +172,18 @@ def test_postern_rejection_bounces_at_postfix(peers):
 
 # ---- Postern -> Postfix ----
 
-def relay_line(a, rcpt, status):
-    for line in a.log().splitlines():
-        if f"to=<{rcpt}>" in line and f"status={status}" in line:
-            return line
-    return None
+def via_postern(a, rcpt, data, mail_options=()):
+    """Sends through A; A's queue id."""
+    return a.submit(ALICE, [rcpt], data, mail_options)
 
 
 def test_postern_sends_to_postfix(peers):
     a, pf = peers["a"], peers["pf"]
-    n = len(pf.messages(BOB_PF))
+    mark, pf_mark = a.log_mark(), pf.log_mark()
     data = message(ALICE, BOB_PF, "postern to pf")
-    via_postern(a, BOB_PF, data)
-    got = pf.wait_messages(BOB_PF, n + 1)[-1]
+    mid = message_id_of(data)
+    qid = via_postern(a, BOB_PF, data)
+    got = pf.wait_message(BOB_PF, mid)
     trace = split_trace(got, data)
     rec = received_fields(trace)
     # Postfix's on top (from A, over TLS), then A's own
@@ -199,42 +191,46 @@ def test_postern_sends_to_postfix(peers):
     assert "by postfix.pf.test" in rec[0] and "mx.a.test" in rec[0], rec[0]
     assert re.search(r"using TLSv1\.[23] with cipher", rec[0]), rec[0]
     assert "by mx.a.test" in rec[1], rec[1]
-    line = wait_for(lambda: relay_line(a, BOB_PF, "sent"), timeout=20, what="status=sent")
+    line = a.wait_log(f"{qid}: to=<{BOB_PF}>", "status=sent", since=mark, timeout=20)
     assert f"relay=[127.0.0.1]:{pf.port}," in line, line
-    assert re.search(rf"relay=\S*\[127\.0\.0\.1\]:{pf.port}, conn_use=\d+, tls=TLSv1\.[23] ",
-                     a.log())
-    # exactly once, and nothing left in A's queue
-    time.sleep(3)
-    assert len([m for m in pf.messages(BOB_PF) if b"Subject: postern to pf" in m]) == 1
-    wait_for(lambda: not any(a.queue_files(q) for q in ("incoming", "active", "deferred")),
-             timeout=10, what="A's queue to empty")
+    assert a.log_lines(re.compile(rf"{qid}: relay=\S*\[127\.0\.0\.1\]:{pf.port}, conn_use=\d+, "
+                                  r"tls=TLSv1\.[23] "), since=mark)
+    # exactly once: A is done with the message (nothing left in its queue) and so is
+    # Postfix with the copy it took
+    a.wait_log(f"{qid}: removed", since=mark)
+    pf_qid = re.search(r"queued as (\w+)", line).group(1)
+    pf.wait_log(f"{pf_qid}: removed", since=pf_mark)
+    assert len(a.log_lines(f"{qid}: to=<{BOB_PF}>", "status=sent", since=mark)) == 1
+    assert len(pf.find_messages(BOB_PF, mid)) == 1
+    for q in ("incoming", "active", "deferred"):
+        assert qid not in a.queue_files(q), q
 
 
 def test_postern_sends_8bitmime_and_dots_to_postfix(peers):
     a, pf = peers["a"], peers["pf"]
-    n = len(pf.messages(BOB_PF))
     body = "Grüße aus Köln\r\n.\r\n.leading dot\r\n..two\r\n".encode() + big_body(200_000)
     data = message(ALICE, BOB_PF, "postern eight bit", body=body,
                    extra=b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
                          b"Content-Transfer-Encoding: 8bit\r\n")
     via_postern(a, BOB_PF, data, mail_options=["BODY=8BITMIME"])
-    got = pf.wait_messages(BOB_PF, n + 1)[-1]
+    got = pf.wait_message(BOB_PF, message_id_of(data))
     split_trace(got, data)
 
 
 def test_postfix_rejection_bounces_to_sender(peers):
     a, pf = peers["a"], peers["pf"]
-    n = len(a.messages(ALICE))
-    nb = len(pf.messages(BOB_PF))
-    via_postern(a, "nobody@pf.test", message(ALICE, "nobody@pf.test", "pf unknown user"))
-    notice = a.wait_messages(ALICE, n + 1, timeout=30)[-1]
+    mark, pf_mark = a.log_mark(), pf.log_mark()
+    data = message(ALICE, "nobody@pf.test", "pf unknown user")
+    qid = via_postern(a, "nobody@pf.test", data)
+    notice = a.wait_message(ALICE, about=message_id_of(data), timeout=30)
     fields = dsn_of(notice)
     assert len(fields) == 1
     assert "nobody@pf.test" in fields[0]["final-recipient"]
     assert fields[0]["status"] == "5.1.1"
     assert fields[0]["action"] == "failed"
     assert b"User unknown" in notice
-    line = relay_line(a, "nobody@pf.test", "bounced")
-    assert line and f"relay=[127.0.0.1]:{pf.port}," in line, line
-    assert "NOQUEUE: reject: RCPT" in pf.log()
-    assert len(pf.messages(BOB_PF)) == nb
+    line = a.wait_log(f"{qid}: to=<nobody@pf.test>", "status=bounced", since=mark)
+    assert f"relay=[127.0.0.1]:{pf.port}," in line, line
+    pf.wait_log("NOQUEUE: reject: RCPT", "to=<nobody@pf.test>", since=pf_mark)
+    # Postfix took nothing of it
+    assert not pf.log_lines("to=<nobody@pf.test>", "status=", since=pf_mark)

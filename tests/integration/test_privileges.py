@@ -29,11 +29,13 @@ def ids(pid):
 
 
 def test_daemon_identities(root_mta):
+    mark = root_mta.log_mark()
     with root_mta.smtp() as s:
-        s.sendmail("a@remote.test", ["alice@example.test"], b"Subject: p\r\n\r\nx\r\n")
-        root_mta.wait_messages("alice@example.test", 1)
+        s.sendmail("a@remote.test", ["alice@example.test"],
+                   b"Subject: p\r\nMessage-ID: <identities@remote.test>\r\n\r\nx\r\n")
+        root_mta.wait_message("alice@example.test", "<identities@remote.test>")
         # local switches back to root only after its last fsync: wait for qmgr's word.
-        root_mta.wait_log("status=sent")
+        root_mta.wait_log("to=<alice@example.test>", "status=sent", since=mark)
         # smtpd is busy with this session now, so it is surely running.
         postern = pwd.getpwnam("postern")
         queue = os.path.realpath(root_mta.queue_dir())

@@ -39,21 +39,23 @@ def mta():
 
 
 def send(inst, sender, rcpts, subject, mail_options=(), rcpt_options=(), body="body"):
+    """(Message-ID, queue id)"""
+    mid = f"<{subject.replace(' ', '.')}.{time.time()}@test>"
     data = (f"From: {sender}\r\nTo: {', '.join(rcpts)}\r\nSubject: {subject}\r\n"
-            f"Message-ID: <{subject.replace(' ', '.')}@test>\r\n\r\n{body} of {subject}\r\n")
-    with inst.smtp() as s:
-        s.ehlo()
-        return s.sendmail(sender, rcpts, data.encode(), list(mail_options), list(rcpt_options))
+            f"Message-ID: {mid}\r\n\r\n{body} of {subject}\r\n")
+    return mid, inst.submit(sender, rcpts, data.encode(), mail_options, rcpt_options)
 
 
-def notices(inst, addr):
+def notices(inst, addr, mid):
+    """The notices to addr about message mid, parsed."""
     return [email.message_from_bytes(m, policy=email.policy.compat32)
-            for m in inst.messages(addr)]
+            for m in inst.find_messages(addr, about=mid)]
 
 
-def wait_notice(inst, addr, pred, what, timeout=30):
+def wait_notice(inst, addr, mid, pred, what, timeout=30):
+    """The first notice to addr about message mid for which pred is true."""
     def find():
-        for m in notices(inst, addr):
+        for m in notices(inst, addr, mid):
             if pred(m):
                 return m
         return None
@@ -87,8 +89,8 @@ def about(subject):
 
 
 def test_error_route_bounces_with_dsn(mta):
-    send(mta, SENDER, ["x@fail.test"], "plain bounce")
-    msg = wait_notice(mta, SENDER, about("plain bounce"), "the bounce")
+    mid, _ = send(mta, SENDER, ["x@fail.test"], "plain bounce")
+    msg = wait_notice(mta, SENDER, mid, about("plain bounce"), "the bounce")
     assert msg["From"].startswith("MAILER-DAEMON@")
     assert msg["Auto-Submitted"] == "auto-replied"
     per_msg, rcpts = report(msg)
@@ -104,14 +106,15 @@ def test_error_route_bounces_with_dsn(mta):
     assert part.get_content_type() == "text/rfc822-headers"
     assert "body of plain bounce" not in msg.as_string()
     # the notice comes from the null sender
-    raw = mta.messages(SENDER)
-    assert any(b"Return-Path: <>" in r and b"plain bounce" in r for r in raw)
+    [raw] = mta.find_messages(SENDER, about=mid)
+    assert raw.startswith(b"Return-Path: <>\n")
 
 
 def test_ret_full_envid_orcpt(mta):
-    send(mta, SENDER, ["y@fail.test"], "full bounce", mail_options=["RET=FULL", "ENVID=env+2B42"],
-         rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;Someone@fail.test"])
-    msg = wait_notice(mta, SENDER, about("full bounce"), "the RET=FULL bounce")
+    mid, _ = send(mta, SENDER, ["y@fail.test"], "full bounce",
+                  mail_options=["RET=FULL", "ENVID=env+2B42"],
+                  rcpt_options=["NOTIFY=FAILURE", "ORCPT=rfc822;Someone@fail.test"])
+    msg = wait_notice(mta, SENDER, mid, about("full bounce"), "the RET=FULL bounce")
     per_msg, rcpts = report(msg)
     assert per_msg["Original-Envelope-Id"] == "env+42"
     assert rcpts[0]["Original-Recipient"] == "rfc822; Someone@fail.test"
@@ -123,21 +126,26 @@ def test_ret_full_envid_orcpt(mta):
 
 
 def test_notify_never_sends_nothing(mta):
-    before = len(mta.messages(SENDER))
-    send(mta, SENDER, ["z@fail.test"], "never bounce", rcpt_options=["NOTIFY=NEVER"])
-    mta.wait_log("to=<z@fail.test>, no non-delivery notification: NOTIFY=NEVER")
-    # a later message's bounce arrives; the NEVER one never does
-    send(mta, SENDER, ["w@fail.test"], "after never")
-    wait_notice(mta, SENDER, about("after never"), "the later bounce")
-    assert not any(about("never bounce")(m) for m in notices(mta, SENDER))
-    assert len(mta.messages(SENDER)) == before + 1
+    mark = mta.log_mark()
+    mid, qid = send(mta, SENDER, ["z@fail.test"], "never bounce", rcpt_options=["NOTIFY=NEVER"])
+    mta.wait_log(f"{qid}: to=<z@fail.test>, no non-delivery notification: NOTIFY=NEVER",
+                 since=mark)
+    # the message has left the queue, and no notice was written about it
+    mta.wait_log(f"{qid}: removed", since=mark)
+    mta.wait_settled(since=mark)
+    assert not mta.log_lines(f"{qid}: sender non-delivery notification", since=mark)
+    assert not mta.find_messages(SENDER, about=mid)
+    # while a later message's bounce arrives
+    later, _ = send(mta, SENDER, ["w@fail.test"], "after never")
+    wait_notice(mta, SENDER, later, about("after never"), "the later bounce")
+    assert not mta.find_messages(SENDER, about=mid)
 
 
 def test_notify_success(mta):
-    send(mta, SENDER, ["bob@example.test"], "success please",
-         rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
-    mta.wait_messages("bob@example.test", 1)
-    msg = wait_notice(mta, SENDER, about("success please"), "the success notice")
+    mid, _ = send(mta, SENDER, ["bob@example.test"], "success please",
+                  rcpt_options=["NOTIFY=SUCCESS,FAILURE"])
+    mta.wait_message("bob@example.test", mid)
+    msg = wait_notice(mta, SENDER, mid, about("success please"), "the success notice")
     assert msg["Subject"] == "Successful Mail Delivery Report"
     _, rcpts = report(msg)
     assert rcpts[0]["Final-Recipient"] == "rfc822; bob@example.test"
@@ -146,39 +154,45 @@ def test_notify_success(mta):
 
 
 def test_delay_warning_then_lifetime_expiry(mta):
-    send(mta, SENDER, ["a@slow.test"], "slow one")
-    warn = wait_notice(mta, SENDER, lambda m: about("slow one")(m)
+    mark = mta.log_mark()
+    mid, qid = send(mta, SENDER, ["a@slow.test"], "slow one")
+    warn = wait_notice(mta, SENDER, mid, lambda m: about("slow one")(m)
                        and m["Subject"].startswith("Delayed Mail"), "the delay warning")
     _, rcpts = report(warn)
     assert rcpts[0]["Action"] == "delayed"
     assert rcpts[0]["Status"] == "4.4.1"
     assert rcpts[0]["Will-Retry-Until"]
-    bounce = wait_notice(mta, SENDER, lambda m: about("slow one")(m)
+    bounce = wait_notice(mta, SENDER, mid, lambda m: about("slow one")(m)
                          and m["Subject"].startswith("Undelivered"), "the expiry bounce")
     _, rcpts = report(bounce)
     assert rcpts[0]["Status"] == "5.4.7"
     assert rcpts[0]["Action"] == "failed"
-    # one warning only
-    time.sleep(1)
-    warnings = [m for m in notices(mta, SENDER)
-                if about("slow one")(m) and m["Subject"].startswith("Delayed Mail")]
+    # one warning only: the message and its notices have left the queue
+    mta.wait_log(f"{qid}: removed", since=mark)
+    mta.wait_settled(since=mark)
+    assert len(mta.log_lines(f"{qid}: sender delay notification", since=mark)) == 1
+    warnings = [m for m in notices(mta, SENDER, mid) if m["Subject"].startswith("Delayed Mail")]
     assert len(warnings) == 1
 
 
 def test_no_delay_warning_without_notify_delay(mta):
-    send(mta, SENDER, ["b@slow.test"], "slow quiet", rcpt_options=["NOTIFY=FAILURE"])
-    wait_notice(mta, SENDER, lambda m: about("slow quiet")(m)
+    mark = mta.log_mark()
+    mid, qid = send(mta, SENDER, ["b@slow.test"], "slow quiet", rcpt_options=["NOTIFY=FAILURE"])
+    wait_notice(mta, SENDER, mid, lambda m: about("slow quiet")(m)
                 and m["Subject"].startswith("Undelivered"), "the expiry bounce")
-    assert not any(about("slow quiet")(m) and m["Subject"].startswith("Delayed")
-                   for m in notices(mta, SENDER))
+    mta.wait_log(f"{qid}: removed", since=mark)
+    mta.wait_settled(since=mark)
+    assert not mta.log_lines(f"{qid}: sender delay notification", since=mark)
+    assert not any(m["Subject"].startswith("Delayed") for m in notices(mta, SENDER, mid))
 
 
 def test_failed_bounce_goes_to_postmaster_once(mta):
     # the sender does not exist here: its bounce fails, the postmaster gets that
-    send(mta, "ghost@example.test", ["v@fail.test"], "ghost mail")
-    msg = wait_notice(mta, "pm@example.test", lambda m: m["Subject"] ==
+    mid, _ = send(mta, "ghost@example.test", ["v@fail.test"], "ghost mail")
+    msg = wait_notice(mta, "pm@example.test", mid, lambda m: m["Subject"] ==
                       "Postmaster Copy: Undelivered Mail", "the double bounce")
-    raw = [r for r in mta.messages("pm@example.test") if b"Postmaster Copy" in r][0]
+    raw = [r for r in mta.find_messages("pm@example.test", about=mid)
+           if b"Postmaster Copy" in r][0]
     assert b"Return-Path: <double-bounce@mx.example.test>" in raw
     _, rcpts = report(msg)
     assert rcpts[0]["Final-Recipient"] == "rfc822; ghost@example.test"
@@ -188,11 +202,15 @@ def test_failed_bounce_goes_to_postmaster_once(mta):
 
 
 def test_failed_double_bounce_is_dropped(mta):
-    send(mta, "double-bounce@mx.example.test", ["u@fail.test"], "dropped one")
-    mta.wait_log("undeliverable notification from <double-bounce@mx.example.test> dropped")
-    before = len(mta.messages("pm@example.test"))
-    time.sleep(1)
-    assert len(mta.messages("pm@example.test")) == before
+    mark = mta.log_mark()
+    mid, qid = send(mta, "double-bounce@mx.example.test", ["u@fail.test"], "dropped one")
+    mta.wait_log(f"{qid}: undeliverable notification from <double-bounce@mx.example.test> "
+                 "dropped", since=mark)
+    # gone from the queue without a notice
+    mta.wait_log(f"{qid}: removed", since=mark)
+    mta.wait_settled(since=mark)
+    assert not mta.log_lines(f"{qid}: ", "notification:", since=mark)
+    assert not mta.find_messages("pm@example.test", about=mid)
 
 
 # ---- a fake delivery agent on private/fake ----
@@ -303,29 +321,31 @@ def fake_mta():
 
 def test_concurrency_per_destination(fake_mta):
     inst, agent = fake_mta
+    mark = inst.log_mark()
     for i in range(6):
         send(inst, SENDER, [f"r{i}@busy.test"], f"busy {i}")
     send(inst, SENDER, ["x@other.test"], "other one")
-    wait_for(lambda: inst.log().count("relay=busy.test") >= 6, timeout=30,
+    wait_for(lambda: len(inst.log_lines("relay=busy.test", since=mark)) >= 6, timeout=30,
              what="six deliveries to busy.test")
-    inst.wait_log("relay=other.test")
+    inst.wait_log("relay=other.test", since=mark)
     assert agent.requests["busy.test"] == 6
     assert agent.max_inflight["busy.test"] <= 2
 
 
 def test_dead_destination_pauses_then_flush(fake_mta):
     inst, agent = fake_mta
+    mark = inst.log_mark()
     for i in range(3):
         send(inst, SENDER, [f"d{i}@dead.test"], f"dead {i}")
-        inst.wait_log(f"to=<d{i}@dead.test>, relay=dead.test")
-    inst.wait_log("destination dead.test is dead after 3 connection failures")
+        inst.wait_log(f"to=<d{i}@dead.test>, relay=dead.test", since=mark)
+    inst.wait_log("destination dead.test is dead after 3 connection failures", since=mark)
     assert agent.requests["dead.test"] == 3
     # the next message is deferred without an attempt; other mail still flows
     send(inst, SENDER, ["d3@dead.test"], "dead 3")
-    inst.wait_log("to=<d3@dead.test>, relay=none")
-    assert "delivery temporarily suspended: connect to dead.test" in inst.log()
+    line = inst.wait_log("to=<d3@dead.test>, relay=none", since=mark)
+    assert "delivery temporarily suspended: connect to dead.test" in line, line
     send(inst, SENDER, ["y@other.test"], "other two")
-    inst.wait_log("to=<y@other.test>, relay=other.test")
+    inst.wait_log("to=<y@other.test>, relay=other.test", since=mark)
     assert agent.requests["dead.test"] == 3
     # flush: everything deferred is tried now, the pause is lifted
     inst.run("queue", "flush")
@@ -358,9 +378,10 @@ def write_queue_file(inst, sender, rcpt, content):
 def test_too_many_received_headers_bounce(mta):
     hops = "".join(f"Received: from hop{i}.test by hop{i + 1}.test; Thu, 1 Jan 2025\n"
                    for i in range(60))
+    mid = f"<looping.{time.time()}@test>"
     write_queue_file(mta, SENDER, "bob@example.test",
-                     hops + "Subject: looping\n\nround and round\n")
-    msg = wait_notice(mta, SENDER, about("looping"), "the loop bounce")
+                     hops + f"Subject: looping\nMessage-ID: {mid}\n\nround and round\n")
+    msg = wait_notice(mta, SENDER, mid, about("looping"), "the loop bounce")
     _, rcpts = report(msg)
     assert rcpts[0]["Status"] == "5.4.6"
     assert "too many Received" in rcpts[0]["Diagnostic-Code"]

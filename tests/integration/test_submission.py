@@ -103,6 +103,7 @@ def test_relay_refused_without_auth(mta):
 
 
 def test_relay_allowed_with_auth(mta):
+    mark = mta.log_mark()
     for port in ("smtp", "submission"):
         s = smtplib.SMTP("127.0.0.1", mta.port(port), timeout=30)
         with s:
@@ -114,7 +115,7 @@ def test_relay_allowed_with_auth(mta):
             code, msg = s.docmd("RCPT", f"TO:<{REMOTE}>")
             assert code == 250, (port, msg)
             assert s.rset()[0] == 250
-    mta.wait_log(f"sasl_method=PLAIN, sasl_username={ALICE}")
+    mta.wait_log(f"sasl_method=PLAIN, sasl_username={ALICE}", since=mark)
 
 
 def test_sender_login_map(mta):
@@ -126,16 +127,18 @@ def test_sender_login_map(mta):
         assert code == 553, msg
         assert s.docmd("MAIL", f"FROM:<{ALICE}>")[0] == 250
         assert s.rset()[0] == 250
-        s.sendmail(ALICE, [BOB], "Subject: owned\r\n\r\nhello\r\n")
+        mid = f"<owned.{time.time()}@example.test>"
+        s.sendmail(ALICE, [BOB], f"Subject: owned\r\nMessage-ID: {mid}\r\n\r\nhello\r\n")
     with submission(mta, login=BOB) as s:
         # the map lets bob use alice's address as well as his own
         assert s.docmd("MAIL", f"FROM:<{ALICE}>")[0] == 250
         assert s.rset()[0] == 250
         assert s.docmd("MAIL", f"FROM:<{BOB}>")[0] == 250
-    mta.wait_messages(BOB, 1)
+    mta.wait_message(BOB, mid)
 
 
 def test_wrong_password(mta):
+    mark = mta.log_mark()
     with submission(mta) as s:
         t0 = time.monotonic()
         code, msg = s.docmd("AUTH", "PLAIN " + plain(ALICE, "wrong"))
@@ -145,7 +148,7 @@ def test_wrong_password(mta):
         # the session goes on, and a right password still works
         s.login(ALICE, PASSWORD)
         assert s.docmd("MAIL", f"FROM:<{ALICE}>")[0] == 250
-    mta.wait_log("SASL PLAIN authentication failed")
+    mta.wait_log("SASL PLAIN authentication failed", since=mark)
 
 
 def test_auth_login_exchange(mta):

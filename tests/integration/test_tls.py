@@ -15,6 +15,7 @@ import warnings
 import pytest
 
 from conftest import start_instance
+from instance import message_id_of
 
 USER = "alice@example.test"
 PASSWORD = "secret"
@@ -39,20 +40,13 @@ def context(inst, check_hostname=False):
     return ctx
 
 
-def message(subject):
-    return (f"From: sender@example.org\r\nTo: {USER}\r\nSubject: {subject}\r\n\r\n"
-            f"body of {subject}\r\n")
+def msgid(subject):
+    return f"<{subject}.{time.time()}@example.org>"
 
 
-def delivered(inst, subject, timeout=20):
-    """The delivered message with this subject (bytes)."""
-    def find():
-        for m in inst.messages(USER):
-            if f"Subject: {subject}".encode() in m:
-                return m
-        return None
-    from instance import wait_for
-    return wait_for(find, timeout=timeout, what=f"message {subject!r}")
+def message(subject, mid):
+    return (f"From: sender@example.org\r\nTo: {USER}\r\nSubject: {subject}\r\n"
+            f"Message-ID: {mid}\r\n\r\nbody of {subject}\r\n")
 
 
 def read_reply(f):
@@ -87,8 +81,9 @@ def test_starttls_delivers_and_received_records_tls(mta):
     with mta.smtp() as s:
         s.starttls(context=context(mta))
         s.ehlo("client.example.org")
-        s.sendmail("sender@example.org", [USER], message("starttls-1"))
-    m = delivered(mta, "starttls-1")
+        data = message("starttls-1", msgid("starttls-1"))
+        s.sendmail("sender@example.org", [USER], data)
+    m = mta.wait_message(USER, message_id_of(data.encode()))
     head = m.split(b"\n\n", 1)[0].decode()
     received = re.search(r"^Received:.*?(?=^\S)", head + "\nX:", re.M | re.S).group(0)
     assert "with ESMTPS" in received, received
@@ -117,8 +112,9 @@ def test_smtps_wrapper_mode(mta):
         assert not s.has_extn("starttls")
         assert s.has_extn("auth")
         s.login(USER, PASSWORD)
-        s.sendmail(USER, [USER], message("smtps-1"))
-    m = delivered(mta, "smtps-1")
+        data = message("smtps-1", msgid("smtps-1"))
+        s.sendmail(USER, [USER], data)
+    m = mta.wait_message(USER, message_id_of(data.encode()))
     assert b"with ESMTPSA" in m
 
 
@@ -151,27 +147,31 @@ needs_swaks = pytest.mark.skipif(shutil.which("swaks") is None, reason="swaks no
 
 @needs_swaks
 def test_swaks_tls(mta):
-    p = swaks(mta, "--tls", "--from", "sender@example.org", "--header", "Subject: swaks-tls")
+    mid = msgid("swaks-tls")
+    p = swaks(mta, "--tls", "--from", "sender@example.org", "--header", "Subject: swaks-tls",
+              "--header", f"Message-Id: {mid}")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "TLS started" in p.stdout, p.stdout
-    delivered(mta, "swaks-tls")
+    mta.wait_message(USER, mid)
 
 
 @needs_swaks
 @pytest.mark.parametrize("mech", ["PLAIN", "LOGIN"])
 def test_swaks_tls_auth(mta, mech):
     subject = f"swaks-auth-{mech}"
+    mid = msgid(subject)
     p = swaks(mta, "--tls", "--auth", mech, "--auth-user", USER, "--auth-password", PASSWORD,
-              "--from", USER, "--header", f"Subject: {subject}")
+              "--from", USER, "--header", f"Subject: {subject}", "--header", f"Message-Id: {mid}")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "235 2.7.0" in p.stdout, p.stdout
-    m = delivered(mta, subject)
+    m = mta.wait_message(USER, mid)
     assert b"with ESMTPSA" in m
 
 
 def test_starttls_injection_discarded(mta):
     """Commands pipelined after STARTTLS in plaintext must never be answered inside TLS
     (CVE-2011-0411 class): the first reply after the handshake answers our EHLO."""
+    mark = mta.log_mark()
     ctx = context(mta)
     with socket.create_connection(("127.0.0.1", mta.port("smtp")), timeout=10) as raw:
         f = raw.makefile("rb", buffering=0)
@@ -193,26 +193,28 @@ def test_starttls_injection_discarded(mta):
             assert mta.hostname in reply[0], reply
             tls.sendall(b"NOOP\r\n")
             assert read_reply(tf) == ["250 2.0.0 Ok"]
-    mta.wait_log("discarded")
+    mta.wait_log("sent before the TLS handshake discarded", since=mark)
 
 
 def test_session_reset_after_starttls(mta):
     """RFC 3207: the server forgets what it knew before TLS; the EHLO name given
     before STARTTLS must not reach the Received: header."""
+    mid = msgid("reset-1")
     with mta.smtp() as s:
         s.ehlo("before.example.org")
         s.starttls(context=context(mta))
         assert s.docmd("MAIL", "FROM:<sender@example.org>")[0] == 250
         assert s.docmd("RCPT", f"TO:<{USER}>")[0] == 250
         assert s.docmd("DATA")[0] == 354
-        s.send(message("reset-1").encode() + b".\r\n")
+        s.send(message("reset-1", mid).encode() + b".\r\n")
         assert s.getreply()[0] == 250
-    m = delivered(mta, "reset-1")
+    m = mta.wait_message(USER, mid)
     assert b"before.example.org" not in m
 
 
 @pytest.mark.parametrize("port", ["smtp", "smtps"])
 def test_garbage_instead_of_client_hello(mta, port):
+    mark = mta.log_mark()
     with socket.create_connection(("127.0.0.1", mta.port(port)), timeout=10) as raw:
         if port == "smtp":
             f = raw.makefile("rb", buffering=0)
@@ -240,13 +242,15 @@ def test_garbage_instead_of_client_hello(mta, port):
         with smtplib.SMTP_SSL("127.0.0.1", mta.port("smtps"), timeout=30,
                               context=context(mta)) as s:
             assert s.noop()[0] == 250
-    mta.wait_log("TLS handshake")
+    mta.wait_log("]: TLS handshake: ", since=mark)
 
 
 def test_client_vanishes_mid_handshake(mta):
+    mark = mta.log_mark()
     with socket.create_connection(("127.0.0.1", mta.port("smtps")), timeout=10) as raw:
         raw.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]))
-    time.sleep(0.2)
+    # smtpd has seen the client go
+    mta.wait_log("]: TLS handshake: ", since=mark)
     with smtplib.SMTP_SSL("127.0.0.1", mta.port("smtps"), timeout=30,
                           context=context(mta)) as s:
         assert s.noop()[0] == 250
