@@ -195,4 +195,87 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+# ---- fuzzing (clang's libFuzzer) ----
+# Every tests/fuzz/fuzz_NAME.c is one harness, linked with lib/ built again for fuzzing
+# (coverage, ASan and UBSan) and with the program files named by FUZZ_LINK_fuzz_NAME.
+# Runs keep their corpus in $(FUZZ_BUILD)/corpus/NAME/ (out of git), seeded from
+# tests/fuzz/corpus/NAME/ when it exists; a crash leaves its input in
+# $(FUZZ_BUILD)/crash/ and each run's output is in $(FUZZ_BUILD)/log/NAME.log.
+FUZZ_CC     ?= clang
+FUZZ_BUILD  := $(BUILD)/fuzz
+FUZZ_CFLAGS ?= -O1 -g
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+               -fno-omit-frame-pointer
+FUZZ_ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(WERROR_FLAG) $(PKG_CFLAGS) $(DEFINES) \
+               $(FUZZ_CFLAGS) $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SECONDS ?= 600
+FUZZ_ARGS   ?=
+FUZZ_NAMES  := $(patsubst tests/fuzz/%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS   := $(FUZZ_NAMES:%=$(FUZZ_BUILD)/%)
+FUZZ_UTIL_A := $(FUZZ_BUILD)/lib/libpostern-util.a
+FUZZ_MAIL_A := $(FUZZ_BUILD)/lib/libpostern-mail.a
+
+FUZZ_LINK_fuzz_smtpd_data := smtpd/data_decode.c
+FUZZ_LINK_fuzz_smtpd_cmd  := smtpd/cmd.c smtpd/params.c smtpd/auth_decode.c
+FUZZ_LINK_fuzz_smtp_mime  := smtp/smtp_mime.c
+FUZZ_LINK_fuzz_smtp_reply := smtp/smtp_reply.c smtp/smtp_ehlo.c
+FUZZ_LINK_fuzz_pop3       := pop3d/cmd.c pop3d/sasl.c smtpd/auth_decode.c
+fuzz_link_objs = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LINK_fuzz_$(1)))
+
+ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)
+FUZZ_STAMP := $(FUZZ_BUILD)/.flags
+FUZZ_NOW   := $(FUZZ_CC) $(FUZZ_ALL_CFLAGS) $(LIBS)
+$(shell mkdir -p $(FUZZ_BUILD); [ "`cat $(FUZZ_STAMP) 2>/dev/null`" = '$(FUZZ_NOW)' ] || echo '$(FUZZ_NOW)' > $(FUZZ_STAMP))
+endif
+
+$(FUZZ_BUILD)/obj/lib/util/%.o: lib/util/%.c $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(FUZZ_CC) $(UTIL_INC) $(FUZZ_ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_STAMP)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(FUZZ_CC) $(MAIL_INC) $(FUZZ_ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_UTIL_A): $(UTIL_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_MAIL_A): $(MAIL_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_UTIL_A) $(FUZZ_MAIL_A):
+	@mkdir -p $(dir $@)
+	@rm -f $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
+
+.SECONDEXPANSION:
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o \
+		$$(call fuzz_link_objs,$$*) \
+		$(FUZZ_MAIL_A) $(FUZZ_UTIL_A)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter %.o,$^) \
+	    $(FUZZ_MAIL_A) $(FUZZ_UTIL_A) $(LIBS)
+
+fuzz: $(FUZZ_BINS)
+
+# One run: NAME for SECONDS; prints one line, or the end of the log after a failure.
+define fuzz_run
+	@mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/crash $(FUZZ_BUILD)/log
+	@echo "  FUZZ    $(1) for $(2) s"
+	@cd $(FUZZ_BUILD) && ./$(1) -max_total_time=$(2) -timeout=20 -rss_limit_mb=2048 \
+	    -artifact_prefix=crash/$(1)- $(FUZZ_ARGS) corpus/$(1) \
+	    $(if $(wildcard tests/fuzz/corpus/$(1)),$(abspath tests/fuzz/corpus/$(1))) \
+	    > log/$(1).log 2>&1; rc=$$?; \
+	if [ $$rc -ne 0 ]; then tail -n 60 log/$(1).log; \
+	    echo "fuzz: $(1) failed (exit $$rc): see $(FUZZ_BUILD)/log/$(1).log and crash/"; \
+	    exit 1; fi; \
+	grep -E '^#[0-9]+' log/$(1).log | tail -n 1 | sed 's/^/          /'
+endef
+
+fuzz-smoke: $(FUZZ_NAMES:%=fuzz-smoke-%)
+fuzz-long: $(FUZZ_NAMES:%=fuzz-long-%)
+fuzz-smoke-%: $(FUZZ_BUILD)/%
+	$(call fuzz_run,$*,$(FUZZ_SMOKE_SECONDS))
+fuzz-long-%: $(FUZZ_BUILD)/%
+	$(call fuzz_run,$*,$(FUZZ_SECONDS))
+
+-include $(shell find $(BUILD)/obj $(FUZZ_BUILD)/obj -name '*.d' 2>/dev/null)
