@@ -256,6 +256,9 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o \
 	    $(FUZZ_MAIL_A) $(FUZZ_UTIL_A) $(LIBS)
 
 fuzz: $(FUZZ_BINS)
+# kept, so that a later make does not compile them again
+.SECONDARY: $(FUZZ_NAMES:%=$(FUZZ_BUILD)/obj/tests/fuzz/%.o) \
+            $(foreach n,$(FUZZ_NAMES:fuzz_%=%),$(call fuzz_link_objs,$(n)))
 
 # One run: NAME for SECONDS; prints one line, or the end of the log after a failure.
 define fuzz_run
