@@ -263,7 +263,6 @@ fuzz: $(FUZZ_BINS)
 # One run: NAME for SECONDS; prints one line, or the end of the log after a failure.
 define fuzz_run
 	@mkdir -p $(FUZZ_BUILD)/corpus/$(1) $(FUZZ_BUILD)/crash $(FUZZ_BUILD)/log
-	@echo "  FUZZ    $(1) for $(2) s"
 	@cd $(FUZZ_BUILD) && ./$(1) -max_total_time=$(2) -timeout=20 -rss_limit_mb=2048 \
 	    -artifact_prefix=crash/$(1)- $(FUZZ_ARGS) corpus/$(1) \
 	    $(if $(wildcard tests/fuzz/corpus/$(1)),$(abspath tests/fuzz/corpus/$(1))) \
@@ -271,7 +270,8 @@ define fuzz_run
 	if [ $$rc -ne 0 ]; then tail -n 60 log/$(1).log; \
 	    echo "fuzz: $(1) failed (exit $$rc): see $(FUZZ_BUILD)/log/$(1).log and crash/"; \
 	    exit 1; fi; \
-	grep -E '^#[0-9]+' log/$(1).log | tail -n 1 | sed 's/^/          /'
+	echo "  FUZZ    $(1), $(2) s: $$(grep -E '^#[0-9]+' log/$(1).log | tail -n 1 | \
+	    sed 's/^#\([0-9]*\)[[:space:]]*DONE[[:space:]]*/\1 runs, /; s/ lim:.*//')"
 endef
 
 fuzz-smoke: $(FUZZ_NAMES:%=fuzz-smoke-%)
