@@ -1,5 +1,5 @@
 /* Command lines from a POP3 client: bounded reads, keyword splitting, error replies
- * with a limit, message numbers.  Every byte here comes from the client. */
+ * with a limit, message numbers and the other arguments.  Every byte here comes from the client. */
 #include <ctype.h>
 #include <stdarg.h>
 #include <string.h>
@@ -90,4 +90,37 @@ size_t pop3_msgno(const char *s, size_t max)
         v = v * 10 + d;
     }
     return v <= max ? v : 0;
+}
+
+/* A non-negative decimal count (TOP's line count), at most 18 digits: 0, or -1. */
+int pop3_count(const char *arg, long long *out)
+{
+    long long v = 0;
+    int digits = 0;
+
+    if (arg == NULL || *arg == '\0')
+        return -1;
+    for (; *arg; arg++, digits++) {
+        if (*arg < '0' || *arg > '9' || digits >= 18)
+            return -1;
+        v = v * 10 + (*arg - '0');
+    }
+    *out = v;
+    return 0;
+}
+
+/* Splits "A B" into two arguments; false unless there are exactly two. */
+bool pop3_two_args(char *args, char **a, char **b)
+{
+    char *sp;
+
+    if (args == NULL)
+        return false;
+    sp = strchr(args, ' ');
+    if (sp == NULL)
+        return false;
+    *sp = '\0';
+    *a = args;
+    *b = sp + 1;
+    return **a != '\0' && **b != '\0' && strchr(*b, ' ') == NULL;
 }

@@ -54,6 +54,10 @@ bool pop3_err(struct stream *st, unsigned *errors, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* A strictly decimal message number 1..max, or 0. */
 size_t pop3_msgno(const char *s, size_t max);
+/* A non-negative decimal count (TOP's line count), at most 18 digits: 0, or -1. */
+int pop3_count(const char *arg, long long *out);
+/* Splits "A B" in place into two arguments; false unless there are exactly two. */
+bool pop3_two_args(char *args, char **a, char **b);
 
 /* ---- sasl.c ---- */
 /* Decodes base64 (strict: padding only at the end, no white space).  0, or -1. */

@@ -62,39 +62,6 @@ static long long session_msg(struct session *s, const char *arg)
     return (long long)(n - 1);
 }
 
-/* A non-negative decimal count (TOP's line count), at most 18 digits: 0, or -1. */
-static int session_count(const char *arg, long long *out)
-{
-    long long v = 0;
-    int digits = 0;
-
-    if (arg == NULL || *arg == '\0')
-        return -1;
-    for (; *arg; arg++, digits++) {
-        if (*arg < '0' || *arg > '9' || digits >= 18)
-            return -1;
-        v = v * 10 + (*arg - '0');
-    }
-    *out = v;
-    return 0;
-}
-
-/* Splits "A B" into two arguments; false unless there are exactly two. */
-static bool session_two_args(char *args, char **a, char **b)
-{
-    char *sp;
-
-    if (args == NULL)
-        return false;
-    sp = strchr(args, ' ');
-    if (sp == NULL)
-        return false;
-    *sp = '\0';
-    *a = args;
-    *b = sp + 1;
-    return **a != '\0' && **b != '\0' && strchr(*b, ' ') == NULL;
-}
-
 /* Sends message i as a multi-line reply: everything (lines < 0), or the header, the
  * blank line and the first `lines` body lines.  0, or -1 when the connection must end. */
 static int session_send(struct session *s, size_t i, long long lines)
@@ -263,7 +230,7 @@ static void session_command(struct session *s, struct str *line)
         }
     } else if (strcmp(kw, "TOP") == 0) {
         long long i, n;
-        if (!session_two_args(args, &a, &b) || session_count(b, &n) < 0) {
+        if (!pop3_two_args(args, &a, &b) || pop3_count(b, &n) < 0) {
             session_error(s, "%s", "usage: TOP message lines");
         } else if ((i = session_msg(s, a)) >= 0) {
             if (session_send(s, (size_t)i, n) < 0) {

@@ -1,7 +1,7 @@
 /* The SMTP client's parts (see smtp(8)): the process context, the policy for one
  * next hop (TLS level, name check, credential), a session with one server, AUTH, the
- * server's replies, the transaction for one delivery request, the message content
- * writer and the 8-bit to quoted-printable converter. */
+ * server's replies and EHLO extensions, the transaction for one delivery request,
+ * the message content writer and the 8-bit to quoted-printable converter. */
 #ifndef POSTERN_SMTP_H
 #define POSTERN_SMTP_H
 
@@ -119,6 +119,10 @@ int smtp_command(struct smtp_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Control characters and non-ASCII bytes become '?'. */
 void smtp_sanitise(struct str *out, const char *s, size_t len);
+
+/* smtp_ehlo.c: sets s->ext and s->size_max from a 250 reply to EHLO (its lines after
+ * the first). */
+void smtp_ehlo_parse(struct smtp_session *s, const struct smtp_reply *r);
 
 /* smtp_policy.c: the policy for nexthop.  0, or -1 with *fail, dsn and err (a map
  * lookup failed, or its value is invalid: deferral). */

@@ -10,6 +10,8 @@
  * they are (no encoding can carry them).  A header section too large to hold stops
  * the conversion: the rest goes out unchanged.
  *
+ * An encoded line never starts with '-', so that none can be taken for a boundary.
+ *
  * The content is untrusted: lines longer than MIME_LINE_MAX are processed in pieces,
  * boundaries and header sizes are bounded, and a malformed structure only means
  * that less is converted. */
@@ -133,6 +135,11 @@ static void qp_byte(struct smtp_mime *m, unsigned char c, bool literal)
 {
     char buf[4];
 
+    /* No encoded line starts with '-': after a soft break the rest of a line could
+     * otherwise read as the boundary of an enclosing multipart ("--b"), ending the
+     * part early for the recipient's reader. */
+    if (literal && c == '-' && (m->col == 0 || m->col + 1 > QP_LINE - 1))
+        literal = false;
     if (literal) {
         buf[0] = (char)c;
         qp_emit(m, buf, 1);

@@ -237,71 +237,6 @@ static void session_free(struct smtp_session *s)
     free(s);
 }
 
-/* The mechanisms of an AUTH keyword ("PLAIN LOGIN CRAM-MD5"). */
-static void auth_parse(struct smtp_session *s, const char *p, size_t len)
-{
-    s->ext |= SMTP_EXT_AUTH_OTHER;
-    while (len > 0) {
-        size_t sp = strspn(p, " "), w;
-
-        if (sp >= len)
-            break;
-        p += sp;
-        len -= sp;
-        w = strcspn(p, " \n");
-        if (w > len)
-            w = len;
-        if (w == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-            s->ext |= SMTP_EXT_AUTH_PLAIN;
-        else if (w == 5 && strncasecmp(p, "LOGIN", 5) == 0)
-            s->ext |= SMTP_EXT_AUTH_LOGIN;
-        p += w;
-        len -= w;
-    }
-}
-
-/* The extensions a 250 reply to EHLO lists (lines after the first). */
-static void ehlo_parse(struct smtp_session *s, const struct smtp_reply *r)
-{
-    const char *p = r->lines.s;
-
-    s->ext = 0;
-    s->size_max = 0;
-    p = strchr(p, '\n');
-    while (p != NULL && p[1] != '\0') {
-        const char *line = p + 1;
-        size_t len = strcspn(line, "\n");
-        size_t kw = strcspn(line, " \n");
-
-#define KW(word) (kw == sizeof(word) - 1 && strncasecmp(line, word, kw) == 0)
-        if (KW("PIPELINING"))
-            s->ext |= SMTP_EXT_PIPELINING;
-        else if (KW("8BITMIME"))
-            s->ext |= SMTP_EXT_8BITMIME;
-        else if (KW("SMTPUTF8"))
-            s->ext |= SMTP_EXT_SMTPUTF8;
-        else if (KW("DSN"))
-            s->ext |= SMTP_EXT_DSN;
-        else if (KW("STARTTLS"))
-            s->ext |= SMTP_EXT_STARTTLS;
-        else if (KW("AUTH") || (kw > 5 && strncasecmp(line, "AUTH=", 5) == 0))
-            auth_parse(s, line + 5, len > 5 ? len - 5 : 0);
-        else if (KW("SIZE")) {
-            s->ext |= SMTP_EXT_SIZE;
-            if (kw < len && line[kw] == ' ') {
-                unsigned long long v = 0;
-                size_t i = kw + 1;
-
-                for (; i < len && line[i] >= '0' && line[i] <= '9' && i < kw + 20; i++)
-                    v = v * 10 + (unsigned)(line[i] - '0');
-                s->size_max = v;
-            }
-        }
-#undef KW
-        p = strchr(line, '\n');
-    }
-}
-
 /* A command's reply (flushing first); 0, or -1 with err. */
 static int command_reply(struct smtp_session *s, struct smtp_reply *r, struct str *err,
                          const char *cmd)
@@ -369,7 +304,7 @@ static struct smtp_session *session_open(struct smtp_ctx *ctx, const struct smtp
             goto fail;
         }
         if (r.code == 250) {
-            ehlo_parse(s, &r);
+            smtp_ehlo_parse(s, &r);
         } else if (r.code >= 500 && round == 0) {
             snprintf(cmd, sizeof(cmd), "HELO %s", ctx->myhostname);
             if (command_reply(s, &r, err, cmd) < 0) {

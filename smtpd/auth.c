@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "auth_clnt.h"
+#include "auth_decode.h"
 #include "conf.h"
 #include "log.h"
 #include "map.h"
@@ -16,46 +17,6 @@
 #define AUTH_LINE_MAX 12288         /* RFC 4954 4: a response line, CRLF included */
 #define AUTH_USER_MAX 255
 #define AUTH_PASS_MAX 1024
-
-/* Strict base64 (RFC 4648 4, with padding, no white space).  0 with the bytes in
- * out, or -1. */
-static int b64_decode(const char *in, size_t len, struct str *out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-    str_clear(out);
-    if (len % 4 != 0)
-        return -1;
-    for (size_t i = 0; i < len; i += 4) {
-        unsigned v = 0;
-        int pad = 0;
-        for (size_t j = 0; j < 4; j++) {
-            char c = in[i + j];
-            const char *p;
-            if (c == '=') {
-                /* only in the last group, only at its end */
-                if (i + 4 != len || j < 2)
-                    return -1;
-                pad++;
-                v <<= 6;
-                continue;
-            }
-            if (pad > 0 || c == '\0' || (p = strchr(alphabet, c)) == NULL)
-                return -1;
-            v = (v << 6) | (unsigned)(p - alphabet);
-        }
-        /* the bits beneath the padding must be zero */
-        if ((pad == 1 && (v & 0xff) != 0) || (pad == 2 && (v & 0xffff) != 0))
-            return -1;
-        str_appendc(out, (char)(v >> 16));
-        if (pad < 2)
-            str_appendc(out, (char)((v >> 8) & 0xff));
-        if (pad < 1)
-            str_appendc(out, (char)(v & 0xff));
-    }
-    return 0;
-}
 
 static void str_wipe(struct str *sb)
 {
@@ -124,7 +85,7 @@ static enum resp auth_response(struct smtpd_session *s, const char *challenge,
     line.s[line.len] = '\0';
     if (line.len == 1 && line.s[0] == '*')
         rc = RESP_CANCEL;
-    else if (b64_decode(line.s, line.len, out) < 0)
+    else if (smtpd_b64_decode(line.s, line.len, out) < 0)
         rc = RESP_BAD;
     if (rc == RESP_CANCEL)
         smtpd_reply(s, 501, "5.7.0 Authentication aborted");
@@ -139,40 +100,7 @@ static int initial_response(const char *ir, struct str *out)
         str_clear(out);
         return 0;
     }
-    return b64_decode(ir, strlen(ir), out);
-}
-
-/* A user name or password from the client: no NUL or control characters. */
-static bool cred_ok(const char *p, size_t len, size_t max)
-{
-    if (len == 0 || len > max)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f)
-            return false;
-    return true;
-}
-
-/* Splits a PLAIN message "authzid NUL authcid NUL passwd": 0, or -1. */
-static int plain_split(const struct str *msg, struct str *user, struct str *pass)
-{
-    const char *p = msg->s, *end = msg->s + msg->len;
-    const char *n1 = memchr(p, '\0', msg->len), *n2;
-    size_t zlen, ulen;
-
-    if (n1 == NULL)
-        return -1;
-    n2 = memchr(n1 + 1, '\0', (size_t)(end - n1 - 1));
-    if (n2 == NULL)
-        return -1;
-    zlen = (size_t)(n1 - p);
-    ulen = (size_t)(n2 - n1 - 1);
-    /* an authorization identity, when given, must be the user itself */
-    if (zlen > 0 && (zlen != ulen || memcmp(p, n1 + 1, ulen) != 0))
-        return -1;
-    str_set(user, n1 + 1, ulen);
-    str_set(pass, n2 + 1, (size_t)(end - n2 - 1));
-    return 0;
+    return smtpd_b64_decode(ir, strlen(ir), out);
 }
 
 void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
@@ -222,7 +150,7 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
             r = initial_response(ir, &buf) < 0 ? RESP_BAD : RESP_OK;
         else
             r = auth_response(s, "", &buf);
-        if (r == RESP_OK && plain_split(&buf, &user, &pass) < 0)
+        if (r == RESP_OK && smtpd_plain_split(&buf, &user, &pass) < 0)
             r = RESP_BAD;
     } else if (strcasecmp(arg, "LOGIN") == 0) {
         mech = "LOGIN";
@@ -236,8 +164,8 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
         smtpd_reply(s, 504, "5.5.4 Unsupported authentication mechanism");
         return;
     }
-    if (r == RESP_OK && (!cred_ok(user.s, user.len, AUTH_USER_MAX)
-                         || !cred_ok(pass.s, pass.len, AUTH_PASS_MAX)))
+    if (r == RESP_OK && (!smtpd_cred_ok(user.s, user.len, AUTH_USER_MAX)
+                         || !smtpd_cred_ok(pass.s, pass.len, AUTH_PASS_MAX)))
         r = RESP_BAD;
     if (r == RESP_BAD)
         smtpd_reply(s, 501, "5.5.2 Invalid authentication response");

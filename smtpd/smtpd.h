@@ -8,6 +8,7 @@
  *   data_decode.c  the content decoder (line ends, dot-stuffing, end of data)
  *   tls.c      STARTTLS, wrapper mode, the TLS settings
  *   auth.c     AUTH PLAIN and LOGIN, smtpd_sender_login_maps
+ *   auth_decode.c  AUTH's base64 and credential checks (auth_decode.h)
  * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
  * their state there); everything a mail transaction knows in struct smtpd_txn. */
 #ifndef POSTERN_SMTPD_H

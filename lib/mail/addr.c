@@ -304,6 +304,25 @@ static int scan_route(const unsigned char **pp, int flags, const char **why)
     return 0;
 }
 
+static bool dot_string(const char *local, size_t n);
+
+/* Length of the external form addr_quote() makes of addr; *local_len gets that of its
+ * local part. */
+static size_t quoted_len(const char *addr, size_t *local_len)
+{
+    const char *at = strrchr(addr, '@');
+    size_t n = at ? (size_t)(at - addr) : strlen(addr), q = n;
+
+    if (!dot_string(addr, n)) {
+        q += 2;
+        for (size_t i = 0; i < n; i++)
+            if (addr[i] == '"' || addr[i] == '\\')
+                q++;
+    }
+    *local_len = q;
+    return q + (at != NULL ? strlen(at) : 0);
+}
+
 int addr_parse_path(const char *arg, int flags, struct str *addr, const char **rest,
                     const char **why)
 {
@@ -351,6 +370,17 @@ int addr_parse_path(const char *arg, int flags, struct str *addr, const char **r
     if (p - open > ADDR_PATH_MAX) {
         *why = WHY_LONG;
         goto fail;
+    }
+    /* What is accepted must fit the limits again when written back as "<...>": the
+     * form written is never longer than a bracketed path read, but a bare address
+     * gains its two brackets. */
+    if (addr->len > 0) {
+        size_t local_len, len = quoted_len(addr->s, &local_len);
+
+        if (len + 2 > ADDR_PATH_MAX || local_len > ADDR_LOCAL_MAX) {
+            *why = WHY_LONG;
+            goto fail;
+        }
     }
     if (*p != '\0' && *p != ' ') {
         *why = WHY_SYNTAX;

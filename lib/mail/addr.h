@@ -22,7 +22,8 @@ struct str;
 enum addr_flags {
     ADDR_ALLOW_NULL = 1,        /* "<>" is valid (MAIL FROM) */
     ADDR_SMTPUTF8 = 2,          /* UTF-8 allowed in local part and domain (RFC 6531) */
-    ADDR_ALLOW_BARE = 4,        /* accept a path without <> (liberal, for sendmail -f) */
+    ADDR_ALLOW_BARE = 4,        /* accept a path without <> (liberal, for sendmail -f);
+                                 * with the brackets it must still fit ADDR_PATH_MAX */
 };
 
 /* Parses the path at the start of arg (after "MAIL FROM:" / "RCPT TO:").  On success

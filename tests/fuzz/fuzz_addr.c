@@ -1,9 +1,7 @@
 /* libFuzzer harness: addr_parse_path() on arbitrary bytes, with every flag
- * combination; an accepted address must survive addr_quote() and a second parse.
- * Build (the library built with make CC=clang SANITIZE=1 BUILD=B; the module under
- * test is compiled in again so that libFuzzer sees its coverage):
- *   clang -std=c11 -D_GNU_SOURCE -Ilib -g -O1 -fsanitize=fuzzer,address,undefined \
- *     tests/fuzz/fuzz_addr.c lib/addr.c B/lib/libpostern.a $(pkg-config --libs ...) -lcdb -lresolv */
+ * combination; an accepted address must survive addr_quote() and a second parse, and
+ * its written form must fit the path limit.
+ * Build and run: make fuzz (build/fuzz/fuzz_addr), make fuzz-smoke-fuzz_addr. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         str_appendc(&q, '<');
         addr_quote(a.s, &q);
         str_appendc(&q, '>');
+        if (q.len > ADDR_PATH_MAX)
+            abort();
         if (addr_parse_path(q.s, flags, &b, &rest, &why) != 0 || strcmp(a.s, b.s) != 0)
             abort();
     }

@@ -1,9 +1,6 @@
 /* libFuzzer harness for attr_read(): arbitrary bytes arrive through a pipe and are
- * read frame after frame until EOF or an error.  Build by hand, e.g.:
- *   clang -std=c11 -D_GNU_SOURCE -g -fsanitize=fuzzer,address,undefined -Ilib \
- *     tests/fuzz/fuzz_attr.c lib/attr.c lib/stream.c lib/str.c lib/xmalloc.c lib/log.c \
- *     lib/conf.c lib/conf_defaults.c -DPOSTERN_SYSCONFDIR=\"/etc\" \
- *     -DPOSTERN_QUEUEDIR=\"/q\" -DPOSTERN_MAILDIR_BASE=\"/m\" -lbsd -o fuzz_attr */
+ * read frame after frame until EOF or an error.
+ * Build and run: make fuzz (build/fuzz/fuzz_attr), make fuzz-smoke-fuzz_attr. */
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdint.h>

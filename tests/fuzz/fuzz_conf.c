@@ -1,14 +1,7 @@
 /* libFuzzer harness for the postern.conf parser: each input becomes postern.conf in
  * a private temporary directory and goes through conf_load(); when it loads, every
  * key is read back through the getter of its type.
- *
- * Build (from the top of the tree):
- *   clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ilib \
- *     -DPOSTERN_QUEUEDIR='"/var/spool/postern"' -DPOSTERN_MAILDIR_BASE='"/var/mail/postern"' \
- *     tests/fuzz/fuzz_conf.c lib/conf.c lib/conf_defaults.c lib/str.c lib/xmalloc.c \
- *     lib/log.c -o /tmp/fuzz_conf
- *   /tmp/fuzz_conf -max_total_time=60
- */
+ * Build and run: make fuzz (build/fuzz/fuzz_conf), make fuzz-smoke-fuzz_conf. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

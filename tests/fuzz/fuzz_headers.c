@@ -1,6 +1,6 @@
-/* libFuzzer harness for lib/headers.c: arbitrary bytes as a message header section.
- * Build (after make): clang -fsanitize=fuzzer,address,undefined -Ilib -D_GNU_SOURCE \
- *   tests/fuzz/fuzz_headers.c lib/headers.c build/lib/libpostern.a -lcdb -lpcre2-8 -lcrypt -lssl -lcrypto -lbsd -o fuzz_headers */
+/* libFuzzer harness for lib/mail/headers.c: arbitrary bytes as a message header
+ * section.  Build and run: make fuzz (build/fuzz/fuzz_headers),
+ * make fuzz-smoke-fuzz_headers. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

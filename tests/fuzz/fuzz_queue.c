@@ -1,8 +1,5 @@
 /* libFuzzer harness: queue_file_open() and queue_file_content() on arbitrary bytes.
- * Build (the library built with make CC=clang SANITIZE=1 BUILD=B; the module under
- * test is compiled in again so that libFuzzer sees its coverage):
- *   clang -std=c11 -D_GNU_SOURCE -Ilib -g -O1 -fsanitize=fuzzer,address,undefined \
- *     tests/fuzz/fuzz_queue.c lib/queue_*.c lib/attr.c B/lib/libpostern.a $(pkg-config --libs ...) -lcdb -lresolv */
+ * Build and run: make fuzz (build/fuzz/fuzz_queue), make fuzz-smoke-fuzz_queue. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>

@@ -1,7 +1,5 @@
 /* libFuzzer harness for smtpd's message content decoder (smtpd/data_decode.c).
- * Build (from the top of the tree):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Ismtpd \
- *       tests/fuzz/fuzz_smtpd_data.c smtpd/data_decode.c -o fuzz_smtpd_data
+ * Build and run: make fuzz (build/fuzz/fuzz_smtpd_data), make fuzz-smoke-fuzz_smtpd_data.
  * The first input byte picks the mode, the line limit and the piece size; the rest
  * is fed to the decoder in pieces.  Checked on every run: no CR ever comes out,
  * every line ends in '\n' and fits the limit, the bytes consumed never exceed the
@@ -11,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data_decode.h"
+#include "../../smtpd/data_decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -186,6 +186,54 @@ TEST(limits)
     str_free(&a);
 }
 
+/* A bare address (ADDR_ALLOW_BARE) is limited as the path it becomes with its
+ * brackets: 254 bytes is fine and round-trips through addr_quote() within the
+ * limit, 255 and 256 are refused (they were accepted, and then could not be written
+ * back as a path the parser takes). */
+TEST(bare_limit)
+{
+    struct str a = STR_INIT, b = STR_INIT, in = STR_INIT, q = STR_INIT;
+    const char *rest, *why = NULL;
+    char local64[65], label63[64];
+
+    memset(local64, 'l', 64);
+    local64[64] = '\0';
+    memset(label63, 'd', 63);
+    label63[63] = '\0';
+
+    str_printf(&in, "%s@%s.%s.%.61s", local64, label63, label63, label63);
+    CHECK(in.len == 254);
+    CHECK(addr_parse_path(in.s, B, &a, &rest, &why) == 0);
+    str_appendc(&q, '<');
+    addr_quote(a.s, &q);
+    str_appendc(&q, '>');
+    CHECK(q.len == 256);
+    CHECK(addr_parse_path(q.s, B, &b, &rest, &why) == 0);
+    CHECK_STR(b.s, a.s);
+    for (int extra = 1; extra <= 2; extra++) {
+        str_clear(&in);
+        str_printf(&in, "%s@%s.%s.%.*s", local64, label63, label63, 61 + extra, label63);
+        CHECK(in.len == (size_t)(254 + extra));
+        why = NULL;
+        CHECK(addr_parse_path(in.s, B, &a, &rest, &why) < 0);
+        CHECK_STR(why, "Address too long");
+        CHECK(a.len == 0);
+    }
+    /* The same with a quoted local part: the quotes count as written. */
+    str_clear(&in);
+    str_printf(&in, "\"%.60s x\"@%s.%s.%.61s", local64, label63, label63, label63);
+    CHECK(in.len == 254);
+    CHECK(addr_parse_path(in.s, B, &a, &rest, &why) == 0);
+    str_clear(&in);
+    str_printf(&in, "\"%.60s x\"@%s.%s.%.62s", local64, label63, label63, label63);
+    CHECK(addr_parse_path(in.s, B, &a, &rest, &why) < 0);
+    CHECK_STR(why, "Address too long");
+    str_free(&in);
+    str_free(&q);
+    str_free(&a);
+    str_free(&b);
+}
+
 TEST(quote)
 {
     static const struct { const char *in, *out; } q[] = {

@@ -285,7 +285,8 @@ TEST(garbage_instead_of_client_hello)
     char buf[512];
 
     CHECK(write(fd, junk, strlen(junk)) == (ssize_t)strlen(junk));
-    (void)read(fd, buf, sizeof(buf));       /* an alert, or nothing */
+    if (read(fd, buf, sizeof(buf)) < 0)     /* an alert, or nothing */
+        buf[0] = '\0';
     close(fd);
     CHECK(wait_server(pid) == 0);
 }
