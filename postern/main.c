@@ -79,7 +79,7 @@ struct conf *cmd_conf(void)
 
 char *cmd_daemon_dir(const struct conf *c)
 {
-    const char *set = conf_str(c, "daemon_directory");
+    const char *set = conf_str(c, CONF_daemon_directory);
     char exe[PATH_MAX];
     ssize_t n;
     struct str d = STR_INIT;
