@@ -28,8 +28,14 @@ static void show(const struct conf *c, enum conf_key k)
 int cmd_config(int argc, char **argv)
 {
     struct str err = STR_INIT;
-    struct conf *c = cmd_conf();
+    bool setting = false;
     int nset = 0;
+
+    for (int i = 1; i < argc; i++)
+        setting = setting || strchr(argv[i], '=') != NULL;
+    /* A file with bad values can be put right: each new value is checked, then the
+     * whole configuration, and nothing is written unless all of it passes. */
+    struct conf *c = setting ? cmd_conf_unchecked() : cmd_conf();
 
     str_init(&err);
     if (argc == 1) {
@@ -58,6 +64,8 @@ int cmd_config(int argc, char **argv)
         if (eq != NULL)
             nset++;
     }
+    if (conf_check_all(c, &err) < 0)
+        cmd_fail("%s", err.s);
     for (int i = 1; i < argc && nset > 0; i++) {
         const char *eq = strchr(argv[i], '=');
         if (eq == NULL)

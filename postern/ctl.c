@@ -145,7 +145,8 @@ static int signal_master(int argc, char **argv, int sig, const char *what)
 {
     if (argc != 1)
         cmd_usage(what);
-    struct conf *c = cmd_conf();
+    /* a reload checks the configuration; stopping never depends on it */
+    struct conf *c = sig == SIGHUP ? cmd_conf() : cmd_conf_unchecked();
     pid_t pid = running_or_fail(c);
     if (pid == 0)
         cmd_fail("not running");
@@ -185,7 +186,7 @@ int cmd_status(int argc, char **argv)
 {
     if (argc != 1)
         cmd_usage("status");
-    struct conf *c = cmd_conf();
+    struct conf *c = cmd_conf_unchecked();
     pid_t pid = running_or_fail(c);
     conf_free(c);
     if (pid > 0) {

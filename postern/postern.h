@@ -23,6 +23,9 @@ _Noreturn void cmd_usage(const char *what);
 
 /* Loads the instance's postern.conf; exits 1 on error. */
 struct conf *cmd_conf(void);
+/* The same, with values not checked against their types: for what must work while
+ * the file holds a bad value (stop, status, repairing it with config). */
+struct conf *cmd_conf_unchecked(void);
 /* Where the daemons are: daemon_directory, else next to this program. */
 char *cmd_daemon_dir(const struct conf *c);
 

@@ -45,6 +45,7 @@ struct conf {
     char *dir;
     char *path;
     struct str text;        /* what the file held */
+    bool unchecked;         /* conf_load_unchecked: values not checked (yet) */
     struct conf_entry e[CONF_NKEYS];
 };
 
@@ -237,7 +238,8 @@ static int expand_key(struct expand_state *st, size_t i, unsigned depth, struct 
             goto out;
         /* The value as configured is checked; the computed defaults below are the
          * system's, not the admin's. */
-        if (conf_value_check(&conf_defaults[i], out.s, &st->num[i], &why) < 0) {
+        if (conf_value_check(&conf_defaults[i], out.s, &st->num[i], &why) < 0
+            && !c->unchecked) {
             where(c, i, err);
             refusal(err, i, out.s, why.s);
             goto out;
@@ -474,6 +476,18 @@ struct conf *conf_load(const char *config_dir, struct str *err)
     return conf_finish(c, err);
 }
 
+struct conf *conf_load_unchecked(const char *config_dir, struct str *err)
+{
+    struct conf *c = conf_new(config_dir);
+
+    c->unchecked = true;
+    if (read_file(c->path, &c->text, err) < 0) {
+        conf_free(c);
+        return NULL;
+    }
+    return conf_finish(c, err);
+}
+
 struct conf *conf_load_fd(const char *config_dir, int fd, struct str *err)
 {
     struct conf *c = conf_new(config_dir);
@@ -526,6 +540,7 @@ void conf_free(struct conf *c)
 int conf_set(struct conf *c, const char *key, const char *value, struct str *err)
 {
     int i = conf_key_find(key);
+    struct str why = STR_INIT;
     char *old_raw;
     unsigned old_line;
 
@@ -551,7 +566,31 @@ int conf_set(struct conf *c, const char *key, const char *value, struct str *err
         c->e[i].line = old_line;
         return -1;
     }
+    /* Unchecked, the other keys wait for conf_check_all; this one is checked now. */
+    if (c->unchecked && conf_value_check(&conf_defaults[i], c->e[i].value, NULL, &why) < 0) {
+        refusal(err, (size_t)i, c->e[i].value, why.s);
+        str_free(&why);
+        free(c->e[i].raw);
+        c->e[i].raw = old_raw;
+        c->e[i].line = old_line;
+        if (conf_expand_all(c, &why) < 0)
+            log_panic("conf_set: the configuration no longer expands: %s", why.s);
+        str_free(&why);
+        return -1;
+    }
     free(old_raw);
+    return 0;
+}
+
+int conf_check_all(struct conf *c, struct str *err)
+{
+    if (!c->unchecked)
+        return 0;
+    c->unchecked = false;
+    if (conf_expand_all(c, err) < 0) {
+        c->unchecked = true;
+        return -1;
+    }
     return 0;
 }
 
@@ -574,6 +613,9 @@ static const struct conf_entry *entry(const struct conf *c, enum conf_key k, uns
     if ((T(key_type(k)) & types) == 0)
         log_panic("%s: configuration key %s is a %s", accessor, conf_key_name(k),
                   conf_type_name(key_type(k)));
+    if (c->unchecked && (types & (STR_TYPES | LIST_TYPES)) == 0)
+        log_panic("%s: configuration key %s read before it was checked", accessor,
+                  conf_key_name(k));
     return &c->e[k];
 }
 
@@ -662,7 +704,7 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
     struct str path = STR_INIT, in = STR_INIT, out = STR_INIT;
     int ki = conf_key_find(key);
     bool done = false, dropping = false;
-    size_t pos = 0;
+    size_t pos = 0, nsets = 0, seen = 0;
     struct stat sb;
     mode_t mode = 0644;
     bool have_owner = false;
@@ -687,6 +729,18 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
         have_owner = true;
     }
 
+    /* The last setting of the key is the one that counts: that one is replaced. */
+    while (pos < in.len) {
+        const char *line = in.s + pos;
+        const char *nl = memchr(line, '\n', in.len - pos);
+        size_t cut = nl ? (size_t)(nl - line) : in.len - pos;
+        pos += cut + (nl ? 1 : 0);
+        if (cut > 0 && line[cut - 1] == '\r')
+            cut--;
+        if (line_kind(line, cut) == LINE_SETTING && line_sets(line, cut, key))
+            nsets++;
+    }
+    pos = 0;
     while (pos < in.len) {
         const char *line = in.s + pos;
         const char *nl = memchr(line, '\n', in.len - pos);
@@ -702,7 +756,7 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
             if (k != LINE_COMMENT)
                 dropping = false;
         }
-        if (!done && k == LINE_SETTING && line_sets(line, cut, key)) {
+        if (!done && k == LINE_SETTING && line_sets(line, cut, key) && ++seen == nsets) {
             str_printf(&out, "%s = %s\n", key, value);
             done = true;
             dropping = true;

@@ -87,7 +87,16 @@ struct conf;
 /* Reads DIR/postern.conf (a missing file means all defaults).  NULL on error, with
  * "path:line: key = value: rule" (or another one-line message) in err. */
 struct conf *conf_load(const char *config_dir, struct str *err);
-/* The same, with the file's text read from fd instead (from its start, with pread,
+/* The same without checking values against their types (syntax, unknown keys and
+ * $expansion are still errors), for the admin command to stop an instance or repair
+ * a file that holds a bad value.  On such a configuration conf_set checks only the
+ * value it sets, and only text and list accessors may be used until conf_check_all
+ * has passed. */
+struct conf *conf_load_unchecked(const char *config_dir, struct str *err);
+/* Checks every value of a configuration loaded unchecked, as conf_load would have:
+ * 0 (it is checked from now on), or -1 with the first refusal in err. */
+int conf_check_all(struct conf *c, struct str *err);
+/* The same as conf_load, with the file's text read from fd instead (from its start, with pread,
  * so processes sharing the descriptor do not disturb each other): the snapshot
  * master hands its children.  Messages still name DIR/postern.conf. */
 struct conf *conf_load_fd(const char *config_dir, int fd, struct str *err);

@@ -634,6 +634,42 @@ TEST(conf_set)
     str_free(&err);
 }
 
+static void count_of_unchecked(const struct conf *c) { (void)conf_count(c, CONF_max_use); }
+
+/* A file with bad values, loaded unchecked, can be read as text and put right. */
+TEST(unchecked_load_and_repair)
+{
+    struct str err = STR_INIT;
+    const char *dir = conf_dir_with("max_use = 0\nipc_timeout = 0\nmail_name = M\n");
+    char d[512];
+
+    snprintf(d, sizeof(d), "%s", dir);
+    str_init(&err);
+    CHECK(conf_load(d, &err) == NULL);
+    struct conf *c = conf_load_unchecked(d, &err);
+    CHECK(c != NULL);
+    if (c == NULL)
+        return;
+    CHECK_STR(conf_str(c, CONF_mail_name), "M");
+    CHECK(conf_str(c, CONF_queue_directory)[0] == '/');
+    CHECK_STR(conf_raw(c, CONF_max_use), "0");
+    CHECK(aborts(count_of_unchecked, c));
+    refused(c, "max_idle", "0", "must be at least 1s");
+    accepted(c, "max_use", "5");
+    str_clear(&err);
+    CHECK(conf_check_all(c, &err) == -1);
+    CHECK(strstr(err.s, "/postern.conf:2: ipc_timeout = 0: must be at least 1s") != NULL);
+    accepted(c, "ipc_timeout", "5s");
+    CHECK(conf_check_all(c, &err) == 0);
+    CHECK(conf_count(c, CONF_max_use) == 5);
+    CHECK(conf_time_ms(c, CONF_ipc_timeout) == 5000);
+    conf_free(c);
+    /* syntax errors stay errors */
+    str_clear(&err);
+    CHECK(conf_load_unchecked(conf_dir_with("nokey = 1\n"), &err) == NULL);
+    str_free(&err);
+}
+
 TEST(conf_check)
 {
     struct str why = STR_INIT;
@@ -698,15 +734,20 @@ TEST(conf_edit)
         "mydestination = second\n");
     char d[512];
     snprintf(d, sizeof(d), "%s", dir);
+    /* the last setting is the one that counts: it is the one replaced */
     CHECK(conf_edit(d, "mydestination", "new.example", &err) == 0);
     CHECK_STR(read_conf(d),
         "# header\n"
-        "mydestination = new.example\n"
+        "mydestination = a,\n"
+        "    b\n"
         "  # kept\n"
+        "    c\n"
         "mail_name = X\n"
-        "mydestination = second\n");
+        "mydestination = new.example\n");
+    CHECK(conf_edit(d, "mail_name", "Y", &err) == 0);
+    CHECK(strstr(read_conf(d), "    c\nmail_name = Y\nmydestination") != NULL);
     CHECK(conf_edit(d, "relayhost", "[mx]:25", &err) == 0);
-    CHECK(strstr(read_conf(d), "mydestination = second\nrelayhost = [mx]:25\n") != NULL);
+    CHECK(strstr(read_conf(d), "mydestination = new.example\nrelayhost = [mx]:25\n") != NULL);
     CHECK(conf_edit(d, "bogus", "1", &err) == -1);
     CHECK(conf_edit(d, "mail_name", "a\nb", &err) == -1);
     CHECK(conf_edit(d, "config_directory", "/x", &err) == -1);
@@ -715,6 +756,12 @@ TEST(conf_edit)
     if (c != NULL)
         CHECK_STR(conf_str(c, CONF_relayhost), "[mx]:25");
     conf_free(c);
+
+    /* continuation lines of the setting replaced go with it */
+    dir = conf_dir_with("relay_domains = a\nrelay_domains = p,\n  q\n# c\nmail_name = Z\n");
+    snprintf(d, sizeof(d), "%s", dir);
+    CHECK(conf_edit(d, "relay_domains", "r", &err) == 0);
+    CHECK_STR(read_conf(d), "relay_domains = a\nrelay_domains = r\n# c\nmail_name = Z\n");
 
     /* A directory without postern.conf gets one. */
     const char *e = conf_dir_with(NULL);
