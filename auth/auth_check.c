@@ -32,13 +32,13 @@ struct auth_check *auth_check_open(const struct conf *conf, struct str *err)
 {
     struct auth_check *ac = xcalloc(1, sizeof(*ac));
 
-    ac->passwd = maplist_open(conf_str(conf, "auth_password_maps"), err);
+    ac->passwd = maplist_open(conf_str(conf, CONF_auth_password_maps), err);
     if (ac->passwd == NULL)
         goto fail;
     ac->router = router_open(conf, err);
     if (ac->router == NULL)
         goto fail;
-    ac->home_mailbox = xstrdup(conf_str(conf, "home_mailbox"));
+    ac->home_mailbox = xstrdup(conf_str(conf, CONF_home_mailbox));
     return ac;
 fail:
     auth_check_close(ac);

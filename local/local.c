@@ -51,14 +51,14 @@ static void local_service(struct server *srv, int *fd)
     struct deliver_request dr[LOCAL_BATCH_REQUESTS];
     struct str err = STR_INIT;
     struct stream *st;
-    int ipc_ms = conf_time_ms(srv->conf, "ipc_timeout");
+    int ipc_ms = (int)conf_time_ms(srv->conf, CONF_ipc_timeout);
     /* A reload ends the connection only once no request is waiting. */
-    struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, "max_idle") };
+    struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, CONF_max_idle) };
     bool more = true;
 
     st = stream_fdopen(*fd);
     *fd = -1;
-    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? ipc_ms : 60000);
+    stream_set_timeout(st, ipc_ms);
     for (size_t k = 0; k < LOCAL_BATCH_REQUESTS; k++)
         deliver_request_init(&dr[k]);
     while (more && server_wait_request(st, &w)) {

@@ -1,14 +1,15 @@
 /* master: turns postern.conf and master.conf into the list of services to run
  * (argument vectors, addresses to bind, limits), checking everything that can be
- * checked before anything is bound: users, -o overrides, inet_interfaces.  The
+ * checked before anything is bound: users, -o overrides (conf_load has checked every
+ * value of postern.conf against its type).  The
  * configuration files are the administrator's; they are still checked, not trusted. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -60,30 +61,6 @@ void service_free(struct service *s)
     free(s);
 }
 
-/* inet_interfaces: "all", "loopback-only", or address literals. */
-static int interfaces_check(const struct conf *conf, struct str *err)
-{
-    char **v = conf_list(conf, "inet_interfaces");
-    unsigned char bin[sizeof(struct in6_addr)];
-    int rc = 0;
-
-    if (v[0] == NULL) {
-        str_printf(err, "%s/postern.conf: inet_interfaces is empty", conf_dir(conf));
-        rc = -1;
-    }
-    for (size_t i = 0; rc == 0 && v[i] != NULL; i++) {
-        if (strcmp(v[i], "all") == 0 || strcmp(v[i], "loopback-only") == 0)
-            continue;
-        if (inet_pton(AF_INET, v[i], bin) != 1 && inet_pton(AF_INET6, v[i], bin) != 1) {
-            str_printf(err, "%s/postern.conf: inet_interfaces: bad address \"%s\"",
-                       conf_dir(conf), v[i]);
-            rc = -1;
-        }
-    }
-    strv_free(v);
-    return rc;
-}
-
 static void inet_addrs(struct service *s, const struct master_service *def,
                        const struct conf *conf)
 {
@@ -93,7 +70,7 @@ static void inet_addrs(struct service *s, const struct master_service *def,
         addr_add(s, def->host, false);
         return;
     }
-    v = conf_list(conf, "inet_interfaces");
+    v = conf_list(conf, CONF_inet_interfaces);
     for (size_t i = 0; v[i] != NULL; i++) {
         if (strcmp(v[i], "all") == 0) {
             addr_add(s, "0.0.0.0", false);
@@ -126,8 +103,7 @@ static int overrides_check(const struct master_conf *mc, const struct master_ser
         key = xstrndup(kv, (size_t)(eq - kv));
         rc = conf_set(scratch, key, eq + 1, &why);
         if (rc < 0)
-            str_printf(err, "%s:%u: -o %s: %s", mc->path, def->line, key,
-                       why.s ? why.s : "bad value");
+            str_printf(err, "%s:%u: -o %s", mc->path, def->line, why.s ? why.s : key);
         free(key);
         str_free(&why);
         if (rc < 0)
@@ -144,8 +120,8 @@ static struct service *service_make(const struct master_conf *mc,
     struct service *s = xcalloc(1, sizeof(*s));
     struct strv argv = { NULL, 0 };
     struct str tmp = STR_INIT;
-    const char *user = def->user ? def->user : conf_str(conf, "mail_owner");
-    long long deflimit = conf_int(conf, "default_process_limit");
+    const char *user = def->user ? def->user : conf_str(conf, CONF_mail_owner);
+    long long deflimit = conf_count(conf, CONF_default_process_limit);
 
     s->status_rd = s->status_wr = -1;
     s->name = xstrdup(def->name);
@@ -156,10 +132,6 @@ static struct service *service_make(const struct master_conf *mc,
 
     if (def->limit > 0) {
         s->limit = def->limit;
-    } else if (deflimit < 1 || deflimit > MASTER_LIMIT_MAX) {
-        str_printf(err, "%s/postern.conf: default_process_limit must be 1..%d",
-                   conf_dir(conf), MASTER_LIMIT_MAX);
-        goto fail;
     } else {
         s->limit = (int)deflimit;
     }
@@ -216,7 +188,7 @@ fail:
 /* daemon_directory, or else the directory this program was started from. */
 static char *daemon_dir_find(const struct conf *conf, struct str *err)
 {
-    const char *d = conf_str(conf, "daemon_directory");
+    const char *d = conf_str(conf, CONF_daemon_directory);
     char exe[PATH_MAX];
     ssize_t n;
 
@@ -266,16 +238,9 @@ int master_config_load(const char *config_dir, struct conf **confp,
         return -1;
     }
     str_free(&path);
-    if (interfaces_check(conf, err) < 0)
-        goto out;
-    if (conf_str(conf, "queue_directory")[0] != '/') {
-        str_printf(err, "%s/postern.conf: queue_directory must be an absolute path",
-                   config_dir);
-        goto out;
-    }
-    if (master.root && getpwnam(conf_str(conf, "mail_owner")) == NULL) {
+    if (master.root && getpwnam(conf_str(conf, CONF_mail_owner)) == NULL) {
         str_printf(err, "%s/postern.conf: mail_owner: unknown user \"%s\"", config_dir,
-                   conf_str(conf, "mail_owner"));
+                   conf_str(conf, CONF_mail_owner));
         goto out;
     }
     daemon_dir = daemon_dir_find(conf, err);
@@ -309,4 +274,35 @@ out:
     *svcp = svc;
     *nsvcp = n;
     return 0;
+}
+
+int master_conf_snapshot(const struct conf *conf, struct str *err)
+{
+    size_t len, off = 0;
+    const char *text = conf_text(conf, &len);
+    int fd = memfd_create("postern.conf", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+    if (fd < 0) {
+        str_printf(err, "cannot keep a copy of postern.conf: memfd_create: %s",
+                   strerror(errno));
+        return -1;
+    }
+    while (off < len) {
+        ssize_t n = write(fd, text + off, len - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            str_printf(err, "cannot keep a copy of postern.conf: write: %s",
+                       n < 0 ? strerror(errno) : "no progress");
+            close(fd);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+        str_printf(err, "cannot keep a copy of postern.conf: seal: %s", strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -217,13 +217,13 @@ static void daemon_ready(void)
 static void queue_chown(const struct conf *conf)
 {
     static const char *const dirs[] = { QUEUE_DIRS, "private", "public" };
-    const struct passwd *pw = getpwnam(conf_str(conf, "mail_owner"));
-    const struct group *gr = getgrnam(conf_str(conf, "setgid_group"));
+    const struct passwd *pw = getpwnam(conf_str(conf, CONF_mail_owner));
+    const struct group *gr = getgrnam(conf_str(conf, CONF_setgid_group));
     uid_t uid;
     gid_t gid, drop_gid;
 
     if (pw == NULL)
-        log_fatal("mail_owner: unknown user \"%s\"", conf_str(conf, "mail_owner"));
+        log_fatal("mail_owner: unknown user \"%s\"", conf_str(conf, CONF_mail_owner));
     uid = pw->pw_uid;
     gid = pw->pw_gid;
     drop_gid = gr != NULL ? gr->gr_gid : gid;
@@ -450,13 +450,21 @@ int main(int argc, char **argv)
     master.pid = getpid();
 
     if (master_config_load(master.config_dir, &master.conf, &master.svc, &master.nsvc,
-                           &err) < 0)
+                           &err) < 0) {
+        if (check_only) {           /* for "postern reload": one line, no log prefix */
+            fprintf(stderr, "master: %s\n", err.s);
+            exit(1);
+        }
         log_fatal("%s", err.s);
+    }
     str_free(&err);
     if (check_only)
         exit(0);
+    master.conf_fd = master_conf_snapshot(master.conf, &err);
+    if (master.conf_fd < 0)
+        log_fatal("%s", err.s);
 
-    master.queue_dir = xstrdup(conf_str(master.conf, "queue_directory"));
+    master.queue_dir = xstrdup(conf_str(master.conf, CONF_queue_directory));
     if (queue_tree_create(master.queue_dir, &err) < 0)
         log_fatal("%s", err.s);
     if (chdir(master.queue_dir) < 0)

@@ -92,6 +92,7 @@ struct master {
     bool root;
     pid_t pid;
     struct conf *conf;
+    int conf_fd;                /* conf's text, sealed: what every child reads */
     struct service **svc;       /* live and retired services */
     size_t nsvc;
     bool stopping;
@@ -104,6 +105,10 @@ extern struct master master;
 int master_config_load(const char *config_dir, struct conf **conf,
                        struct service ***svc, size_t *nsvc, struct str *err);
 void service_free(struct service *s);
+/* A sealed in-memory copy of the text conf was read from, for the children: they
+ * read the settings master checked, not whatever the file holds by the time they
+ * start.  The descriptor (close-on-exec), or -1 with err. */
+int master_conf_snapshot(const struct conf *conf, struct str *err);
 
 /* service.c */
 int svc_bind(struct service *s, struct str *err);

@@ -50,7 +50,7 @@ void master_reload(void)
     /* log_open_conf() treats a log file it cannot open as fatal: right at start, but
      * a reload must not kill a running master.  Try the file first. */
     {
-        const char *file = conf_str(conf, "maillog_file");
+        const char *file = conf_str(conf, CONF_maillog_file);
         int fd = file[0] == '\0' ? -2
                  : open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
                         0640);
@@ -66,7 +66,21 @@ void master_reload(void)
         if (fd >= 0)
             close(fd);
     }
-    if (strcmp(conf_str(conf, "queue_directory"), master.queue_dir) != 0)
+    {
+        int fd = master_conf_snapshot(conf, &err);
+        if (fd < 0) {
+            log_error("reload failed, keeping the running configuration: %s", err.s);
+            str_free(&err);
+            for (size_t i = 0; i < nn; i++)
+                service_free(nsvc[i]);
+            free(nsvc);
+            conf_free(conf);
+            return;
+        }
+        close(master.conf_fd);
+        master.conf_fd = fd;
+    }
+    if (strcmp(conf_str(conf, CONF_queue_directory), master.queue_dir) != 0)
         log_warn("queue_directory changed: takes effect at the next start; "
                  "still using %s", master.queue_dir);
     log_open_conf("master", conf, master.foreground);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "conf.h"
 #include "log.h"
 #include "master.h"
 #include "sock.h"
@@ -139,11 +140,12 @@ void svc_settle(struct service *s, long long now)
     s->state = s->navail == 0 && s->nchild < (size_t)s->limit ? SVC_ARMED : SVC_WAITING;
 }
 
-/* In the child: status pipe to fd 3, sockets to 4.., close-on-exec cleared on
- * exactly those, clean signal state, then exec.  Does not return. */
+/* In the child: status pipe to fd 3, sockets to 4.., then the configuration
+ * snapshot, close-on-exec cleared on exactly those, clean signal state, then exec.
+ * Does not return. */
 static _Noreturn void child_exec(const struct service *s)
 {
-    size_t n = 1 + s->nfds;
+    size_t n = 2 + s->nfds;
     int *src = xcalloc(n, sizeof(int)), *tmp = xcalloc(n, sizeof(int));
     int high = SERVER_STATUS_FD + (int)n + 64;
     sigset_t none;
@@ -160,6 +162,7 @@ static _Noreturn void child_exec(const struct service *s)
     src[0] = s->status_wr;
     for (size_t i = 0; i < s->nfds; i++)
         src[1 + i] = s->fds[i];
+    src[n - 1] = master.conf_fd;
     for (size_t i = 0; i < n; i++)
         if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, high)) < 0) {
             log_error("service %s: dup: %s", s->name, strerror(errno));
@@ -178,6 +181,8 @@ static _Noreturn void child_exec(const struct service *s)
     snprintf(buf, sizeof(buf), "%ld", (long)master.pid);
     setenv("POSTERN_MASTER_PID", buf, 1);
     setenv("POSTERN_CONFIG_DIR", master.config_dir, 1);
+    snprintf(buf, sizeof(buf), "%d", SERVER_STATUS_FD + (int)n - 1);
+    setenv(CONF_SNAPSHOT_ENV, buf, 1);
     execv(s->exe, s->argv);
     log_error("service %s: exec %s: %s", s->name, s->exe, strerror(errno));
     _exit(127);

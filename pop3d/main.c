@@ -13,22 +13,13 @@
 
 struct pop3_conf pop3_cf;
 
-static int ms_of(long long seconds)
-{
-    if (seconds <= 0)
-        return -1;
-    if (seconds > 86400)
-        seconds = 86400;
-    return (int)seconds * 1000;
-}
-
 static void pop3_settings(const struct conf *c)
 {
-    pop3_cf.timeout_ms = ms_of(conf_time(c, "pop3d_timeout"));
-    pop3_cf.ipc_timeout_ms = ms_of(conf_time(c, "ipc_timeout"));
-    pop3_cf.error_limit = conf_int(c, "pop3d_error_limit");
-    pop3_cf.wrapper = conf_bool(c, "pop3d_tls_wrapper");
-    pop3_cf.hostname = conf_str(c, "myhostname");
+    pop3_cf.timeout_ms = (int)conf_time_ms(c, CONF_pop3d_timeout);
+    pop3_cf.ipc_timeout_ms = (int)conf_time_ms(c, CONF_ipc_timeout);
+    pop3_cf.error_limit = conf_count(c, CONF_pop3d_error_limit);
+    pop3_cf.wrapper = conf_bool(c, CONF_pop3d_tls_wrapper);
+    pop3_cf.hostname = conf_str(c, CONF_myhostname);
 }
 
 static void preauth_pre_jail(struct server *srv)
@@ -37,8 +28,8 @@ static void preauth_pre_jail(struct server *srv)
     struct str err = STR_INIT;
 
     pop3_settings(srv->conf);
-    cert = conf_str(srv->conf, "smtpd_tls_cert_file");
-    key = conf_str(srv->conf, "smtpd_tls_key_file");
+    cert = conf_str(srv->conf, CONF_smtpd_tls_cert_file);
+    key = conf_str(srv->conf, CONF_smtpd_tls_key_file);
     if (*cert != '\0') {
         pop3_cf.tls = tls_server_ctx(cert, *key != '\0' ? key : cert, &err);
         if (pop3_cf.tls == NULL)

@@ -160,7 +160,7 @@ static void worker_assign(struct worker *w, const struct auth_result *who)
 static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_result *who,
                        bool reusable)
 {
-    long long max_use = conf_int(srv->conf, "max_use");
+    long long max_use = conf_count(srv->conf, CONF_max_use);
     int sv[2] = { -1, -1 };
     pid_t pid, parent = getpid();
     struct worker *w;
@@ -282,7 +282,7 @@ static void stop_all(void)
 
 int pop3_postlogin_loop(struct server *srv)
 {
-    long long max_idle_ms = conf_time(srv->conf, "max_idle") * 1000;
+    long long max_idle_ms = conf_time_ms(srv->conf, CONF_max_idle);
     long long idle_since = clock_ms();
     struct pollfd *pfd = NULL;
     size_t pfd_cap = 0;

@@ -1,5 +1,6 @@
 /* "postern config [KEY | KEY=VALUE]...": shows keys (as written, before $expansion)
- * and changes postern.conf, only when the result still loads. */
+ * and changes postern.conf, only when every new value passes its key's check and the
+ * result still loads.  Keys come from the command line: looked up by name. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,34 +12,35 @@
 
 static bool known_key(const char *key)
 {
-    if (strcmp(key, "config_directory") == 0)
-        return true;
-    for (size_t i = 0; i < conf_ndefaults; i++)
-        if (strcmp(conf_defaults[i].name, key) == 0)
-            return true;
-    return false;
+    return conf_key_find(key) >= 0;
 }
 
 /* Values as written (unexpanded, like postconf); a default that is computed at load
  * time (myhostname, mydomain: empty in the table) is shown as computed. */
-static void show(const struct conf *c, const char *key)
+static void show(const struct conf *c, enum conf_key k)
 {
-    const char *v = conf_raw(c, key);
+    const char *v = conf_raw(c, k);
     if (v[0] == '\0')
-        v = conf_str(c, key);
-    printf("%s =%s%s\n", key, v[0] != '\0' ? " " : "", v);
+        v = conf_expanded(c, k);
+    printf("%s =%s%s\n", conf_key_name(k), v[0] != '\0' ? " " : "", v);
 }
 
 int cmd_config(int argc, char **argv)
 {
     struct str err = STR_INIT;
-    struct conf *c = cmd_conf();
+    bool setting = false;
     int nset = 0;
+
+    for (int i = 1; i < argc; i++)
+        setting = setting || strchr(argv[i], '=') != NULL;
+    /* A file with bad values can be put right: each new value is checked, then the
+     * whole configuration, and nothing is written unless all of it passes. */
+    struct conf *c = setting ? cmd_conf_unchecked() : cmd_conf();
 
     str_init(&err);
     if (argc == 1) {
         for (size_t i = 0; i < conf_ndefaults; i++)
-            show(c, conf_defaults[i].name);
+            show(c, (enum conf_key)i);
         conf_free(c);
         str_free(&err);
         return 0;
@@ -62,6 +64,8 @@ int cmd_config(int argc, char **argv)
         if (eq != NULL)
             nset++;
     }
+    if (conf_check_all(c, &err) < 0)
+        cmd_fail("%s", err.s);
     for (int i = 1; i < argc && nset > 0; i++) {
         const char *eq = strchr(argv[i], '=');
         if (eq == NULL)
@@ -77,7 +81,7 @@ int cmd_config(int argc, char **argv)
     }
     for (int i = 1; i < argc; i++)
         if (strchr(argv[i], '=') == NULL)
-            show(c, argv[i]);
+            show(c, (enum conf_key)conf_key_find(argv[i]));
     conf_free(c);
     str_free(&err);
     return 0;

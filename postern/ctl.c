@@ -1,12 +1,14 @@
 /* "postern start | stop | reload | status": master's life cycle.  master holds an
  * fcntl lock on QUEUE/pid/master.pid while it runs; that lock, not the pid file's
- * presence, says whether it runs. */
+ * presence, says whether it runs.  Both start and reload refuse a configuration that
+ * does not load, before master sees it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +29,7 @@ pid_t master_running(const struct conf *c, struct str *err)
     int fd;
 
     str_init(&path);
-    str_printf(&path, "%s/pid/master.pid", conf_str(c, "queue_directory"));
+    str_printf(&path, "%s/pid/master.pid", conf_str(c, CONF_queue_directory));
     fd = open(path.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -108,14 +110,48 @@ int cmd_start(int argc, char **argv)
     cmd_fail("%s: %s", prog.s, strerror(errno));
 }
 
+/* "master -t": both configuration files, as master would load them on SIGHUP
+ * (postern.conf has loaded here already; this adds master.conf and its -o
+ * overrides).  master prints what is wrong. */
+static void master_check(const struct conf *c)
+{
+    char *dd = cmd_daemon_dir(c);
+    struct str prog = STR_INIT;
+    int status;
+    pid_t pid;
+
+    str_init(&prog);
+    str_printf(&prog, "%s/master", dd);
+    free(dd);
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0)
+        cmd_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        char *args[] = { "master", "-c", (char *)conf_dir(c), "-t", NULL };
+        execv(prog.s, args);
+        fprintf(stderr, "postern: %s: %s\n", prog.s, strerror(errno));
+        _exit(127);
+    }
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            cmd_fail("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        cmd_fail("the configuration has errors: not reloaded");
+    str_free(&prog);
+}
+
 static int signal_master(int argc, char **argv, int sig, const char *what)
 {
     if (argc != 1)
         cmd_usage(what);
-    struct conf *c = cmd_conf();
+    /* a reload checks the configuration; stopping never depends on it */
+    struct conf *c = sig == SIGHUP ? cmd_conf() : cmd_conf_unchecked();
     pid_t pid = running_or_fail(c);
     if (pid == 0)
         cmd_fail("not running");
+    if (sig == SIGHUP)
+        master_check(c);
     if (kill(pid, sig) < 0)
         cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
     if (sig == SIGHUP) {
@@ -150,7 +186,7 @@ int cmd_status(int argc, char **argv)
 {
     if (argc != 1)
         cmd_usage("status");
-    struct conf *c = cmd_conf();
+    struct conf *c = cmd_conf_unchecked();
     pid_t pid = running_or_fail(c);
     conf_free(c);
     if (pid > 0) {

@@ -66,20 +66,30 @@ void cmd_usage(const char *what)
     exit(EXIT_USAGE);
 }
 
-struct conf *cmd_conf(void)
+static struct conf *conf_or_fail(struct conf *(*load)(const char *, struct str *))
 {
     struct str err = STR_INIT;
     str_init(&err);
-    struct conf *c = conf_load(cmd_config_dir, &err);
+    struct conf *c = load(cmd_config_dir, &err);
     if (c == NULL)
         cmd_fail("%s", err.s);
     str_free(&err);
     return c;
 }
 
+struct conf *cmd_conf(void)
+{
+    return conf_or_fail(conf_load);
+}
+
+struct conf *cmd_conf_unchecked(void)
+{
+    return conf_or_fail(conf_load_unchecked);
+}
+
 char *cmd_daemon_dir(const struct conf *c)
 {
-    const char *set = conf_str(c, "daemon_directory");
+    const char *set = conf_str(c, CONF_daemon_directory);
     char exe[PATH_MAX];
     ssize_t n;
     struct str d = STR_INIT;

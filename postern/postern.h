@@ -5,7 +5,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-struct conf;
+#include "conf.h"
+
 struct str;
 
 #define EXIT_USAGE 2
@@ -22,12 +23,15 @@ _Noreturn void cmd_usage(const char *what);
 
 /* Loads the instance's postern.conf; exits 1 on error. */
 struct conf *cmd_conf(void);
+/* The same, with values not checked against their types: for what must work while
+ * the file holds a bad value (stop, status, repairing it with config). */
+struct conf *cmd_conf_unchecked(void);
 /* Where the daemons are: daemon_directory, else next to this program. */
 char *cmd_daemon_dir(const struct conf *c);
 
 /* Text maps: the file behind the first cdb: table of a config key, else
  * CONFIGDIR/maps/FALLBACK.  Caller frees. */
-char *cmd_map_file(const struct conf *c, const char *key, const char *fallback);
+char *cmd_map_file(const struct conf *c, enum conf_key key, const char *fallback);
 /* Rewrites a text map atomically: drops the entry whose key is drop (with its
  * continuation lines; NULL: none), then appends add (a whole line, NULL: none).
  * Keeps the file's mode and owner; a file that did not exist gets new_mode (a

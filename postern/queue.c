@@ -274,7 +274,7 @@ int cmd_queue(int argc, char **argv)
     if (argc < 2)
         cmd_usage("queue");
     struct conf *c = cmd_conf();
-    char *qdir = xstrdup(conf_str(c, "queue_directory"));
+    char *qdir = xstrdup(conf_str(c, CONF_queue_directory));
     const char *sub = argv[1];
     int rc;
 

@@ -14,18 +14,23 @@
 #include "atomic_file.h"
 #include "conf.h"
 #include "file_read.h"
+#include "map.h"
 #include "postern.h"
 #include "str.h"
 #include "xmalloc.h"
 
 #define TEXTMAP_MAX (64u << 20)
 
-char *cmd_map_file(const struct conf *c, const char *key, const char *fallback)
+char *cmd_map_file(const struct conf *c, enum conf_key key, const char *fallback)
 {
-    char **v = conf_list(c, key);
     struct str p = STR_INIT;
+    char **v;
 
     str_init(&p);
+    v = map_specs_split(conf_str(c, key), &p);      /* checked at load: no error */
+    if (v == NULL)
+        v = xcalloc(1, sizeof(*v));
+    str_clear(&p);
     for (size_t i = 0; v[i] != NULL; i++) {
         if (strncmp(v[i], "cdb:", 4) == 0 && v[i][4] != '\0') {
             str_sets(&p, v[i] + 4);

@@ -46,7 +46,7 @@ static void addr_parse(const struct conf *c, const char *arg, struct user_addr *
             || ch == '#' || ch == ',')
             cmd_fail("%s: local part holds a character not allowed here", arg);
     }
-    char **domains = conf_list(c, "virtual_mailbox_domains");
+    char **domains = conf_list(c, CONF_virtual_mailbox_domains);
     bool ok = false;
     for (size_t i = 0; domains[i] != NULL; i++)
         if (strcasecmp(domains[i], ua->domain) == 0)
@@ -134,8 +134,8 @@ static int user_add(const struct conf *c, const char *arg)
 {
     struct user_addr ua;
     struct str err = STR_INIT, line = STR_INIT;
-    char *pw_file = cmd_map_file(c, "auth_password_maps", "passwd");
-    char *mb_file = cmd_map_file(c, "virtual_mailbox_maps", "vmailbox");
+    char *pw_file = cmd_map_file(c, CONF_auth_password_maps, "passwd");
+    char *mb_file = cmd_map_file(c, CONF_virtual_mailbox_maps, "vmailbox");
 
     str_init(&err);
     str_init(&line);
@@ -173,8 +173,8 @@ static int user_del(const struct conf *c, const char *arg)
 {
     struct user_addr ua;
     struct str err = STR_INIT;
-    char *pw_file = cmd_map_file(c, "auth_password_maps", "passwd");
-    char *mb_file = cmd_map_file(c, "virtual_mailbox_maps", "vmailbox");
+    char *pw_file = cmd_map_file(c, CONF_auth_password_maps, "passwd");
+    char *mb_file = cmd_map_file(c, CONF_virtual_mailbox_maps, "vmailbox");
 
     str_init(&err);
     addr_parse(c, arg, &ua);
@@ -205,7 +205,7 @@ static void print_key(const char *key, void *arg)
 static int user_list(const struct conf *c)
 {
     struct str err = STR_INIT;
-    char *pw_file = cmd_map_file(c, "auth_password_maps", "passwd");
+    char *pw_file = cmd_map_file(c, CONF_auth_password_maps, "passwd");
 
     str_init(&err);
     if (textmap_keys(pw_file, print_key, NULL, &err) < 0)

@@ -50,7 +50,7 @@ static void clients_accept(struct qmgr *q)
         fd_nonblock(fd, false);
         fd_cloexec(fd, true);
         q->clients[q->nclients].st = stream_fdopen(fd);
-        stream_set_timeout(q->clients[q->nclients].st, q->ipc_timeout * 1000);
+        stream_set_timeout(q->clients[q->nclients].st, q->ipc_timeout_ms);
         q->nclients++;
     }
 }
@@ -100,10 +100,10 @@ static void timers(struct qmgr *q)
         q->want_flush = false;
         qmgr_dests_revive(q);
         qmgr_scan_deferred(q, true);
-        q->next_deferred = now + conf_time(q->conf, "queue_run_delay");
+        q->next_deferred = now + conf_time_ms(q->conf, CONF_queue_run_delay) / 1000;
     } else if (now >= q->next_deferred) {
         qmgr_scan_deferred(q, false);
-        q->next_deferred = now + conf_time(q->conf, "queue_run_delay");
+        q->next_deferred = now + conf_time_ms(q->conf, CONF_queue_run_delay) / 1000;
     }
     if (q->want_incoming || now >= q->next_incoming) {
         q->want_incoming = false;
@@ -234,18 +234,14 @@ static int qmgr_loop(struct server *srv)
 {
     struct qmgr *q = xcalloc(1, sizeof(*q));
     time_t stop_deadline = 0;
-    long long v;
-
     q->conf = srv->conf;
     q->listen_fd = srv->nlisten > 0 ? srv->listen_fds[0] : -1;
     if (q->listen_fd >= 0)
         fd_nonblock(q->listen_fd, true);
-    v = conf_time(q->conf, "ipc_timeout");
-    q->ipc_timeout = v < 1 ? 1 : v > 3600 ? 3600 : (int)v;
-    q->delivery_timeout = q->ipc_timeout * 10;
-    v = conf_int(q->conf, "qmgr_message_active_limit");
-    q->active_limit = v < 1 ? 1 : (size_t)v;
-    q->resolve = resolve_clnt_open("private/resolve", q->ipc_timeout * 1000);
+    q->ipc_timeout_ms = (int)conf_time_ms(q->conf, CONF_ipc_timeout);
+    q->delivery_timeout = (q->ipc_timeout_ms + 999) / 1000 * 10;
+    q->active_limit = (size_t)conf_count(q->conf, CONF_qmgr_message_active_limit);
+    q->resolve = resolve_clnt_open("private/resolve", q->ipc_timeout_ms);
     q->next_incoming = 0;
     q->next_deferred = 0;
 
@@ -255,7 +251,7 @@ static int qmgr_loop(struct server *srv)
             break;
         if (server_reload && !q->stopping) {
             q->stopping = true;
-            stop_deadline = time(NULL) + q->ipc_timeout;
+            stop_deadline = time(NULL) + (q->ipc_timeout_ms + 999) / 1000;
             log_info("reload: finishing %zu delivery request%s in progress",
                      qmgr_agents_busy(q), qmgr_agents_busy(q) == 1 ? "" : "s");
         }

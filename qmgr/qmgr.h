@@ -126,7 +126,7 @@ struct qmgr {
     size_t active_limit;
     struct qtransport transports[QMGR_TRANSPORTS_MAX];
     size_t ntransports;
-    int ipc_timeout;                /* seconds */
+    int ipc_timeout_ms;
     int delivery_timeout;           /* seconds allowed for one delivery reply */
     bool want_incoming;
     bool want_flush;

@@ -36,7 +36,7 @@ struct qtransport *qmgr_transport(struct qmgr *q, const char *name)
     snprintf(tp->name, sizeof(tp->name), "%s", name);
     snprintf(tp->path, sizeof(tp->path), "private/%s", name);
     /* never more connections than master runs agents: an extra one would wait */
-    n = conf_int(q->conf, "default_process_limit");
+    n = conf_count(q->conf, CONF_default_process_limit);
     tp->nagents = n < 1 ? 1 : n > QMGR_AGENTS_MAX ? QMGR_AGENTS_MAX : (size_t)n;
     tp->agents = xcalloc(tp->nagents, sizeof(*tp->agents));
     /* local deliveries are short and all of one destination: a local process
@@ -83,8 +83,8 @@ struct qdest *qmgr_dest(struct qmgr *q, struct qtransport *tp, const char *nexth
     d = xcalloc(1, sizeof(*d));
     d->tp = tp;
     d->name = xstrdup(name);
-    limit = conf_int(q->conf, local ? "local_destination_concurrency_limit"
-                                    : "default_destination_concurrency_limit");
+    limit = conf_count(q->conf, local ? CONF_local_destination_concurrency_limit
+                                      : CONF_default_destination_concurrency_limit);
     d->limit = limit < 1 ? 1 : limit > QMGR_AGENTS_MAX ? QMGR_AGENTS_MAX : (size_t)limit;
     d->hnext = tp->buckets[h];
     tp->buckets[h] = d;
@@ -130,8 +130,8 @@ static const char *dest_label(const struct qdest *d)
 static void dest_result(struct qmgr *q, struct qdest *d, bool dead, const char *dsn,
                         const char *text)
 {
-    long long limit = conf_int(q->conf, "default_destination_failure_limit");
-    long long pause = conf_time(q->conf, "minimal_backoff_time");
+    long long limit = conf_count(q->conf, CONF_default_destination_failure_limit);
+    long long pause = conf_time_ms(q->conf, CONF_minimal_backoff_time) / 1000;
 
     if (!dead) {
         if (d->failures > 0 || d->dead_until != 0)
@@ -268,12 +268,12 @@ static bool agent_usable(struct qagent *a)
 
 static int agent_connect(struct qmgr *q, struct qtransport *tp, struct qagent *a)
 {
-    int fd = sock_connect_unix(tp->path, q->ipc_timeout * 1000);
+    int fd = sock_connect_unix(tp->path, q->ipc_timeout_ms);
 
     if (fd < 0)
         return -1;
     a->st = stream_fdopen(fd);
-    stream_set_timeout(a->st, q->ipc_timeout * 1000);
+    stream_set_timeout(a->st, q->ipc_timeout_ms);
     return 0;
 }
 

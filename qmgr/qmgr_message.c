@@ -394,7 +394,8 @@ static void msg_open_failed(struct qmgr *q, struct qmsg *m, int err, const char 
 
         log_warn("%s: cannot open queue file: %s", m->id, strerror(err));
         str_printf(&path, "active/%s", m->id);
-        tv[0].tv_sec = tv[1].tv_sec = time(NULL) + conf_time(q->conf, "minimal_backoff_time");
+        tv[0].tv_sec = tv[1].tv_sec =
+            time(NULL) + conf_time_ms(q->conf, CONF_minimal_backoff_time) / 1000;
         tv[0].tv_usec = tv[1].tv_usec = 0;
         if (utimes(path.s, tv) < 0 || qmgr_queue_rename("active", "deferred", m->id) < 0)
             log_warn("%s: cannot move to deferred/: %s", m->id, strerror(errno));
@@ -424,7 +425,7 @@ static int grab_header(void *arg, const char *data, size_t len)
 static bool too_many_hops(struct qmgr *q, struct qmsg *m, size_t *count)
 {
     struct hop_count h = { STR_INIT };
-    long long limit = conf_int(q->conf, "hopcount_limit");
+    long long limit = conf_count(q->conf, CONF_hopcount_limit);
 
     *count = 0;
     if (limit <= 0)
@@ -528,8 +529,8 @@ time_t qmgr_retry_time(long long minb, long long maxb, time_t arrival, time_t no
 static void expire(struct qmgr *q, struct qmsg *m, time_t now)
 {
     bool null_sender = m->qf.sender == NULL || m->qf.sender[0] == '\0';
-    long long life = conf_time(q->conf, null_sender ? "bounce_queue_lifetime"
-                                                    : "maximal_queue_lifetime");
+    long long life = conf_time_ms(q->conf, null_sender ? CONF_bounce_queue_lifetime
+                                                       : CONF_maximal_queue_lifetime) / 1000;
 
     if ((long long)(now - m->qf.arrival) < life)
         return;
@@ -635,7 +636,8 @@ static int notice_send(struct qmgr *q, struct qmsg *m, enum bounce_kind kind,
     bn.rcpts = rcpts;
     bn.nrcpts = nrcpts;
     if (kind == BOUNCE_DELAYED)
-        bn.retry_until = m->qf.arrival + (time_t)conf_time(q->conf, "maximal_queue_lifetime");
+        bn.retry_until = m->qf.arrival
+                         + (time_t)(conf_time_ms(q->conf, CONF_maximal_queue_lifetime) / 1000);
     if (bounce_notice_create(".", &m->qf, &bn, br, n, q->conf, id, &err) == 0) {
         if (postmaster)
             log_info("%s: postmaster non-delivery notification: %s", m->id, id);
@@ -738,7 +740,7 @@ static void mark_warned(struct qmsg *m)
  * still deferred whose NOTIFY asks for DELAY. */
 static void send_delay_warning(struct qmgr *q, struct qmsg *m, time_t now)
 {
-    long long dwt = conf_time(q->conf, "delay_warning_time");
+    long long dwt = conf_time_ms(q->conf, CONF_delay_warning_time) / 1000;
     size_t *idx, n = 0;
     int rc = 0;
 
@@ -780,8 +782,9 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
         if (queue_file_sync(&m->qf) < 0)
             log_warn("%s: cannot sync queue file: %s", m->id, strerror(errno));
         tv[0].tv_sec = tv[1].tv_sec =
-            qmgr_retry_time(conf_time(q->conf, "minimal_backoff_time"),
-                            conf_time(q->conf, "maximal_backoff_time"), m->qf.arrival, now);
+            qmgr_retry_time(conf_time_ms(q->conf, CONF_minimal_backoff_time) / 1000,
+                            conf_time_ms(q->conf, CONF_maximal_backoff_time) / 1000,
+                            m->qf.arrival, now);
         tv[0].tv_usec = tv[1].tv_usec = 0;
         if (utimes(path.s, tv) < 0)
             log_warn("%s: cannot set the retry time: %s", m->id, strerror(errno));

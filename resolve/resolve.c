@@ -112,13 +112,13 @@ static void resolve_service(struct server *srv, int *fd)
     struct stream *st = stream_fdopen(*fd);
     struct attr_list in = ATTR_LIST_INIT, out = ATTR_LIST_INIT;
     struct server_wait w = {
-        .idle_ms = conf_time_ms(srv->conf, "max_idle"),
+        .idle_ms = conf_time_ms(srv->conf, CONF_max_idle),
         .reload_at_once = true,
         .watch_master = true,
     };
 
     *fd = -1;
-    stream_set_timeout(st, conf_time_ms(srv->conf, "ipc_timeout"));
+    stream_set_timeout(st, conf_time_ms(srv->conf, CONF_ipc_timeout));
     while (server_wait_request(st, &w)) {
         int rc = attr_read(st, &in, ATTR_FRAME_MAX);
 

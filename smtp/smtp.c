@@ -33,64 +33,50 @@
 static struct smtp_ctx smtp_ctx;
 
 /* A map list named by key, opened now and kept open through the chroot. */
-static struct maplist *maps_open(const struct conf *c, const char *key)
+static struct maplist *maps_open(const struct conf *c, enum conf_key key)
 {
     struct str err = STR_INIT;
     struct maplist *ml = maplist_open(conf_str(c, key), &err);
 
     if (ml == NULL)
-        log_fatal("%s: %s", key, err.len ? err.s : "cannot open");
+        log_fatal("%s: %s", conf_key_name(key), err.len ? err.s : "cannot open");
     maplist_pin(ml);
     str_free(&err);
     return ml;
-}
-
-static int ms_of(const struct conf *c, const char *key)
-{
-    long long s = conf_time(c, key);
-
-    if (s <= 0)
-        s = 1;
-    if (s > 86400)
-        s = 86400;
-    return (int)(s * 1000);
 }
 
 static void smtp_pre_jail(struct server *srv)
 {
     struct smtp_ctx *ctx = &smtp_ctx;
     struct str err = STR_INIT;
-    const char *level = conf_str(srv->conf, "smtp_tls_security_level");
-    long long port = conf_int(srv->conf, "smtp_destination_port");
+    const char *level = conf_str(srv->conf, CONF_smtp_tls_security_level);
+    long long port = conf_count(srv->conf, CONF_smtp_destination_port);
 
     ctx->conf = srv->conf;
-    ctx->myhostname = conf_str(srv->conf, "myhostname");
-    if (port < 1 || port > 65535)
-        log_fatal("smtp_destination_port: %lld is not a port number", port);
+    ctx->myhostname = conf_str(srv->conf, CONF_myhostname);
     ctx->port = (unsigned)port;
-    ctx->connect_ms = ms_of(srv->conf, "smtp_connect_timeout");
-    ctx->helo_ms = ms_of(srv->conf, "smtp_helo_timeout");
-    ctx->data_ms = ms_of(srv->conf, "smtp_data_timeout");
-    if (strcasecmp(level, "none") == 0)
+    ctx->connect_ms = (int)conf_time_ms(srv->conf, CONF_smtp_connect_timeout);
+    ctx->helo_ms = (int)conf_time_ms(srv->conf, CONF_smtp_helo_timeout);
+    ctx->data_ms = (int)conf_time_ms(srv->conf, CONF_smtp_data_timeout);
+    if (strcmp(level, "none") == 0)
         ctx->tls_level = SMTP_TLS_NONE;
-    else if (strcasecmp(level, "may") == 0 || level[0] == '\0')
+    else if (strcmp(level, "may") == 0)
         ctx->tls_level = SMTP_TLS_MAY;
-    else if (strcasecmp(level, "encrypt") == 0)
+    else if (strcmp(level, "encrypt") == 0)
         ctx->tls_level = SMTP_TLS_ENCRYPT;
-    else if (strcasecmp(level, "verify") == 0 || strcasecmp(level, "secure") == 0)
+    else if (strcmp(level, "verify") == 0)
         ctx->tls_level = SMTP_TLS_VERIFY;
     else
-        log_fatal("smtp_tls_security_level: unknown level \"%s\" (none, may, encrypt, verify)",
-                  level);
+        log_panic("smtp_tls_security_level \"%s\" is in the table but not handled", level);
     ctx->dns = dns_open(srv->conf, &err);
     if (ctx->dns == NULL)
         log_fatal("%s", err.len ? err.s : "cannot set up the DNS resolver");
-    ctx->tls_policy = maps_open(srv->conf, "smtp_tls_policy_maps");
-    ctx->sasl_passwords = maps_open(srv->conf, "smtp_sasl_password_maps");
+    ctx->tls_policy = maps_open(srv->conf, CONF_smtp_tls_policy_maps);
+    ctx->sasl_passwords = maps_open(srv->conf, CONF_smtp_sasl_password_maps);
     /* a map may ask for TLS where the global level does not */
     if (ctx->tls_level != SMTP_TLS_NONE || maplist_count(ctx->tls_policy) > 0
         || maplist_count(ctx->sasl_passwords) > 0) {
-        const char *ca = conf_str(srv->conf, "smtp_tls_CAfile");
+        const char *ca = conf_str(srv->conf, CONF_smtp_tls_CAfile);
 
         str_clear(&err);
         ctx->tls = tls_client_ctx(ca[0] != '\0' ? ca : NULL, &err);
@@ -277,13 +263,13 @@ static void smtp_service(struct server *srv, int *fd)
 {
     struct smtp_ctx *ctx = srv->ctx;
     struct stream *st;
-    int ipc_ms = conf_time_ms(srv->conf, "ipc_timeout");
-    struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, "max_idle"),
+    int ipc_ms = (int)conf_time_ms(srv->conf, CONF_ipc_timeout);
+    struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, CONF_max_idle),
                              .tick = wait_tick, .arg = ctx };
 
     st = stream_fdopen(*fd);
     *fd = -1;
-    stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? ipc_ms : 60000);
+    stream_set_timeout(st, ipc_ms);
     deliver_serve(st, &w, smtp_deliver, ctx);
     cache_drop(ctx, true);
     stream_close(st);

@@ -27,12 +27,12 @@ static void str_wipe(struct str *sb)
 
 void smtpd_auth_setup(struct smtpd_conf *cf, const struct conf *c)
 {
-    const char *maps = conf_str(c, "smtpd_sender_login_maps");
+    const char *maps = conf_str(c, CONF_smtpd_sender_login_maps);
     struct str err = STR_INIT;
 
-    cf->sasl_enable = conf_bool(c, "smtpd_sasl_auth_enable");
-    cf->tls_auth_only = conf_bool(c, "smtpd_tls_auth_only");
-    cf->auth_required = conf_bool(c, "smtpd_client_auth_required");
+    cf->sasl_enable = conf_bool(c, CONF_smtpd_sasl_auth_enable);
+    cf->tls_auth_only = conf_bool(c, CONF_smtpd_tls_auth_only);
+    cf->auth_required = conf_bool(c, CONF_smtpd_client_auth_required);
     cf->sender_login_maps = NULL;
     cf->auth = NULL;
     if (*maps != '\0') {

@@ -78,7 +78,7 @@ static void received_header(struct smtpd_session *s, struct str *out)
                s->addr);
     smtpd_tls_received(s, out);
     str_printf(out, "\tby %s (%s) with %s id %s", s->cf->myhostname,
-               conf_str(s->cf->conf, "mail_name"), smtpd_protocol(s), t->id);
+               conf_str(s->cf->conf, CONF_mail_name), smtpd_protocol(s), t->id);
     if (t->rcpt_accepted == 1 && t->first_rcpt.len > 0) {
         str_appends(out, "\n\tfor <");
         addr_quote(t->first_rcpt.s, out);

@@ -45,11 +45,11 @@ static void error_sleep(struct smtpd_session *s)
 {
     struct timespec ts;
 
-    if (s->cf->error_sleep <= 0)
+    if (s->cf->error_sleep_ms <= 0)
         return;
     smtpd_flush(s);
-    ts.tv_sec = (time_t)s->cf->error_sleep;
-    ts.tv_nsec = 0;
+    ts.tv_sec = (time_t)(s->cf->error_sleep_ms / 1000);
+    ts.tv_nsec = (long)(s->cf->error_sleep_ms % 1000) * 1000000;
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
 }

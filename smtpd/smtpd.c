@@ -16,8 +16,6 @@
 #include "stream.h"
 #include "xmalloc.h"
 
-#define LINE_LENGTH_MIN 64
-
 static struct smtpd_conf smtpd_cf;
 
 static void smtpd_pre_jail(struct server *srv)
@@ -26,29 +24,21 @@ static void smtpd_pre_jail(struct server *srv)
     const struct conf *c = srv->conf;
     struct str err = STR_INIT;
     char **nets;
-    long long n;
 
     cf->conf = c;
-    cf->myhostname = conf_str(c, "myhostname");
-    cf->banner = conf_str(c, "smtpd_banner");
-    cf->myorigin = conf_str(c, "myorigin");
-    cf->message_size_limit = conf_size(c, "message_size_limit");
-    if (cf->message_size_limit < 0)
-        cf->message_size_limit = 0;
-    cf->recipient_limit = conf_int(c, "smtpd_recipient_limit");
-    n = conf_time(c, "smtpd_timeout");
-    cf->timeout_ms = n <= 0 ? -1 : n > 86400 ? 86400 * 1000 : (int)n * 1000;
-    cf->hard_error_limit = conf_int(c, "smtpd_hard_error_limit");
-    cf->soft_error_limit = conf_int(c, "smtpd_soft_error_limit");
-    cf->error_sleep = conf_time(c, "smtpd_error_sleep_time");
-    if (cf->error_sleep > 300)
-        cf->error_sleep = 300;
-    n = conf_int(c, "line_length_limit");
-    cf->line_length_limit = n < LINE_LENGTH_MIN ? LINE_LENGTH_MIN
-                            : n > (1 << 20) ? (size_t)1 << 20 : (size_t)n;
-    cf->smtputf8 = conf_bool(c, "smtputf8_enable");
-    cf->hopcount_limit = conf_int(c, "hopcount_limit");
-    nets = conf_list(c, "mynetworks");
+    cf->myhostname = conf_str(c, CONF_myhostname);
+    cf->banner = conf_str(c, CONF_smtpd_banner);
+    cf->myorigin = conf_str(c, CONF_myorigin);
+    cf->message_size_limit = conf_size(c, CONF_message_size_limit);
+    cf->recipient_limit = conf_count(c, CONF_smtpd_recipient_limit);
+    cf->timeout_ms = (int)conf_time_ms(c, CONF_smtpd_timeout);
+    cf->hard_error_limit = conf_count(c, CONF_smtpd_hard_error_limit);
+    cf->soft_error_limit = conf_count(c, CONF_smtpd_soft_error_limit);
+    cf->error_sleep_ms = conf_time_ms(c, CONF_smtpd_error_sleep_time);
+    cf->line_length_limit = (size_t)conf_count(c, CONF_line_length_limit);
+    cf->smtputf8 = conf_bool(c, CONF_smtputf8_enable);
+    cf->hopcount_limit = conf_count(c, CONF_hopcount_limit);
+    nets = conf_list(c, CONF_mynetworks);
     if (cidr_list_parse(nets, &cf->mynetworks, &err) < 0)
         log_fatal("mynetworks: %s", err.s);
     strv_free(nets);
@@ -59,13 +49,11 @@ static void smtpd_pre_jail(struct server *srv)
 
 static void smtpd_post_jail(struct server *srv)
 {
-    long long t = conf_time(srv->conf, "ipc_timeout");
+    int ipc_ms = (int)conf_time_ms(srv->conf, CONF_ipc_timeout);
 
-    if (t <= 0 || t > 3600)
-        t = 3600;
-    smtpd_cf.resolve = resolve_clnt_open("private/resolve", (int)t * 1000);
+    smtpd_cf.resolve = resolve_clnt_open("private/resolve", ipc_ms);
     if (smtpd_cf.sasl_enable)
-        smtpd_cf.auth = auth_clnt_open(AUTH_SOCKET, (int)t * 1000);
+        smtpd_cf.auth = auth_clnt_open(AUTH_SOCKET, ipc_ms);
 }
 
 static const char *const cmd_names[CMD_COUNT] = {

@@ -46,7 +46,7 @@ struct smtpd_conf {
     int timeout_ms;
     long long hard_error_limit;
     long long soft_error_limit;
-    long long error_sleep;          /* seconds */
+    long long error_sleep_ms;
     size_t line_length_limit;
     bool smtputf8;
     long long hopcount_limit;

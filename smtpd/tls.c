@@ -12,15 +12,14 @@
 
 void smtpd_tls_setup(struct smtpd_conf *cf, const struct conf *c)
 {
-    const char *cert = conf_str(c, "smtpd_tls_cert_file");
-    const char *key = conf_str(c, "smtpd_tls_key_file");
-    const char *level = conf_str(c, "smtpd_tls_security_level");
-    long long t = conf_time(c, "smtpd_starttls_timeout");
+    const char *cert = conf_str(c, CONF_smtpd_tls_cert_file);
+    const char *key = conf_str(c, CONF_smtpd_tls_key_file);
+    const char *level = conf_str(c, CONF_smtpd_tls_security_level);
     struct str err = STR_INIT;
 
     cf->tls = NULL;
-    cf->tls_wrapper = conf_bool(c, "smtpd_tls_wrappermode");
-    cf->tls_timeout_ms = t <= 0 || t > 3600 ? 3600 * 1000 : (int)t * 1000;
+    cf->tls_wrapper = conf_bool(c, CONF_smtpd_tls_wrappermode);
+    cf->tls_timeout_ms = (int)conf_time_ms(c, CONF_smtpd_starttls_timeout);
     if (*level == '\0')
         cf->tls_level = *cert != '\0' ? SMTPD_TLS_MAY : SMTPD_TLS_NONE;
     else if (strcmp(level, "none") == 0)
@@ -30,12 +29,12 @@ void smtpd_tls_setup(struct smtpd_conf *cf, const struct conf *c)
     else if (strcmp(level, "encrypt") == 0)
         cf->tls_level = SMTPD_TLS_ENCRYPT;
     else
-        log_fatal("smtpd_tls_security_level = %s: expected none, may or encrypt", level);
+        log_panic("smtpd_tls_security_level \"%s\" is in the table but not handled", level);
     if (cf->tls_wrapper && cf->tls_level == SMTPD_TLS_NONE)
         cf->tls_level = SMTPD_TLS_ENCRYPT;
     if (cf->tls_level == SMTPD_TLS_NONE)
         return;
-    cf->tls = tls_server_ctx(cert, key, &err);
+    cf->tls = tls_server_ctx(cert, *key != '\0' ? key : cert, &err);
     if (cf->tls == NULL) {
         if (cf->tls_level == SMTPD_TLS_ENCRYPT)
             log_fatal("TLS is required but unavailable: %s", err.s);

@@ -110,9 +110,9 @@ static void human_part(struct str *out, const struct bounce_notice *bn,
                        const struct queue_file *orig, bool whole)
 {
     str_appends(out, "This is the ");
-    append_clean(out, conf_str(conf, "mail_name"), 100);
+    append_clean(out, conf_str(conf, CONF_mail_name), 100);
     str_appends(out, " mail system at host ");
-    append_clean(out, conf_str(conf, "myhostname"), 255);
+    append_clean(out, conf_str(conf, CONF_myhostname), 255);
     str_appends(out, ".\n\n");
     if (bn->postmaster) {
         str_appends(out, "A delivery status notification from this host could not be\n"
@@ -154,7 +154,7 @@ void bounce_format(struct str *out, const char *id, const struct queue_file *ori
                    const struct conf *conf, const char *orig_text, size_t olen, bool whole,
                    time_t now)
 {
-    const char *host = conf_str(conf, "myhostname");
+    const char *host = conf_str(conf, CONF_myhostname);
     const char *envid = queue_file_attr(orig, "envid");
     struct str boundary = STR_INIT;
     bool eight = false;
@@ -303,13 +303,13 @@ static void qualify(const struct conf *conf, const char *addr, struct str *out)
     str_sets(out, addr);
     if (addr[0] != '\0' && strrchr(addr, '@') == NULL) {
         str_appendc(out, '@');
-        str_appends(out, conf_str(conf, "myorigin"));
+        str_appends(out, conf_str(conf, CONF_myorigin));
     }
 }
 
 void bounce_double_sender(const struct conf *conf, struct str *out)
 {
-    qualify(conf, conf_str(conf, "double_bounce_sender"), out);
+    qualify(conf, conf_str(conf, CONF_double_bounce_sender), out);
 }
 
 enum bounce_route bounce_route(const struct queue_file *orig, const struct conf *conf,
@@ -331,7 +331,7 @@ enum bounce_route bounce_route(const struct queue_file *orig, const struct conf 
         }
     } else {
         str_sets(sender, dbl.s ? dbl.s : "");
-        str_sets(to, conf_str(conf, "bounce_notice_recipient"));
+        str_sets(to, conf_str(conf, CONF_bounce_notice_recipient));
         rt = to->len > 0 ? BOUNCE_TO_POSTMASTER : BOUNCE_DROP;
     }
     str_free(&dbl);
@@ -346,7 +346,7 @@ int bounce_notice_create(const char *qdir, struct queue_file *orig,
     struct str text = STR_INIT, msg = STR_INIT;
     struct grab g = { &text, 0, true };
     struct queue_writer *qw;
-    long long limit = conf_size(conf, "bounce_size_limit");
+    long long limit = conf_size(conf, CONF_bounce_size_limit);
     bool whole = false;
     int ret = -1;
 

@@ -1,7 +1,8 @@
-/* postern.conf reader, typed getters and in-place editor (syntax in conf.h and
+/* postern.conf reader, typed accessors and in-place editor (syntax in conf.h and
  * postern.conf(5)).  The file is trusted as far as the admin who wrote it, but it is
  * still parsed defensively: bounded size, no control characters, every value checked
- * against its key's type after $expansion, errors name file:line. */
+ * against its key's type and bounds after $expansion (conf_check.c), errors name
+ * file:line, key, value and rule. */
 #include "conf.h"
 
 #include <ctype.h>
@@ -31,175 +32,55 @@
 #define CONF_VALUE_MAX (1u << 20)       /* longest value after expansion */
 #define CONF_EXPAND_DEPTH 10            /* nesting of $key inside $key */
 
-/* Index of the extra key after the table's keys. */
-#define CONF_DIR_KEY "config_directory"
+#define CONF_SHOW_MAX 200                /* bytes of a value quoted in a message */
 
 struct conf_entry {
     char *raw;              /* as set (file or conf_set), NULL = default */
     unsigned line;          /* line of the file that set it, 0 = conf_set/default */
     char *value;            /* expanded */
+    long long num;          /* COUNT, TIME (seconds), SIZE, BOOL: the parsed value */
 };
 
 struct conf {
     char *dir;
     char *path;
-    size_t n;               /* conf_ndefaults + 1 (config_directory) */
-    struct conf_entry *e;
+    struct str text;        /* what the file held */
+    bool unchecked;         /* conf_load_unchecked: values not checked (yet) */
+    struct conf_entry e[CONF_NKEYS];
 };
 
 /* ---- key table ---- */
 
-static long conf_index(const char *key)
+static enum conf_type key_type(size_t i)
 {
-    for (size_t i = 0; i < conf_ndefaults; i++)
-        if (strcmp(conf_defaults[i].name, key) == 0)
-            return (long)i;
-    if (strcmp(key, CONF_DIR_KEY) == 0)
-        return (long)conf_ndefaults;
-    return -1;
+    return i < conf_ndefaults ? conf_defaults[i].type : CONF_PATH;
+}
+
+const char *conf_key_name(enum conf_key k)
+{
+    if ((size_t)k < conf_ndefaults)
+        return conf_defaults[k].name;
+    return k == CONF_config_directory ? "config_directory" : "(no such key)";
 }
 
 static long conf_index_n(const char *key, size_t len)
 {
-    for (size_t i = 0; i < conf_ndefaults; i++)
-        if (strlen(conf_defaults[i].name) == len
-            && memcmp(conf_defaults[i].name, key, len) == 0)
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
+        const char *name = conf_key_name((enum conf_key)i);
+        if (strlen(name) == len && memcmp(name, key, len) == 0)
             return (long)i;
-    if (len == strlen(CONF_DIR_KEY) && memcmp(key, CONF_DIR_KEY, len) == 0)
-        return (long)conf_ndefaults;
+    }
     return -1;
 }
 
-static const char *conf_key_name(size_t i)
+int conf_key_find(const char *name)
 {
-    return i < conf_ndefaults ? conf_defaults[i].name : CONF_DIR_KEY;
-}
-
-static enum conf_type conf_key_type(size_t i)
-{
-    return i < conf_ndefaults ? conf_defaults[i].type : CONF_STR;
+    return (int)conf_index_n(name, strlen(name));
 }
 
 static int is_name_char(int c)
 {
     return isascii(c) && (isalnum(c) || c == '_');
-}
-
-/* ---- type parsing ---- */
-
-static int parse_ll(const char *s, long long *out, const char **end)
-{
-    const char *p = s;
-    bool neg = false;
-    unsigned long long v = 0;
-
-    if (*p == '-') {
-        neg = true;
-        p++;
-    }
-    if (!isdigit((unsigned char)*p))
-        return -1;
-    while (isdigit((unsigned char)*p)) {
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (ULLONG_MAX - d) / 10)
-            return -1;
-        v = v * 10 + d;
-        p++;
-    }
-    if (neg) {
-        if (v > (unsigned long long)LLONG_MAX + 1)
-            return -1;
-        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-    } else {
-        if (v > (unsigned long long)LLONG_MAX)
-            return -1;
-        *out = (long long)v;
-    }
-    *end = p;
-    return 0;
-}
-
-/* A unit letter (either case) and what it multiplies by; the list ends with a 0
- * letter, whose factor applies to a number without a unit. */
-struct conf_unit {
-    char letter;
-    long long mul;
-};
-
-static const struct conf_unit time_units[] = {
-    { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 7 * 86400 }, { 0, 1 },
-};
-static const struct conf_unit size_units[] = {
-    { 'k', 1024 }, { 'm', 1024 * 1024 }, { 'g', 1024 * 1024 * 1024 }, { 0, 1 },
-};
-
-/* A non-negative number with an optional one-letter unit from units. */
-static int parse_scaled(const char *s, const struct conf_unit *units, const char *expected,
-                        const char *range, long long *out, const char **why)
-{
-    const char *end;
-    long long v;
-    size_t i;
-
-    if (parse_ll(s, &v, &end) < 0 || v < 0) {
-        *why = expected;
-        return -1;
-    }
-    for (i = 0; units[i].letter != 0; i++)
-        if (*end == units[i].letter || *end == toupper((unsigned char)units[i].letter))
-            break;
-    if ((units[i].letter == 0 && *end != '\0') || (*end != '\0' && end[1] != '\0')) {
-        *why = expected;
-        return -1;
-    }
-    if (v > LLONG_MAX / units[i].mul) {
-        *why = range;
-        return -1;
-    }
-    *out = v * units[i].mul;
-    return 0;
-}
-
-/* Parses s as type t into *out (ignored for STR and LIST).  0 or -1 with a
- * description of what was expected in *why. */
-static int conf_parse_value(enum conf_type t, const char *s, long long *out,
-                            const char **why)
-{
-    const char *end;
-    long long v;
-
-    switch (t) {
-    case CONF_STR:
-    case CONF_LIST:
-        return 0;
-    case CONF_BOOL:
-        if (strcasecmp(s, "yes") == 0)
-            *out = 1;
-        else if (strcasecmp(s, "no") == 0)
-            *out = 0;
-        else {
-            *why = "expected yes or no";
-            return -1;
-        }
-        return 0;
-    case CONF_INT:
-        if (parse_ll(s, &v, &end) < 0 || *end != '\0') {
-            *why = "expected a decimal integer";
-            return -1;
-        }
-        *out = v;
-        return 0;
-    case CONF_TIME:
-        return parse_scaled(s, time_units,
-                            "expected a time: a number with an optional unit s, m, h, d or w",
-                            "time out of range", out, why);
-    case CONF_SIZE:
-        return parse_scaled(s, size_units,
-                            "expected a size: a number of bytes with an optional unit k, m or g",
-                            "size out of range", out, why);
-    }
-    *why = "unknown type";
-    return -1;
 }
 
 /* Rejects control characters (tab excepted) and non-UTF-8-looking NULs. */
@@ -217,10 +98,11 @@ static int has_control(const char *s, size_t len)
 
 struct expand_state {
     struct conf *c;
-    char **val;             /* expanded values being computed, NULL = not yet */
-    unsigned char *busy;    /* 1 while a key is being expanded (loop detection) */
-    unsigned *height;       /* longest chain of $references below each key */
-    char *host;             /* system host name, filled on demand */
+    char *val[CONF_NKEYS];          /* expanded values being computed, NULL = not yet */
+    long long num[CONF_NKEYS];      /* their parsed numbers */
+    unsigned char busy[CONF_NKEYS]; /* 1 while a key is being expanded (loops) */
+    unsigned height[CONF_NKEYS];    /* longest chain of $references below each key */
+    char *host;                     /* system host name, filled on demand */
 };
 
 static void where(const struct conf *c, size_t i, struct str *err)
@@ -230,7 +112,7 @@ static void where(const struct conf *c, size_t i, struct str *err)
     else if (c->e[i].raw != NULL)
         ;   /* set by conf_set: the message names the key */
     else
-        str_printf(err, "%s: default of %s: ", c->path, conf_key_name(i));
+        str_printf(err, "%s: (default) ", c->path);
 }
 
 static const char *system_hostname(struct expand_state *st)
@@ -319,13 +201,22 @@ static int expand_text(struct expand_state *st, size_t i, const char *text,
     return 0;
 }
 
+/* "key = value: rule", the value cut short when it is long. */
+static void refusal(struct str *err, size_t i, const char *value, const char *rule)
+{
+    size_t n = strlen(value);
+
+    str_printf(err, "%s = %.*s%s: %s", conf_key_name(i),
+               (int)(n > CONF_SHOW_MAX ? CONF_SHOW_MAX : n), value,
+               n > CONF_SHOW_MAX ? "..." : "", rule);
+}
+
 static int expand_key(struct expand_state *st, size_t i, unsigned depth, struct str *err)
 {
     struct conf *c = st->c;
-    struct str out = STR_INIT;
+    struct str out = STR_INIT, why = STR_INIT;
     const char *raw;
-    long myhostname = conf_index("myhostname");
-    long mydomain = conf_index("mydomain");
+    int rc = -1;
 
     if (st->val[i] != NULL)
         return 0;
@@ -337,70 +228,61 @@ static int expand_key(struct expand_state *st, size_t i, unsigned depth, struct 
     }
     st->busy[i] = 1;
     str_init(&out);
+    str_init(&why);
 
-    if (i == conf_ndefaults) {
+    if (i == CONF_config_directory) {
         str_sets(&out, c->dir);
     } else {
         raw = c->e[i].raw != NULL ? c->e[i].raw : conf_defaults[i].value;
-        if (expand_text(st, i, raw, depth, &out, err) < 0) {
-            str_free(&out);
-            st->busy[i] = 0;
-            return -1;
+        if (expand_text(st, i, raw, depth, &out, err) < 0)
+            goto out;
+        /* The value as configured is checked; the computed defaults below are the
+         * system's, not the admin's. */
+        if (conf_value_check(&conf_defaults[i], out.s, &st->num[i], &why) < 0
+            && !c->unchecked) {
+            where(c, i, err);
+            refusal(err, i, out.s, why.s);
+            goto out;
         }
-        if (out.len == 0 && (long)i == myhostname) {
+        if (out.len == 0 && i == CONF_myhostname) {
             str_sets(&out, system_hostname(st));
-        } else if (out.len == 0 && (long)i == mydomain && myhostname >= 0) {
-            if (expand_key(st, (size_t)myhostname, depth + 1, err) < 0) {
-                str_free(&out);
-                st->busy[i] = 0;
-                return -1;
-            }
-            const char *h = st->val[myhostname];
+        } else if (out.len == 0 && i == CONF_mydomain) {
+            if (expand_key(st, CONF_myhostname, depth + 1, err) < 0)
+                goto out;
+            const char *h = st->val[CONF_myhostname];
             const char *dot = strchr(h, '.');
             str_sets(&out, dot != NULL && dot[1] != '\0' ? dot + 1 : h);
         }
     }
-
-    long long dummy;
-    const char *why = NULL;
-    if (conf_parse_value(conf_key_type(i), out.s, &dummy, &why) < 0) {
-        where(c, i, err);
-        str_printf(err, "%s = %s: %s", conf_key_name(i), out.s, why);
-        str_free(&out);
-        st->busy[i] = 0;
-        return -1;
-    }
-    st->busy[i] = 0;
     st->val[i] = str_detach(&out);
-    return 0;
+    rc = 0;
+out:
+    st->busy[i] = 0;
+    str_free(&out);
+    str_free(&why);
+    return rc;
 }
 
 /* Computes every expanded value; on success replaces c's values. */
 static int conf_expand_all(struct conf *c, struct str *err)
 {
-    struct expand_state st;
+    struct expand_state *st = xcalloc(1, sizeof(*st));
     int rc = 0;
 
-    st.c = c;
-    st.val = xcalloc(c->n, sizeof(*st.val));
-    st.busy = xcalloc(c->n, 1);
-    st.height = xcalloc(c->n, sizeof(*st.height));
-    st.host = NULL;
-    for (size_t i = 0; i < c->n && rc == 0; i++)
-        rc = expand_key(&st, i, 0, err);
-    if (rc == 0) {
-        for (size_t i = 0; i < c->n; i++) {
+    st->c = c;
+    for (size_t i = 0; i < CONF_NKEYS && rc == 0; i++)
+        rc = expand_key(st, i, 0, err);
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
+        if (rc == 0) {
             free(c->e[i].value);
-            c->e[i].value = st.val[i];
+            c->e[i].value = st->val[i];
+            c->e[i].num = st->num[i];
+        } else {
+            free(st->val[i]);
         }
-    } else {
-        for (size_t i = 0; i < c->n; i++)
-            free(st.val[i]);
     }
-    free(st.val);
-    free(st.busy);
-    free(st.height);
-    free(st.host);
+    free(st->host);
+    free(st);
     return rc;
 }
 
@@ -492,8 +374,8 @@ static int conf_setting(struct conf *c, const char *s, size_t len, unsigned line
         str_printf(err, "%s:%u: unknown key \"%.*s\"", c->path, lineno, (int)klen, key);
         return -1;
     }
-    if ((size_t)i == conf_ndefaults) {
-        str_printf(err, "%s:%u: %s cannot be set", c->path, lineno, CONF_DIR_KEY);
+    if ((size_t)i == CONF_config_directory) {
+        str_printf(err, "%s:%u: config_directory cannot be set", c->path, lineno);
         return -1;
     }
     free(c->e[i].raw);
@@ -560,41 +442,96 @@ static int conf_parse(struct conf *c, const char *buf, size_t len, struct str *e
     return rc;
 }
 
-struct conf *conf_load(const char *config_dir, struct str *err)
+static struct conf *conf_new(const char *config_dir)
 {
     struct conf *c = xcalloc(1, sizeof(*c));
-    struct str buf = STR_INIT;
     struct str path = STR_INIT;
-    int r;
 
-    str_init(&buf);
     str_init(&path);
+    str_init(&c->text);
     c->dir = xstrdup(config_dir);
     str_printf(&path, "%s/%s", config_dir, CONF_FILE);
     c->path = str_detach(&path);
-    c->n = conf_ndefaults + 1;
-    c->e = xcalloc(c->n, sizeof(*c->e));
+    return c;
+}
 
-    r = read_file(c->path, &buf, err);
-    if (r < 0 || (r > 0 && conf_parse(c, buf.s, buf.len, err) < 0)
-        || conf_expand_all(c, err) < 0) {
-        str_free(&buf);
+/* Parses c->text and computes every value. */
+static struct conf *conf_finish(struct conf *c, struct str *err)
+{
+    if (conf_parse(c, c->text.s, c->text.len, err) < 0 || conf_expand_all(c, err) < 0) {
         conf_free(c);
         return NULL;
     }
-    str_free(&buf);
     return c;
+}
+
+struct conf *conf_load(const char *config_dir, struct str *err)
+{
+    struct conf *c = conf_new(config_dir);
+
+    if (read_file(c->path, &c->text, err) < 0) {
+        conf_free(c);
+        return NULL;
+    }
+    return conf_finish(c, err);
+}
+
+struct conf *conf_load_unchecked(const char *config_dir, struct str *err)
+{
+    struct conf *c = conf_new(config_dir);
+
+    c->unchecked = true;
+    if (read_file(c->path, &c->text, err) < 0) {
+        conf_free(c);
+        return NULL;
+    }
+    return conf_finish(c, err);
+}
+
+struct conf *conf_load_fd(const char *config_dir, int fd, struct str *err)
+{
+    struct conf *c = conf_new(config_dir);
+    char buf[8192];
+    off_t off = 0;
+
+    for (;;) {
+        ssize_t n = pread(fd, buf, sizeof(buf), off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            str_printf(err, "%s (descriptor %d): %s", c->path, fd, strerror(errno));
+            conf_free(c);
+            return NULL;
+        }
+        if (n == 0)
+            break;
+        if (c->text.len + (size_t)n > CONF_FILE_MAX) {
+            str_printf(err, "%s (descriptor %d): larger than %u bytes", c->path, fd,
+                       CONF_FILE_MAX);
+            conf_free(c);
+            return NULL;
+        }
+        str_append(&c->text, buf, (size_t)n);
+        off += n;
+    }
+    return conf_finish(c, err);
+}
+
+const char *conf_text(const struct conf *c, size_t *len)
+{
+    *len = c->text.len;
+    return c->text.s;
 }
 
 void conf_free(struct conf *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < c->n; i++) {
+    for (size_t i = 0; i < CONF_NKEYS; i++) {
         free(c->e[i].raw);
         free(c->e[i].value);
     }
-    free(c->e);
+    str_free(&c->text);
     free(c->dir);
     free(c->path);
     free(c);
@@ -602,7 +539,8 @@ void conf_free(struct conf *c)
 
 int conf_set(struct conf *c, const char *key, const char *value, struct str *err)
 {
-    long i = conf_index(key);
+    int i = conf_key_find(key);
+    struct str why = STR_INIT;
     char *old_raw;
     unsigned old_line;
 
@@ -610,8 +548,8 @@ int conf_set(struct conf *c, const char *key, const char *value, struct str *err
         str_printf(err, "unknown key \"%s\"", key);
         return -1;
     }
-    if ((size_t)i == conf_ndefaults) {
-        str_printf(err, "%s cannot be set", CONF_DIR_KEY);
+    if (i == CONF_config_directory) {
+        str_printf(err, "config_directory cannot be set");
         return -1;
     }
     if (has_control(value, strlen(value))) {
@@ -628,101 +566,109 @@ int conf_set(struct conf *c, const char *key, const char *value, struct str *err
         c->e[i].line = old_line;
         return -1;
     }
+    /* Unchecked, the other keys wait for conf_check_all; this one is checked now. */
+    if (c->unchecked && conf_value_check(&conf_defaults[i], c->e[i].value, NULL, &why) < 0) {
+        refusal(err, (size_t)i, c->e[i].value, why.s);
+        str_free(&why);
+        free(c->e[i].raw);
+        c->e[i].raw = old_raw;
+        c->e[i].line = old_line;
+        if (conf_expand_all(c, &why) < 0)
+            log_panic("conf_set: the configuration no longer expands: %s", why.s);
+        str_free(&why);
+        return -1;
+    }
     free(old_raw);
     return 0;
 }
 
-/* ---- getters ---- */
-
-static size_t conf_need(const struct conf *c, const char *key)
+int conf_check_all(struct conf *c, struct str *err)
 {
-    long i = conf_index(key);
-    if (i < 0)
-        log_panic("configuration key \"%s\" is not in the table", key);
-    (void)c;
-    return (size_t)i;
-}
-
-static long long conf_typed(const struct conf *c, const char *key, enum conf_type t)
-{
-    size_t i = conf_need(c, key);
-    long long v = 0;
-    const char *why = NULL;
-
-    if (conf_parse_value(t, c->e[i].value, &v, &why) < 0)
-        log_fatal("%s = %s: %s", key, c->e[i].value, why);
-    return v;
-}
-
-const char *conf_str(const struct conf *c, const char *key)
-{
-    return c->e[conf_need(c, key)].value;
-}
-
-long long conf_int(const struct conf *c, const char *key)
-{
-    return conf_typed(c, key, CONF_INT);
-}
-
-bool conf_bool(const struct conf *c, const char *key)
-{
-    return conf_typed(c, key, CONF_BOOL) != 0;
-}
-
-long long conf_time(const struct conf *c, const char *key)
-{
-    return conf_typed(c, key, CONF_TIME);
-}
-
-int conf_time_ms(const struct conf *c, const char *key)
-{
-    long long s = conf_time(c, key);
-
-    if (s <= 0)
+    if (!c->unchecked)
         return 0;
-    return s > INT_MAX / 1000 ? INT_MAX : (int)(s * 1000);
-}
-
-long long conf_size(const struct conf *c, const char *key)
-{
-    return conf_typed(c, key, CONF_SIZE);
-}
-
-char **conf_list(const struct conf *c, const char *key)
-{
-    const char *p = c->e[conf_need(c, key)].value;
-    size_t n = 0, cap = 4;
-    char **v = xreallocarray(NULL, cap, sizeof(*v));
-
-    for (;;) {
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '\0')
-            break;
-        const char *start = p;
-        while (*p != '\0' && *p != ' ' && *p != '\t' && *p != ',')
-            p++;
-        if (n + 1 >= cap) {
-            cap *= 2;
-            v = xreallocarray(v, cap, sizeof(*v));
-        }
-        v[n++] = xstrndup(start, (size_t)(p - start));
+    c->unchecked = false;
+    if (conf_expand_all(c, err) < 0) {
+        c->unchecked = true;
+        return -1;
     }
-    v[n] = NULL;
-    return v;
+    return 0;
 }
 
-bool conf_is_set(const struct conf *c, const char *key)
+/* ---- accessors ---- */
+
+#define T(type) (1u << (type))
+#define STR_TYPES (T(CONF_STR) | T(CONF_ENUM) | T(CONF_HOST) | T(CONF_HOSTPORT) \
+                   | T(CONF_PATH) | T(CONF_RELPATH) | T(CONF_MAPS) | T(CONF_USER) \
+                   | T(CONF_GROUP))
+#define LIST_TYPES (T(CONF_LIST) | T(CONF_DOMAINS) | T(CONF_CIDRS) | T(CONF_ADDRS) \
+                    | T(CONF_ADDRPORTS))
+
+/* The entry of key k, which the caller reads as one of types: anything else is a
+ * bug in the caller. */
+static const struct conf_entry *entry(const struct conf *c, enum conf_key k, unsigned types,
+                                      const char *accessor)
 {
-    return c->e[conf_need(c, key)].raw != NULL;
+    if ((size_t)k >= CONF_NKEYS)
+        log_panic("%s: no configuration key number %d", accessor, (int)k);
+    if ((T(key_type(k)) & types) == 0)
+        log_panic("%s: configuration key %s is a %s", accessor, conf_key_name(k),
+                  conf_type_name(key_type(k)));
+    if (c->unchecked && (types & (STR_TYPES | LIST_TYPES)) == 0)
+        log_panic("%s: configuration key %s read before it was checked", accessor,
+                  conf_key_name(k));
+    return &c->e[k];
 }
 
-const char *conf_raw(const struct conf *c, const char *key)
+const char *conf_str(const struct conf *c, enum conf_key k)
 {
-    size_t i = conf_need(c, key);
-    if (i == conf_ndefaults)
+    return entry(c, k, STR_TYPES, "conf_str")->value;
+}
+
+char **conf_list(const struct conf *c, enum conf_key k)
+{
+    return conf_list_split(entry(c, k, LIST_TYPES, "conf_list")->value);
+}
+
+long long conf_count(const struct conf *c, enum conf_key k)
+{
+    return entry(c, k, T(CONF_COUNT), "conf_count")->num;
+}
+
+bool conf_bool(const struct conf *c, enum conf_key k)
+{
+    return entry(c, k, T(CONF_BOOL), "conf_bool")->num != 0;
+}
+
+long long conf_time_ms(const struct conf *c, enum conf_key k)
+{
+    /* at most 100 days by the table's bounds: no overflow */
+    return entry(c, k, T(CONF_TIME), "conf_time_ms")->num * 1000;
+}
+
+long long conf_size(const struct conf *c, enum conf_key k)
+{
+    return entry(c, k, T(CONF_SIZE), "conf_size")->num;
+}
+
+#define ANY_TYPE (~0u)
+
+bool conf_is_set(const struct conf *c, enum conf_key k)
+{
+    return entry(c, k, ANY_TYPE, "conf_is_set")->raw != NULL;
+}
+
+const char *conf_raw(const struct conf *c, enum conf_key k)
+{
+    const struct conf_entry *e = entry(c, k, ANY_TYPE, "conf_raw");
+
+    if (k == CONF_config_directory)
         return c->dir;
-    return c->e[i].raw != NULL ? c->e[i].raw : conf_defaults[i].value;
+    return e->raw != NULL ? e->raw : conf_defaults[k].value;
+}
+
+const char *conf_expanded(const struct conf *c, enum conf_key k)
+{
+    return entry(c, k, ANY_TYPE, "conf_expanded")->value;
 }
 
 const char *conf_dir(const struct conf *c)
@@ -756,9 +702,9 @@ static bool line_sets(const char *line, size_t len, const char *key)
 int conf_edit(const char *config_dir, const char *key, const char *value, struct str *err)
 {
     struct str path = STR_INIT, in = STR_INIT, out = STR_INIT;
-    long ki = conf_index(key);
+    int ki = conf_key_find(key);
     bool done = false, dropping = false;
-    size_t pos = 0;
+    size_t pos = 0, nsets = 0, seen = 0;
     struct stat sb;
     mode_t mode = 0644;
     bool have_owner = false;
@@ -767,7 +713,7 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
     str_init(&path);
     str_init(&in);
     str_init(&out);
-    if (ki < 0 || (size_t)ki == conf_ndefaults) {
+    if (ki < 0 || ki == CONF_config_directory) {
         str_printf(err, ki < 0 ? "unknown key \"%s\"" : "%s cannot be set", key);
         goto out;
     }
@@ -783,6 +729,18 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
         have_owner = true;
     }
 
+    /* The last setting of the key is the one that counts: that one is replaced. */
+    while (pos < in.len) {
+        const char *line = in.s + pos;
+        const char *nl = memchr(line, '\n', in.len - pos);
+        size_t cut = nl ? (size_t)(nl - line) : in.len - pos;
+        pos += cut + (nl ? 1 : 0);
+        if (cut > 0 && line[cut - 1] == '\r')
+            cut--;
+        if (line_kind(line, cut) == LINE_SETTING && line_sets(line, cut, key))
+            nsets++;
+    }
+    pos = 0;
     while (pos < in.len) {
         const char *line = in.s + pos;
         const char *nl = memchr(line, '\n', in.len - pos);
@@ -798,7 +756,7 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
             if (k != LINE_COMMENT)
                 dropping = false;
         }
-        if (!done && k == LINE_SETTING && line_sets(line, cut, key)) {
+        if (!done && k == LINE_SETTING && line_sets(line, cut, key) && ++seen == nsets) {
             str_printf(&out, "%s = %s\n", key, value);
             done = true;
             dropping = true;

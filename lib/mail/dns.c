@@ -143,7 +143,7 @@ struct dns *dns_open(const struct conf *conf, struct str *err)
     }
     /* names are always fully qualified: no search list, no default domain */
     d->res.options &= ~(unsigned long)(RES_DEFNAMES | RES_DNSRCH);
-    servers = conf_list(conf, "dns_servers");
+    servers = conf_list(conf, CONF_dns_servers);
     rc = servers_set(d, servers, err);
     for (size_t i = 0; servers[i] != NULL; i++)
         free(servers[i]);

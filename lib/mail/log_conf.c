@@ -6,9 +6,9 @@
 
 void log_open_conf(const char *name, const struct conf *conf, int foreground)
 {
-    const char *file = conf_str(conf, "maillog_file");
-    const char *prefix = conf_str(conf, "syslog_name");
-    const char *fac = conf_str(conf, "syslog_facility");
+    const char *file = conf_str(conf, CONF_maillog_file);
+    const char *prefix = conf_str(conf, CONF_syslog_name);
+    const char *fac = conf_str(conf, CONF_syslog_facility);
     int facility = log_facility(fac);
 
     if (file != NULL && *file != '\0')

@@ -626,9 +626,10 @@ struct maplist {
     size_t n;
 };
 
-struct maplist *maplist_open(const char *specs, struct str *err)
+char **map_specs_split(const char *specs, struct str *err)
 {
-    struct maplist *ml = xcalloc(1, sizeof(*ml));
+    size_t n = 0;
+    char **v = xcalloc(1, sizeof(*v));
     const char *p = specs;
 
     for (;;) {
@@ -648,19 +649,82 @@ struct maplist *maplist_open(const char *specs, struct str *err)
         }
         if (depth > 0) {
             str_printf(err, "%s: missing '}'", start);
-            maplist_close(ml);
+            strv_free(v);
             return NULL;
         }
-        char *spec = xstrndup(start, (size_t)(p - start));
-        struct map *m = map_open(spec, err);
-        free(spec);
+        v = xreallocarray(v, n + 2, sizeof(*v));
+        v[n++] = xstrndup(start, (size_t)(p - start));
+        v[n] = NULL;
+    }
+    return v;
+}
+
+int map_spec_check(const char *spec, struct str *err)
+{
+    const char *colon = strchr(spec, ':');
+    const char *name = colon != NULL ? colon + 1 : "";
+    size_t tlen = colon != NULL ? (size_t)(colon - spec) : 0;
+    int rc = 0;
+
+    if (colon == NULL || colon == spec) {
+        str_printf(err, "\"%s\": expected type:name", spec);
+        return -1;
+    }
+    if (has_ctl(spec, strlen(spec))) {
+        str_printf(err, "map name with a control character");
+        return -1;
+    }
+#define IS_TYPE(t) (tlen == sizeof(t) - 1 && memcmp(spec, t, tlen) == 0)
+    if (IS_TYPE("cdb") || IS_TYPE("pcre")) {
+        if (name[0] != '/') {
+            str_printf(err, "\"%s\": %s", spec,
+                       name[0] == '\0' ? "missing file name" : "the file needs an absolute path");
+            rc = -1;
+        }
+    } else if (IS_TYPE("inline")) {
+        struct map m;
+        memset(&m, 0, sizeof(m));
+        m.spec = (char *)spec;
+        rc = inline_parse(&m, name, err);
+        for (size_t i = 0; i < m.npairs; i++) {
+            free(m.pairs[i].key);
+            free(m.pairs[i].value);
+        }
+        free(m.pairs);
+    } else if (IS_TYPE("unix")) {
+        if (strcmp(name, "passwd") != 0) {
+            str_printf(err, "\"%s\": only unix:passwd is supported", spec);
+            rc = -1;
+        }
+    } else if (!IS_TYPE("static")) {
+        str_printf(err, "\"%s\": unknown map type \"%.*s\" (cdb, pcre, static, inline, "
+                   "unix)", spec, (int)tlen, spec);
+        rc = -1;
+    }
+#undef IS_TYPE
+    return rc;
+}
+
+struct maplist *maplist_open(const char *specs, struct str *err)
+{
+    struct maplist *ml = xcalloc(1, sizeof(*ml));
+    char **v = map_specs_split(specs, err);
+
+    if (v == NULL) {
+        maplist_close(ml);
+        return NULL;
+    }
+    for (size_t i = 0; v[i] != NULL; i++) {
+        struct map *m = map_open(v[i], err);
         if (m == NULL) {
+            strv_free(v);
             maplist_close(ml);
             return NULL;
         }
         ml->maps = xreallocarray(ml->maps, ml->n + 1, sizeof(*ml->maps));
         ml->maps[ml->n++] = m;
     }
+    strv_free(v);
     return ml;
 }
 

@@ -30,6 +30,13 @@ struct maplist *maplist_open(const char *specs, struct str *err);
 void maplist_close(struct maplist *ml);
 int maplist_lookup(struct maplist *ml, const char *key, struct str *value, struct str *err);
 size_t maplist_count(const struct maplist *ml);
+/* The specs of such a list, each whole: a NULL-terminated vector (free with
+ * strv_free), or NULL with err on a missing '}'. */
+char **map_specs_split(const char *specs, struct str *err);
+/* Checks one spec as a configuration value, opening nothing: a known type, a name
+ * where the type needs one (an absolute path for cdb: and pcre:), inline:{...} well
+ * formed.  0, or -1 with the reason in err. */
+int map_spec_check(const char *spec, struct str *err);
 /* For a process about to chroot away from the maps' paths: from now on each cdb map
  * keeps reading the file it has open and no longer looks for a newer one (a rebuilt
  * map is seen when the process restarts). */

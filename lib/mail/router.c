@@ -115,13 +115,13 @@ void router_close(struct router *r)
     free(r);
 }
 
-static struct maplist *open_maps(const struct conf *conf, const char *key, struct str *err)
+static struct maplist *open_maps(const struct conf *conf, enum conf_key key, struct str *err)
 {
     struct str why = STR_INIT;
     struct maplist *ml = maplist_open(conf_str(conf, key), &why);
 
     if (ml == NULL)
-        str_printf(err, "%s: %s", key, why.s ? why.s : "cannot open");
+        str_printf(err, "%s: %s", conf_key_name(key), why.s ? why.s : "cannot open");
     str_free(&why);
     return ml;
 }
@@ -130,27 +130,25 @@ struct router *router_open(const struct conf *conf, struct str *err)
 {
     struct router *r = xcalloc(1, sizeof(*r));
 
-    r->myhostname = xstrdup(conf_str(conf, "myhostname"));
+    r->myhostname = xstrdup(conf_str(conf, CONF_myhostname));
     for (char *p = r->myhostname; *p; p++)
         *p = (char)tolower((unsigned char)*p);
-    r->local_domains = strv_lower(conf_list(conf, "mydestination"));
+    r->local_domains = strv_lower(conf_list(conf, CONF_mydestination));
     r->local_domains = strv_push(r->local_domains, r->myhostname);
     r->local_domains = strv_push(r->local_domains, "localhost");
-    r->virtual_domains = strv_lower(conf_list(conf, "virtual_mailbox_domains"));
-    r->relay_domains = strv_lower(conf_list(conf, "relay_domains"));
-    r->delimiters = xstrdup(conf_str(conf, "recipient_delimiter"));
-    r->relayhost = xstrdup(conf_str(conf, "relayhost"));
-    r->home_mailbox = xstrdup(conf_str(conf, "home_mailbox"));
-    r->vmail_base = xstrdup(conf_str(conf, "virtual_mailbox_base"));
-    r->default_privs = xstrdup(conf_str(conf, "default_privs"));
-    r->vmail_user = xstrdup(conf_str(conf, "vmail_user"));
-    r->expansion_limit = conf_int(conf, "expansion_limit");
-    if (r->expansion_limit < 1)
-        r->expansion_limit = 1;
-    if ((r->alias = open_maps(conf, "alias_maps", err)) == NULL
-        || (r->valias = open_maps(conf, "virtual_alias_maps", err)) == NULL
-        || (r->vmailbox = open_maps(conf, "virtual_mailbox_maps", err)) == NULL
-        || (r->transport = open_maps(conf, "transport_maps", err)) == NULL) {
+    r->virtual_domains = strv_lower(conf_list(conf, CONF_virtual_mailbox_domains));
+    r->relay_domains = strv_lower(conf_list(conf, CONF_relay_domains));
+    r->delimiters = xstrdup(conf_str(conf, CONF_recipient_delimiter));
+    r->relayhost = xstrdup(conf_str(conf, CONF_relayhost));
+    r->home_mailbox = xstrdup(conf_str(conf, CONF_home_mailbox));
+    r->vmail_base = xstrdup(conf_str(conf, CONF_virtual_mailbox_base));
+    r->default_privs = xstrdup(conf_str(conf, CONF_default_privs));
+    r->vmail_user = xstrdup(conf_str(conf, CONF_vmail_user));
+    r->expansion_limit = conf_count(conf, CONF_expansion_limit);
+    if ((r->alias = open_maps(conf, CONF_alias_maps, err)) == NULL
+        || (r->valias = open_maps(conf, CONF_virtual_alias_maps, err)) == NULL
+        || (r->vmailbox = open_maps(conf, CONF_virtual_mailbox_maps, err)) == NULL
+        || (r->transport = open_maps(conf, CONF_transport_maps, err)) == NULL) {
         router_close(r);
         return NULL;
     }

@@ -147,8 +147,8 @@ static void server_listen_fds(struct server *srv)
 
 static int server_accept_loop(struct server *srv, const struct server_opts *opts)
 {
-    long long max_use = conf_int(srv->conf, "max_use");
-    long long max_idle_ms = conf_time_ms(srv->conf, "max_idle");
+    long long max_use = conf_count(srv->conf, CONF_max_use);
+    long long max_idle_ms = conf_time_ms(srv->conf, CONF_max_idle);
     long long idle_since = clock_ms();
     long long served = 0;
     struct pollfd *pfd = xcalloc(srv->nlisten + 1, sizeof(*pfd));
@@ -267,7 +267,18 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     srv.name = opts->name;
     srv.service = service != NULL ? service : opts->name;
     srv.foreground = foreground;
-    srv.conf = conf_load(config_dir, &err);
+    /* Started by master: the settings master checked, from its snapshot. */
+    env = getenv(CONF_SNAPSHOT_ENV);
+    if (env != NULL && *env != '\0') {
+        long long fd = server_number(env, INT_MAX);
+        if (fd < 0)
+            log_fatal("bad %s \"%s\"", CONF_SNAPSHOT_ENV, env);
+        srv.conf = conf_load_fd(config_dir, (int)fd, &err);
+        close((int)fd);
+        unsetenv(CONF_SNAPSHOT_ENV);
+    } else {
+        srv.conf = conf_load(config_dir, &err);
+    }
     if (srv.conf == NULL)
         log_fatal("%s", err.s);
     for (size_t i = 0; i < noverrides; i++) {
@@ -277,7 +288,7 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
             log_fatal("-o %s: expected key=value", overrides[i]);
         key = xstrndup(overrides[i], (size_t)(eq - overrides[i]));
         if (conf_set(srv.conf, key, eq + 1, &err) < 0)
-            log_fatal("-o %s: %s", key, err.s);
+            log_fatal("-o %s", err.s);
         free(key);
     }
     free(overrides);
@@ -297,7 +308,7 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     if (opts->pre_jail != NULL)
         opts->pre_jail(&srv);
 
-    queue_dir = conf_str(srv.conf, "queue_directory");
+    queue_dir = conf_str(srv.conf, CONF_queue_directory);
     if (chdir(queue_dir) < 0)
         log_fatal("chdir %s: %m", queue_dir);
     if (opts->jail_subdir != NULL) {

@@ -41,14 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     } else {
         for (size_t i = 0; i < conf_ndefaults; i++) {
-            const char *k = conf_defaults[i].name;
+            enum conf_key k = (enum conf_key)i;
             switch (conf_defaults[i].type) {
-            case CONF_INT: (void)conf_int(c, k); break;
+            case CONF_COUNT: (void)conf_count(c, k); break;
             case CONF_BOOL: (void)conf_bool(c, k); break;
-            case CONF_TIME: (void)conf_time(c, k); break;
+            case CONF_TIME: (void)conf_time_ms(c, k); break;
             case CONF_SIZE: (void)conf_size(c, k); break;
-            case CONF_LIST: strv_free(conf_list(c, k)); break;
-            case CONF_STR: (void)conf_str(c, k); break;
+            case CONF_LIST: case CONF_DOMAINS: case CONF_CIDRS: case CONF_ADDRS:
+            case CONF_ADDRPORTS:
+                strv_free(conf_list(c, k));
+                break;
+            default: (void)conf_str(c, k); break;
             }
             (void)conf_raw(c, k);
         }

@@ -1,0 +1,206 @@
+/* The one table of postern.conf keys, as an X-macro list: each row is
+ *
+ *   CONF_KEY(name, type, default, min, max, words, zero, doc)
+ *
+ * conf.h turns the names into enum conf_key (CONF_name), so code names a key as
+ * CONF_ipc_timeout and a misspelt name fails the build; conf_defaults.c turns the rows
+ * into the table that conf.c checks values against, "postern config" prints and
+ * postern.conf(5) documents.  No include guard: include it with CONF_KEY defined.
+ *
+ *   type     one of enum conf_type (conf.h), without its CONF_ prefix
+ *   default  the value when the file does not set the key; may contain $key
+ *   min, max bounds, in the type's unit: TIME in seconds, SIZE in bytes, COUNT as
+ *            is; for text types the length in bytes, for list types the number of
+ *            items (min 0: may be empty); for ENUM, min 0 allows the empty value
+ *   words    ENUM: the words allowed, '|' between them; ADDRS: words allowed
+ *            besides addresses; NULL otherwise
+ *   zero     what 0 (numbers) or an empty value means when min allows it; NULL when
+ *            it means nothing special
+ *   doc      one line for "postern config" and postern.conf(5)
+ *
+ * Keep Postfix's name wherever Postfix has the same concept.  Sections follow
+ * postern.conf(5). */
+
+/* ---- identity ---- */
+CONF_KEY(mail_name, STR, "Postern", 1, 100, NULL, NULL,
+         "the mail system's name in banners and bounces")
+CONF_KEY(myhostname, HOST, "", 0, 253, NULL, "the system's host name",
+         "this host's fully qualified name")
+CONF_KEY(mydomain, HOST, "", 0, 253, NULL,
+         "myhostname less its first label (all of it when it has one label)",
+         "this host's domain")
+CONF_KEY(myorigin, HOST, "$myhostname", 1, 253, NULL, NULL,
+         "domain appended to bare local senders")
+CONF_KEY(mydestination, DOMAINS, "$myhostname, localhost.$mydomain, localhost", 0, 10000,
+         NULL, "only myhostname and localhost",
+         "domains delivered to system users (local class); .domain matches its subdomains")
+CONF_KEY(mynetworks, CIDRS, "127.0.0.0/8, [::1]/128", 0, 10000, NULL,
+         "no client relays without AUTH",
+         "clients trusted to relay: addresses and networks (address/bits)")
+CONF_KEY(inet_interfaces, ADDRS, "all", 1, 64, "all|loopback-only", NULL,
+         "listening addresses: all, loopback-only, or IP addresses")
+
+/* ---- files and users ---- */
+CONF_KEY(queue_directory, PATH, POSTERN_QUEUEDIR, 1, 1024, NULL, NULL,
+         "the queue's top directory")
+CONF_KEY(daemon_directory, PATH, "", 0, 1024, NULL,
+         "found from where the running program is",
+         "where the daemons are")
+CONF_KEY(mail_owner, USER, "postern", 1, 32, NULL, NULL,
+         "user that owns the queue and runs unprivileged daemons")
+CONF_KEY(setgid_group, GROUP, "posterndrop", 1, 32, NULL, NULL,
+         "group of maildrop/ for sendmail(1)")
+CONF_KEY(default_privs, USER, "nobody", 1, 32, NULL, NULL,
+         "rights used for deliveries that would run as root")
+CONF_KEY(vmail_user, USER, "vmail", 1, 32, NULL, NULL,
+         "user that owns virtual users' mailboxes")
+CONF_KEY(maillog_file, PATH, "", 0, 1024, NULL,
+         "log to syslog (to standard error in the foreground)",
+         "log to this file instead of syslog")
+CONF_KEY(syslog_facility, ENUM, "mail", 1, 1,
+         "mail|daemon|user|auth|authpriv|local0|local1|local2|local3|local4|local5"
+         "|local6|local7", NULL,
+         "syslog facility")
+CONF_KEY(syslog_name, STR, "postern", 1, 64, NULL, NULL,
+         "prefix of every log line's program name")
+
+/* ---- addresses and routing ---- */
+CONF_KEY(recipient_delimiter, STR, "+", 0, 8, NULL, "no address extensions",
+         "characters that separate an address extension")
+CONF_KEY(alias_maps, MAPS, "", 0, 32, NULL, "no aliases",
+         "aliases for local-class domains: local part -> addresses")
+CONF_KEY(virtual_alias_maps, MAPS, "", 0, 32, NULL, "no virtual aliases",
+         "address or @domain -> addresses, any class")
+CONF_KEY(virtual_mailbox_domains, DOMAINS, "", 0, 100000, NULL, "no virtual domains",
+         "domains of virtual users (virtual class)")
+CONF_KEY(virtual_mailbox_maps, MAPS, "", 0, 32, NULL, "no virtual mailboxes",
+         "virtual address or @domain -> Maildir path under virtual_mailbox_base")
+CONF_KEY(virtual_mailbox_base, PATH, POSTERN_MAILDIR_BASE, 1, 1024, NULL, NULL,
+         "top of the virtual mail store")
+CONF_KEY(home_mailbox, RELPATH, "Maildir/", 1, 1024, NULL, NULL,
+         "Maildir of a system user, relative to the home directory")
+CONF_KEY(relay_domains, DOMAINS, "", 0, 100000, NULL, "no relay domains",
+         "domains accepted from anyone and passed on (backup MX)")
+CONF_KEY(transport_maps, MAPS, "", 0, 32, NULL, "each class's default transport",
+         "domain or address -> transport:nexthop")
+CONF_KEY(relayhost, HOSTPORT, "", 0, 300, NULL, "deliver to each domain's MX hosts",
+         "send all remote mail through this host (host, host:port, [host] or [host]:port)")
+CONF_KEY(expansion_limit, COUNT, "1000", 1, 1000000, NULL, NULL,
+         "most addresses one recipient may expand to")
+CONF_KEY(auth_password_maps, MAPS, "", 0, 32, NULL, "no virtual user can log in",
+         "address -> password hash (crypt(3) format) of virtual users")
+
+/* ---- smtpd ---- */
+CONF_KEY(smtpd_banner, STR, "$myhostname ESMTP $mail_name", 1, 400, NULL, NULL,
+         "text after 220 in the greeting")
+CONF_KEY(message_size_limit, SIZE, "10240000", 0, 1073741824, NULL, "no limit",
+         "largest message accepted, bytes")
+CONF_KEY(smtpd_recipient_limit, COUNT, "1000", 1, 100000, NULL, NULL,
+         "most recipients in one transaction")
+CONF_KEY(smtpd_timeout, TIME, "300s", 1, 86400, NULL, NULL,
+         "idle time allowed between client commands and data")
+CONF_KEY(smtpd_hard_error_limit, COUNT, "20", 1, 1000, NULL, NULL,
+         "errors after which the session is closed")
+CONF_KEY(smtpd_soft_error_limit, COUNT, "10", 0, 1000, NULL, "delay from the first error",
+         "errors after which each reply is delayed")
+CONF_KEY(smtpd_error_sleep_time, TIME, "1s", 0, 300, NULL, "no delay",
+         "delay per reply past the soft error limit")
+CONF_KEY(line_length_limit, COUNT, "2048", 1000, 1048576, NULL, NULL,
+         "longest command or message line, bytes with CRLF")
+CONF_KEY(smtputf8_enable, BOOL, "yes", 0, 1, NULL, NULL,
+         "offer SMTPUTF8")
+CONF_KEY(hopcount_limit, COUNT, "50", 1, 1000, NULL, NULL,
+         "most Received: headers before a message is a loop")
+
+/* ---- tls and auth (smtpd, smtp; pop3d and imapd use the smtpd_tls_*_file pair) ---- */
+CONF_KEY(smtpd_tls_cert_file, PATH, "", 0, 1024, NULL, "no TLS in the servers",
+         "server certificate (PEM, chain after the leaf) for every server")
+CONF_KEY(smtpd_tls_key_file, PATH, "$smtpd_tls_cert_file", 0, 1024, NULL,
+         "the key is in smtpd_tls_cert_file",
+         "private key (PEM) of smtpd_tls_cert_file")
+CONF_KEY(smtpd_tls_security_level, ENUM, "", 0, 1, "none|may|encrypt",
+         "may with a certificate, none without",
+         "none, may (offer STARTTLS) or encrypt (require it)")
+CONF_KEY(smtpd_tls_wrappermode, BOOL, "no", 0, 1, NULL, NULL,
+         "TLS from the first byte (port 465) instead of STARTTLS")
+CONF_KEY(smtpd_starttls_timeout, TIME, "60s", 1, 3600, NULL, NULL,
+         "time allowed for a server TLS handshake")
+CONF_KEY(smtpd_sasl_auth_enable, BOOL, "no", 0, 1, NULL, NULL,
+         "offer AUTH (PLAIN, LOGIN) checked by the auth service")
+CONF_KEY(smtpd_tls_auth_only, BOOL, "yes", 0, 1, NULL, NULL,
+         "offer AUTH only under TLS")
+CONF_KEY(smtpd_client_auth_required, BOOL, "no", 0, 1, NULL, NULL,
+         "refuse MAIL until the client has authenticated")
+CONF_KEY(smtpd_sender_login_maps, MAPS, "", 0, 32, NULL,
+         "an authenticated client may use any sender",
+         "sender address or @domain -> logins allowed to use it")
+CONF_KEY(smtp_tls_security_level, ENUM, "may", 1, 1, "none|may|encrypt|verify", NULL,
+         "outbound TLS: none, may, encrypt, verify")
+CONF_KEY(smtp_tls_CAfile, PATH, "", 0, 1024, NULL, "the system's CA certificates",
+         "CA certificates for outbound verification")
+CONF_KEY(smtp_tls_policy_maps, MAPS, "", 0, 32, NULL,
+         "smtp_tls_security_level for every destination",
+         "destination -> TLS level for outbound mail")
+CONF_KEY(smtp_sasl_password_maps, MAPS, "", 0, 32, NULL, "no outbound AUTH",
+         "nexthop -> user:password for outbound AUTH")
+
+/* ---- pop3d ---- */
+CONF_KEY(pop3d_timeout, TIME, "600s", 1, 86400, NULL, NULL,
+         "idle time allowed between POP3 commands, before and after login")
+CONF_KEY(pop3d_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
+         "POP3 errors after which the connection is closed")
+CONF_KEY(pop3d_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
+         "TLS from the first byte (port 995) instead of STLS")
+
+/* ---- daemons ---- */
+CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,
+         "connections a daemon serves before it exits")
+CONF_KEY(max_idle, TIME, "100s", 1, 86400, NULL, NULL,
+         "idle time after which a daemon exits")
+CONF_KEY(default_process_limit, COUNT, "100", 1, 1000, NULL, NULL,
+         "process limit for services that give none")
+CONF_KEY(ipc_timeout, TIME, "60s", 1, 3600, NULL, NULL,
+         "time allowed for one request and its reply between daemons")
+
+/* ---- queue manager ---- */
+CONF_KEY(qmgr_message_active_limit, COUNT, "20000", 1, 1000000, NULL, NULL,
+         "most messages in active/")
+CONF_KEY(local_destination_concurrency_limit, COUNT, "20", 1, 1000, NULL, NULL,
+         "parallel local deliveries")
+CONF_KEY(default_destination_concurrency_limit, COUNT, "20", 1, 1000, NULL, NULL,
+         "parallel deliveries per remote destination")
+CONF_KEY(default_destination_failure_limit, COUNT, "5", 0, 1000, NULL, "never pause",
+         "connection-level failures in a row after which a destination is paused for "
+         "minimal_backoff_time")
+CONF_KEY(queue_run_delay, TIME, "300s", 1, 86400, NULL, NULL,
+         "interval between scans of deferred/")
+CONF_KEY(minimal_backoff_time, TIME, "300s", 1, 604800, NULL, NULL,
+         "first retry delay")
+CONF_KEY(maximal_backoff_time, TIME, "3600s", 1, 604800, NULL, NULL,
+         "longest retry delay")
+CONF_KEY(maximal_queue_lifetime, TIME, "5d", 0, 8640000, NULL,
+         "bounce after the first failed attempt",
+         "age at which an undeliverable message bounces")
+CONF_KEY(bounce_queue_lifetime, TIME, "5d", 0, 8640000, NULL,
+         "give up after the first failed attempt",
+         "the same for bounces")
+CONF_KEY(delay_warning_time, TIME, "4h", 0, 8640000, NULL, "never",
+         "age at which the sender is warned")
+CONF_KEY(bounce_size_limit, SIZE, "50000", 1, 16777216, NULL, NULL,
+         "most bytes of the original returned in a bounce")
+CONF_KEY(double_bounce_sender, STR, "double-bounce", 1, 64, NULL, NULL,
+         "sender of postmaster notices about failed bounces")
+CONF_KEY(bounce_notice_recipient, STR, "postmaster", 1, 255, NULL, NULL,
+         "who gets failed bounces")
+
+/* ---- smtp client ---- */
+CONF_KEY(smtp_destination_port, COUNT, "25", 1, 65535, NULL, NULL,
+         "port of remote SMTP servers")
+CONF_KEY(dns_servers, ADDRPORTS, "", 0, 3, NULL, "the servers of /etc/resolv.conf",
+         "DNS servers (address or [address]:port)")
+CONF_KEY(smtp_connect_timeout, TIME, "30s", 1, 3600, NULL, NULL,
+         "time allowed to connect")
+CONF_KEY(smtp_helo_timeout, TIME, "300s", 1, 86400, NULL, NULL,
+         "time allowed for the greeting and EHLO")
+CONF_KEY(smtp_data_timeout, TIME, "600s", 1, 86400, NULL, NULL,
+         "time allowed for one block of message data")
