@@ -158,7 +158,7 @@ werror-check: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(UNIT_BINS)
 	if [ -n "$$w" ]; then cat $$w >&2; \
 	    echo "WERROR=1: compiler warnings in:" $$w >&2; exit 1; fi
 
-PROGRAMS := $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN)
+PROGRAMS := $(DAEMON_BINS) $(ADMIN_BIN)
 hardening-check: $(PROGRAMS)
 ifeq ($(HARDEN),1)
 	@sh tests/hardening-check.sh $(if $(HARDEN_FORTIFY),--fortify) $(PROGRAMS)
