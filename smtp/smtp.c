@@ -280,11 +280,12 @@ static void smtp_service(struct server *srv, int *fd)
     int ipc_ms = conf_time_ms(srv->conf, "ipc_timeout");
     struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, "max_idle"),
                              .tick = wait_tick, .arg = ctx };
+    const struct deliver_agent agent = { .deliver = smtp_deliver, .ctx = ctx };
 
     st = stream_fdopen(*fd);
     *fd = -1;
     stream_set_timeout(st, ipc_ms > 0 && ipc_ms < 86400000 ? ipc_ms : 60000);
-    deliver_serve(st, &w, smtp_deliver, ctx);
+    deliver_serve(st, &w, &agent);
     cache_drop(ctx, true);
     stream_close(st);
 }

@@ -9,6 +9,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "log.h"
+#include "proto.h"
 #include "resolve_clnt.h"
 #include "server.h"
 #include "smtpd.h"
@@ -63,9 +64,9 @@ static void smtpd_post_jail(struct server *srv)
 
     if (t <= 0 || t > 3600)
         t = 3600;
-    smtpd_cf.resolve = resolve_clnt_open("private/resolve", (int)t * 1000);
+    smtpd_cf.resolve = resolve_clnt_open(PROTO_PATH_RESOLVE, (int)t * 1000);
     if (smtpd_cf.sasl_enable)
-        smtpd_cf.auth = auth_clnt_open(AUTH_SOCKET, (int)t * 1000);
+        smtpd_cf.auth = auth_clnt_open(PROTO_PATH_AUTH, (int)t * 1000);
 }
 
 static const char *const cmd_names[CMD_COUNT] = {
