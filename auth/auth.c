@@ -1,20 +1,24 @@
 /* auth(8): checks passwords for smtpd, pop3d and imapd over login/auth, and mints
  * and verifies the login tokens that carry a user from the pre-auth process to the
  * post-login one.  Requests come from local sockets that unprivileged, possibly
- * compromised processes can reach: every frame is checked for shape and bounds, and
- * a malformed one is logged and ends that connection only. */
-#include <errno.h>
+ * compromised processes can reach: the shared request loop (ipc_serve.h) checks each
+ * frame's shape, bounds and version, the handlers scan their attributes with their
+ * bounds, and a malformed request is logged and ends that connection only.  Frames
+ * carry passwords and tokens: the loop wipes them after use. */
 #include <openssl/crypto.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
 
 #include "attr.h"
+#include "attr_scan.h"
 #include "auth_check.h"
 #include "auth_delay.h"
 #include "auth_token.h"
 #include "conf.h"
+#include "ipc_serve.h"
 #include "log.h"
+#include "proto.h"
 #include "server.h"
 #include "server_wait.h"
 #include "stream.h"
@@ -22,6 +26,7 @@
 
 #define AUTH_KEY_FILE "private/auth.key"
 #define REQ_FRAME_MAX (16u << 10)   /* largest request frame, bytes */
+#define SERVICE_MAX 16              /* longest service name */
 #define USER_MAX 320                /* longest user name */
 #define PASSWORD_MAX 1024           /* longest password */
 #define CLIENT_MAX 63               /* longest client address text */
@@ -41,22 +46,6 @@ static void auth_post_jail(struct server *srv)
     str_free(&err);
 }
 
-/* The value of a text attribute (no NUL inside, 1..max bytes, given once), or NULL. */
-static const char *text_arg(const struct attr_list *in, const char *name, size_t max)
-{
-    const char *v = NULL;
-
-    for (size_t i = 0; i < in->n; i++) {
-        if (strcmp(in->v[i].name, name) != 0)
-            continue;
-        if (v != NULL || in->v[i].len == 0 || in->v[i].len > max
-            || strlen(in->v[i].value) != in->v[i].len)
-            return NULL;
-        v = in->v[i].value;
-    }
-    return v;
-}
-
 static bool printable(const char *s)
 {
     for (; *s != '\0'; s++)
@@ -66,21 +55,32 @@ static bool printable(const char *s)
 }
 
 /* req=auth: 0, or -1 when malformed. */
-static int answer_auth(const struct attr_list *in, struct attr_list *out)
+static int answer_auth(void *ctx, const struct attr_list *in, struct attr_list *out,
+                       struct str *err)
 {
-    const char *service = text_arg(in, "service", 16);
-    const char *user = text_arg(in, "user", USER_MAX);
-    const char *password = text_arg(in, "password", PASSWORD_MAX);
-    const char *client = text_arg(in, "client", CLIENT_MAX);
+    const char *service = NULL, *user = NULL, *password = NULL, *client = NULL;
+    const struct attr_spec spec[] = {
+        ATTR_STR(PROTO_A_SERVICE, ATTR_NONEMPTY, &service, SERVICE_MAX),
+        ATTR_STR(PROTO_A_USER, ATTR_NONEMPTY, &user, USER_MAX),
+        ATTR_STR(PROTO_A_PASSWORD, ATTR_NONEMPTY, &password, PASSWORD_MAX),
+        ATTR_STR(PROTO_A_CLIENT, ATTR_NONEMPTY, &client, CLIENT_MAX),
+        ATTR_END,
+    };
     struct auth_token t;
     struct str why = STR_INIT, token = STR_INIT;
     enum auth_verdict v;
 
-    if (service == NULL || user == NULL || password == NULL || client == NULL
-        || (strcmp(service, "pop3") != 0 && strcmp(service, "imap") != 0
-            && strcmp(service, "smtp") != 0)
-        || !printable(user) || !printable(client))
+    if (attr_scan(in, 0, spec, err) < 0)
         return -1;
+    if (strcmp(service, PROTO_SERVICE_POP3) != 0 && strcmp(service, PROTO_SERVICE_IMAP) != 0
+        && strcmp(service, PROTO_SERVICE_SMTP) != 0) {
+        str_sets(err, "unknown service");
+        return -1;
+    }
+    if (!printable(user) || !printable(client)) {
+        str_sets(err, "control characters in user or client");
+        return -1;
+    }
     auth_token_init(&t);
     v = auth_check_login(checker, user, password, &t, &why);
     if (v == AUTH_CHECK_OK) {
@@ -94,9 +94,9 @@ static int answer_auth(const struct attr_list *in, struct attr_list *out)
     case AUTH_CHECK_OK:
         log_info("auth ok: service=%s, user=%s, client=%s", service, t.user.s, client);
         auth_delay_clear(client);
-        attr_add(out, "status", "ok");
-        attr_add(out, "user", t.user.s);
-        attr_add(out, "token", token.s);
+        attr_add(out, PROTO_A_STATUS, PROTO_OK);
+        attr_add(out, PROTO_A_USER, t.user.s);
+        attr_add(out, PROTO_A_TOKEN, token.s);
         break;
     case AUTH_CHECK_FAIL: {
         unsigned delay = auth_delay_fail(client, time(NULL));
@@ -104,15 +104,15 @@ static int answer_auth(const struct attr_list *in, struct attr_list *out)
         log_info("auth failed: service=%s, user=%s, client=%s (%s)", service, user, client,
                  why.s ? why.s : "failed");
         auth_delay_sleep(delay);
-        attr_add(out, "status", "fail");
-        attr_add(out, "text", "authentication failed");
+        attr_add(out, PROTO_A_STATUS, PROTO_FAIL);
+        attr_add(out, PROTO_A_TEXT, "authentication failed");
         break;
     }
     case AUTH_CHECK_TEMPFAIL:
         log_warn("auth tempfail: service=%s, user=%s, client=%s (%s)", service, user, client,
                  why.s ? why.s : "error");
-        attr_add(out, "status", "tempfail");
-        attr_add(out, "text", "temporary authentication failure");
+        attr_add(out, PROTO_A_STATUS, PROTO_TEMPFAIL);
+        attr_add(out, PROTO_A_TEXT, "temporary authentication failure");
         break;
     }
     if (token.s != NULL)
@@ -124,54 +124,49 @@ static int answer_auth(const struct attr_list *in, struct attr_list *out)
 }
 
 /* req=lookup: 0, or -1 when malformed. */
-static int answer_lookup(const struct attr_list *in, struct attr_list *out)
+static int answer_lookup(void *ctx, const struct attr_list *in, struct attr_list *out,
+                         struct str *err)
 {
-    const char *token = text_arg(in, "token", AUTH_TOKEN_MAX);
+    const char *token = NULL;
+    const struct attr_spec spec[] = {
+        ATTR_STR(PROTO_A_TOKEN, ATTR_NONEMPTY, &token, AUTH_TOKEN_MAX),
+        ATTR_END,
+    };
     struct auth_token t;
 
-    if (token == NULL)
+    if (attr_scan(in, 0, spec, err) < 0)
         return -1;
     auth_token_init(&t);
     if (auth_token_verify(token_key, token, (long long)time(NULL), &t) == 1) {
-        attr_add(out, "status", "ok");
-        attr_add(out, "user", t.user.s);
-        attr_add_int(out, "uid", (long long)t.uid);
-        attr_add_int(out, "gid", (long long)t.gid);
-        attr_add(out, "maildir", t.maildir.s);
+        attr_add(out, PROTO_A_STATUS, PROTO_OK);
+        attr_add(out, PROTO_A_USER, t.user.s);
+        attr_add_int(out, PROTO_A_UID, (long long)t.uid);
+        attr_add_int(out, PROTO_A_GID, (long long)t.gid);
+        attr_add(out, PROTO_A_MAILDIR, t.maildir.s);
     } else {
         log_info("lookup failed: invalid or expired token");
-        attr_add(out, "status", "fail");
-        attr_add(out, "text", "invalid or expired token");
+        attr_add(out, PROTO_A_STATUS, PROTO_FAIL);
+        attr_add(out, PROTO_A_TEXT, "invalid or expired token");
     }
     auth_token_free(&t);
     return 0;
 }
 
-static int answer(const struct attr_list *in, struct attr_list *out)
-{
-    const char *req = text_arg(in, "req", 16);
-
-    if (req == NULL)
-        return -1;
-    if (strcmp(req, "auth") == 0)
-        return answer_auth(in, out);
-    if (strcmp(req, "lookup") == 0)
-        return answer_lookup(in, out);
-    return -1;
-}
-
-/* Overwrites the values of a frame (passwords, tokens) before its memory is reused. */
-static void attr_wipe(struct attr_list *al)
-{
-    for (size_t i = 0; i < al->n; i++)
-        if (al->v[i].value != NULL)
-            OPENSSL_cleanse(al->v[i].value, al->v[i].len);
-}
-
 static void auth_service(struct server *srv, int *fd)
 {
+    static const struct ipc_handler handlers[] = {
+        { PROTO_REQ_AUTH, answer_auth },
+        { PROTO_REQ_LOOKUP, answer_lookup },
+        { NULL, NULL },
+    };
+    static const struct ipc_service svc = {
+        .proto = PROTO_AUTH,
+        .version = PROTO_AUTH_VERSION,
+        .frame_max = REQ_FRAME_MAX,
+        .secret = true,
+        .handlers = handlers,
+    };
     struct stream *st = stream_fdopen(*fd);
-    struct attr_list in = ATTR_LIST_INIT, out = ATTR_LIST_INIT;
     struct server_wait w = {
         .idle_ms = conf_time_ms(srv->conf, CONF_max_idle),
         .reload_at_once = true,
@@ -180,32 +175,7 @@ static void auth_service(struct server *srv, int *fd)
 
     *fd = -1;
     stream_set_timeout(st, conf_time_ms(srv->conf, CONF_ipc_timeout));
-    while (server_wait_request(st, &w)) {
-        int rc = attr_read(st, &in, REQ_FRAME_MAX);
-
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            log_warn("bad request frame: %s",
-                     errno == EPROTO ? "malformed" : errno == EMSGSIZE ? "too large"
-                                                                        : strerror(errno));
-            break;
-        }
-        attr_clear(&out);
-        rc = answer(&in, &out);
-        attr_wipe(&in);
-        if (rc < 0) {
-            log_warn("malformed request, connection closed");
-            break;
-        }
-        rc = attr_write(st, &out);
-        attr_wipe(&out);
-        if (rc < 0)
-            break;
-    }
-    attr_wipe(&in);
-    attr_free(&in);
-    attr_free(&out);
+    ipc_serve(st, &w, &svc, NULL);
     stream_close(st);
 }
 

@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pop3d.h"
+#include "proto.h"
 #include "server.h"
 #include "str.h"
 #include "tls.h"
@@ -49,7 +50,7 @@ static const struct server_opts preauth_opts = {
     .name = "pop3d",
     .pre_jail = preauth_pre_jail,
     .service = pop3_preauth_service,
-    .jail_subdir = "login",
+    .jail_subdir = PROTO_LOGIN_DIR,
 };
 
 static const struct server_opts postlogin_opts = {

@@ -24,8 +24,6 @@ struct auth_result;
 #define POP3_CMD_MAX 255            /* RFC 2449: a command line, CRLF included */
 #define POP3_SASL_MAX 1024          /* a SASL response line */
 #define POP3_NAME_MAX 255           /* a user name */
-#define POP3_LOGIN_SOCKET "pop3"    /* the post-login service, relative to login/ */
-#define POP3_AUTH_SOCKET "auth"     /* auth, relative to login/ */
 #define POP3_FAIL_DELAY 1           /* seconds before a failed login is answered */
 
 struct pop3_conf {

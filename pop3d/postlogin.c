@@ -26,6 +26,7 @@
 #include "log.h"
 #include "login.h"
 #include "pop3d.h"
+#include "proto.h"
 #include "server.h"
 #include "xmalloc.h"
 
@@ -248,7 +249,7 @@ static void postlogin_accept(struct server *srv, int conn)
         goto done;
     }
     if (auth == NULL)
-        auth = auth_clnt_open(AUTH_SOCKET, pop3_cf.ipc_timeout_ms);
+        auth = auth_clnt_open(PROTO_PATH_AUTH, pop3_cf.ipc_timeout_ms);
     s = auth_lookup(auth, h.token.s, &who);
     if (s != AUTH_OK) {
         log_warn("client=[%s], user=<%s>: token lookup failed: %s", h.client.s, h.user.s,

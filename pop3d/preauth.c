@@ -14,6 +14,7 @@
 #include "log.h"
 #include "login.h"
 #include "pop3d.h"
+#include "proto.h"
 #include "server.h"
 #include "sock.h"
 #include "stream.h"
@@ -66,7 +67,7 @@ static void preauth_handoff(struct preauth *p, const struct auth_result *r)
         p->done = true;
         return;
     }
-    str_sets(&h.service, "pop3");
+    str_sets(&h.service, PROTO_SERVICE_POP3);
     str_set(&h.token, r->token.s, r->token.len);
     str_set(&h.user, r->user.s, r->user.len);
     str_sets(&h.client, p->addr);
@@ -88,7 +89,7 @@ static void preauth_handoff(struct preauth *p, const struct auth_result *r)
     } else {
         h.fd = stream_fd(p->st);
     }
-    rc = login_send(POP3_LOGIN_SOCKET, &h, pop3_cf.ipc_timeout_ms, &err);
+    rc = login_send(PROTO_LOGIN_POP3, &h, pop3_cf.ipc_timeout_ms, &err);
     if (p->tls)
         close(pair[1]);
     h.fd = -1;                  /* the stream or the pair owns it */
@@ -126,11 +127,11 @@ static void preauth_login(struct preauth *p, const char *method, const struct st
         || pass->len == 0 || memchr(pass->s, '\0', pass->len)) {
         s = AUTH_FAIL;
     } else {
-        ac = auth_clnt_open(POP3_AUTH_SOCKET, pop3_cf.ipc_timeout_ms);
+        ac = auth_clnt_open(PROTO_LOGIN_AUTH, pop3_cf.ipc_timeout_ms);
         if (ac == NULL) {
             log_warn("connect to auth: %m");
         } else {
-            s = auth_login(ac, "pop3", user->s, pass->s, p->addr, &r);
+            s = auth_login(ac, PROTO_SERVICE_POP3, user->s, pass->s, p->addr, &r);
             auth_clnt_close(ac);
         }
     }

@@ -2,10 +2,12 @@
  * to the mailbox owner for good and serves its first session; a process for virtual
  * users (who share their uid) then stays and serves further sessions of the same uid
  * and gid, one at a time, that the post-login process passes over a private socket
- * pair: one datagram per session carrying the client's descriptor and
- *     "S" TLS(0|1) USER "\0" MAILDIR "\0" CLIENT "\0" PENDING-BYTES
- * It answers "I" (idle) after each session but its last (max_use sessions).  The post-login process runs as root and
- * is trusted here; what the session reads from its client is not. */
+ * pair: one datagram per session carrying the client's descriptor and one attribute
+ * frame of protocol "session" (names in proto.h):
+ *     "proto=session/2" "tls=yes|no" "user=U" "maildir=/abs/" "client=IP" "pending=BYTES"
+ * read strictly (attr_scan.h).  It answers "I" (idle) after each session but its last
+ * (max_use sessions).  The post-login process runs as root and is trusted here; what
+ * the session reads from its client is not. */
 #include <errno.h>
 #include <grp.h>
 #include <poll.h>
@@ -17,24 +19,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attr.h"
+#include "attr_scan.h"
 #include "auth_clnt.h"
 #include "fd.h"
+#include "ipc_proto.h"
 #include "log.h"
 #include "login.h"
 #include "maildir.h"
 #include "pop3d.h"
 #include "priv.h"
+#include "proto.h"
 #include "sock.h"
 #include "stream.h"
 #include "xmalloc.h"
 
 #define WORKER_TEXT_MAX 4096            /* user and Maildir (they fit in a token) */
 #define WORKER_CLIENT_MAX 63            /* longest client address carried */
-#define WORKER_MSG_MAX (2 + 2 * (WORKER_TEXT_MAX + 1) + WORKER_CLIENT_MAX + 1 \
-                        + LOGIN_PENDING_MAX)
+#define WORKER_MSG_MAX (2 * WORKER_TEXT_MAX + WORKER_CLIENT_MAX + LOGIN_PENDING_MAX + 512)
 
 int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who)
 {
+    struct attr_list al = ATTR_LIST_INIT;
     struct str msg = STR_INIT;
     size_t clen = h->client.s != NULL ? strnlen(h->client.s, h->client.len) : 0;
     int rc;
@@ -48,37 +54,60 @@ int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_r
     }
     if (clen > WORKER_CLIENT_MAX)
         clen = WORKER_CLIENT_MAX;
-    str_appends(&msg, h->tls ? "S1" : "S0");
-    str_append(&msg, who->user.s, who->user.len + 1);
-    str_append(&msg, who->maildir.s, who->maildir.len + 1);
-    str_append(&msg, clen > 0 ? h->client.s : "", clen);
-    str_appendc(&msg, '\0');
-    if (h->pending.len > 0)
-        str_append(&msg, h->pending.s, h->pending.len);
+    ipc_frame_start(&al, PROTO_SESSION, PROTO_SESSION_VERSION);
+    attr_add(&al, PROTO_A_TLS, h->tls ? PROTO_YES : PROTO_NO);
+    attr_add(&al, PROTO_A_USER, who->user.s);
+    attr_add(&al, PROTO_A_MAILDIR, who->maildir.s);
+    attr_addn(&al, PROTO_A_CLIENT, clen > 0 ? h->client.s : "", clen);
+    attr_addn(&al, PROTO_A_PENDING, h->pending.s ? h->pending.s : "", h->pending.len);
+    attr_encode(&al, &msg);
     rc = fd_send(ctl, h->fd, msg.s, msg.len);
+    attr_free(&al);
     str_free(&msg);
     return rc;
 }
 
-/* The next NUL-terminated field at *p (within end): its start, or NULL. */
-static const char *field(const char **p, const char *end)
+/* Reads one session frame into h and who: 0, or -1 with err. */
+static int worker_scan(const struct attr_list *al, struct login_handoff *h,
+                       struct auth_result *who, struct str *err)
 {
-    const char *f = *p, *nul = memchr(f, '\0', (size_t)(end - f));
+    const char *tls = NULL, *user = NULL, *maildir = NULL, *client = NULL;
+    struct attr_data pending = { "", 0 };
+    const struct attr_spec spec[] = {
+        ATTR_IGNORE(PROTO_A_PROTO),
+        ATTR_STR(PROTO_A_TLS, 0, &tls, 3),
+        ATTR_STR(PROTO_A_USER, ATTR_NONEMPTY, &user, WORKER_TEXT_MAX),
+        ATTR_STR(PROTO_A_MAILDIR, ATTR_NONEMPTY, &maildir, WORKER_TEXT_MAX),
+        ATTR_STR(PROTO_A_CLIENT, 0, &client, WORKER_CLIENT_MAX),
+        ATTR_DATA(PROTO_A_PENDING, 0, &pending, LOGIN_PENDING_MAX),
+        ATTR_END,
+    };
 
-    if (nul == NULL)
-        return NULL;
-    *p = nul + 1;
-    return f;
+    if (ipc_proto_check(al, PROTO_SESSION, PROTO_SESSION_VERSION, err) < 0
+        || attr_scan(al, ATTR_SCAN_STRICT, spec, err) < 0)
+        return -1;
+    if (maildir[0] != '/') {
+        str_sets(err, "Maildir not an absolute path");
+        return -1;
+    }
+    h->tls = strcmp(tls, PROTO_YES) == 0;
+    str_sets(&h->user, user);
+    str_sets(&h->client, client);
+    str_set(&h->pending, pending.s, pending.len);
+    str_sets(&who->user, user);
+    str_sets(&who->maildir, maildir);
+    return 0;
 }
 
 /* Waits for the next session: 1 (h and who filled), 0 when told to go (EOF: the
  * post-login process alone decides when an idle process ends, so that no session is
- * ever sent to one that is leaving), -1 on a malformed message. */
+ * ever sent to one that is leaving), -1 on a malformed message (logged). */
 static int worker_receive(int ctl, char *buf, struct login_handoff *h,
                           struct auth_result *who)
 {
     struct pollfd pfd = { .fd = ctl, .events = POLLIN, .revents = 0 };
-    const char *p, *end, *user, *maildir, *client;
+    struct attr_list al = ATTR_LIST_INIT;
+    struct str err = STR_INIT;
     int fd = -1, r;
     ssize_t n;
 
@@ -90,30 +119,25 @@ static int worker_receive(int ctl, char *buf, struct login_handoff *h,
     n = fd_recv(ctl, &fd, buf, WORKER_MSG_MAX + 1);
     if (n <= 0)
         return 0;
-    p = buf;
-    end = buf + n;
-    if (fd < 0 || n < 5 || n > WORKER_MSG_MAX || buf[0] != 'S'
-        || (buf[1] != '0' && buf[1] != '1')) {
+    if (fd < 0 || n > WORKER_MSG_MAX) {
+        str_sets(&err, fd < 0 ? "no descriptor" : "too large");
+        r = -1;
+    } else if (attr_decode(buf, (size_t)n, &al, WORKER_MSG_MAX) < 0) {
+        str_sets(&err, "malformed frame");
+        r = -1;
+    } else {
+        r = worker_scan(&al, h, who, &err) < 0 ? -1 : 1;
+    }
+    if (r < 0) {
+        log_error("malformed session hand-off from the post-login process: %s", err.s);
         if (fd >= 0)
             close(fd);
-        return -1;
+    } else {
+        h->fd = fd;
     }
-    p += 2;
-    user = field(&p, end);
-    maildir = user != NULL ? field(&p, end) : NULL;
-    client = maildir != NULL ? field(&p, end) : NULL;
-    if (client == NULL || *user == '\0' || maildir[0] != '/') {
-        close(fd);
-        return -1;
-    }
-    h->fd = fd;
-    h->tls = buf[1] == '1';
-    str_sets(&h->user, user);
-    str_sets(&h->client, client);
-    str_set(&h->pending, p, (size_t)(end - p));
-    str_sets(&who->user, user);
-    str_sets(&who->maildir, maildir);
-    return 1;
+    attr_free(&al);
+    str_free(&err);
+    return r;
 }
 
 /* Drops to the mailbox owner for good.  0, or -1 (logged). */
@@ -214,12 +238,8 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
         if (write(ctl, "I", 1) != 1)
             break;
         r = worker_receive(ctl, buf, h, who);
-        if (r == 0)
+        if (r <= 0)
             break;
-        if (r < 0) {
-            log_error("malformed session hand-off from the post-login process");
-            break;
-        }
         (void)worker_session(h, who);
     }
     _exit(0);

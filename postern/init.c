@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "map.h"
 #include "postern.h"
+#include "proto.h"
 #include "queue.h"
 #include "str.h"
 #include "tls.h"
@@ -297,7 +298,7 @@ int cmd_init(int argc, char **argv)
         str_printf(&p, "%s/maildrop", s.s);
         set_owner(p.s, "postern", "posterndrop", 01730);
         str_clear(&p);
-        str_printf(&p, "%s/private", s.s);
+        str_printf(&p, "%s/%s", s.s, PROTO_PRIVATE_DIR);
         set_owner(p.s, "postern", "postern", 0700);
         str_clear(&p);
         str_printf(&p, "%s/public", s.s);
@@ -368,12 +369,13 @@ int cmd_init(int argc, char **argv)
         "# master.conf: the services master(8) runs; see master(8).\n"
         "# service    type    listen            user     chroot  limit  command [arguments]\n"
         "smtp         inet    %-17ld -        y       100    smtpd\n"
-        "qmgr         daemon  private/qmgr      -        y       1      qmgr\n"
-        "resolve      unix    private/resolve   -        n       -      resolve\n"
-        "local        unix    private/local     root     n       -      local\n"
-        "relay        unix    private/smtp      -        y       -      smtp\n"
-        "auth         unix    login/auth        root     n       -      auth\n",
-        port_base >= 0 ? port_base + 25 : 25L);
+        "qmgr         daemon  %-17s -        y       1      qmgr\n"
+        "resolve      unix    %-17s -        n       -      resolve\n"
+        "local        unix    %-17s root     n       -      local\n"
+        "relay        unix    %-17s -        y       -      smtp\n"
+        "auth         unix    %-17s root     n       -      auth\n",
+        port_base >= 0 ? port_base + 25 : 25L, PROTO_PATH_QMGR, PROTO_PATH_RESOLVE,
+        PROTO_PATH_LOCAL, PROTO_PATH_SMTP, PROTO_PATH_AUTH);
     str_printf(&s,
         "submission   inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
         " -o smtpd_tls_security_level=encrypt -o smtpd_client_auth_required=yes\n"
@@ -383,8 +385,9 @@ int cmd_init(int argc, char **argv)
     str_printf(&s,
         "pop3         inet    %-17ld nobody   y       100    pop3d -l\n"
         "pop3s        inet    %-17ld nobody   y       100    pop3d -l -o pop3d_tls_wrapper=yes\n"
-        "pop3d        unix    login/pop3        root     n       100    pop3d\n",
-        port_base >= 0 ? port_base + 110 : 110L, port_base >= 0 ? port_base + 995 : 995L);
+        "pop3d        unix    %-17s root     n       100    pop3d\n",
+        port_base >= 0 ? port_base + 110 : 110L, port_base >= 0 ? port_base + 995 : 995L,
+        PROTO_PATH_POP3);
     write_file(abs, "master.conf", s.s, 0644);
 
     /* postern.conf, last: its presence marks a finished instance. */

@@ -14,9 +14,10 @@
 
 #include "conf.h"
 #include "postern.h"
+#include "proto.h"
 #include "queue.h"
 #include "str.h"
-#include "trigger.h"
+#include "wakeup.h"
 #include "xmalloc.h"
 
 /* Queues listed, in the order a message passes through them. */
@@ -200,8 +201,8 @@ static int queue_flush(const char *qdir)
     }
     closedir(dp);
     str_clear(&path);
-    str_printf(&path, "%s/private/qmgr", qdir);
-    if (trigger_send(path.s, "flush") < 0)
+    str_printf(&path, "%s/%s", qdir, PROTO_PATH_QMGR);
+    if (wakeup_send(path.s, PROTO_REQ_FLUSH) < 0)
         cmd_warn("could not reach qmgr (%s); the deferred messages will be tried at the next queue run",
                  path.s);
     printf("%zu deferred message%s scheduled now\n", n, n == 1 ? "" : "s");
@@ -238,8 +239,8 @@ static int queue_release(const char *qdir, const char *id)
     if (queue_move(qdir, "hold", "incoming", id) < 0)
         cmd_fail("%s: %s", id, strerror(errno));
     str_clear(&path);
-    str_printf(&path, "%s/private/qmgr", qdir);
-    (void)trigger_send(path.s, "wakeup");
+    str_printf(&path, "%s/%s", qdir, PROTO_PATH_QMGR);
+    (void)wakeup_send(path.s, PROTO_REQ_WAKEUP);
     printf("%s: released\n", id);
     str_free(&path);
     return 0;

@@ -1,8 +1,8 @@
 /* qmgr(8): the queue manager.  One process, chrooted to the queue, running its own
  * poll() loop over the wake-up socket (private/qmgr), the clients connected to it,
  * the delivery agents' connections and the scan timers.  Wake-up frames come from
- * other daemons and are checked; anything but req=wakeup or req=flush drops the
- * client. */
+ * other daemons and are checked (protocol "qmgr", proto.h); anything but req=wakeup
+ * or req=flush of the right version drops the client. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,10 +14,13 @@
 
 #include "qmgr.h"
 #include "attr.h"
+#include "attr_scan.h"
 #include "conf.h"
 #include "fd.h"
+#include "ipc_proto.h"
 #include "log.h"
 #include "priv.h"
+#include "proto.h"
 #include "resolve_clnt.h"
 #include "server.h"
 #include "stream.h"
@@ -55,15 +58,39 @@ static void clients_accept(struct qmgr *q)
     }
 }
 
+/* One wake-up frame: its version and request name checked.  0, or -1 with err. */
+static int wakeup_scan(struct qmgr *q, const struct attr_list *al, struct str *err)
+{
+    const char *req = NULL;
+    const struct attr_spec spec[] = {
+        ATTR_STR(PROTO_A_REQ, 0, &req, 0),
+        ATTR_END,
+    };
+
+    if (ipc_proto_check(al, PROTO_QMGR, PROTO_QMGR_VERSION, err) < 0
+        || attr_scan(al, 0, spec, err) < 0)
+        return -1;
+    if (strcmp(req, PROTO_REQ_WAKEUP) == 0) {
+        q->want_incoming = true;
+    } else if (strcmp(req, PROTO_REQ_FLUSH) == 0) {
+        q->want_flush = true;
+        q->want_incoming = true;
+    } else {
+        str_sets(err, "unknown wake-up request");
+        return -1;
+    }
+    return 0;
+}
+
 /* Reads the frames client i has sent: false when it must be dropped. */
 static bool client_read(struct qmgr *q, size_t i)
 {
     struct attr_list al = ATTR_LIST_INIT;
+    struct str err = STR_INIT;
     bool keep = true;
 
     do {
         int rc = attr_read(q->clients[i].st, &al, QMGR_WAKEUP_FRAME_MAX);
-        const char *req;
 
         if (rc == 0) {
             keep = false;
@@ -74,19 +101,14 @@ static bool client_read(struct qmgr *q, size_t i)
             keep = false;
             break;
         }
-        req = attr_get(&al, "req");
-        if (req != NULL && strcmp(req, "wakeup") == 0) {
-            q->want_incoming = true;
-        } else if (req != NULL && strcmp(req, "flush") == 0) {
-            q->want_flush = true;
-            q->want_incoming = true;
-        } else {
-            log_warn("unknown wake-up request: %s", req ? req : "(none)");
+        if (wakeup_scan(q, &al, &err) < 0) {
+            log_warn("bad wake-up frame: %s", err.s);
             keep = false;
             break;
         }
     } while (stream_pending(q->clients[i].st) > 0);
     attr_free(&al);
+    str_free(&err);
     return keep;
 }
 
@@ -156,13 +178,13 @@ static void poll_once(struct qmgr *q, int timeout_ms)
     }
     for (size_t t = 0; t < q->ntransports; t++) {
         for (size_t i = 0; i < q->transports[t].nagents; i++) {
-            struct qagent *a = &q->transports[t].agents[i];
+            struct stream *st = qmgr_agent_stream(&q->transports[t].agents[i]);
 
-            if (a->st == NULL)
+            if (st == NULL)
                 continue;
-            if (stream_pending(a->st) > 0)
+            if (stream_pending(st) > 0)
                 timeout_ms = 0;
-            pfd[nfds] = (struct pollfd){ .fd = stream_fd(a->st), .events = POLLIN };
+            pfd[nfds] = (struct pollfd){ .fd = stream_fd(st), .events = POLLIN };
             who[nfds].kind = 2;
             who[nfds].a = t;
             who[nfds].b = i;
@@ -188,6 +210,7 @@ static void poll_once(struct qmgr *q, int timeout_ms)
     for (size_t k = 0; k < nfds; k++) {
         struct qtransport *tp;
         struct qagent *a;
+        struct stream *st;
 
         if (who[k].kind == 0 && pfd[k].revents != 0) {
             clients_accept(q);
@@ -197,7 +220,8 @@ static void poll_once(struct qmgr *q, int timeout_ms)
             continue;
         tp = &q->transports[who[k].a];
         a = &tp->agents[who[k].b];
-        if (a->st != NULL && (pfd[k].revents != 0 || stream_pending(a->st) > 0))
+        st = qmgr_agent_stream(a);
+        if (st != NULL && (pfd[k].revents != 0 || stream_pending(st) > 0))
             qmgr_agent_event(q, a, tp);
     }
     free(pfd);
@@ -241,7 +265,7 @@ static int qmgr_loop(struct server *srv)
     q->ipc_timeout_ms = (int)conf_time_ms(q->conf, CONF_ipc_timeout);
     q->delivery_timeout = (q->ipc_timeout_ms + 999) / 1000 * 10;
     q->active_limit = (size_t)conf_count(q->conf, CONF_qmgr_message_active_limit);
-    q->resolve = resolve_clnt_open("private/resolve", q->ipc_timeout_ms);
+    q->resolve = resolve_clnt_open(PROTO_PATH_RESOLVE, q->ipc_timeout_ms);
     q->next_incoming = 0;
     q->next_deferred = 0;
 

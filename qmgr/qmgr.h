@@ -12,6 +12,7 @@
 #include "queue.h"
 
 struct conf;
+struct ipc_clnt;
 struct resolve_clnt;
 struct stream;
 
@@ -55,11 +56,12 @@ struct qmsg {
     struct qmsg *next_ready;         /* not started yet, in arrival order */
 };
 
-/* A connection to one agent process.  It may carry several requests of one
- * destination at once (the transport's depth): the agent reads the next one as soon
- * as it has answered the last, without waiting for qmgr; replies come in order. */
+/* A connection to one agent process (a reconnecting client, ipc_clnt.h).  It may
+ * carry several requests of one destination at once (the transport's depth): the
+ * agent reads the next one as soon as it has answered the last, without waiting for
+ * qmgr; replies come in order. */
 struct qagent {
-    struct stream *st;              /* NULL: slot unused */
+    struct ipc_clnt *clnt;          /* NULL: slot never used */
     struct qjob *job;               /* oldest request in flight, next reply; NULL: idle */
     struct qjob *last;              /* newest request in flight */
     size_t njobs;                   /* requests in flight */
@@ -90,7 +92,7 @@ struct qdest {
 
 struct qtransport {
     char name[32];
-    char path[48];                  /* "private/NAME" */
+    char path[48];                  /* PROTO_PATH_AGENT "NAME" */
     size_t nagents;                 /* connection slots */
     size_t depth;                   /* most requests at once on one connection */
     struct qagent *agents;
@@ -163,6 +165,8 @@ void qmgr_job_fail(struct qmgr *q, struct qjob *job, const char *dsn, const char
 void qmgr_dispatch(struct qmgr *q);
 void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp);
 void qmgr_agent_timeouts(struct qmgr *q);
+/* The connection of a, to poll, or NULL when it has none. */
+struct stream *qmgr_agent_stream(const struct qagent *a);
 size_t qmgr_agents_busy(const struct qmgr *q);
 void qmgr_agents_close(struct qmgr *q);
 

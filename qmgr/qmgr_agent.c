@@ -1,11 +1,12 @@
 /* Delivery agents (local, smtp, ...) as seen from qmgr: per transport a bounded set of
- * connections to private/NAME, reused while they stay open, shared by the transport's
+ * connections (reconnecting clients, ipc_clnt.h) to private/NAME, shared by the transport's
  * destinations (next hops), each of which has its own concurrency limit and its own
  * queue of jobs.  A destination whose replies say "dead" too many times in a row is
  * paused: its jobs are deferred without an attempt until the pause ends.  A request
  * is written whole; the reply is read only once the connection is readable, so one
- * slow agent never holds up the loop.  Replies are checked by deliver.h's reader; a
- * bad one, a lost connection or a timeout defers the job's recipients. */
+ * slow agent never holds up the loop.  Replies are checked for their version
+ * (ipc_proto.h), then by deliver.h's reader; a bad one, a lost connection or a
+ * timeout defers the job's recipients. */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -14,10 +15,13 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "attr.h"
 #include "conf.h"
+#include "ipc_clnt.h"
+#include "ipc_proto.h"
 #include "log.h"
+#include "proto.h"
 #include "qmgr.h"
-#include "sock.h"
 #include "stream.h"
 #include "xmalloc.h"
 
@@ -34,7 +38,7 @@ struct qtransport *qmgr_transport(struct qmgr *q, const char *name)
     tp = &q->transports[q->ntransports++];
     memset(tp, 0, sizeof(*tp));
     snprintf(tp->name, sizeof(tp->name), "%s", name);
-    snprintf(tp->path, sizeof(tp->path), "private/%s", name);
+    snprintf(tp->path, sizeof(tp->path), "%s%s", PROTO_PATH_AGENT, name);
     /* never more connections than master runs agents: an extra one would wait */
     n = conf_count(q->conf, CONF_default_process_limit);
     tp->nagents = n < 1 ? 1 : n > QMGR_AGENTS_MAX ? QMGR_AGENTS_MAX : (size_t)n;
@@ -245,9 +249,13 @@ static struct qjob *agent_pop(struct qagent *a)
 
 static void agent_close(struct qagent *a)
 {
-    if (a->st != NULL)
-        stream_close(a->st);
-    a->st = NULL;
+    if (a->clnt != NULL)
+        ipc_clnt_disconnect(a->clnt);
+}
+
+struct stream *qmgr_agent_stream(const struct qagent *a)
+{
+    return a->clnt != NULL ? ipc_clnt_stream(a->clnt) : NULL;
 }
 
 /* Closes a and defers every request it carried. */
@@ -258,44 +266,17 @@ static void agent_fail_all(struct qmgr *q, struct qagent *a, const char *dsn, co
         qmgr_job_fail(q, agent_pop(a), dsn, text);
 }
 
-/* An idle connection the agent closed (or wrote to unasked) is no longer usable. */
-static bool agent_usable(struct qagent *a)
-{
-    struct pollfd p = { .fd = stream_fd(a->st), .events = POLLIN };
-
-    return stream_pending(a->st) == 0 && poll(&p, 1, 0) == 0;
-}
-
-static int agent_connect(struct qmgr *q, struct qtransport *tp, struct qagent *a)
-{
-    int fd = sock_connect_unix(tp->path, q->ipc_timeout_ms);
-
-    if (fd < 0)
-        return -1;
-    a->st = stream_fdopen(fd);
-    stream_set_timeout(a->st, q->ipc_timeout_ms);
-    return 0;
-}
-
-/* An idle connection, or else an unused slot: NULL when every slot is busy. */
+/* An idle connection (the client checks that the agent has not closed it before
+ * using it again), or else a slot without one: NULL when every slot is busy. */
 static struct qagent *agent_free_slot(struct qtransport *tp)
 {
-    struct qagent *a = NULL;
-
-    for (size_t i = 0; i < tp->nagents && a == NULL; i++) {
-        struct qagent *c = &tp->agents[i];
-
-        if (c->st != NULL && c->job == NULL) {
-            if (agent_usable(c))
-                a = c;
-            else
-                agent_close(c);
-        }
-    }
-    for (size_t i = 0; i < tp->nagents && a == NULL; i++)
-        if (tp->agents[i].st == NULL)
-            a = &tp->agents[i];
-    return a;
+    for (size_t i = 0; i < tp->nagents; i++)
+        if (qmgr_agent_stream(&tp->agents[i]) != NULL && tp->agents[i].job == NULL)
+            return &tp->agents[i];
+    for (size_t i = 0; i < tp->nagents; i++)
+        if (qmgr_agent_stream(&tp->agents[i]) == NULL)
+            return &tp->agents[i];
+    return NULL;
 }
 
 /* The connection already working for d with the fewest requests, when it has room
@@ -307,7 +288,7 @@ static struct qagent *agent_pipeline_slot(struct qtransport *tp, const struct qd
     for (size_t i = 0; i < tp->nagents; i++) {
         struct qagent *c = &tp->agents[i];
 
-        if (c->st != NULL && c->dest == d && c->njobs < tp->depth
+        if (qmgr_agent_stream(c) != NULL && c->dest == d && c->njobs < tp->depth
             && (a == NULL || c->njobs < a->njobs))
             a = c;
     }
@@ -319,49 +300,39 @@ static struct qagent *agent_pipeline_slot(struct qtransport *tp, const struct qd
 static int agent_send(struct qmgr *q, struct qtransport *tp, struct qagent *a,
                       struct qjob *job)
 {
-    bool fresh = false;
+    struct attr_list al = ATTR_LIST_INIT;
     struct str text = STR_INIT;
+    int rc;
 
-    for (int attempt = 0; attempt < 2; attempt++) {
-        if (a->st == NULL) {
-            if (agent_connect(q, tp, a) < 0) {
-                str_printf(&text, "delivery agent %s unavailable: %s", tp->name,
-                           strerror(errno));
-                qmgr_job_fail(q, job, "4.3.0", text.s);
-                str_free(&text);
-                return -1;
-            }
-            fresh = true;
+    if (a->clnt == NULL)
+        a->clnt = ipc_clnt_open(tp->path, q->ipc_timeout_ms, ATTR_FRAME_MAX);
+    deliver_request_frame(&job->dr, &al);
+    rc = ipc_clnt_send(a->clnt, &al);
+    attr_free(&al);
+    if (rc == 0) {
+        job->next = NULL;
+        if (a->job == NULL) {
+            a->job = job;
+            a->dest = job->dest;
+            job->dest->conns++;
+            a->deadline = time(NULL) + q->delivery_timeout;
+        } else {
+            a->last->next = job;
         }
-        if (deliver_request_write(a->st, &job->dr) == 0) {
-            job->next = NULL;
-            if (a->job == NULL) {
-                a->job = job;
-                a->dest = job->dest;
-                job->dest->conns++;
-                a->deadline = time(NULL) + q->delivery_timeout;
-            } else {
-                a->last->next = job;
-            }
-            a->last = job;
-            a->njobs++;
-            job->dest->busy++;
-            return 1;
-        }
-        if (a->job != NULL) {
-            /* the requests already sent on it are lost with it */
-            str_printf(&text, "lost connection with delivery agent %s", tp->name);
-            agent_fail_all(q, a, "4.4.2", text.s);
-            qmgr_job_fail(q, job, "4.4.2", text.s);
-            str_free(&text);
-            return -1;
-        }
-        agent_close(a);
-        if (fresh)
-            break;
+        a->last = job;
+        a->njobs++;
+        job->dest->busy++;
+        return 1;
     }
-    str_printf(&text, "cannot send the request to delivery agent %s", tp->name);
-    qmgr_job_fail(q, job, "4.3.0", text.s);
+    if (a->job != NULL) {
+        /* the requests already sent on it are lost with it */
+        str_printf(&text, "lost connection with delivery agent %s", tp->name);
+        agent_fail_all(q, a, "4.4.2", text.s);
+        qmgr_job_fail(q, job, "4.4.2", text.s);
+    } else {
+        str_printf(&text, "delivery agent %s unavailable: %s", tp->name, strerror(errno));
+        qmgr_job_fail(q, job, "4.3.0", text.s);
+    }
     str_free(&text);
     return -1;
 }
@@ -451,7 +422,9 @@ static const char *relay_name(const struct qjob *job)
 /* Reads the replies a has ready, in the order of its requests. */
 void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
 {
+    struct attr_list al = ATTR_LIST_INIT;
     struct str err = STR_INIT;
+    struct stream *conn;
 
     if (a->job == NULL) {
         /* idle connection: the agent went away (or misbehaves) */
@@ -460,16 +433,21 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
     }
     do {
         struct qjob *job = a->job;
-        int rc;
+        int rc = ipc_clnt_recv(a->clnt, &al);
 
         str_clear(&err);
-        rc = deliver_reply_read(a->st, &job->dr, &err);
+        if (rc < 0)
+            str_printf(&err, "reading the reply: %s",
+                       errno == EPROTO ? "malformed frame" : strerror(errno));
+        else if (rc == 1 && (ipc_reply_check(&al, PROTO_DELIVER, PROTO_DELIVER_VERSION, &err) < 0
+                             || deliver_reply_scan(&al, &job->dr, &err) < 0))
+            rc = -1;
         if (rc != 1) {
             struct str text = STR_INIT;
 
             if (rc < 0)
                 log_warn("%s: delivery agent %s: %s", job->msg->id, tp->name,
-                         err.s ? err.s : "error");
+                         err.len > 0 ? err.s : "error");
             str_printf(&text, "lost connection with delivery agent %s", tp->name);
             agent_fail_all(q, a, "4.4.2", text.s);
             str_free(&text);
@@ -493,7 +471,9 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
                 job->msg->res[r->index].notified = true;
         }
         job_done(q, job);
-    } while (a->job != NULL && stream_pending(a->st) > 0);
+    } while (a->job != NULL && (conn = qmgr_agent_stream(a)) != NULL
+             && stream_pending(conn) > 0);
+    attr_free(&al);
     str_free(&err);
 }
 
@@ -538,7 +518,8 @@ void qmgr_agents_close(struct qmgr *q)
 
             while (a->job != NULL)
                 job_free(agent_pop(a));
-            agent_close(a);
+            ipc_clnt_close(a->clnt);
+            a->clnt = NULL;
         }
         while (tp->dests != NULL) {
             struct qdest *d = tp->dests;

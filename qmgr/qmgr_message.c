@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "headers.h"
 #include "log.h"
+#include "proto.h"
 #include "qmgr.h"
 #include "resolve_clnt.h"
 #include "str.h"
@@ -251,7 +252,7 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
             qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, dsn, text);
             continue;
         }
-        if (strcmp(t, "tempfail") == 0) {
+        if (strcmp(t, PROTO_TEMPFAIL) == 0) {
             struct str text = STR_INIT;
 
             str_printf(&text, "address resolver failure: %s", h);

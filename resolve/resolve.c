@@ -1,15 +1,15 @@
 /* resolve(8): answers verify and route requests from smtpd and qmgr (which run
  * chrooted and cannot read the maps) with the router's rules.  Requests come from
- * other daemons over private/resolve; each frame is still checked, and a bad one
- * closes the connection. */
-#include <errno.h>
-#include <stdio.h>
+ * other daemons over private/resolve and are served by the shared request loop
+ * (ipc_serve.h): each frame is still checked, and a bad one closes the connection. */
 #include <stdlib.h>
-#include <string.h>
 
 #include "attr.h"
+#include "attr_scan.h"
 #include "conf.h"
+#include "ipc_serve.h"
 #include "log.h"
+#include "proto.h"
 #include "router.h"
 #include "server.h"
 #include "server_wait.h"
@@ -30,87 +30,94 @@ static void resolve_post_jail(struct server *srv)
     str_free(&err);
 }
 
-static void answer_verify(const char *addr, struct attr_list *out)
+static int answer_verify(void *ctx, const struct attr_list *in, struct attr_list *out,
+                         struct str *err)
 {
+    const char *addr = NULL;
+    const struct attr_spec spec[] = {
+        ATTR_STR(PROTO_A_ADDR, 0, &addr, 0),
+        ATTR_END,
+    };
     struct router_verdict v;
 
+    if (attr_scan(in, 0, spec, err) < 0)
+        return -1;
     router_verdict_init(&v);
     router_verify(router, addr, &v);
     switch (v.status) {
     case ROUTER_OK:
-        attr_add(out, "status", "ok");
+        attr_add(out, PROTO_A_STATUS, PROTO_OK);
         break;
     case ROUTER_REJECT:
-        attr_add(out, "status", "reject");
+        attr_add(out, PROTO_A_STATUS, PROTO_REJECT);
         break;
     case ROUTER_TEMPFAIL:
-        attr_add(out, "status", "tempfail");
+        attr_add(out, PROTO_A_STATUS, PROTO_TEMPFAIL);
         break;
     }
-    attr_add(out, "class", router_class_name(v.class));
+    attr_add(out, PROTO_A_CLASS, router_class_name(v.class));
     if (v.status != ROUTER_OK) {
-        attr_add_int(out, "code", v.code);
-        attr_add(out, "dsn", v.dsn);
-        attr_add(out, "text", v.text.s ? v.text.s : "");
+        attr_add_int(out, PROTO_A_CODE, v.code);
+        attr_add(out, PROTO_A_DSN, v.dsn);
+        attr_add(out, PROTO_A_TEXT, v.text.s ? v.text.s : "");
     } else {
         for (size_t i = 0; i < v.nexpanded; i++)
-            attr_add(out, "rcpt", v.expanded[i]);
+            attr_add(out, PROTO_A_RCPT, v.expanded[i]);
     }
     router_verdict_free(&v);
+    return 0;
 }
 
-static void answer_route(const char *addr, struct attr_list *out)
+static void route_one(const char *addr, struct attr_list *out)
 {
     struct str transport = STR_INIT, nexthop = STR_INIT, err = STR_INIT;
 
     if (router_route(router, addr, &transport, &nexthop, &err) == ROUTER_OK) {
-        attr_addf(out, "route", "%s:%s", transport.s, nexthop.s ? nexthop.s : "");
+        attr_addf(out, PROTO_A_ROUTE, "%s:%s", transport.s, nexthop.s ? nexthop.s : "");
     } else {
         log_warn("<%s>: route lookup failed: %s", addr, err.s ? err.s : "error");
-        attr_addf(out, "route", "tempfail:%s", err.s ? err.s : "lookup failure");
+        attr_addf(out, PROTO_A_ROUTE, "%s:%s", PROTO_TEMPFAIL, err.s ? err.s : "lookup failure");
     }
     str_free(&transport);
     str_free(&nexthop);
     str_free(&err);
 }
 
-/* Builds the reply to one request: 0, or -1 when the request is malformed. */
-static int answer(const struct attr_list *in, struct attr_list *out)
+static int answer_route(void *ctx, const struct attr_list *in, struct attr_list *out,
+                        struct str *err)
 {
-    const char *req = attr_get(in, "req");
-    size_t naddr = 0;
+    struct attr_strs addrs;
+    const struct attr_spec spec[] = {
+        ATTR_STR_LIST(PROTO_A_ADDR, 0, &addrs, 0),
+        ATTR_END,
+    };
 
-    if (req == NULL)
+    if (attr_scan(in, 0, spec, err) < 0)
         return -1;
-    for (size_t i = 0; i < in->n; i++) {
-        if (strcmp(in->v[i].name, "addr") != 0)
-            continue;
-        /* addresses are text: no NUL inside */
-        if (strlen(in->v[i].value) != in->v[i].len)
-            return -1;
-        naddr++;
+    if (addrs.n > RESOLVE_ROUTE_MAX) {
+        str_printf(err, "more than %d addresses", RESOLVE_ROUTE_MAX);
+        attr_scan_free(spec);
+        return -1;
     }
-    if (strcmp(req, "verify") == 0) {
-        if (naddr != 1)
-            return -1;
-        answer_verify(attr_get(in, "addr"), out);
-        return 0;
-    }
-    if (strcmp(req, "route") == 0) {
-        if (naddr == 0 || naddr > RESOLVE_ROUTE_MAX)
-            return -1;
-        for (size_t i = 0; i < in->n; i++)
-            if (strcmp(in->v[i].name, "addr") == 0)
-                answer_route(in->v[i].value, out);
-        return 0;
-    }
-    return -1;
+    for (size_t i = 0; i < addrs.n; i++)
+        route_one(addrs.v[i], out);
+    attr_scan_free(spec);
+    return 0;
 }
 
 static void resolve_service(struct server *srv, int *fd)
 {
+    static const struct ipc_handler handlers[] = {
+        { PROTO_REQ_VERIFY, answer_verify },
+        { PROTO_REQ_ROUTE, answer_route },
+        { NULL, NULL },
+    };
+    static const struct ipc_service svc = {
+        .proto = PROTO_RESOLVE,
+        .version = PROTO_RESOLVE_VERSION,
+        .handlers = handlers,
+    };
     struct stream *st = stream_fdopen(*fd);
-    struct attr_list in = ATTR_LIST_INIT, out = ATTR_LIST_INIT;
     struct server_wait w = {
         .idle_ms = conf_time_ms(srv->conf, CONF_max_idle),
         .reload_at_once = true,
@@ -119,26 +126,7 @@ static void resolve_service(struct server *srv, int *fd)
 
     *fd = -1;
     stream_set_timeout(st, conf_time_ms(srv->conf, CONF_ipc_timeout));
-    while (server_wait_request(st, &w)) {
-        int rc = attr_read(st, &in, ATTR_FRAME_MAX);
-
-        if (rc == 0)
-            break;
-        if (rc < 0) {
-            log_warn("bad request frame: %s", errno == EPROTO ? "malformed" : strerror(errno));
-            break;
-        }
-        attr_clear(&out);
-        if (answer(&in, &out) < 0) {
-            log_warn("malformed request (req=%s)",
-                     attr_get(&in, "req") ? attr_get(&in, "req") : "none");
-            break;
-        }
-        if (attr_write(st, &out) < 0)
-            break;
-    }
-    attr_free(&in);
-    attr_free(&out);
+    ipc_serve(st, &w, &svc, NULL);
     stream_close(st);
 }
 

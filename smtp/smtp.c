@@ -266,11 +266,12 @@ static void smtp_service(struct server *srv, int *fd)
     int ipc_ms = (int)conf_time_ms(srv->conf, CONF_ipc_timeout);
     struct server_wait w = { .idle_ms = conf_time_ms(srv->conf, CONF_max_idle),
                              .tick = wait_tick, .arg = ctx };
+    const struct deliver_agent agent = { .deliver = smtp_deliver, .ctx = ctx };
 
     st = stream_fdopen(*fd);
     *fd = -1;
     stream_set_timeout(st, ipc_ms);
-    deliver_serve(st, &w, smtp_deliver, ctx);
+    deliver_serve(st, &w, &agent);
     cache_drop(ctx, true);
     stream_close(st);
 }

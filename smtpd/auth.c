@@ -11,6 +11,7 @@
 #include "conf.h"
 #include "log.h"
 #include "map.h"
+#include "proto.h"
 #include "smtpd.h"
 #include "stream.h"
 
@@ -173,7 +174,7 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
         goto out;
 
     auth_result_init(&res);
-    st = cf->auth != NULL ? auth_login(cf->auth, "smtp", user.s, pass.s, s->addr, &res)
+    st = cf->auth != NULL ? auth_login(cf->auth, PROTO_SERVICE_SMTP, user.s, pass.s, s->addr, &res)
                           : AUTH_TEMPFAIL;
     switch (st) {
     case AUTH_OK:

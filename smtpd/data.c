@@ -14,9 +14,10 @@
 #include "conf.h"
 #include "data_decode.h"
 #include "log.h"
+#include "proto.h"
 #include "smtpd.h"
 #include "stream.h"
-#include "trigger.h"
+#include "wakeup.h"
 #include "xmalloc.h"
 
 #define BDAT_PIECE 65536
@@ -137,7 +138,7 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
                      t->sender.s, size, t->nrcpt);
             smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
             s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
-            trigger_send("private/qmgr", "wakeup");
+            wakeup_send(PROTO_PATH_QMGR, PROTO_REQ_WAKEUP);
         }
     }
     if (t->data == d)

@@ -9,6 +9,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "log.h"
+#include "proto.h"
 #include "resolve_clnt.h"
 #include "server.h"
 #include "smtpd.h"
@@ -51,9 +52,9 @@ static void smtpd_post_jail(struct server *srv)
 {
     int ipc_ms = (int)conf_time_ms(srv->conf, CONF_ipc_timeout);
 
-    smtpd_cf.resolve = resolve_clnt_open("private/resolve", ipc_ms);
+    smtpd_cf.resolve = resolve_clnt_open(PROTO_PATH_RESOLVE, ipc_ms);
     if (smtpd_cf.sasl_enable)
-        smtpd_cf.auth = auth_clnt_open(AUTH_SOCKET, ipc_ms);
+        smtpd_cf.auth = auth_clnt_open(PROTO_PATH_AUTH, ipc_ms);
 }
 
 static const char *const cmd_names[CMD_COUNT] = {

@@ -1,7 +1,8 @@
 /* Client side of the auth service, for smtpd (AUTH), the pop3d and imapd login
  * processes (pre-auth) and their post-login sessions.  The socket is "login/auth"
  * under the queue directory: login/ holds only sockets, and is the chroot of the
- * pre-auth processes.  Protocol (attr.h frames), see auth(8):
+ * pre-auth processes.  Protocol "auth", version 2 (proto.h), see auth(8); every
+ * frame begins with "proto=auth/2":
  *
  *   "req=auth" "service=pop3|imap|smtp" "user=U" "password=P" "client=IP"
  *      -> "status=ok" "user=CANONICAL" "token=T"
@@ -25,8 +26,6 @@
 
 #include "str.h"
 
-#define AUTH_SOCKET "login/auth"
-
 enum auth_status {
     AUTH_OK = 0,
     AUTH_FAIL = 1,
@@ -47,12 +46,13 @@ void auth_result_free(struct auth_result *r);
 
 struct auth_clnt;
 
-/* path: normally AUTH_SOCKET relative to the current directory (the queue directory,
- * or the login/ directory itself when chrooted there: then "auth"). */
+/* path: normally PROTO_PATH_AUTH relative to the current directory (the queue
+ * directory, or the login/ directory itself when chrooted there: PROTO_LOGIN_AUTH). */
 struct auth_clnt *auth_clnt_open(const char *path, int timeout_ms);
 void auth_clnt_close(struct auth_clnt *ac);
 
-/* Any I/O failure is AUTH_TEMPFAIL. */
+/* Any failure to get an answer (I/O, another version, a malformed reply) is logged
+ * and is AUTH_TEMPFAIL.  service: PROTO_SERVICE_POP3, _IMAP or _SMTP. */
 enum auth_status auth_login(struct auth_clnt *ac, const char *service, const char *user,
                             const char *password, const char *client,
                             struct auth_result *r);

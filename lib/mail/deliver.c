@@ -1,6 +1,7 @@
 /* Delivery requests (qmgr -> delivery agent) and their per-recipient replies, as
- * attribute frames.  Both directions are read from a peer that is not trusted: every
- * index, queue name, status and dsn is checked before use. */
+ * attribute frames.  Both directions are read from a peer that is not trusted: the
+ * frames are scanned strictly (attr_scan.h), then every index, queue name, status and
+ * dsn is checked before use. */
 #include "deliver.h"
 
 #include <errno.h>
@@ -11,9 +12,13 @@
 #include <string.h>
 
 #include "attr.h"
+#include "attr_scan.h"
+#include "ipc_proto.h"
+#include "proto.h"
 #include "xmalloc.h"
 
 #define DELIVER_TEXT_MAX 1000       /* longest reply text kept */
+#define DELIVER_NAME_MAX 255        /* longest transport, next hop, status, dsn */
 
 void deliver_request_init(struct deliver_request *dr)
 {
@@ -102,289 +107,207 @@ const char *deliver_status_name(enum deliver_status st)
 {
     switch (st) {
     case DELIVER_OK:
-        return "ok";
+        return PROTO_OK;
     case DELIVER_BOUNCE:
-        return "bounce";
+        return PROTO_BOUNCE;
     case DELIVER_DEFER:
     default:
-        return "defer";
+        return PROTO_DEFER;
     }
 }
 
 static int status_parse(const char *s, enum deliver_status *st)
 {
-    if (strcmp(s, "ok") == 0)
+    if (strcmp(s, PROTO_OK) == 0)
         *st = DELIVER_OK;
-    else if (strcmp(s, "defer") == 0)
+    else if (strcmp(s, PROTO_DEFER) == 0)
         *st = DELIVER_DEFER;
-    else if (strcmp(s, "bounce") == 0)
+    else if (strcmp(s, PROTO_BOUNCE) == 0)
         *st = DELIVER_BOUNCE;
     else
         return -1;
     return 0;
 }
 
-/* A recipient index: decimal, below QUEUE_RCPT_MAX. */
-static int index_parse(const struct attr *a, size_t *out)
+void deliver_request_frame(const struct deliver_request *dr, struct attr_list *al)
 {
-    size_t v = 0;
-
-    if (a->len == 0 || a->len > 9 || strlen(a->value) != a->len)
-        return -1;
-    for (size_t i = 0; i < a->len; i++) {
-        if (a->value[i] < '0' || a->value[i] > '9')
-            return -1;
-        v = v * 10 + (size_t)(a->value[i] - '0');
-    }
-    if (v >= QUEUE_RCPT_MAX)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-/* A value that must be text: no NUL inside. */
-static bool is_text(const struct attr *a)
-{
-    return strlen(a->value) == a->len;
-}
-
-static bool is_name(const struct attr *a, const char *name)
-{
-    return strcmp(a->name, name) == 0;
-}
-
-int deliver_request_write(struct stream *st, const struct deliver_request *dr)
-{
-    struct attr_list al = ATTR_LIST_INIT;
-    int rc;
-
-    attr_add(&al, "req", "deliver");
-    attr_add(&al, "id", dr->id);
-    attr_add(&al, "queue", dr->queue);
-    attr_addn(&al, "transport", dr->transport.s ? dr->transport.s : "", dr->transport.len);
-    attr_addn(&al, "nexthop", dr->nexthop.s ? dr->nexthop.s : "", dr->nexthop.len);
+    ipc_request_start(al, PROTO_DELIVER, PROTO_DELIVER_VERSION, PROTO_REQ_DELIVER);
+    attr_add(al, PROTO_A_ID, dr->id);
+    attr_add(al, PROTO_A_QUEUE, dr->queue);
+    attr_addn(al, PROTO_A_TRANSPORT, dr->transport.s ? dr->transport.s : "", dr->transport.len);
+    attr_addn(al, PROTO_A_NEXTHOP, dr->nexthop.s ? dr->nexthop.s : "", dr->nexthop.len);
     for (size_t i = 0; i < dr->nrcpt; i++) {
-        attr_add_int(&al, "rcpt", (long long)dr->rcpt[i].index);
-        attr_add(&al, "addr", dr->rcpt[i].addr);
+        attr_add_int(al, PROTO_A_RCPT, (long long)dr->rcpt[i].index);
+        attr_add(al, PROTO_A_ADDR, dr->rcpt[i].addr);
     }
-    rc = attr_write(st, &al);
-    attr_free(&al);
-    return rc;
 }
 
 static const char *const queue_names[] = { "active", "incoming", "deferred", "hold", NULL };
 
-static int request_parse(const struct attr_list *al, struct deliver_request *dr,
+int deliver_request_scan(const struct attr_list *al, struct deliver_request *dr,
                          struct str *err)
 {
-    size_t i = 0;
-
-    if (al->n < 5 || !is_name(&al->v[0], "req") || strcmp(al->v[0].value, "deliver") != 0) {
-        str_sets(err, "not a delivery request");
-        return -1;
-    }
-    if (!is_name(&al->v[1], "id") || !is_text(&al->v[1]) || !queue_id_valid(al->v[1].value)) {
-        str_sets(err, "bad queue id in delivery request");
-        return -1;
-    }
-    strcpy(dr->id, al->v[1].value);
-    if (!is_name(&al->v[2], "queue") || !is_text(&al->v[2])) {
-        str_sets(err, "bad queue name in delivery request");
-        return -1;
-    }
-    for (i = 0; queue_names[i] != NULL; i++)
-        if (strcmp(queue_names[i], al->v[2].value) == 0)
-            break;
-    if (queue_names[i] == NULL) {
-        str_sets(err, "unknown queue name in delivery request");
-        return -1;
-    }
-    strcpy(dr->queue, queue_names[i]);
-    if (!is_name(&al->v[3], "transport") || !is_text(&al->v[3])
-        || !is_name(&al->v[4], "nexthop") || !is_text(&al->v[4])) {
-        str_sets(err, "bad transport or nexthop in delivery request");
-        return -1;
-    }
-    str_sets(&dr->transport, al->v[3].value);
-    str_sets(&dr->nexthop, al->v[4].value);
-    for (i = 5; i < al->n; i += 2) {
-        size_t index;
-
-        if (i + 1 >= al->n || !is_name(&al->v[i], "rcpt") || !is_name(&al->v[i + 1], "addr")
-            || index_parse(&al->v[i], &index) < 0 || !is_text(&al->v[i + 1])) {
-            str_sets(err, "bad recipient in delivery request");
-            return -1;
-        }
-        for (size_t j = 0; j < dr->nrcpt; j++) {
-            if (dr->rcpt[j].index == index) {
-                str_sets(err, "duplicate recipient index in delivery request");
-                return -1;
-            }
-        }
-        deliver_request_add(dr, index, al->v[i + 1].value);
-    }
-    if (dr->nrcpt == 0) {
-        str_sets(err, "delivery request without recipients");
-        return -1;
-    }
-    return 0;
-}
-
-int deliver_request_read(struct stream *st, struct deliver_request *dr, struct str *err)
-{
-    struct attr_list al = ATTR_LIST_INIT;
-    int rc;
+    const char *id = NULL, *queue = NULL, *transport = NULL, *nexthop = NULL;
+    struct attr_ints rcpt;
+    struct attr_strs addr;
+    const struct attr_spec spec[] = {
+        ATTR_IGNORE(PROTO_A_PROTO),
+        ATTR_IGNORE(PROTO_A_REQ),
+        ATTR_STR(PROTO_A_ID, ATTR_NONEMPTY, &id, QUEUE_ID_SIZE - 1),
+        ATTR_STR(PROTO_A_QUEUE, ATTR_NONEMPTY, &queue, sizeof(dr->queue) - 1),
+        ATTR_STR(PROTO_A_TRANSPORT, 0, &transport, DELIVER_NAME_MAX),
+        ATTR_STR(PROTO_A_NEXTHOP, 0, &nexthop, DELIVER_NAME_MAX),
+        ATTR_INT_LIST(PROTO_A_RCPT, 0, &rcpt, 0, QUEUE_RCPT_MAX - 1),
+        ATTR_STR_LIST(PROTO_A_ADDR, 0, &addr, 0),
+        ATTR_END,
+    };
+    size_t i;
+    int rc = -1;
 
     deliver_request_free(dr);
     deliver_request_init(dr);
-    rc = attr_read(st, &al, ATTR_FRAME_MAX);
-    if (rc == 0) {
-        attr_free(&al);
-        return 0;
-    }
-    if (rc < 0) {
-        str_printf(err, "reading delivery request: %s",
-                   errno == EPROTO ? "malformed frame" : strerror(errno));
-        attr_free(&al);
+    if (attr_scan(al, ATTR_SCAN_STRICT, spec, err) < 0)
         return -1;
+    if (!queue_id_valid(id)) {
+        str_sets(err, "bad queue id in delivery request");
+        goto out;
     }
-    rc = request_parse(&al, dr, err);
-    attr_free(&al);
+    strcpy(dr->id, id);
+    for (i = 0; queue_names[i] != NULL; i++)
+        if (strcmp(queue_names[i], queue) == 0)
+            break;
+    if (queue_names[i] == NULL) {
+        str_sets(err, "unknown queue name in delivery request");
+        goto out;
+    }
+    strcpy(dr->queue, queue_names[i]);
+    str_sets(&dr->transport, transport);
+    str_sets(&dr->nexthop, nexthop);
+    if (rcpt.n != addr.n) {
+        str_sets(err, "as many recipient addresses as indexes expected in delivery request");
+        goto out;
+    }
+    for (i = 0; i < rcpt.n; i++) {
+        for (size_t j = 0; j < dr->nrcpt; j++) {
+            if (dr->rcpt[j].index == (size_t)rcpt.v[i]) {
+                str_sets(err, "duplicate recipient index in delivery request");
+                goto out;
+            }
+        }
+        deliver_request_add(dr, (size_t)rcpt.v[i], addr.v[i]);
+    }
+    rc = 0;
+out:
+    attr_scan_free(spec);
     if (rc < 0) {
         deliver_request_free(dr);
         deliver_request_init(dr);
-        return -1;
     }
-    return 1;
-}
-
-int deliver_reply_write(struct stream *st, const struct deliver_request *dr)
-{
-    struct attr_list al = ATTR_LIST_INIT;
-    int rc;
-
-    for (size_t i = 0; i < dr->nrcpt; i++) {
-        const struct deliver_rcpt *r = &dr->rcpt[i];
-
-        attr_add_int(&al, "rcpt", (long long)r->index);
-        attr_add(&al, "status", deliver_status_name(r->status));
-        attr_add(&al, "dsn", r->dsn);
-        attr_addn(&al, "text", r->text.s ? r->text.s : "", r->text.len);
-    }
-    for (size_t i = 0; i < dr->nrcpt; i++)
-        if (dr->rcpt[i].notified && dr->rcpt[i].status == DELIVER_OK)
-            attr_add_int(&al, "notified", (long long)dr->rcpt[i].index);
-    if (dr->dead)
-        attr_add(&al, "dead", "1");
-    rc = attr_write(st, &al);
-    attr_free(&al);
     return rc;
 }
 
-static int reply_parse(const struct attr_list *al, struct deliver_request *dr,
+void deliver_reply_add(const struct deliver_request *dr, struct attr_list *al)
+{
+    for (size_t i = 0; i < dr->nrcpt; i++) {
+        const struct deliver_rcpt *r = &dr->rcpt[i];
+
+        attr_add_int(al, PROTO_A_RCPT, (long long)r->index);
+        attr_add(al, PROTO_A_STATUS, deliver_status_name(r->status));
+        attr_add(al, PROTO_A_DSN, r->dsn);
+        attr_addn(al, PROTO_A_TEXT, r->text.s ? r->text.s : "", r->text.len);
+    }
+    for (size_t i = 0; i < dr->nrcpt; i++)
+        if (dr->rcpt[i].notified && dr->rcpt[i].status == DELIVER_OK)
+            attr_add_int(al, PROTO_A_NOTIFIED, (long long)dr->rcpt[i].index);
+    if (dr->dead)
+        attr_add(al, PROTO_A_DEAD, "1");
+}
+
+/* The position in dr of the recipient with queue index index, or dr->nrcpt. */
+static size_t rcpt_find(const struct deliver_request *dr, long long index)
+{
+    size_t j;
+
+    for (j = 0; j < dr->nrcpt; j++)
+        if (dr->rcpt[j].index == (size_t)index)
+            break;
+    return j;
+}
+
+int deliver_reply_scan(const struct attr_list *al, struct deliver_request *dr,
                        struct str *err)
 {
+    struct attr_ints rcpt, notified;
+    struct attr_strs status, dsn, text;
+    long long dead = 0;
+    const struct attr_spec spec[] = {
+        ATTR_IGNORE(PROTO_A_PROTO),
+        ATTR_INT_LIST(PROTO_A_RCPT, 0, &rcpt, 0, QUEUE_RCPT_MAX - 1),
+        ATTR_STR_LIST(PROTO_A_STATUS, 0, &status, DELIVER_NAME_MAX),
+        ATTR_STR_LIST(PROTO_A_DSN, 0, &dsn, DELIVER_NAME_MAX),
+        ATTR_STR_LIST(PROTO_A_TEXT, 0, &text, 0),
+        ATTR_INT_LIST(PROTO_A_NOTIFIED, ATTR_OPTIONAL, &notified, 0, QUEUE_RCPT_MAX - 1),
+        ATTR_INT(PROTO_A_DEAD, ATTR_OPTIONAL, &dead, 0, 1),
+        ATTR_END,
+    };
     bool *seen;
-    size_t i, nseen = 0;
     int rc = -1;
 
     if (dr->nrcpt == 0) {
         str_sets(err, "reply to an empty request");
         return -1;
     }
-    dr->dead = false;
-    for (size_t k = 0; k < dr->nrcpt; k++)
-        dr->rcpt[k].notified = false;
+    if (attr_scan(al, ATTR_SCAN_STRICT, spec, err) < 0)
+        return -1;
+    if (status.n != rcpt.n || dsn.n != rcpt.n || text.n != rcpt.n) {
+        str_sets(err, "malformed delivery reply: a recipient without its status, dsn or text");
+        attr_scan_free(spec);
+        return -1;
+    }
     seen = xcalloc(dr->nrcpt, sizeof(*seen));
-    /* The recipients, four attributes each. */
-    for (i = 0; i < al->n && is_name(&al->v[i], "rcpt"); i += 4) {
-        size_t index, j;
+    for (size_t i = 0; i < rcpt.n; i++) {
         enum deliver_status stv;
-        struct deliver_rcpt *r;
-        size_t tlen;
+        size_t j = rcpt_find(dr, rcpt.v[i]);
 
-        if (i + 3 >= al->n || !is_name(&al->v[i + 1], "status")
-            || !is_name(&al->v[i + 2], "dsn") || !is_name(&al->v[i + 3], "text")
-            || index_parse(&al->v[i], &index) < 0
-            || status_parse(al->v[i + 1].value, &stv) < 0) {
-            str_sets(err, "malformed delivery reply");
+        if (status_parse(status.v[i], &stv) < 0) {
+            str_sets(err, "malformed delivery reply: unknown status");
             goto out;
         }
-        for (j = 0; j < dr->nrcpt; j++)
-            if (dr->rcpt[j].index == index)
-                break;
         if (j == dr->nrcpt || seen[j]) {
-            str_printf(err, "delivery reply names %s recipient %zu",
-                       j == dr->nrcpt ? "unknown" : "twice the", index);
+            str_printf(err, "delivery reply names %s recipient %lld",
+                       j == dr->nrcpt ? "unknown" : "twice the", rcpt.v[i]);
             goto out;
         }
         seen[j] = true;
-        nseen++;
-        r = &dr->rcpt[j];
-        r->status = stv;
-        set_dsn(r, is_text(&al->v[i + 2]) ? al->v[i + 2].value : NULL);
-        tlen = strlen(al->v[i + 3].value);
-        if (tlen > DELIVER_TEXT_MAX)
-            tlen = DELIVER_TEXT_MAX;
-        str_set(&r->text, al->v[i + 3].value, tlen);
     }
-    /* Then "notified" for delivered recipients, then "dead" last; both optional. */
-    for (; i < al->n && is_name(&al->v[i], "notified") && nseen > 0; i++) {
-        size_t index, j;
+    if (rcpt.n != dr->nrcpt) {
+        str_sets(err, "delivery reply misses recipients");
+        goto out;
+    }
+    /* Only "notified" left to check: the results can be taken now. */
+    for (size_t i = 0; i < rcpt.n; i++) {
+        struct deliver_rcpt *r = &dr->rcpt[rcpt_find(dr, rcpt.v[i])];
+        size_t tlen = strlen(text.v[i]);
 
-        if (index_parse(&al->v[i], &index) < 0) {
-            str_sets(err, "malformed delivery reply");
-            goto out;
-        }
-        for (j = 0; j < dr->nrcpt; j++)
-            if (dr->rcpt[j].index == index && seen[j] && dr->rcpt[j].status == DELIVER_OK)
-                break;
-        if (j == dr->nrcpt) {
-            str_printf(err, "delivery reply marks recipient %zu notified, not delivered", index);
+        (void)status_parse(status.v[i], &r->status);
+        set_dsn(r, dsn.v[i]);
+        str_set(&r->text, text.v[i], tlen > DELIVER_TEXT_MAX ? DELIVER_TEXT_MAX : tlen);
+        r->notified = false;
+    }
+    for (size_t i = 0; i < notified.n; i++) {
+        size_t j = rcpt_find(dr, notified.v[i]);
+
+        if (j == dr->nrcpt || dr->rcpt[j].status != DELIVER_OK) {
+            str_printf(err, "delivery reply marks recipient %lld notified, not delivered",
+                       notified.v[i]);
             goto out;
         }
         dr->rcpt[j].notified = true;
     }
-    if (i + 1 == al->n && is_name(&al->v[i], "dead") && nseen > 0) {
-        if (!is_text(&al->v[i]) || (strcmp(al->v[i].value, "1") != 0
-                                    && strcmp(al->v[i].value, "0") != 0)) {
-            str_sets(err, "malformed delivery reply");
-            goto out;
-        }
-        dr->dead = al->v[i].value[0] == '1';
-        i++;
-    }
-    if (i != al->n) {
-        str_sets(err, "malformed delivery reply");
-        goto out;
-    }
-    if (nseen != dr->nrcpt) {
-        str_sets(err, "delivery reply misses recipients");
-        goto out;
-    }
+    dr->dead = dead == 1;
     rc = 0;
 out:
     free(seen);
+    attr_scan_free(spec);
     return rc;
-}
-
-int deliver_reply_read(struct stream *st, struct deliver_request *dr, struct str *err)
-{
-    struct attr_list al = ATTR_LIST_INIT;
-    int rc;
-
-    rc = attr_read(st, &al, ATTR_FRAME_MAX);
-    if (rc == 0) {
-        attr_free(&al);
-        return 0;
-    }
-    if (rc < 0) {
-        str_printf(err, "reading delivery reply: %s",
-                   errno == EPROTO ? "malformed frame" : strerror(errno));
-        attr_free(&al);
-        return -1;
-    }
-    rc = reply_parse(&al, dr, err);
-    attr_free(&al);
-    return rc < 0 ? -1 : 1;
 }

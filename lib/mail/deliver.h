@@ -1,19 +1,22 @@
 /* The delivery request qmgr sends to a delivery agent (local, smtp) and the agent's
- * per-recipient reply, as attribute frames (attr.h):
- *   request: "req=deliver" "id=QUEUEID" "queue=active" "transport=T" "nexthop=H"
- *            ("rcpt=INDEX" "addr=A")+
- *   reply:   ("rcpt=INDEX" "status=ok|defer|bounce" "dsn=X.Y.Z" "text=...")+ ["dead=1"]
- * INDEX is the recipient's position in the queue file.  The agent reads the message
- * from the queue file itself (queue/ID under the queue directory).
+ * per-recipient reply, as attribute frames of protocol "deliver" (names in proto.h):
+ *   request: "proto=deliver/2" "req=deliver" "id=QUEUEID" "queue=active" "transport=T"
+ *            "nexthop=H" ("rcpt=INDEX" "addr=A")+
+ *   reply:   "proto=deliver/2" ("rcpt=INDEX" "status=ok|defer|bounce" "dsn=X.Y.Z"
+ *            "text=...")+ ("notified=INDEX")* ["dead=1"]
+ * INDEX is the recipient's position in the queue file; the n-th "addr" belongs to the
+ * n-th "rcpt", and so on.  The agent reads the message from the queue file itself
+ * (queue/ID under the queue directory).  Both sides read strictly: an attribute not
+ * listed here is an error.
  *
- * "dead=1", optional and last, says that the attempt failed at connection level for
+ * "dead=1", optional, says that the attempt failed at connection level for
  * the whole next hop (no server answered, the connection or greeting failed, or the
  * server refused the session before any recipient): every recipient of the request
  * must then be deferred.  qmgr counts such replies per transport and next hop; after
  * default_destination_failure_limit of them in a row it stops sending that next hop
  * anything for minimal_backoff_time and defers its other mail without an attempt.
  * A reply without "dead" (or "dead=0") counts as a sign of life.  An agent sets
- * dr->dead before deliver_reply_write(); replies without it stay valid. */
+ * dr->dead before its reply is made; replies without it stay valid. */
 #ifndef POSTERN_DELIVER_H
 #define POSTERN_DELIVER_H
 
@@ -23,7 +26,7 @@
 #include "queue.h"
 #include "str.h"
 
-struct stream;
+struct attr_list;
 
 enum deliver_status {
     DELIVER_OK,
@@ -39,7 +42,7 @@ struct deliver_rcpt {
     struct str text;
     /* Delivered to a next hop that took the NOTIFY parameter over (RFC 3461 6.2.2):
      * success notices are its job now, so qmgr sends no "relayed" one.  In the reply
-     * as "notified=INDEX" after the recipients (and before "dead"). */
+     * as "notified=INDEX". */
     bool notified;
 };
 
@@ -61,13 +64,18 @@ void deliver_result(struct deliver_request *dr, size_t i, enum deliver_status st
                     const char *dsn, const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 const char *deliver_status_name(enum deliver_status st);
 
-/* Request: written by qmgr, read by the agent.  Reads return 1, 0 (EOF), -1 (I/O or
- * malformed: err says which; the queue id is checked with queue_id_valid). */
-int deliver_request_write(struct stream *st, const struct deliver_request *dr);
-int deliver_request_read(struct stream *st, struct deliver_request *dr, struct str *err);
-/* Reply: the agent writes the results of every recipient; qmgr reads them back into
- * the same request (matched by index; unknown or missing indexes are an error). */
-int deliver_reply_write(struct stream *st, const struct deliver_request *dr);
-int deliver_reply_read(struct stream *st, struct deliver_request *dr, struct str *err);
+/* Request: made by qmgr (al is cleared and gets the whole frame), checked by the
+ * agent once the request loop has checked its version and name (ipc_serve.h):
+ * 0, or -1 with err (the queue id is checked with queue_id_valid). */
+void deliver_request_frame(const struct deliver_request *dr, struct attr_list *al);
+int deliver_request_scan(const struct attr_list *al, struct deliver_request *dr,
+                         struct str *err);
+/* Reply: the agent appends the results of every recipient to its reply (started by
+ * the request loop); qmgr, having checked the reply's version (ipc_reply_check),
+ * reads them back into the same request (matched by index; unknown or missing
+ * indexes are an error): 0, or -1 with err. */
+void deliver_reply_add(const struct deliver_request *dr, struct attr_list *al);
+int deliver_reply_scan(const struct attr_list *al, struct deliver_request *dr,
+                       struct str *err);
 
 #endif

@@ -1,6 +1,7 @@
 /* The hand-off of an authenticated client between a pre-auth process and its
  * post-login service (see login.h).  The receiving side reads one byte with the
- * descriptor, then one bounded attr frame; anything else is refused. */
+ * descriptor, then one bounded attr frame, checks its version and scans it
+ * (attr_scan.h); anything else is refused. */
 #include "login.h"
 
 #include <errno.h>
@@ -11,11 +12,17 @@
 #include <unistd.h>
 
 #include "attr.h"
+#include "attr_scan.h"
 #include "clock.h"
 #include "fd.h"
-#include "sock.h"
+#include "ipc_clnt.h"
+#include "ipc_proto.h"
+#include "proto.h"
 #include "stream.h"
 #include "xmalloc.h"
+
+#define LOGIN_REPLY_MAX 4096        /* largest reply frame */
+#define LOGIN_TEXT_MAX 4096         /* longest service, token, user, client, tls */
 
 void login_handoff_init(struct login_handoff *h)
 {
@@ -49,79 +56,99 @@ static int login_fail(struct str *err, const char *what)
 int login_send(const char *path, const struct login_handoff *h, int timeout_ms,
                struct str *err)
 {
-    struct attr_list al = ATTR_LIST_INIT;
-    struct stream *st;
-    const char *status;
-    int conn, rc = -1;
+    struct attr_list req = ATTR_LIST_INIT, reply = ATTR_LIST_INIT;
+    struct ipc_clnt *c;
+    const char *status = NULL;
+    const struct attr_spec spec[] = {
+        ATTR_STR(PROTO_A_STATUS, 0, &status, 0),
+        ATTR_END,
+    };
+    struct str why = STR_INIT;
+    int rc = -1;
 
     if (h->pending.len > LOGIN_PENDING_MAX) {
         errno = EMSGSIZE;
         return login_fail(err, "hand-off: too many pipelined bytes");
     }
-    conn = sock_connect_unix(path, timeout_ms);
-    if (conn < 0) {
+    /* A connection of its own: the descriptor goes first, on a fresh one. */
+    c = ipc_clnt_open(path, timeout_ms, LOGIN_REPLY_MAX);
+    if (ipc_clnt_connect(c) < 0) {
         str_clear(err);
         str_printf(err, "connect %s: %s", path, strerror(errno));
+        ipc_clnt_close(c);
         return -1;
     }
-    if (fd_send(conn, h->fd, "F", 1) < 0) {
+    if (fd_send(stream_fd(ipc_clnt_stream(c)), h->fd, "F", 1) < 0) {
         login_fail(err, "hand-off: sending the descriptor");
-        close(conn);
+        ipc_clnt_close(c);
         return -1;
     }
-    st = stream_fdopen(conn);
-    stream_set_timeout(st, timeout_ms);
-    attr_add(&al, "service", h->service.s ? h->service.s : "");
-    attr_add(&al, "token", h->token.s ? h->token.s : "");
-    attr_add(&al, "user", h->user.s ? h->user.s : "");
-    attr_add(&al, "client", h->client.s ? h->client.s : "");
-    attr_add(&al, "tls", h->tls ? "yes" : "no");
-    attr_addn(&al, "pending", h->pending.s ? h->pending.s : "", h->pending.len);
-    if (attr_write(st, &al) < 0) {
-        login_fail(err, "hand-off: writing the request");
+    ipc_frame_start(&req, PROTO_LOGIN, PROTO_LOGIN_VERSION);
+    attr_add(&req, PROTO_A_SERVICE, h->service.s ? h->service.s : "");
+    attr_add(&req, PROTO_A_TOKEN, h->token.s ? h->token.s : "");
+    attr_add(&req, PROTO_A_USER, h->user.s ? h->user.s : "");
+    attr_add(&req, PROTO_A_CLIENT, h->client.s ? h->client.s : "");
+    attr_add(&req, PROTO_A_TLS, h->tls ? PROTO_YES : PROTO_NO);
+    attr_addn(&req, PROTO_A_PENDING, h->pending.s ? h->pending.s : "", h->pending.len);
+    if (ipc_call(c, PROTO_LOGIN, PROTO_LOGIN_VERSION, &req, &reply, &why) < 0) {
+        str_clear(err);
+        str_printf(err, "hand-off: %s", why.s);
+    } else if (attr_scan(&reply, 0, spec, &why) < 0 || strcmp(status, PROTO_OK) != 0) {
+        str_clear(err);
+        str_sets(err, "hand-off refused");
     } else {
-        int r = attr_read(st, &al, 4096);
-        if (r <= 0) {
-            if (r == 0)
-                errno = EPIPE;
-            login_fail(err, "hand-off: reading the reply");
-        } else if ((status = attr_get(&al, "status")) == NULL || strcmp(status, "ok") != 0) {
-            str_clear(err);
-            str_sets(err, "hand-off refused");
-        } else {
-            rc = 0;
-        }
+        rc = 0;
     }
-    attr_free(&al);
-    stream_close(st);
+    attr_wipe(&req);
+    attr_free(&req);
+    attr_free(&reply);
+    str_free(&why);
+    ipc_clnt_close(c);
     return rc;
 }
 
-static void login_take(struct str *dst, const struct attr_list *al, const char *name)
+/* Reads the frame of a hand-off into h: 0, or -1 with err (and, for another
+ * version, the error reply to send in reply). */
+static int login_scan(const struct attr_list *al, struct login_handoff *h,
+                      struct attr_list *reply, struct str *err)
 {
-    for (size_t i = 0; i < al->n; i++) {
-        if (strcmp(al->v[i].name, name) == 0) {
-            str_set(dst, al->v[i].value, al->v[i].len);
-            return;
-        }
-    }
-    str_clear(dst);
-}
+    const char *service = NULL, *token = NULL, *user = NULL, *client = NULL, *tls = NULL;
+    struct attr_data pending = { "", 0 };
+    const struct attr_spec spec[] = {
+        ATTR_STR(PROTO_A_SERVICE, 0, &service, LOGIN_TEXT_MAX),
+        ATTR_STR(PROTO_A_TOKEN, ATTR_NONEMPTY, &token, LOGIN_TEXT_MAX),
+        ATTR_STR(PROTO_A_USER, 0, &user, LOGIN_TEXT_MAX),
+        ATTR_STR(PROTO_A_CLIENT, 0, &client, LOGIN_TEXT_MAX),
+        ATTR_STR(PROTO_A_TLS, 0, &tls, LOGIN_TEXT_MAX),
+        ATTR_DATA(PROTO_A_PENDING, ATTR_OPTIONAL, &pending, LOGIN_PENDING_MAX),
+        ATTR_END,
+    };
+    struct str why = STR_INIT;
 
-/* Overwrites the values of a frame (it carries a token) before it is freed. */
-static void login_wipe(struct attr_list *al)
-{
-    for (size_t i = 0; i < al->n; i++)
-        if (al->v[i].value != NULL)
-            explicit_bzero(al->v[i].value, al->v[i].len);
+    if (ipc_proto_check(al, PROTO_LOGIN, PROTO_LOGIN_VERSION, &why) < 0) {
+        ipc_error_reply(reply, PROTO_LOGIN, PROTO_LOGIN_VERSION, why.s);
+    } else if (attr_scan(al, 0, spec, &why) == 0) {
+        str_sets(&h->service, service);
+        str_sets(&h->token, token);
+        str_sets(&h->user, user);
+        str_sets(&h->client, client);
+        str_set(&h->pending, pending.s, pending.len);
+        h->tls = strcmp(tls, PROTO_YES) == 0;
+        str_free(&why);
+        return 0;
+    }
+    str_clear(err);
+    str_printf(err, "hand-off: bad request: %s", why.s);
+    str_free(&why);
+    errno = EPROTO;
+    return -1;
 }
 
 int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str *err)
 {
-    struct attr_list al = ATTR_LIST_INIT;
+    struct attr_list al = ATTR_LIST_INIT, reply = ATTR_LIST_INIT;
     struct stream *st;
     struct pollfd pfd = { .fd = conn, .events = POLLIN, .revents = 0 };
-    const char *tls;
     char byte = 0;
     ssize_t n;
     int fd = -1, r;
@@ -156,33 +183,29 @@ int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str 
         login_fail(err, "hand-off: reading the request");
         goto fail;
     }
-    login_take(&h->service, &al, "service");
-    login_take(&h->token, &al, "token");
-    login_take(&h->user, &al, "user");
-    login_take(&h->client, &al, "client");
-    login_take(&h->pending, &al, "pending");
-    tls = attr_get(&al, "tls");
-    h->tls = tls != NULL && strcmp(tls, "yes") == 0;
-    login_wipe(&al);
-    if (h->token.len == 0 || h->pending.len > LOGIN_PENDING_MAX) {
-        errno = EPROTO;
-        login_fail(err, "hand-off: bad request");
+    r = login_scan(&al, h, &reply, err);
+    attr_wipe(&al);
+    if (r < 0) {
+        if (reply.n > 0)
+            (void)attr_write(st, &reply);
         goto fail;
     }
-    attr_clear(&al);
-    attr_add(&al, "status", "ok");
-    if (attr_write(st, &al) < 0) {
+    ipc_frame_start(&reply, PROTO_LOGIN, PROTO_LOGIN_VERSION);
+    attr_add(&reply, PROTO_A_STATUS, PROTO_OK);
+    if (attr_write(st, &reply) < 0) {
         login_fail(err, "hand-off: writing the reply");
         goto fail;
     }
     attr_free(&al);
+    attr_free(&reply);
     stream_close(st);
     h->fd = fd;
     return 0;
 
 fail:
-    login_wipe(&al);
+    attr_wipe(&al);
     attr_free(&al);
+    attr_free(&reply);
     stream_close(st);
     close(fd);
     return -1;

@@ -2,13 +2,15 @@
  * to its post-login service over a UNIX socket (login/pop3, login/imap).
  *
  * Wire: the pre-auth side connects, sends the client's descriptor with one byte "F"
- * (fd_send), then one attr frame:
- *     "service=pop3" "token=T" "user=U" "client=IP" "tls=yes|no" "pending=BYTES"
+ * (fd_send), then one attr frame of protocol "login" (names in proto.h):
+ *     "proto=login/2" "service=pop3" "token=T" "user=U" "client=IP" "tls=yes|no"
+ *     "pending=BYTES"
  * pending holds what the client sent after its login command (pipelining), at most
- * LOGIN_PENDING_MAX bytes.  The post-login side answers "status=ok" once it holds the
- * descriptor and the frame: from then on the client is its business, and the pre-auth
- * side closes its copy.  Any other answer, or none, leaves the client with the pre-auth
- * side, which tells it of a temporary failure.
+ * LOGIN_PENDING_MAX bytes.  The post-login side answers "proto=login/2" "status=ok"
+ * once it holds the descriptor and the frame: from then on the client is its
+ * business, and the pre-auth side closes its copy.  Any other answer (an error reply
+ * to another version, say), or none, leaves the client with the pre-auth side, which
+ * tells it of a temporary failure.
  *
  * The post-login side trusts nothing in the frame but the fact that someone who could
  * reach the socket sent it: user and client are for logs, the token is checked with

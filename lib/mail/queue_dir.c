@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto.h"
 #include "queue.h"
 #include "str.h"
 
@@ -18,8 +19,8 @@ static const struct {
 } queue_subdirs[] = {
     { "tmp", 0700 },      { "maildrop", 01730 }, { "incoming", 0700 },
     { "active", 0700 },   { "deferred", 0700 },  { "hold", 0700 },
-    { "corrupt", 0700 },  { "private", 0700 },   { "public", 0710 },
-    { "pid", 0755 },      { "login", 0711 },
+    { "corrupt", 0700 },  { PROTO_PRIVATE_DIR, 0700 },   { "public", 0710 },
+    { "pid", 0755 },      { PROTO_LOGIN_DIR, 0711 },
 };
 
 int fsync_dir(const char *path)

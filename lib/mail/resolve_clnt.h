@@ -1,10 +1,12 @@
 /* Client side of the resolve service (private/resolve), for smtpd and qmgr, which run
- * chrooted and cannot read the maps themselves.  One persistent connection per
- * process, reconnected on failure.  The protocol is resolve(8)'s:
+ * chrooted and cannot read the maps themselves.  One kept connection per process
+ * (ipc_clnt.h).  The protocol is resolve(8)'s, version 2 (proto.h):
  *   verify:  "req=verify" "addr=A"  ->  "status=ok|reject|tempfail" "class=C"
  *            ["code=550" "dsn=5.1.1" "text=..."] ("rcpt=X")*   (expansion)
  *   route:   "req=route" ("addr=A")+  ->  ("route=TRANSPORT:NEXTHOP" | "route=tempfail:TEXT")+
- * Any I/O failure is reported as ROUTER_TEMPFAIL, so the caller answers 4xx. */
+ * every frame beginning with "proto=resolve/2".  Any failure (I/O, another version,
+ * a malformed reply) is logged and reported as ROUTER_TEMPFAIL, so the caller
+ * answers 4xx. */
 #ifndef POSTERN_RESOLVE_CLNT_H
 #define POSTERN_RESOLVE_CLNT_H
 
@@ -12,7 +14,7 @@
 
 struct resolve_clnt;
 
-/* path: the socket, normally "private/resolve" (relative to the queue directory). */
+/* path: the socket, normally PROTO_PATH_RESOLVE (relative to the queue directory). */
 struct resolve_clnt *resolve_clnt_open(const char *path, int timeout_ms);
 void resolve_clnt_close(struct resolve_clnt *rc);
 

@@ -116,39 +116,47 @@ const char *attr_get(const struct attr_list *al, const char *name)
     return NULL;
 }
 
+int attr_parse_int(const char *s, size_t len, long long *out)
+{
+    const char *p = s, *end = s + len;
+    bool neg = false;
+    unsigned long long v = 0, limit;
+
+    if (p < end && *p == '-') {
+        neg = true;
+        p++;
+    }
+    if (p == end)
+        return -1;
+    limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
+    for (; p < end; p++) {
+        unsigned d;
+        if (*p < '0' || *p > '9')
+            return -1;
+        d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    if (neg)
+        *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
+    else
+        *out = (long long)v;
+    return 0;
+}
+
 int attr_get_int(const struct attr_list *al, const char *name, long long *out)
 {
-    for (size_t i = 0; i < al->n; i++) {
-        const struct attr *a = &al->v[i];
-        const char *p = a->value;
-        bool neg = false;
-        unsigned long long v = 0, limit;
-
-        if (strcmp(a->name, name) != 0)
-            continue;
-        if (*p == '-') {
-            neg = true;
-            p++;
-        }
-        if (*p == '\0' || strlen(a->value) != a->len)
-            return -1;
-        limit = neg ? (unsigned long long)LLONG_MAX + 1 : (unsigned long long)LLONG_MAX;
-        for (; *p != '\0'; p++) {
-            unsigned d;
-            if (*p < '0' || *p > '9')
-                return -1;
-            d = (unsigned)(*p - '0');
-            if (v > (limit - d) / 10)
-                return -1;
-            v = v * 10 + d;
-        }
-        if (neg)
-            *out = v == (unsigned long long)LLONG_MAX + 1 ? LLONG_MIN : -(long long)v;
-        else
-            *out = (long long)v;
-        return 0;
-    }
+    for (size_t i = 0; i < al->n; i++)
+        if (strcmp(al->v[i].name, name) == 0)
+            return attr_parse_int(al->v[i].value, al->v[i].len, out);
     return -1;
+}
+
+void attr_wipe(struct attr_list *al)
+{
+    for (size_t i = 0; i < al->n; i++)
+        explicit_bzero(al->v[i].value, al->v[i].len);
 }
 
 int attr_write(struct stream *st, const struct attr_list *al)
@@ -169,11 +177,61 @@ int attr_write(struct stream *st, const struct attr_list *al)
     return stream_flush(st);
 }
 
-/* One byte: 1, 0 at EOF, -1 on error. */
-static int attr_byte(struct stream *st, char *c)
+void attr_encode(const struct attr_list *al, struct str *out)
 {
-    ssize_t n = stream_read(st, c, 1);
+    for (size_t i = 0; i < al->n; i++) {
+        const struct attr *a = &al->v[i];
+        size_t nlen = strlen(a->name);
+
+        str_printf(out, "%zu:%s=", nlen + 1 + a->len, a->name);
+        str_append(out, a->value, a->len);
+        str_appendc(out, ',');
+    }
+    str_appends(out, "0:,");
+}
+
+/* Where a frame is read from: a stream, or bytes in memory. */
+struct attr_src {
+    struct stream *st;          /* NULL: the memory below */
+    const char *p;
+    size_t left;
+};
+
+/* One byte: 1, 0 at EOF, -1 on error. */
+static int attr_byte(struct attr_src *src, char *c)
+{
+    ssize_t n;
+
+    if (src->st == NULL) {
+        if (src->left == 0)
+            return 0;
+        *c = *src->p++;
+        src->left--;
+        return 1;
+    }
+    n = stream_read(src->st, c, 1);
     return n < 0 ? -1 : (int)n;
+}
+
+/* Exactly len bytes: 0, or -1 (errno EPROTO at an early end). */
+static int attr_bytes(struct attr_src *src, char *buf, size_t len)
+{
+    if (src->st == NULL) {
+        if (src->left < len) {
+            errno = EPROTO;
+            return -1;
+        }
+        memcpy(buf, src->p, len);
+        src->p += len;
+        src->left -= len;
+        return 0;
+    }
+    if (stream_read_full(src->st, buf, len) < 0) {
+        if (errno == EPIPE)
+            errno = EPROTO;
+        return -1;
+    }
+    return 0;
 }
 
 static int attr_malformed(void)
@@ -184,14 +242,14 @@ static int attr_malformed(void)
 
 /* Reads "LEN:" and returns 1 with *len, 0 at a clean EOF when first is true,
  * or -1 (errno EPROTO when malformed). */
-static int attr_read_len(struct stream *st, size_t *len, size_t *used, bool first)
+static int attr_read_len(struct attr_src *src, size_t *len, size_t *used, bool first)
 {
     unsigned long long v = 0;
     int ndigits = 0;
     char c;
 
     for (;;) {
-        int r = attr_byte(st, &c);
+        int r = attr_byte(src, &c);
         if (r < 0)
             return -1;
         if (r == 0) {
@@ -217,7 +275,7 @@ static int attr_read_len(struct stream *st, size_t *len, size_t *used, bool firs
     return 1;
 }
 
-int attr_read(struct stream *st, struct attr_list *al, size_t max_frame)
+static int attr_parse(struct attr_src *src, struct attr_list *al, size_t max_frame)
 {
     size_t used = 0;
     char *buf = NULL;
@@ -230,7 +288,7 @@ int attr_read(struct stream *st, struct attr_list *al, size_t max_frame)
     for (bool first = true;; first = false) {
         size_t len;
         char comma, *eq;
-        int r = attr_read_len(st, &len, &used, first);
+        int r = attr_read_len(src, &len, &used, first);
 
         if (r <= 0) {
             rc = r;
@@ -249,12 +307,9 @@ int attr_read(struct stream *st, struct attr_list *al, size_t max_frame)
             free(buf);
             buf = xmalloc(bufcap);
         }
-        if (len > 0 && stream_read_full(st, buf, len) < 0) {
-            if (errno == EPIPE)
-                errno = EPROTO;
+        if (len > 0 && attr_bytes(src, buf, len) < 0)
             break;
-        }
-        r = attr_byte(st, &comma);
+        r = attr_byte(src, &comma);
         if (r < 0)
             break;
         if (r == 0 || comma != ',') {
@@ -277,4 +332,24 @@ int attr_read(struct stream *st, struct attr_list *al, size_t max_frame)
     if (rc != 1)
         attr_clear(al);
     return rc;
+}
+
+int attr_read(struct stream *st, struct attr_list *al, size_t max_frame)
+{
+    struct attr_src src = { st, NULL, 0 };
+
+    return attr_parse(&src, al, max_frame);
+}
+
+int attr_decode(const void *buf, size_t len, struct attr_list *al, size_t max_frame)
+{
+    struct attr_src src = { NULL, buf, len };
+    int rc = attr_parse(&src, al, max_frame);
+
+    if (rc == 1 && src.left == 0)
+        return 0;
+    attr_clear(al);
+    if (rc >= 0)
+        errno = EPROTO;         /* empty, or bytes after the frame */
+    return -1;
 }

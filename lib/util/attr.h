@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct str;
 struct stream;
 
 struct attr {
@@ -41,10 +42,16 @@ void attr_add_int(struct attr_list *al, const char *name, long long value);
 /* true when name[0..len) is a valid attribute name: [a-z0-9_]+. */
 bool attr_name_valid(const char *name, size_t len);
 
-/* The first value named name, or NULL. */
+/* The first value named name, or NULL.  Typed reading of a whole frame, with
+ * required, repeated and unknown attributes checked: attr_scan.h. */
 const char *attr_get(const struct attr_list *al, const char *name);
 /* Parses the first value named name as a decimal integer: 0, or -1 (absent/invalid). */
 int attr_get_int(const struct attr_list *al, const char *name, long long *out);
+/* A decimal integer ("-" allowed, no sign "+", no spaces, no NUL) in s[0..len): 0, or -1. */
+int attr_parse_int(const char *s, size_t len, long long *out);
+
+/* Overwrites every value (passwords, tokens) before the memory is reused or freed. */
+void attr_wipe(struct attr_list *al);
 
 /* Writes one frame and flushes: 0 or -1. */
 int attr_write(struct stream *st, const struct attr_list *al);
@@ -52,5 +59,11 @@ int attr_write(struct stream *st, const struct attr_list *al);
  * any byte of a frame, -1 for I/O error, timeout, or a malformed or oversized frame
  * (errno EPROTO for malformed, EMSGSIZE for oversized). */
 int attr_read(struct stream *st, struct attr_list *al, size_t max_frame);
+
+/* The same frame as bytes in memory, for a datagram: appended to out. */
+void attr_encode(const struct attr_list *al, struct str *out);
+/* Parses buf[0..len), which must hold exactly one frame: 0, or -1 (errno EPROTO or
+ * EMSGSIZE as attr_read). */
+int attr_decode(const void *buf, size_t len, struct attr_list *al, size_t max_frame);
 
 #endif

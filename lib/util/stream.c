@@ -22,6 +22,7 @@
 struct stream {
     int fd;
     int timeout_ms;
+    long long deadline_ms;      /* 0: none */
     const struct stream_ops *ops;
     void *ctx;
     bool failed;
@@ -104,6 +105,7 @@ struct stream *stream_fdopen(int fd)
 
     st->fd = fd;
     st->timeout_ms = -1;
+    st->deadline_ms = 0;
     st->ops = &stream_fd_ops;
     st->ctx = &st->fd;
     st->failed = false;
@@ -135,6 +137,26 @@ int stream_fd(const struct stream *st)
 void stream_set_timeout(struct stream *st, int timeout_ms)
 {
     st->timeout_ms = timeout_ms;
+}
+
+void stream_set_deadline(struct stream *st, long long deadline_ms)
+{
+    st->deadline_ms = deadline_ms;
+}
+
+/* The wait allowed for the next transport call: the timeout, cut to the deadline. */
+static int stream_wait_ms(const struct stream *st)
+{
+    long long left;
+
+    if (st->deadline_ms == 0)
+        return st->timeout_ms;
+    left = st->deadline_ms - clock_ms();
+    if (left < 0)
+        left = 0;
+    if (st->timeout_ms >= 0 && st->timeout_ms < left)
+        return st->timeout_ms;
+    return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
 static int stream_fail(struct stream *st)
@@ -187,7 +209,7 @@ size_t stream_pending(const struct stream *st)
 static int stream_write_all(struct stream *st, const char *p, size_t len)
 {
     while (len > 0) {
-        ssize_t n = st->ops->write(st->ctx, p, len, st->timeout_ms);
+        ssize_t n = st->ops->write(st->ctx, p, len, stream_wait_ms(st));
         if (n < 0)
             return stream_fail(st);
         if (n == 0) {
@@ -219,7 +241,7 @@ static ssize_t stream_fill(struct stream *st)
         return -1;
     if (st->olen > 0 && stream_flush(st) < 0)
         return -1;
-    n = st->ops->read(st->ctx, st->ibuf, sizeof(st->ibuf), st->timeout_ms);
+    n = st->ops->read(st->ctx, st->ibuf, sizeof(st->ibuf), stream_wait_ms(st));
     if (n < 0)
         return stream_fail(st);
     st->ipos = 0;
@@ -271,7 +293,7 @@ ssize_t stream_read(struct stream *st, void *buf, size_t len)
             ssize_t n;
             if (st->olen > 0 && stream_flush(st) < 0)
                 return -1;
-            n = st->ops->read(st->ctx, buf, len, st->timeout_ms);
+            n = st->ops->read(st->ctx, buf, len, stream_wait_ms(st));
             return n < 0 ? stream_fail(st) : n;
         }
         ssize_t n = stream_fill(st);

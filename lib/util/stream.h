@@ -38,6 +38,9 @@ struct stream *stream_fdopen(int fd);          /* the stream owns fd from now on
 void stream_close(struct stream *st);          /* flushes nothing; closes fd, frees */
 int stream_fd(const struct stream *st);
 void stream_set_timeout(struct stream *st, int timeout_ms);
+/* An absolute limit (clock_ms() time) for every read and write from now on, on top of
+ * the timeout of each: one request and its reply within a deadline.  0: none. */
+void stream_set_deadline(struct stream *st, long long deadline_ms);
 
 /* Replaces the transport; ctx is freed with ops->free at close.  Bytes already
  * buffered from the old transport are dropped (STARTTLS: what a client sent before

@@ -1,6 +1,7 @@
-/* Wake-ups for qmgr: one "req=WHAT" frame on a UNIX socket kept open between calls.
- * The connection is checked for a hang-up before each use and made again once when a
- * write fails (qmgr restarted).  Failures are logged once until the next success. */
+/* One-way notices: one frame on a UNIX socket kept open between calls.  The
+ * connection is checked for a hang-up before each use and made again once when a
+ * write fails (the listener restarted).  Failures are logged once until the next
+ * success. */
 #include "trigger.h"
 
 #include <errno.h>
@@ -11,8 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attr.h"
 #include "log.h"
 #include "sock.h"
+#include "str.h"
 
 #define TRIGGER_TIMEOUT_MS 2000
 
@@ -56,33 +59,37 @@ static int trigger_write(const char *frame, size_t len)
     return 0;
 }
 
-int trigger_send(const char *path, const char *what)
+int trigger_send(const char *path, const struct attr_list *frame)
 {
-    char frame[128];
-    int len, attempt;
+    struct str buf = STR_INIT;
+    int attempt, rc = -1;
 
-    len = snprintf(frame, sizeof(frame), "%zu:req=%s,0:,", strlen(what) + 4, what);
-    if (len < 0 || (size_t)len >= sizeof(frame) || strlen(path) >= sizeof(trigger_path))
+    if (strlen(path) >= sizeof(trigger_path))
         return -1;
     if (strcmp(path, trigger_path) != 0) {
         trigger_drop();
         strcpy(trigger_path, path);
     }
-    for (attempt = 0; attempt < 2; attempt++) {
+    attr_encode(frame, &buf);
+    for (attempt = 0; attempt < 2 && rc < 0; attempt++) {
         if (!trigger_alive()) {
             trigger_drop();
             trigger_fd = sock_connect_unix(path, TRIGGER_TIMEOUT_MS);
             if (trigger_fd < 0)
                 break;
         }
-        if (trigger_write(frame, (size_t)len) == 0) {
-            trigger_warned = false;
-            return 0;
-        }
-        trigger_drop();
+        if (trigger_write(buf.s, buf.len) == 0)
+            rc = 0;
+        else
+            trigger_drop();
+    }
+    str_free(&buf);
+    if (rc == 0) {
+        trigger_warned = false;
+        return 0;
     }
     if (!trigger_warned)
-        log_warn("cannot send %s to %s: %s", what, path, strerror(errno));
+        log_warn("cannot send a notice to %s: %s", path, strerror(errno));
     trigger_warned = true;
     return -1;
 }

@@ -1,6 +1,6 @@
 """auth(8) against a live instance: login with a virtual user's password, token
 lookup, failure delays, and malformed frames, spoken over QUEUE/login/auth with raw
-netstring frames (the format of lib/util/attr.h)."""
+netstring frames (the format of lib/util/attr.h) of protocol auth/2 (lib/mail/proto.h)."""
 
 import os
 import socket
@@ -12,6 +12,7 @@ from conftest import start_instance
 
 USER = "dora@example.test"
 PASSWORD = "s3cret pass"
+PROTO = ("proto", "auth/2")
 
 
 @pytest.fixture(scope="module")
@@ -73,8 +74,17 @@ class Conn:
             attrs.setdefault(name.decode(), value.decode())
 
     def call(self, *pairs):
-        self.s.sendall(encode(pairs))
-        return self.read()
+        self.s.sendall(encode((PROTO,) + pairs))
+        r = self.read()
+        assert r.pop("proto") == "auth/2", r
+        return r
+
+    def assert_closed(self):
+        """The connection ends, after at most an error reply."""
+        with pytest.raises((EOFError, ConnectionResetError)):
+            for _ in range(2):
+                r = self.read()
+                assert set(r) == {"proto", "error"}, r
 
 
 def login(conn, user, password, client="192.0.2.7"):
@@ -163,18 +173,19 @@ def test_system_user_unknown(auth_mta):
 
 @pytest.mark.parametrize("garbage", [
     b"garbage that is no netstring",
-    b"5:req=x,0:,",                                  # unknown request
-    encode([("req", "auth"), ("user", USER)]),       # fields missing
-    encode([("req", "auth"), ("service", "pop3"), ("user", USER),
+    b"5:req=x,0:,",                                  # no version
+    encode([PROTO, ("req", "x")]),                   # unknown request
+    encode([PROTO, ("req", "auth"), ("user", USER)]),    # fields missing
+    encode([PROTO, ("req", "auth"), ("service", "pop3"), ("user", USER),
             ("password", b"a\0b"), ("client", "192.0.2.1")]),
+    encode([PROTO, ("req", "lookup"), ("token", "a"), ("token", "b")]),  # given twice
     b"99999999:",                                    # oversized
 ])
 def test_garbage_closes_connection(auth_mta, garbage):
     c = Conn(auth_mta)
     try:
         c.s.sendall(garbage)
-        with pytest.raises((EOFError, ConnectionResetError)):
-            c.read()
+        c.assert_closed()
     finally:
         c.close()
     c = Conn(auth_mta)

@@ -216,9 +216,9 @@ def test_failed_double_bounce_is_dropped(mta):
 # ---- a fake delivery agent on private/fake ----
 
 class FakeAgent:
-    """Answers delivery requests: nexthop dead.test -> every recipient deferred and
-    dead=1; anything else -> ok after `delay` seconds.  Counts requests per next hop and
-    the most in progress at once."""
+    """Answers delivery requests (protocol deliver/2, see lib/mail/deliver.h): nexthop
+    dead.test -> every recipient deferred and dead=1; anything else -> ok after `delay`
+    seconds.  Counts requests per next hop and the most in progress at once."""
 
     def __init__(self, path, delay=0.0):
         self.path = path
@@ -297,7 +297,7 @@ class FakeAgent:
                               ("text", "250 accepted")]
             with self.lock:
                 self.inflight[hop] -= 1
-            c.sendall(self._frame(reply))
+            c.sendall(self._frame([("proto", "deliver/2")] + reply))
         c.close()
 
     def close(self):
