@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (hr.pos > size) abort();
     if (header_section_len(buf, size) != hr.pos) abort();
     header_reader_free(&hr);
-    (void)header_has_value(buf, size, "delivered-to", "a@b");
+    (void)header_count(buf, size, "delivered-to");
     free(buf);
     return 0;
 }
