@@ -4,10 +4,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#include "clock.h"
 
 int fd_cloexec(int fd, bool on)
 {
@@ -156,4 +159,21 @@ ssize_t fd_recv(int sock, int *fd, void *data, size_t len)
         return -1;
     }
     return n;
+}
+
+int fd_wait(int fd, short events, long long deadline)
+{
+    for (;;) {
+        struct pollfd pfd = { .fd = fd, .events = events, .revents = 0 };
+        int n = poll(&pfd, 1, clock_left_ms(deadline));
+
+        if (n > 0)
+            return 0;           /* ready, or an error the next call will see */
+        if (n == 0) {
+            errno = ETIMEDOUT;
+            return -1;
+        }
+        if (errno != EINTR)
+            return -1;
+    }
 }

@@ -16,6 +16,9 @@ int fd_std_ensure(void);
 /* Writes all n bytes to fd, again after EINTR.  0, or -1 with errno (EIO when
  * write(2) wrote nothing). */
 int fd_write_all(int fd, const void *data, size_t n);
+/* Waits until fd is ready for events (POLLIN, POLLOUT) or shows an error, before
+ * deadline (a clock_ms() time; -1: none).  0, or -1 with errno (ETIMEDOUT). */
+int fd_wait(int fd, short events, long long deadline);
 /* Sends one descriptor with a little data (at least one byte goes): 0 or -1. */
 int fd_send(int sock, int fd, const void *data, size_t len);
 /* Receives up to len bytes and at most one descriptor (*fd, -1 when none came; any

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "fd.h"
 #include "xmalloc.h"
 
 #define STREAM_IBUF 16384
@@ -33,31 +34,6 @@ struct stream {
     char obuf[STREAM_OBUF];
 };
 
-/* Waits until fd is ready for events: 0, or -1 with errno (ETIMEDOUT). */
-static int stream_fd_wait(int fd, short events, int timeout_ms, long long deadline)
-{
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = events, .revents = 0 };
-        int wait_ms = -1, n;
-
-        if (timeout_ms >= 0) {
-            long long left = deadline - clock_ms();
-            if (left < 0)
-                left = 0;
-            wait_ms = left > 0x7fffffff ? 0x7fffffff : (int)left;
-        }
-        n = poll(&pfd, 1, wait_ms);
-        if (n > 0)
-            return 0;           /* readable, writable, or an error the call will see */
-        if (n == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (errno != EINTR)
-            return -1;
-    }
-}
-
 static ssize_t stream_fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 {
     int fd = *(int *)ctx;
@@ -65,7 +41,7 @@ static ssize_t stream_fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 
     for (;;) {
         ssize_t n;
-        if (stream_fd_wait(fd, POLLIN, timeout_ms, deadline) < 0)
+        if (fd_wait(fd, POLLIN, timeout_ms >= 0 ? deadline : -1) < 0)
             return -1;
         n = read(fd, buf, len);
         if (n >= 0)
@@ -82,7 +58,7 @@ static ssize_t stream_fd_write(void *ctx, const void *buf, size_t len, int timeo
 
     for (;;) {
         ssize_t n;
-        if (stream_fd_wait(fd, POLLOUT, timeout_ms, deadline) < 0)
+        if (fd_wait(fd, POLLOUT, timeout_ms >= 0 ? deadline : -1) < 0)
             return -1;
         n = write(fd, buf, len);
         if (n >= 0)

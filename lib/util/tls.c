@@ -19,6 +19,7 @@
 #include <openssl/x509v3.h>
 
 #include "clock.h"
+#include "fd.h"
 #include "str.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -63,32 +64,6 @@ static void tls_error(struct str *err, const char *what, const char *fallback)
         str_appends(err, fallback);
 }
 
-/* Waits for fd to become ready for events before the deadline (timeout_ms < 0:
- * forever): 0, or -1 with errno (ETIMEDOUT). */
-static int tls_wait(int fd, short events, int timeout_ms, long long deadline)
-{
-    for (;;) {
-        struct pollfd pfd = { .fd = fd, .events = events, .revents = 0 };
-        int wait_ms = -1, n;
-
-        if (timeout_ms >= 0) {
-            long long left = deadline - clock_ms();
-            if (left < 0)
-                left = 0;
-            wait_ms = left > INT_MAX ? INT_MAX : (int)left;
-        }
-        n = poll(&pfd, 1, wait_ms);
-        if (n > 0)
-            return 0;
-        if (n == 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        if (errno != EINTR)
-            return -1;
-    }
-}
-
 /* After an SSL call returned r <= 0: waits when OpenSSL wants the socket (1: retry),
  * or fails (-1, errno set; conn marked failed unless it was a timeout). */
 static int tls_retry(struct tls_conn *c, int r, int timeout_ms, long long deadline)
@@ -97,9 +72,9 @@ static int tls_retry(struct tls_conn *c, int r, int timeout_ms, long long deadli
 
     switch (e) {
     case SSL_ERROR_WANT_READ:
-        return tls_wait(c->fd, POLLIN, timeout_ms, deadline) < 0 ? -1 : 1;
+        return fd_wait(c->fd, POLLIN, timeout_ms >= 0 ? deadline : -1) < 0 ? -1 : 1;
     case SSL_ERROR_WANT_WRITE:
-        return tls_wait(c->fd, POLLOUT, timeout_ms, deadline) < 0 ? -1 : 1;
+        return fd_wait(c->fd, POLLOUT, timeout_ms >= 0 ? deadline : -1) < 0 ? -1 : 1;
     case SSL_ERROR_SYSCALL:
         if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
             return 1;

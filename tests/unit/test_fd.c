@@ -2,12 +2,14 @@
  * writes, descriptor passing. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "fd.h"
 #include "unit.h"
 
@@ -108,6 +110,21 @@ TEST(fd_passing)
     close(sv[0]);
     CHECK(fd_recv(sv[1], &got, buf, sizeof(buf)) == 0);
     close(sv[1]);
+    close(p[0]);
+    close(p[1]);
+}
+
+TEST(wait_ready_and_deadline)
+{
+    int p[2];
+
+    CHECK(pipe(p) == 0);
+    /* Nothing to read: the deadline ends the wait. */
+    CHECK(fd_wait(p[0], POLLIN, clock_deadline(30)) == -1 && errno == ETIMEDOUT);
+    CHECK(fd_wait(p[0], POLLIN, clock_deadline(0)) == -1 && errno == ETIMEDOUT);
+    CHECK(fd_wait(p[1], POLLOUT, -1) == 0);
+    CHECK(write(p[1], "x", 1) == 1);
+    CHECK(fd_wait(p[0], POLLIN, clock_deadline(1000)) == 0);
     close(p[0]);
     close(p[1]);
 }
