@@ -24,6 +24,7 @@
 #include "log_conf.h"
 #include "master.h"
 #include "priv.h"
+#include "proto.h"
 #include "queue.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -216,7 +217,7 @@ static void daemon_ready(void)
  * setgid_group when that group exists), pid/ stays root's. */
 static void queue_chown(const struct conf *conf)
 {
-    static const char *const dirs[] = { QUEUE_DIRS, "private", "public" };
+    static const char *const dirs[] = { QUEUE_DIRS, PROTO_PRIVATE_DIR, "public" };
     const struct passwd *pw = getpwnam(conf_str(conf, CONF_mail_owner));
     const struct group *gr = getgrnam(conf_str(conf, CONF_setgid_group));
     uid_t uid;

@@ -8,8 +8,8 @@ void log_open_conf(const char *name, const struct conf *conf, int foreground)
 {
     const char *file = conf_str(conf, CONF_maillog_file);
     const char *prefix = conf_str(conf, CONF_syslog_name);
-    const char *fac = conf_str(conf, CONF_syslog_facility);
-    int facility = log_facility(fac);
+    /* syslog_facility is an enum of the config table: log_facility knows each word. */
+    int facility = log_facility(conf_str(conf, CONF_syslog_facility));
 
     if (file != NULL && *file != '\0')
         log_open_as(prefix, name, LOG_DEST_FILE, file, facility);
@@ -17,6 +17,4 @@ void log_open_conf(const char *name, const struct conf *conf, int foreground)
         log_open_as(prefix, name, LOG_DEST_STDERR, NULL, facility);
     else
         log_open_as(prefix, name, LOG_DEST_SYSLOG, NULL, facility);
-    if (facility < 0)
-        log_warn("unknown syslog_facility \"%s\", using mail", fac ? fac : "");
 }
