@@ -200,17 +200,20 @@ def test_reload_refuses_bad_file_and_keeps_serving(inst):
 
         # master itself, told directly, refuses and logs it
         write(path, good + b"smtpd_banner = mx.example.test new banner\nipc_timeout = 0\n")
+        mark = inst.log_mark()
         os.kill(pid, signal.SIGHUP)
         inst.wait_log("reload failed, keeping the running configuration: "
-                      f"{path}:")
-        assert "ipc_timeout = 0: must be at least 1s" in inst.log()
+                      f"{path}:", since=mark)
+        assert "ipc_timeout = 0: must be at least 1s" in inst.log_since(mark)
         assert inst.master_pid() == pid
 
         # still serving, with the old settings, also in smtpd processes started now
         assert banners(inst, 4) == [old] * 4
         with inst.smtp() as s:
-            s.sendmail("someone@remote.test", [USER], b"Subject: after\r\n\r\nstill here\r\n")
-        inst.wait_messages(USER, 1)
+            s.sendmail("someone@remote.test", [USER],
+                       b"Subject: after\r\nMessage-ID: <after-reload@cfg.test>\r\n\r\n"
+                       b"still here\r\n")
+        inst.wait_message(USER, "<after-reload@cfg.test>")
 
         # put right: the reload goes through, and the new banner comes
         write(path, good + b"smtpd_banner = mx.example.test new banner\n")

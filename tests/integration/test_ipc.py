@@ -88,31 +88,37 @@ def test_resolve_other_version(ipc_mta, proto, message):
     if proto is not None:
         pairs.insert(0, ("proto", proto))
     # the connection is left open by the client: the daemon ends it
+    mark = ipc_mta.log_mark()
     frames = exchange(ipc_mta, "private/resolve", encode(pairs), close_after=False)
     assert frames == [[("proto", "resolve/2"), ("error", message)]]
-    ipc_mta.wait_log(message)
+    ipc_mta.wait_log(message, since=mark)
 
 
 def test_auth_other_version(ipc_mta):
+    mark = ipc_mta.log_mark()
     frames = exchange(ipc_mta, "login/auth",
                       encode([("proto", "auth/7"), ("req", "lookup"), ("token", "x")]),
                       close_after=False)
     assert frames == [[("proto", "auth/2"), ("error", "protocol auth version 7, expected 2")]]
-    ipc_mta.wait_log("protocol auth version 7, expected 2")
+    ipc_mta.wait_log("protocol auth version 7, expected 2", since=mark)
 
 
 def test_local_other_version(ipc_mta):
+    mark = ipc_mta.log_mark()
     frames = exchange(ipc_mta, "private/local",
                       encode([("proto", "deliver/1"), ("req", "deliver")]), close_after=False)
     assert frames == [[("proto", "deliver/2"),
                        ("error", "protocol deliver version 1, expected 2")]]
-    ipc_mta.wait_log("protocol deliver version 1, expected 2")
+    ipc_mta.wait_log("protocol deliver version 1, expected 2", since=mark)
 
 
 def test_qmgr_wakeup_other_version(ipc_mta):
     # one-way: no reply, a log line, and qmgr keeps working
+    mark = ipc_mta.log_mark()
     exchange(ipc_mta, "private/qmgr", encode([("proto", "qmgr/5"), ("req", "wakeup")]))
-    ipc_mta.wait_log("bad wake-up frame: protocol qmgr version 5, expected 2")
+    ipc_mta.wait_log("bad wake-up frame: protocol qmgr version 5, expected 2", since=mark)
     with ipc_mta.smtp() as c:
-        c.sendmail("bob@example.test", [USER], b"Subject: after\r\n\r\nstill flowing\r\n")
-    ipc_mta.wait_messages(USER, 1)
+        c.sendmail("bob@example.test", [USER],
+                   b"Subject: after\r\nMessage-ID: <after-wakeup@ipc.test>\r\n\r\n"
+                   b"still flowing\r\n")
+    ipc_mta.wait_message(USER, "<after-wakeup@ipc.test>")
