@@ -22,7 +22,6 @@
 #include "xmalloc.h"
 
 #define LOGIN_REPLY_MAX 4096        /* largest reply frame */
-#define LOGIN_TEXT_MAX 4096         /* longest service, token, user, client, tls */
 
 void login_handoff_init(struct login_handoff *h)
 {

@@ -26,6 +26,7 @@
 struct stream;
 
 #define LOGIN_PENDING_MAX 65536
+#define LOGIN_TEXT_MAX 4096         /* longest service, token, user, client, tls */
 #define LOGIN_FRAME_MAX (LOGIN_PENDING_MAX + 8192)
 
 struct login_handoff {

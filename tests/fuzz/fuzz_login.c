@@ -6,12 +6,12 @@
  * The first input byte picks the mode.  Raw (bit 0 clear): the descriptor goes with
  * the "F" byte (or, by bits 1-2, with another byte or none at all) and the rest of the
  * input is the frame, as bytes.  Built (bit 0 set): the rest is split at NUL bytes
- * into service, token, user, client and pending, sent as a frame by attr_write.
+ * into service, token, user, client and pending, sent as a login/2 frame.
  * Checked: a refused hand-off leaves no descriptor and says why; an accepted one
  * has a token, at most LOGIN_PENDING_MAX pending bytes, answers "status=ok", and its
  * stream yields the pending bytes and then what the client sends next, in order; a
- * built frame is accepted exactly when its token is not empty, with every field as
- * sent. */
+ * built frame is accepted exactly when its token is not empty and its text fields
+ * within LOGIN_TEXT_MAX, with every field as sent. */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
@@ -22,7 +22,9 @@
 
 #include "attr.h"
 #include "fd.h"
+#include "ipc_proto.h"
 #include "login.h"
+#include "proto.h"
 #include "str.h"
 #include "stream.h"
 
@@ -98,12 +100,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         split_fields(data + 1, size - 1, &fl);
         fl.tls = data[0] & 2;
-        attr_add(&al, "service", fl.f[0].s);
-        attr_addn(&al, "token", fl.f[1].s, fl.f[1].len);
-        attr_addn(&al, "user", fl.f[2].s, fl.f[2].len);
-        attr_addn(&al, "client", fl.f[3].s, fl.f[3].len);
-        attr_add(&al, "tls", fl.tls ? "yes" : "no");
-        attr_addn(&al, "pending", fl.f[4].s, fl.f[4].len);
+        ipc_frame_start(&al, PROTO_LOGIN, PROTO_LOGIN_VERSION);
+        attr_add(&al, PROTO_A_SERVICE, fl.f[0].s);
+        attr_addn(&al, PROTO_A_TOKEN, fl.f[1].s, fl.f[1].len);
+        attr_addn(&al, PROTO_A_USER, fl.f[2].s, fl.f[2].len);
+        attr_addn(&al, PROTO_A_CLIENT, fl.f[3].s, fl.f[3].len);
+        attr_add(&al, PROTO_A_TLS, fl.tls ? PROTO_YES : PROTO_NO);
+        attr_addn(&al, PROTO_A_PENDING, fl.f[4].s, fl.f[4].len);
         if (attr_write(w, &al) < 0)
             abort();
         attr_free(&al);
@@ -118,7 +121,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc < 0) {
         if (h.fd != -1 || err.len == 0)
             abort();
-        if (built && fl.f[1].len > 0)
+        if (built && fl.f[1].len > 0 && strlen(fl.f[0].s) <= LOGIN_TEXT_MAX
+            && fl.f[1].len <= LOGIN_TEXT_MAX && fl.f[2].len <= LOGIN_TEXT_MAX
+            && fl.f[3].len <= LOGIN_TEXT_MAX)
             abort();                /* a well-formed frame with a token is taken */
     } else {
         struct attr_list al = ATTR_LIST_INIT;
@@ -132,8 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (h.fd < 0 || h.token.len == 0 || h.pending.len > LOGIN_PENDING_MAX)
             abort();
         stream_set_timeout(r, 1000);
-        if (attr_read(r, &al, 4096) != 1 || (status = attr_get(&al, "status")) == NULL
-            || strcmp(status, "ok") != 0)
+        if (attr_read(r, &al, 4096) != 1 || (status = attr_get(&al, PROTO_A_STATUS)) == NULL
+            || strcmp(status, PROTO_OK) != 0)
             abort();
         attr_free(&al);
         stream_close(r);
