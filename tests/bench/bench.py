@@ -19,7 +19,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from instance import Instance, POSTERN, wait_for, free_port_base  # noqa: E402
+from instance import Instance, POSTERN, wait_for  # noqa: E402
 
 CLIENTS = int(os.environ.get("BENCH_CLIENTS", "20"))
 MESSAGES = int(os.environ.get("BENCH_MESSAGES", "2000"))

@@ -38,8 +38,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
-from instance import Instance, POSTERN, wait_for  # noqa: E402
-from bench_postfix import set_subreaper, session_members, reap, free_port  # noqa: E402
+from instance import Instance, POSTERN, reserve_port, wait_for  # noqa: E402
+from bench_postfix import set_subreaper, session_members, reap  # noqa: E402
 
 DOVECOT = "/usr/sbin/dovecot"
 DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
@@ -469,7 +469,7 @@ def dovecot_server(inst, uid, gid):
             link_tree(inst.maildir(address(n)), os.path.join(top, "mail", domain, local),
                       uid, gid)
         chown_tree(os.path.join(top, "mail"), uid, gid)
-        port = free_port()
+        port = reserve_port()
         with open(conf, "w") as f:
             f.write(dovecot_conf(top, port, uid, gid))
         with open(os.path.join(top, "stderr.log"), "w") as errlog:

@@ -27,6 +27,8 @@ import subprocess
 import tempfile
 import time
 
+from instance import reserve_port  # noqa: E402  (tests/integration is on the path: bench.py)
+
 POSTFIX = "/usr/sbin/postfix"
 MASTER = "/usr/lib/postfix/sbin/master"
 SYSTEM_MASTER_CF = "/etc/postfix/master.cf"
@@ -35,12 +37,6 @@ SYSTEM_MASTER_CF = "/etc/postfix/master.cf"
 def available():
     return os.geteuid() == 0 and os.path.exists(POSTFIX) and os.path.exists(MASTER) \
         and os.path.exists(SYSTEM_MASTER_CF)
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def master_cf(port):
@@ -219,7 +215,7 @@ def run(load, count_new, clients, messages, rcpt):
             os.mkdir(os.path.join(top, d), 0o755)
         os.chown(os.path.join(top, "data"), owner.pw_uid, owner.pw_gid)
         os.chown(os.path.join(top, "mail"), nobody.pw_uid, nobody.pw_gid)
-        port = free_port()
+        port = reserve_port()
         with open(os.path.join(etc, "main.cf"), "w") as f:
             f.write(main_cf(top, domain, local, nobody.pw_uid, nobody.pw_gid, log))
         with open(os.path.join(etc, "master.cf"), "w") as f:
