@@ -110,8 +110,8 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
     struct str user = STR_INIT, pass = STR_INIT, buf = STR_INIT;
     struct auth_result res;
     enum auth_status st;
-    const char *mech, *ir = NULL;
-    char *sp;
+    const char *mech, *why;
+    char *ir = NULL;
     enum resp r = RESP_OK;
 
     if (s->authenticated) {
@@ -130,20 +130,9 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
         smtpd_reply(s, 503, "5.5.1 Error: MAIL transaction in progress");
         return;
     }
-    if (*arg == '\0') {
-        smtpd_reply(s, 501, "5.5.4 Syntax: AUTH mechanism");
+    if (smtpd_auth_args(arg, &ir, &why) < 0) {
+        smtpd_reply(s, 501, "%s", why);
         return;
-    }
-    sp = strchr(arg, ' ');
-    if (sp != NULL) {
-        *sp = '\0';
-        ir = sp + 1;
-        while (*ir == ' ')
-            ir++;
-        if (*ir == '\0' || strchr(ir, ' ') != NULL) {
-            smtpd_reply(s, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
-            return;
-        }
     }
     if (strcasecmp(arg, "PLAIN") == 0) {
         mech = "PLAIN";

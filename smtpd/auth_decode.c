@@ -77,3 +77,26 @@ int smtpd_plain_split(const struct str *msg, struct str *user, struct str *pass)
     str_set(pass, n2 + 1, (size_t)(end - n2 - 1));
     return 0;
 }
+
+int smtpd_auth_args(char *arg, char **ir, const char **why)
+{
+    char *sp;
+
+    *ir = NULL;
+    if (*arg == '\0') {
+        *why = "5.5.4 Syntax: AUTH mechanism";
+        return -1;
+    }
+    sp = strchr(arg, ' ');
+    if (sp != NULL) {
+        *sp = '\0';
+        *ir = sp + 1;
+        while (**ir == ' ')
+            (*ir)++;
+        if (**ir == '\0' || strchr(*ir, ' ') != NULL) {
+            *why = "5.5.4 Syntax: AUTH mechanism [initial-response]";
+            return -1;
+        }
+    }
+    return 0;
+}

@@ -17,4 +17,9 @@ bool smtpd_cred_ok(const char *p, size_t len, size_t max);
  * must equal the authcid.  0, or -1. */
 int smtpd_plain_split(const struct str *msg, struct str *user, struct str *pass);
 
+/* Splits the argument of AUTH in place into the mechanism (arg, NUL-terminated) and
+ * the initial response (*ir, or NULL when none was given).  0, or -1 with the reply
+ * text for a 501 in *why. */
+int smtpd_auth_args(char *arg, char **ir, const char **why);
+
 #endif

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "str.h"
+#include "fuzz_b64.h"
 #include "stream.h"
 #include "../../pop3d/pop3d.h"
 #include "../../smtpd/auth_decode.h"
@@ -44,27 +45,6 @@ static int ref_line(const uint8_t **pp, const uint8_t *end, struct str *line)
         n--;
     str_set(line, p, n);
     return memchr(p, '\0', n) != NULL ? POP3_LINE_BAD : POP3_LINE_OK;
-}
-
-static void b64_encode(const struct str *in, struct str *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *p = (const unsigned char *)in->s;
-
-    str_clear(out);
-    for (size_t i = 0; i < in->len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        size_t n = in->len - i;
-
-        if (n > 1)
-            v |= (unsigned)p[i + 1] << 8;
-        if (n > 2)
-            v |= p[i + 2];
-        str_appendc(out, a[(v >> 18) & 63]);
-        str_appendc(out, a[(v >> 12) & 63]);
-        str_appendc(out, n > 1 ? a[(v >> 6) & 63] : '=');
-        str_appendc(out, n > 2 ? a[v & 63] : '=');
-    }
 }
 
 static void check_sasl(const char *text)

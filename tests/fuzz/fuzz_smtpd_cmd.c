@@ -23,6 +23,7 @@
 
 #include "addr.h"
 #include "str.h"
+#include "fuzz_b64.h"
 #include "xtext.h"
 #include "../../smtpd/auth_decode.h"
 #include "../../smtpd/smtpd.h"
@@ -133,27 +134,6 @@ void smtpd_addrset_free(struct smtpd_addrset *set)
 
 /* ---- base64, to check that what the decoder accepts is canonical ---- */
 
-static void b64_encode(const struct str *in, struct str *out)
-{
-    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *p = (const unsigned char *)in->s;
-
-    str_clear(out);
-    for (size_t i = 0; i < in->len; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        size_t n = in->len - i;
-
-        if (n > 1)
-            v |= (unsigned)p[i + 1] << 8;
-        if (n > 2)
-            v |= p[i + 2];
-        str_appendc(out, a[(v >> 18) & 63]);
-        str_appendc(out, a[(v >> 12) & 63]);
-        str_appendc(out, n > 1 ? a[(v >> 6) & 63] : '=');
-        str_appendc(out, n > 2 ? a[v & 63] : '=');
-    }
-}
-
 /* Decodes one AUTH text (an initial response or a response line) and checks. */
 static int auth_decode(const char *text, struct str *out)
 {
@@ -195,22 +175,12 @@ static void auth_plain_check(const struct str *msg)
 void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
 {
     struct str buf = STR_INIT;
-    char *sp, *ir = NULL;
+    char *ir = NULL;
+    const char *why;
 
-    if (*arg == '\0') {
-        smtpd_reply(s, 501, "5.5.4 Syntax: AUTH mechanism");
+    if (smtpd_auth_args(arg, &ir, &why) < 0) {
+        smtpd_reply(s, 501, "%s", why);
         return;
-    }
-    sp = strchr(arg, ' ');
-    if (sp != NULL) {
-        *sp = '\0';
-        ir = sp + 1;
-        while (*ir == ' ')
-            ir++;
-        if (*ir == '\0' || strchr(ir, ' ') != NULL) {
-            smtpd_reply(s, 501, "5.5.4 Syntax: AUTH mechanism [initial-response]");
-            return;
-        }
     }
     st.auth_plain = strcasecmp(arg, "PLAIN") == 0;
     if (!st.auth_plain && strcasecmp(arg, "LOGIN") != 0) {
