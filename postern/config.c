@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cidr.h"
 #include "conf.h"
 #include "postern.h"
 #include "str.h"
@@ -23,6 +24,26 @@ static void show(const struct conf *c, enum conf_key k)
     if (v[0] == '\0')
         v = conf_expanded(c, k);
     printf("%s =%s%s\n", conf_key_name(k), v[0] != '\0' ? " " : "", v);
+}
+
+/* For a key asked by name: what the word "host" in mynetworks stands for now. */
+static void show_meaning(const struct conf *c, enum conf_key k)
+{
+    char **items;
+    bool host = false;
+
+    if (k != CONF_mynetworks)
+        return;
+    items = conf_list(c, k);
+    for (size_t i = 0; items != NULL && items[i] != NULL; i++)
+        host = host || strcmp(items[i], CIDR_HOST_WORD) == 0;
+    strv_free(items);
+    if (host) {
+        struct str t = STR_INIT;
+        if (cidr_host_text(&t) == 0)
+            printf("# %s: %s = %s\n", conf_key_name(k), CIDR_HOST_WORD, t.s ? t.s : "");
+        str_free(&t);
+    }
 }
 
 int cmd_config(int argc, char **argv)
@@ -80,8 +101,10 @@ int cmd_config(int argc, char **argv)
         c = cmd_conf();
     }
     for (int i = 1; i < argc; i++)
-        if (strchr(argv[i], '=') == NULL)
+        if (strchr(argv[i], '=') == NULL) {
             show(c, (enum conf_key)conf_key_find(argv[i]));
+            show_meaning(c, (enum conf_key)conf_key_find(argv[i]));
+        }
     conf_free(c);
     str_free(&err);
     return 0;

@@ -40,6 +40,10 @@ void smtpd_txn_free(struct smtpd_txn *t)
 void smtpd_txn_reset(struct smtpd_session *s)
 {
     smtpd_txn_free(&s->txn);
+    /* a DATA or BDAT phase ends with its transaction */
+    s->phase_deadline = 0;
+    s->phase = NULL;
+    stream_set_deadline(s->st, 0);
 }
 
 /* HELO/EHLO argument: one word of printable characters (UTF-8 allowed). */

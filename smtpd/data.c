@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "clock.h"
 #include "conf.h"
 #include "data_decode.h"
 #include "log.h"
@@ -194,6 +195,8 @@ void smtpd_cmd_data(struct smtpd_session *s, char *arg)
     if (d == NULL)
         log_fatal("out of memory");
     t->data = d;
+    s->phase_deadline = clock_ms() + s->cf->data_deadline_ms;
+    s->phase = "DATA";
     smtpd_reply(s, 354, "End data with <CR><LF>.<CR><LF>");
     while (!d->dec.ended) {
         size_t used;
@@ -220,6 +223,8 @@ static int bdat_read(struct smtpd_session *s, struct smtpd_data *d, long long n)
         if (stream_pending(s->st) < piece && smtpd_flush(s) < 0)
             return -1;
         if (stream_read_full(s->st, buf, piece) < 0) {
+            if (errno == ETIMEDOUT)
+                return smtpd_read_timed_out(s, s->phase_deadline);
             log_info("lost connection after BDAT from [%s]", s->addr);
             s->done = true;
             return -1;
@@ -263,7 +268,7 @@ static int bdat_args(const char *arg, long long *size, bool *last)
     return 0;
 }
 
-void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
+static void bdat_run(struct smtpd_session *s, char *arg)
 {
     struct smtpd_txn *t = &s->txn;
     long long size, limit = s->cf->message_size_limit;
@@ -313,4 +318,21 @@ void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
     }
     (void)data_decode_finish(&t->data->dec);
     data_end(s, t->data, "BDAT");
+}
+
+void smtpd_cmd_bdat(struct smtpd_session *s, char *arg)
+{
+    /* One deadline for the chunks of a message (or one refused chunk): it starts
+     * with the first BDAT and ends with the transaction. */
+    if (s->phase_deadline == 0) {
+        s->phase_deadline = clock_ms() + s->cf->data_deadline_ms;
+        s->phase = "BDAT";
+        stream_set_deadline(s->st, s->phase_deadline);
+    }
+    bdat_run(s, arg);
+    if (!s->txn.bdat && s->phase_deadline != 0) {
+        s->phase_deadline = 0;
+        s->phase = NULL;
+        stream_set_deadline(s->st, 0);
+    }
 }

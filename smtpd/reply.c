@@ -9,11 +9,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "smtpd.h"
 #include "stream.h"
 
 #define REPLY_TEXT_MAX 500          /* RFC 5321 4.5.3.1.5: 512 with code and CRLF */
+#define REPLY_WRITE_MS 10000        /* the last reply after a timeout */
 
 static void reply_line(struct smtpd_session *s, int code, char sep, const char *fmt,
                        va_list ap)
@@ -114,6 +116,20 @@ void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt, in
     smtpd_reply(s, code, "%s %s", dsn, text);
 }
 
+/* The phase deadline's time left in ms, cut to the idle timeout: the wait allowed
+ * for the next bytes. */
+static int wait_ms(const struct smtpd_session *s)
+{
+    long long left;
+
+    if (s->phase_deadline == 0)
+        return s->cf->timeout_ms;
+    left = s->phase_deadline - clock_ms();
+    if (left < 0)
+        left = 0;
+    return left < s->cf->timeout_ms ? (int)left : s->cf->timeout_ms;
+}
+
 /* 1 when input is readable (or the socket has news: EOF, error), 0 on timeout. */
 static int wait_input(struct smtpd_session *s)
 {
@@ -123,24 +139,44 @@ static int wait_input(struct smtpd_session *s)
     pfd.fd = stream_fd(s->st);
     pfd.events = POLLIN;
     do {
-        r = poll(&pfd, 1, s->cf->timeout_ms);
+        r = poll(&pfd, 1, wait_ms(s));
     } while (r < 0 && errno == EINTR);
     return r == 0 ? 0 : 1;
 }
 
-static int timed_out(struct smtpd_session *s)
+/* The idle timeout or a deadline ran out: "421 4.4.2", logged, the session ends.
+ * deadline: which one (for the log line). */
+static int timed_out(struct smtpd_session *s, bool deadline)
 {
-    log_info("timeout after %s from [%s]", s->lost_after ? s->lost_after : "CONNECT",
-             s->addr);
-    stream_puts(s->st, "421 4.4.2 Timeout exceeded\r\n");
+    const char *after = s->lost_after ? s->lost_after : "CONNECT";
+
+    if (deadline)
+        log_info("deadline exceeded (%s) after %s from [%s]",
+                 s->phase_deadline != 0 && clock_ms() >= s->phase_deadline
+                     ? s->phase : "command line", after, s->addr);
+    else
+        log_info("timeout after %s from [%s]", after, s->addr);
+    (void)stream_clear_timeout(s->st);
+    stream_set_deadline(s->st, clock_ms() + REPLY_WRITE_MS);
+    stream_printf(s->st, "421 4.4.2 %s Error: timeout exceeded\r\n", s->cf->myhostname);
     stream_flush(s->st);
     s->done = true;
     errno = ETIMEDOUT;
     return -1;
 }
 
+long long smtpd_line_deadline(const struct smtpd_session *s)
+{
+    long long d = clock_ms() + s->cf->command_deadline_ms;
+
+    if (s->phase_deadline != 0 && s->phase_deadline < d)
+        d = s->phase_deadline;
+    return d;
+}
+
 int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max)
 {
+    long long deadline;
     int r;
 
     if (s->done)
@@ -148,22 +184,30 @@ int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max)
     if (stream_pending(s->st) == 0) {
         if (smtpd_flush(s) < 0)
             return -1;
-        /* wait here, not in the stream: a stream that timed out has failed and
-         * could not carry the 421 reply any more */
+        /* wait here, not in the stream: the wait before a line is the idle timeout
+         * (cut to the phase deadline), the line itself has its own deadline */
         if (wait_input(s) == 0)
-            return timed_out(s);
+            return timed_out(s, s->phase_deadline != 0 && clock_ms() >= s->phase_deadline);
     }
+    deadline = smtpd_line_deadline(s);
+    stream_set_deadline(s->st, deadline);
     r = stream_getline(s->st, line, max);
+    stream_set_deadline(s->st, s->phase_deadline);
     if (r > 0)
         return r;
     if (r < 0 && errno == ETIMEDOUT) {
-        (void)timed_out(s);
+        (void)timed_out(s, clock_ms() >= deadline);
     } else {
         log_info("lost connection after %s from [%s]",
                  s->lost_after ? s->lost_after : "CONNECT", s->addr);
     }
     s->done = true;
     return r;
+}
+
+int smtpd_read_timed_out(struct smtpd_session *s, long long deadline)
+{
+    return timed_out(s, clock_ms() >= deadline);
 }
 
 const char *smtpd_protocol(const struct smtpd_session *s)

@@ -33,6 +33,8 @@ static void smtpd_pre_jail(struct server *srv)
     cf->message_size_limit = conf_size(c, CONF_message_size_limit);
     cf->recipient_limit = conf_count(c, CONF_smtpd_recipient_limit);
     cf->timeout_ms = (int)conf_time_ms(c, CONF_smtpd_timeout);
+    cf->command_deadline_ms = conf_time_ms(c, CONF_smtpd_command_deadline);
+    cf->data_deadline_ms = conf_time_ms(c, CONF_smtpd_data_deadline);
     cf->hard_error_limit = conf_count(c, CONF_smtpd_hard_error_limit);
     cf->soft_error_limit = conf_count(c, CONF_smtpd_soft_error_limit);
     cf->error_sleep_ms = conf_time_ms(c, CONF_smtpd_error_sleep_time);

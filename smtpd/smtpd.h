@@ -43,7 +43,9 @@ struct smtpd_conf {
     const char *myorigin;
     long long message_size_limit;   /* bytes; 0: none */
     long long recipient_limit;
-    int timeout_ms;
+    int timeout_ms;                 /* idle: between bytes */
+    long long command_deadline_ms;  /* one command line, from its first byte */
+    long long data_deadline_ms;     /* DATA, or a BDAT sequence, as a whole */
     long long hard_error_limit;
     long long soft_error_limit;
     long long error_sleep_ms;
@@ -111,6 +113,8 @@ struct smtpd_session {
     bool esmtp;                 /* EHLO (not HELO) */
     struct str helo;            /* empty until HELO/EHLO */
     struct str line;            /* the current command line */
+    long long phase_deadline;   /* clock_ms() end of the DATA/BDAT phase; 0: none */
+    const char *phase;          /* its name for the log */
     long long errors;
     bool done;                  /* QUIT, fatal error or lost connection */
     const char *lost_after;     /* command during which the connection was lost */
@@ -137,6 +141,13 @@ void smtpd_reject(struct smtpd_session *s, const char *cmd, const char *rcpt, in
  * bytes.  Returns what stream_getline returns; on EOF, a timeout or an error it
  * logs, sends the 421 reply to a timeout, and marks the session done. */
 int smtpd_read_line(struct smtpd_session *s, struct str *line, size_t max);
+/* The deadline of a line read now: smtpd_command_deadline from now, cut to the
+ * phase deadline. */
+long long smtpd_line_deadline(const struct smtpd_session *s);
+/* A read of the session's stream failed with ETIMEDOUT: logs (a deadline when the
+ * clock is past deadline, else the idle timeout), sends the 421 reply, ends the
+ * session.  Returns -1. */
+int smtpd_read_timed_out(struct smtpd_session *s, long long deadline);
 /* Flushes replies; marks the session done on failure.  0 or -1. */
 int smtpd_flush(struct smtpd_session *s);
 /* "SMTP", "ESMTP", "ESMTPS", "UTF8SMTP", "UTF8SMTPS" for the current transaction. */

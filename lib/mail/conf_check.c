@@ -290,6 +290,8 @@ static int item_check(const struct conf_default *d, const char *item, struct str
         }
         break;
     case CONF_CIDRS:
+        if (d->words != NULL && word_in(d->words, item))
+            break;
         str_init(&e);
         if (cidr_parse(item, &cidr, &e) < 0) {
             str_printf(why, "bad network %s", e.s != NULL ? e.s : item);

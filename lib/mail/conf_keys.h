@@ -12,7 +12,7 @@
  *   min, max bounds, in the type's unit: TIME in seconds, SIZE in bytes, COUNT as
  *            is; for text types the length in bytes, for list types the number of
  *            items (min 0: may be empty); for ENUM, min 0 allows the empty value
- *   words    ENUM: the words allowed, '|' between them; ADDRS: words allowed
+ *   words    ENUM: the words allowed, '|' between them; ADDRS, CIDRS: words allowed
  *            besides addresses; NULL otherwise
  *   zero     what 0 (numbers) or an empty value means when min allows it; NULL when
  *            it means nothing special
@@ -34,9 +34,10 @@ CONF_KEY(myorigin, HOST, "$myhostname", 1, 253, NULL, NULL,
 CONF_KEY(mydestination, DOMAINS, "$myhostname, localhost.$mydomain, localhost", 0, 10000,
          NULL, "only myhostname and localhost",
          "domains delivered to system users (local class); .domain matches its subdomains")
-CONF_KEY(mynetworks, CIDRS, "127.0.0.0/8, [::1]/128", 0, 10000, NULL,
+CONF_KEY(mynetworks, CIDRS, "host", 0, 10000, "host",
          "no client relays without AUTH",
-         "clients trusted to relay: addresses and networks (address/bits)")
+         "clients trusted to relay: addresses, networks (address/bits), and host: this "
+         "host's own interface addresses")
 CONF_KEY(inet_interfaces, ADDRS, "all", 1, 64, "all|loopback-only", NULL,
          "listening addresses: all, loopback-only, or IP addresses")
 
@@ -111,6 +112,30 @@ CONF_KEY(smtputf8_enable, BOOL, "yes", 0, 1, NULL, NULL,
          "offer SMTPUTF8")
 CONF_KEY(hopcount_limit, COUNT, "50", 1, 1000, NULL, NULL,
          "most Received: headers before a message is a loop")
+
+/* ---- input caps, phase deadlines and the disk reserve (smtpd, pop3d, qmgr) ---- */
+CONF_KEY(smtpd_command_deadline, TIME, "60s", 1, 3600, NULL, NULL,
+         "time allowed for one command line from its first byte, however it trickles")
+CONF_KEY(smtpd_data_deadline, TIME, "900s", 1, 86400, NULL, NULL,
+         "time allowed for a whole DATA phase or BDAT sequence")
+CONF_KEY(header_size_limit, SIZE, "1048576", 1024, 1073741824, NULL, NULL,
+         "largest header section of a message, bytes; larger ones are refused (552)")
+CONF_KEY(smtpd_junk_command_limit, COUNT, "100", 1, 100000, NULL, NULL,
+         "NOOP, RSET, VRFY, HELP and unknown or malformed commands per session")
+CONF_KEY(smtpd_greet_wait, TIME, "0s", 0, 60, NULL,
+         "only input already there when the greeting is due",
+         "pause before the greeting; a client that talks during it is refused")
+CONF_KEY(smtpd_forbid_unauth_pipelining, BOOL, "yes", 0, 1, NULL, NULL,
+         "refuse clients that pipeline commands when PIPELINING was not offered")
+CONF_KEY(pop3d_command_deadline, TIME, "60s", 1, 3600, NULL, NULL,
+         "time allowed for one POP3 command line from its first byte")
+CONF_KEY(pop3d_preauth_deadline, TIME, "120s", 1, 3600, NULL, NULL,
+         "time allowed from connect to a successful POP3 login, TLS handshake included")
+CONF_KEY(queue_minfree, SIZE, "0", 0, 1099511627776, NULL,
+         "1.5 times message_size_limit",
+         "free space the queue file system must keep; below it MAIL gets 452")
+CONF_KEY(queue_tmp_lifetime, TIME, "1d", 3600, 8640000, NULL, NULL,
+         "age at which qmgr removes a file left in the queue's tmp/")
 
 /* ---- tls and auth (smtpd, smtp; pop3d and imapd use the smtpd_tls_*_file pair) ---- */
 CONF_KEY(smtpd_tls_cert_file, PATH, "", 0, 1024, NULL, "no TLS in the servers",

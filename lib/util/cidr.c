@@ -160,9 +160,22 @@ int cidr_list_parse(char *const *items, struct cidr_list *cl, struct str *err)
 {
     size_t n = items ? strv_len(items) : 0;
 
-    cl->v = n ? xreallocarray(NULL, n, sizeof(*cl->v)) : NULL;
+    cl->v = NULL;
     cl->n = 0;
     for (size_t i = 0; i < n; i++) {
+        if (strcmp(items[i], CIDR_HOST_WORD) == 0) {
+            if (cidr_host_append(cl) < 0) {
+                if (err != NULL) {
+                    str_clear(err);
+                    str_printf(err, "%s: cannot list the interface addresses: %s",
+                               CIDR_HOST_WORD, strerror(errno));
+                }
+                cidr_list_free(cl);
+                return -1;
+            }
+            continue;
+        }
+        cl->v = xreallocarray(cl->v, cl->n + 1, sizeof(*cl->v));
         if (cidr_parse(items[i], &cl->v[cl->n], err) < 0) {
             cidr_list_free(cl);
             errno = EINVAL;

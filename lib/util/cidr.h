@@ -29,9 +29,16 @@ struct cidr_list {
 };
 
 /* Parses every item of a NULL-terminated vector (as conf_list gives): 0, or -1
- * with "item: reason" in err.  Free with cidr_list_free. */
+ * with "item: reason" in err.  The word CIDR_HOST_WORD stands for this host's own
+ * addresses (cidr_host_append).  Free with cidr_list_free. */
+#define CIDR_HOST_WORD "host"
 int cidr_list_parse(char *const *items, struct cidr_list *cl, struct str *err);
 void cidr_list_free(struct cidr_list *cl);
+/* Appends a /32 or /128 block for every address of every interface of this host
+ * (getifaddrs(3)): 0, or -1 with errno. */
+int cidr_host_append(struct cidr_list *cl);
+/* The same blocks as text ("127.0.0.1/32, [::1]/128"), appended to out: 0 or -1. */
+int cidr_host_text(struct str *out);
 /* true when the textual address lies in one of the blocks (false when it does not
  * parse). */
 bool cidr_list_match(const struct cidr_list *cl, const char *addr);

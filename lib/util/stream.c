@@ -120,6 +120,15 @@ void stream_set_deadline(struct stream *st, long long deadline_ms)
     st->deadline_ms = deadline_ms;
 }
 
+int stream_clear_timeout(struct stream *st)
+{
+    if (!st->failed || st->error != ETIMEDOUT)
+        return -1;
+    st->failed = false;
+    st->error = 0;
+    return 0;
+}
+
 /* The wait allowed for the next transport call: the timeout, cut to the deadline. */
 static int stream_wait_ms(const struct stream *st)
 {

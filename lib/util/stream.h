@@ -41,6 +41,11 @@ void stream_set_timeout(struct stream *st, int timeout_ms);
 /* An absolute limit (clock_ms() time) for every read and write from now on, on top of
  * the timeout of each: one request and its reply within a deadline.  0: none. */
 void stream_set_deadline(struct stream *st, long long deadline_ms);
+/* After a read or write failed with ETIMEDOUT (the timeout or the deadline), makes
+ * the stream usable again, so that the caller can still send its timeout reply;
+ * unread input stays as it was.  0, or -1 when the failure was not a timeout (or
+ * there was none). */
+int stream_clear_timeout(struct stream *st);
 
 /* Replaces the transport; ctx is freed with ops->free at close.  Bytes already
  * buffered from the old transport are dropped (STARTTLS: what a client sent before

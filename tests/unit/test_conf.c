@@ -540,7 +540,8 @@ TEST(table_is_consistent)
         CHECK(strcmp(conf_type_name(d->type), "unknown") != 0);
         CHECK(d->min >= 0 && d->min <= d->max);
         CHECK(d->doc != NULL && d->doc[0] != '\0');
-        CHECK((d->type == CONF_ENUM) == (d->words != NULL) || d->type == CONF_ADDRS);
+        CHECK((d->type == CONF_ENUM) == (d->words != NULL) || d->type == CONF_ADDRS
+              || d->type == CONF_CIDRS);
         if (numeric && d->min == 0 && d->zero == NULL)
             fprintf(stderr, "  %s: 0 is allowed but its meaning is not given\n", d->name),
                 unit_failures_in_test++;

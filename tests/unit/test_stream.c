@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "str.h"
 #include "stream.h"
 #include "unit.h"
@@ -127,6 +128,39 @@ TEST(timeout)
     CHECK(errno == ETIMEDOUT);
     CHECK(stream_flush(st) == -1);
     close(raw);
+    stream_close(st);
+    str_free(&line);
+}
+
+TEST(deadline_and_clear_timeout)
+{
+    struct stream *st;
+    int raw;
+    struct str line = STR_INIT;
+    char buf[16];
+    long long start;
+    ssize_t n;
+    pair(&st, &raw);
+    stream_set_timeout(st, 5000);
+    /* The deadline ends a read that the idle timeout alone would let wait. */
+    put(raw, "par");
+    start = clock_ms();
+    stream_set_deadline(st, start + 150);
+    CHECK(stream_getline(st, &line, 100) == -1);
+    CHECK(errno == ETIMEDOUT);
+    CHECK(clock_ms() - start < 2000);
+    CHECK(stream_error(st));
+    /* A timeout can be cleared to send a last reply; other errors cannot. */
+    CHECK(stream_clear_timeout(st) == 0);
+    CHECK(!stream_error(st));
+    CHECK(stream_clear_timeout(st) == -1);
+    stream_set_deadline(st, 0);
+    CHECK(stream_puts(st, "421 bye\r\n") == 0);
+    CHECK(stream_flush(st) == 0);
+    n = read(raw, buf, sizeof(buf));
+    CHECK(n == 9 && memcmp(buf, "421 bye\r\n", 9) == 0);
+    close(raw);
+    CHECK(stream_getline(st, &line, 100) == STREAM_EOF);
     stream_close(st);
     str_free(&line);
 }
