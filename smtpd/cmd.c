@@ -2,9 +2,12 @@
  * (HELO, EHLO, MAIL, RSET, NOOP, QUIT, VRFY, HELP; STARTTLS and AUTH are in tls.c
  * and auth.c).  The command line is untrusted: it is one line without its line end and
  * without NUL bytes, at most line_length_limit bytes. */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/statvfs.h>
 
 #include "addr.h"
 #include "conf.h"
@@ -44,6 +47,41 @@ void smtpd_txn_reset(struct smtpd_session *s)
     s->phase_deadline = 0;
     s->phase = NULL;
     stream_set_deadline(s->st, 0);
+}
+
+bool smtpd_junk(struct smtpd_session *s)
+{
+    if (++s->junk <= s->cf->junk_command_limit)
+        return true;
+    log_info("too many junk commands after %s from [%s]",
+             s->lost_after ? s->lost_after : "CONNECT", s->addr);
+    smtpd_reply(s, 421, "4.7.0 %s Error: too many errors/junk commands", s->cf->myhostname);
+    smtpd_flush(s);
+    s->done = true;
+    return false;
+}
+
+bool smtpd_input_waiting(struct smtpd_session *s, int wait_ms)
+{
+    struct pollfd pfd;
+    int r;
+
+    if (stream_pending(s->st) > 0)
+        return true;
+    pfd.fd = stream_fd(s->st);
+    pfd.events = POLLIN;
+    do {
+        r = poll(&pfd, 1, wait_ms);
+    } while (r < 0 && errno == EINTR);
+    return r > 0;
+}
+
+void smtpd_improper_pipelining(struct smtpd_session *s, const char *after)
+{
+    log_info("improper command pipelining after %s from [%s]", after, s->addr);
+    smtpd_reply(s, 554, "5.5.0 Error: improper command pipelining");
+    smtpd_flush(s);
+    s->done = true;
 }
 
 /* HELO/EHLO argument: one word of printable characters (UTF-8 allowed). */
@@ -119,6 +157,25 @@ static bool has_8bit(const char *p)
     return false;
 }
 
+/* Whether the queue file system (the cwd is the queue directory) keeps
+ * queue_minfree bytes free after the declared size of this message.  When it cannot
+ * be told, the message is taken: a full disk still fails its write and gets 452. */
+static bool queue_space(struct smtpd_session *s)
+{
+    struct statvfs sv;
+    unsigned long long avail, need;
+
+    if (statvfs("tmp", &sv) < 0) {
+        log_warn("statvfs tmp: %m");
+        return true;
+    }
+    avail = (unsigned long long)sv.f_bavail * (unsigned long long)sv.f_frsize;
+    need = (unsigned long long)s->cf->queue_minfree;
+    if (s->txn.declared_size > 0)
+        need += (unsigned long long)s->txn.declared_size;
+    return avail >= need;
+}
+
 static void cmd_mail(struct smtpd_session *s, char *arg)
 {
     const struct smtpd_conf *cf = s->cf;
@@ -163,6 +220,11 @@ static void cmd_mail(struct smtpd_session *s, char *arg)
     }
     addr_fold_domain(t->sender.s);
     if (smtpd_sender_login_check(s, t->sender.s) < 0) {
+        smtpd_txn_reset(s);
+        return;
+    }
+    if (!queue_space(s)) {
+        smtpd_reject(s, "MAIL", NULL, 452, "4.3.1", "Insufficient system storage");
         smtpd_txn_reset(s);
         return;
     }
@@ -220,6 +282,12 @@ static bool tls_may_skip(enum smtpd_cmd_id id)
            || id == CMD_RSET || id == CMD_QUIT;
 }
 
+/* Commands that move no mail: past smtpd_junk_command_limit the session ends. */
+static bool is_junk(enum smtpd_cmd_id id)
+{
+    return id == CMD_NOOP || id == CMD_RSET || id == CMD_VRFY || id == CMD_HELP;
+}
+
 struct cmd_entry {
     const char *name;
     enum smtpd_cmd_id id;
@@ -263,11 +331,22 @@ void smtpd_command(struct smtpd_session *s, char *line)
                 smtpd_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
                 return;
             }
+            if (is_junk(commands[i].id) && !smtpd_junk(s))
+                return;
+            /* Without PIPELINING offered (no EHLO yet, or HELO), a client waits for
+             * each reply; input already there means it does not (RFC 2920).  QUIT
+             * may be followed by the client's close; BDAT by its chunk. */
+            if (s->cf->forbid_unauth_pipelining && !s->esmtp && commands[i].id != CMD_QUIT
+                && commands[i].id != CMD_BDAT && smtpd_input_waiting(s, 0)) {
+                smtpd_improper_pipelining(s, commands[i].name);
+                return;
+            }
             commands[i].fn(s, arg);
             return;
         }
     }
     s->counts[CMD_UNKNOWN]++;
     s->lost_after = "UNKNOWN";
-    smtpd_reply(s, 500, "5.5.2 Error: command not recognized");
+    if (smtpd_junk(s))
+        smtpd_reply(s, 500, "5.5.2 Error: command not recognized");
 }

@@ -31,8 +31,11 @@ struct smtpd_data {
     size_t received;            /* Received: fields seen there */
     long long size;             /* bytes of decoded client content */
     long long raw;              /* BDAT: bytes announced so far */
+    long long header_size;      /* bytes of the client's header section so far */
     bool too_big;
+    bool header_too_big;
     bool write_failed;
+    int write_errno;            /* of the first failed write */
 };
 
 void smtpd_data_free(struct smtpd_data *d)
@@ -56,12 +59,17 @@ static int data_line(void *arg, const char *line, size_t len)
             d->in_header = false;
         else if (len > 9 && strncasecmp(line, "Received:", 9) == 0)
             d->received++;
+        d->header_size += (long long)len;
+        if (d->header_size > s->cf->header_size_limit)
+            d->header_too_big = true;
     }
-    if (d->too_big || d->dec.too_long || d->write_failed || s->txn.qw_failed)
+    if (d->too_big || d->header_too_big || d->dec.too_long || d->write_failed
+        || s->txn.qw_failed)
         return 0;
     if (qw_content(s->txn.qw, line, len) < 0) {
         log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
         d->write_failed = true;
+        d->write_errno = errno;
     }
     return 0;
 }
@@ -105,9 +113,21 @@ static struct smtpd_data *data_begin(struct smtpd_session *s, enum data_mode mod
     if (!s->txn.qw_failed && qw_content(s->txn.qw, hdr.s, hdr.len) < 0) {
         log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
         d->write_failed = true;
+        d->write_errno = errno;
     }
     str_free(&hdr);
     return d;
+}
+
+/* A failed queue file write: "452 4.3.1" when the file system is full, else 451. */
+static void write_error_reply(struct smtpd_session *s, int e)
+{
+    if (e == ENOSPC || e == EDQUOT) {
+        log_warn("%s: reject: queue file system full from [%s]", s->txn.id, s->addr);
+        smtpd_reply(s, 452, "4.3.1 Insufficient system storage");
+    } else {
+        smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+    }
 }
 
 /* The content is complete: check it, commit the queue file, reply, end the
@@ -121,23 +141,27 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
         smtpd_reject(s, cmd, NULL, 554, "5.6.0", "Message line too long");
     } else if (d->too_big) {
         smtpd_reject(s, cmd, NULL, 552, "5.3.4", "Message size exceeds fixed limit");
+    } else if (d->header_too_big) {
+        smtpd_reject(s, cmd, NULL, 552, "5.3.4", "Message header too large");
     } else if (s->cf->hopcount_limit > 0 && d->received > (size_t)s->cf->hopcount_limit) {
         smtpd_reject(s, cmd, NULL, 554, "5.4.6", "Too many hops");
     } else if (d->write_failed || t->qw_failed) {
-        smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+        write_error_reply(s, d->write_errno);
     } else {
         size_t size = qw_content_size(t->qw);
         struct queue_writer *qw = t->qw;
 
         t->qw = NULL;                   /* qw_commit frees it either way */
         if (qw_commit(qw, "incoming", &err) < 0) {
+            int e = errno;
             log_warn("%s: cannot commit queue file: %s", t->id,
                      err.s ? err.s : "unknown error");
-            smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+            write_error_reply(s, e);
         } else {
             log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", t->id,
                      t->sender.s, size, t->nrcpt);
             smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
+            s->junk = 0;            /* a client that moves mail is not idling */
             s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
             wakeup_send(PROTO_PATH_QMGR, PROTO_REQ_WAKEUP);
         }

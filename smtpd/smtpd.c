@@ -35,6 +35,13 @@ static void smtpd_pre_jail(struct server *srv)
     cf->timeout_ms = (int)conf_time_ms(c, CONF_smtpd_timeout);
     cf->command_deadline_ms = conf_time_ms(c, CONF_smtpd_command_deadline);
     cf->data_deadline_ms = conf_time_ms(c, CONF_smtpd_data_deadline);
+    cf->header_size_limit = conf_size(c, CONF_header_size_limit);
+    cf->junk_command_limit = conf_count(c, CONF_smtpd_junk_command_limit);
+    cf->greet_wait_ms = conf_time_ms(c, CONF_smtpd_greet_wait);
+    cf->forbid_unauth_pipelining = conf_bool(c, CONF_smtpd_forbid_unauth_pipelining);
+    cf->queue_minfree = conf_size(c, CONF_queue_minfree);
+    if (cf->queue_minfree == 0)
+        cf->queue_minfree = cf->message_size_limit / 2 * 3;
     cf->hard_error_limit = conf_count(c, CONF_smtpd_hard_error_limit);
     cf->soft_error_limit = conf_count(c, CONF_smtpd_soft_error_limit);
     cf->error_sleep_ms = conf_time_ms(c, CONF_smtpd_error_sleep_time);
@@ -113,7 +120,8 @@ static int read_command(struct smtpd_session *s)
         } while (r == STREAM_PARTIAL && s->line.len == max);
         str_clear(&s->line);
         s->counts[CMD_UNKNOWN]++;
-        smtpd_reply(s, 500, "5.5.2 Error: Line too long");
+        if (smtpd_junk(s))
+            smtpd_reply(s, 500, "5.5.2 Error: Line too long");
         return 2;
     }
     /* strip the line end (CRLF or bare LF) and trailing blanks */
@@ -156,8 +164,13 @@ static void smtpd_service(struct server *srv, int *fd)
     s->trusted = cidr_list_match(&smtpd_cf.mynetworks, s->addr);
     log_info("connect from [%s]", s->addr);
 
-    if (!smtpd_cf.tls_wrapper || smtpd_tls_wrap(s) == 0)
-        smtpd_reply(s, 220, "%s", smtpd_cf.banner);
+    if (!smtpd_cf.tls_wrapper || smtpd_tls_wrap(s) == 0) {
+        /* a client that talks before the greeting is not waiting for replies */
+        if (smtpd_input_waiting(s, (int)smtpd_cf.greet_wait_ms))
+            smtpd_improper_pipelining(s, "CONNECT");
+        else
+            smtpd_reply(s, 220, "%s", smtpd_cf.banner);
+    }
     while (!s->done) {
         int r = read_command(s);
 
@@ -167,7 +180,8 @@ static void smtpd_service(struct server *srv, int *fd)
             continue;
         if (memchr(s->line.s, '\0', s->line.len) != NULL || line_has_control(&s->line)) {
             s->counts[CMD_UNKNOWN]++;
-            smtpd_reply(s, 500, "5.5.2 Error: bad character in command");
+            if (smtpd_junk(s))
+                smtpd_reply(s, 500, "5.5.2 Error: bad character in command");
             continue;
         }
         smtpd_command(s, s->line.s);

@@ -46,6 +46,11 @@ struct smtpd_conf {
     int timeout_ms;                 /* idle: between bytes */
     long long command_deadline_ms;  /* one command line, from its first byte */
     long long data_deadline_ms;     /* DATA, or a BDAT sequence, as a whole */
+    long long header_size_limit;    /* bytes of the client's header section */
+    long long junk_command_limit;
+    long long greet_wait_ms;        /* 0: look only for input already there */
+    bool forbid_unauth_pipelining;
+    long long queue_minfree;        /* free bytes MAIL needs in the queue's tmp/ */
     long long hard_error_limit;
     long long soft_error_limit;
     long long error_sleep_ms;
@@ -116,6 +121,7 @@ struct smtpd_session {
     long long phase_deadline;   /* clock_ms() end of the DATA/BDAT phase; 0: none */
     const char *phase;          /* its name for the log */
     long long errors;
+    long long junk;             /* NOOP, RSET, VRFY, HELP, unknown or bad commands */
     bool done;                  /* QUIT, fatal error or lost connection */
     const char *lost_after;     /* command during which the connection was lost */
     unsigned counts[CMD_COUNT];
@@ -159,6 +165,14 @@ void smtpd_command(struct smtpd_session *s, char *line);
 /* Ends the transaction: aborts its queue file if any, clears it. */
 void smtpd_txn_reset(struct smtpd_session *s);
 void smtpd_txn_free(struct smtpd_txn *t);
+/* Counts a junk command (NOOP, RSET, VRFY, HELP, unknown or malformed): false,
+ * after "421 4.7.0" and the end of the session, when it is one too many. */
+bool smtpd_junk(struct smtpd_session *s);
+/* Refuses the client for pipelining when it was not offered (or for talking before
+ * the greeting, after "CONNECT"): logged, "554 5.5.0", the session ends. */
+void smtpd_improper_pipelining(struct smtpd_session *s, const char *after);
+/* true when the client has sent bytes we have not read (buffered or in the socket). */
+bool smtpd_input_waiting(struct smtpd_session *s, int wait_ms);
 /* true when arg starts with word (case-insensitive) followed by NUL or a space. */
 bool smtpd_word_is(const char *arg, const char *word);
 
