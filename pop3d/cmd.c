@@ -1,15 +1,74 @@
 /* Command lines from a POP3 client: bounded reads, keyword splitting, error replies
  * with a limit, message numbers and the other arguments.  Every byte here comes from the client. */
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <string.h>
 
+#include "clock.h"
 #include "pop3d.h"
 #include "stream.h"
 
 #define POP3_DISCARD_MAX 65536      /* most bytes of an overlong line skipped */
 
-int pop3_getline(struct stream *st, struct str *line, size_t max)
+/* Waits for the first byte of a line: the idle timeout, cut to the phase deadline.
+ * 0, or -1 with errno ETIMEDOUT (or the flush's error). */
+static int wait_first_byte(struct stream *st, long long phase_deadline)
+{
+    struct pollfd pfd = { .fd = stream_fd(st), .events = POLLIN, .revents = 0 };
+    long long wait = pop3_cf.timeout_ms;
+    int r;
+
+    if (stream_pending(st) > 0)
+        return 0;
+    if (stream_flush(st) < 0)
+        return -1;
+    if (phase_deadline != 0) {
+        long long left = phase_deadline - clock_ms();
+        if (left < wait)
+            wait = left > 0 ? left : 0;
+    }
+    do {
+        r = poll(&pfd, 1, (int)wait);
+    } while (r < 0 && errno == EINTR);
+    if (r == 0) {
+        errno = ETIMEDOUT;
+        return -1;
+    }
+    return 0;
+}
+
+static int getline_bounded(struct stream *st, struct str *line, size_t max);
+
+int pop3_getline(struct stream *st, struct str *line, size_t max, long long phase_deadline)
+{
+    long long deadline;
+    int r;
+
+    str_clear(line);
+    if (wait_first_byte(st, phase_deadline) < 0)
+        return POP3_LINE_EOF;
+    /* from the first byte on, the line has pop3d_command_deadline however it trickles */
+    deadline = clock_ms() + pop3_cf.command_deadline_ms;
+    if (phase_deadline != 0 && phase_deadline < deadline)
+        deadline = phase_deadline;
+    stream_set_deadline(st, deadline);
+    r = getline_bounded(st, line, max);
+    stream_set_deadline(st, phase_deadline);
+    return r;
+}
+
+void pop3_timeout_reply(struct stream *st)
+{
+    if (stream_error(st) && stream_clear_timeout(st) < 0)
+        return;
+    stream_set_deadline(st, clock_ms() + POP3_LAST_REPLY_MS);
+    stream_puts(st, "-ERR [SYS/TEMP] timeout exceeded, closing\r\n");
+    stream_flush(st);
+}
+
+static int getline_bounded(struct stream *st, struct str *line, size_t max)
 {
     int r = stream_getline(st, line, max);
     bool bad = false;

@@ -18,6 +18,8 @@ static void pop3_settings(const struct conf *c)
 {
     pop3_cf.timeout_ms = (int)conf_time_ms(c, CONF_pop3d_timeout);
     pop3_cf.ipc_timeout_ms = (int)conf_time_ms(c, CONF_ipc_timeout);
+    pop3_cf.command_deadline_ms = conf_time_ms(c, CONF_pop3d_command_deadline);
+    pop3_cf.preauth_deadline_ms = conf_time_ms(c, CONF_pop3d_preauth_deadline);
     pop3_cf.error_limit = conf_count(c, CONF_pop3d_error_limit);
     pop3_cf.wrapper = conf_bool(c, CONF_pop3d_tls_wrapper);
     pop3_cf.hostname = conf_str(c, CONF_myhostname);

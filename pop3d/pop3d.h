@@ -25,10 +25,13 @@ struct auth_result;
 #define POP3_SASL_MAX 1024          /* a SASL response line */
 #define POP3_NAME_MAX 255           /* a user name */
 #define POP3_FAIL_DELAY 1           /* seconds before a failed login is answered */
+#define POP3_LAST_REPLY_MS 10000    /* for the reply after a timeout */
 
 struct pop3_conf {
     int timeout_ms;                 /* pop3d_timeout */
     int ipc_timeout_ms;             /* ipc_timeout */
+    long long command_deadline_ms;  /* pop3d_command_deadline */
+    long long preauth_deadline_ms;  /* pop3d_preauth_deadline */
     long long error_limit;          /* pop3d_error_limit */
     bool wrapper;                   /* pop3d_tls_wrapper: TLS from the first byte */
     struct tls_ctx *tls;            /* NULL without a certificate */
@@ -42,8 +45,14 @@ extern struct pop3_conf pop3_cf;
 #define POP3_LINE_BAD 2             /* too long or holds NUL: answer -ERR, go on */
 #define POP3_LINE_EOF 0             /* EOF, error or timeout: end the session */
 
-/* Reads one line of at most max bytes (CRLF included) into line, without its line end. */
-int pop3_getline(struct stream *st, struct str *line, size_t max);
+/* Reads one line of at most max bytes (CRLF included) into line, without its line
+ * end.  The wait for its first byte is pop3d_timeout, the line itself has
+ * pop3d_command_deadline; both are cut to phase_deadline (clock_ms(), 0: none),
+ * which is the stream's deadline again on return.  A timeout is POP3_LINE_EOF with
+ * errno ETIMEDOUT. */
+int pop3_getline(struct stream *st, struct str *line, size_t max, long long phase_deadline);
+/* After a read timed out: "-ERR [SYS/TEMP] timeout exceeded" (best effort). */
+void pop3_timeout_reply(struct stream *st);
 /* Splits line in place: the keyword (upper-cased) and the rest after one space. */
 void pop3_split(struct str *line, const char **keyword, const char **args);
 /* "-ERR text" and one more error against the limit; false when the limit is reached

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth_clnt.h"
+#include "clock.h"
 #include "log.h"
 #include "login.h"
 #include "pop3d.h"
@@ -27,7 +28,29 @@ struct preauth {
     unsigned errors;
     bool tls;
     bool done;                  /* handed off, or the connection is to be closed */
+    long long deadline;         /* clock_ms() end of the pre-auth phase */
 };
+
+/* Time left for a TLS handshake: the idle timeout, cut to the pre-auth deadline. */
+static int handshake_ms(const struct preauth *p)
+{
+    long long left = p->deadline - clock_ms();
+
+    if (left < 0)
+        left = 0;
+    return left < pop3_cf.timeout_ms ? (int)left : pop3_cf.timeout_ms;
+}
+
+/* A read timed out: the pre-auth deadline or the idle timeout.  Logged, answered. */
+static void preauth_timed_out(struct preauth *p)
+{
+    if (clock_ms() >= p->deadline)
+        log_info("pre-auth deadline exceeded: client=[%s]", p->addr);
+    else
+        log_info("timeout: client=[%s]", p->addr);
+    pop3_timeout_reply(p->st);
+    p->done = true;
+}
 
 static void wipe(struct str *s)
 {
@@ -98,6 +121,7 @@ static void preauth_handoff(struct preauth *p, const struct auth_result *r)
         goto fail;
     }
     p->done = true;
+    stream_set_deadline(p->st, 0);  /* logged in: the pre-auth deadline is over */
     if (p->tls)
         pop3_proxy(p->st, pair[0], pop3_cf.timeout_ms);
     login_handoff_free(&h);
@@ -165,8 +189,10 @@ static int preauth_sasl_line(struct preauth *p, const char *prompt, struct str *
     int r;
 
     stream_printf(p->st, "+ %s\r\n", prompt);
-    r = pop3_getline(p->st, &line, POP3_SASL_MAX + 2);
+    r = pop3_getline(p->st, &line, POP3_SASL_MAX + 2, p->deadline);
     if (r == POP3_LINE_EOF) {
+        if (errno == ETIMEDOUT)
+            preauth_timed_out(p);
         wipe(&line);
         p->done = true;
         return -1;
@@ -269,8 +295,9 @@ static void preauth_stls(struct preauth *p, const char *args)
         p->done = true;
         return;
     }
-    if (tls_server_start(pop3_cf.tls, p->st, pop3_cf.timeout_ms, &discarded, &err) < 0) {
-        log_info("client=[%s]: TLS handshake failed: %s", p->addr, err.s ? err.s : "");
+    if (tls_server_start(pop3_cf.tls, p->st, handshake_ms(p), &discarded, &err) < 0) {
+        log_info("client=[%s]: TLS handshake failed: %s%s", p->addr, err.s ? err.s : "",
+                 clock_ms() >= p->deadline ? " (pre-auth deadline exceeded)" : "");
         p->done = true;
     } else {
         p->tls = true;
@@ -338,14 +365,18 @@ void pop3_preauth_service(struct server *srv, int *fd)
         strcpy(p.addr, "unknown");
     p.st = stream_fdopen(*fd);
     *fd = -1;
+    /* from connect to a successful login, TLS handshake included */
+    p.deadline = clock_ms() + pop3_cf.preauth_deadline_ms;
     stream_set_timeout(p.st, pop3_cf.timeout_ms);
+    stream_set_deadline(p.st, p.deadline);
     log_info("connect from [%s]", p.addr);
     if (pop3_cf.wrapper) {
         struct str err = STR_INIT;
         if (pop3_cf.tls == NULL
-            || tls_server_start(pop3_cf.tls, p.st, pop3_cf.timeout_ms, NULL, &err) < 0) {
-            log_info("client=[%s]: TLS handshake failed: %s", p.addr,
-                     err.s ? err.s : "no certificate");
+            || tls_server_start(pop3_cf.tls, p.st, handshake_ms(&p), NULL, &err) < 0) {
+            log_info("client=[%s]: TLS handshake failed: %s%s", p.addr,
+                     err.s ? err.s : "no certificate",
+                     clock_ms() >= p.deadline ? " (pre-auth deadline exceeded)" : "");
             str_free(&err);
             stream_close(p.st);
             return;
@@ -355,9 +386,12 @@ void pop3_preauth_service(struct server *srv, int *fd)
     }
     stream_puts(p.st, "+OK Postern POP3 server ready\r\n");
     while (!p.done && !server_stop) {
-        int r = pop3_getline(p.st, &line, POP3_CMD_MAX);
-        if (r == POP3_LINE_EOF)
+        int r = pop3_getline(p.st, &line, POP3_CMD_MAX, p.deadline);
+        if (r == POP3_LINE_EOF) {
+            if (errno == ETIMEDOUT)
+                preauth_timed_out(&p);
             break;
+        }
         if (r == POP3_LINE_BAD)
             preauth_error(&p, "%s", "line too long or not text");
         else

@@ -314,9 +314,11 @@ int pop3_session(struct login_handoff *h, const struct auth_result *who)
     stream_printf(s.st, "+OK %zu messages (%llu octets)\r\n", s.ml.n,
                   (unsigned long long)s.ml.total);
     while (!s.quit && !s.broken) {
-        int r = pop3_getline(s.st, &line, POP3_CMD_MAX);
+        int r = pop3_getline(s.st, &line, POP3_CMD_MAX, 0);
         if (r == POP3_LINE_EOF) {
             timed_out = errno == ETIMEDOUT;
+            if (timed_out)
+                pop3_timeout_reply(s.st);
             break;
         }
         if (r == POP3_LINE_BAD)
