@@ -123,6 +123,7 @@ static void timers(struct qmgr *q)
         qmgr_dests_revive(q);
         qmgr_scan_deferred(q, true);
         q->next_deferred = now + conf_time_ms(q->conf, CONF_queue_run_delay) / 1000;
+        q->next_tmp = 0;
     } else if (now >= q->next_deferred) {
         qmgr_scan_deferred(q, false);
         q->next_deferred = now + conf_time_ms(q->conf, CONF_queue_run_delay) / 1000;
@@ -131,6 +132,10 @@ static void timers(struct qmgr *q)
         q->want_incoming = false;
         qmgr_scan_incoming(q);
         q->next_incoming = now + QMGR_INCOMING_SCAN;
+    }
+    if (now >= q->next_tmp) {
+        qmgr_scan_tmp(q);
+        q->next_tmp = now + QMGR_TMP_SCAN;
     }
 }
 

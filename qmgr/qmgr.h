@@ -17,6 +17,7 @@ struct resolve_clnt;
 struct stream;
 
 #define QMGR_INCOMING_SCAN 60       /* seconds between scans of incoming/ */
+#define QMGR_TMP_SCAN 3600          /* seconds between looks for stale files in tmp/ */
 #define QMGR_CLIENTS_MAX 1024       /* wake-up connections kept at once */
 #define QMGR_START_BATCH 100        /* messages started per loop turn */
 #define QMGR_ROUTE_BATCH 1000       /* most addresses in one route request */
@@ -134,6 +135,7 @@ struct qmgr {
     bool want_flush;
     time_t next_incoming;
     time_t next_deferred;
+    time_t next_tmp;                 /* next look for stale files in tmp/ */
     bool stopping;                  /* reload: no new work */
 };
 
@@ -141,6 +143,9 @@ struct qmgr {
 void qmgr_scan_active(struct qmgr *q);
 void qmgr_scan_incoming(struct qmgr *q);
 void qmgr_scan_deferred(struct qmgr *q, bool all);
+/* Removes regular files in tmp/ older than queue_tmp_lifetime (left there by a
+ * writer that was killed), logging each. */
+void qmgr_scan_tmp(struct qmgr *q);
 int qmgr_queue_rename(const char *from, const char *to, const char *id);
 
 /* qmgr_message.c */

@@ -1,5 +1,6 @@
 /* Queue directory scans: active/ at start (messages taken back), incoming/ on
- * wake-ups and on a timer, deferred/ when their retry time (the mtime) has come.
+ * wake-ups and on a timer, deferred/ when their retry time (the mtime) has come,
+ * tmp/ for files its writers left behind (at start, hourly and on a flush).
  * Only names that are valid queue ids are looked at; messages move by rename. */
 #include <dirent.h>
 #include <errno.h>
@@ -9,7 +10,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "conf.h"
 #include "log.h"
 #include "qmgr.h"
 #include "xmalloc.h"
@@ -139,4 +142,38 @@ void qmgr_scan_deferred(struct qmgr *q, bool all)
             break;
     }
     ids_free(ids, n);
+}
+
+void qmgr_scan_tmp(struct qmgr *q)
+{
+    time_t now = time(NULL);
+    time_t lifetime = (time_t)(conf_time_ms(q->conf, CONF_queue_tmp_lifetime) / 1000);
+    int dfd = open("tmp", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *d;
+    struct dirent *de;
+
+    if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
+        log_warn("open tmp: %m");
+        if (dfd >= 0)
+            close(dfd);
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        struct stat sb;
+
+        if (de->d_name[0] == '.')
+            continue;
+        if (fstatat(dfd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISREG(sb.st_mode))
+            continue;
+        if (now - sb.st_mtime <= lifetime)
+            continue;
+        if (unlinkat(dfd, de->d_name, 0) < 0) {
+            if (errno != ENOENT)
+                log_warn("remove tmp/%s: %m", de->d_name);
+            continue;
+        }
+        log_info("tmp/%s: removed stale temporary file, age %llds", de->d_name,
+                 (long long)(now - sb.st_mtime));
+    }
+    closedir(d);
 }
