@@ -103,8 +103,23 @@ static int helo_arg(struct smtpd_session *s, const char *arg, const char *cmd)
     }
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)arg[i];
-        if (c < 0x21 || c == 0x7f || c == '<' || c == '>' || c == '(' || c == ')') {
-            smtpd_reply(s, 501, "5.5.4 Error: bad character in hostname");
+        if (c < 0x21 || c == 0x7f || c == '<' || c == '>' || c == '(' || c == ')'
+            || ((c == '[' || c == ']') && arg[0] != '[')) {
+            smtpd_reply(s, 501, "5.5.2 Error: bad character in hostname");
+            return -1;
+        }
+    }
+    if (!addr_utf8_valid(arg, n)) {
+        smtpd_reply(s, 501, "5.5.2 Error: invalid UTF-8 in hostname");
+        return -1;
+    }
+    if (arg[0] == '[') {
+        /* an address literal: "[1.2.3.4]" or "[IPv6:...]", nothing else */
+        char lit[HELO_MAX + 1];
+        memcpy(lit, arg, n);
+        lit[n] = '\0';
+        if (!addr_domain_valid(lit, false)) {
+            smtpd_reply(s, 501, "5.5.2 Error: invalid address literal in hostname");
             return -1;
         }
     }

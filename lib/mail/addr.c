@@ -59,6 +59,22 @@ static size_t utf8_len(const unsigned char *p)
     return 0;
 }
 
+bool addr_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (size_t i = 0; i < len;) {
+        size_t k = 1;
+        if (p[i] >= 0x80) {
+            k = utf8_len(p + i);
+            if (k == 0 || k > len - i)
+                return false;
+        }
+        i += k;
+    }
+    return true;
+}
+
 /* At p a byte >= 0x80: its length when allowed, else 0 with *why set. */
 static size_t eight_bit(const unsigned char *p, int flags, const char **why)
 {

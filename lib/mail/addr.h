@@ -36,6 +36,9 @@ int addr_parse_path(const char *arg, int flags, struct str *addr, const char **r
 /* Domain syntax: dot-atom of letter-digit-hyphen labels (or UTF-8 with SMTPUTF8), or
  * an address literal "[1.2.3.4]" / "[IPv6:...]". */
 bool addr_domain_valid(const char *domain, bool utf8);
+/* true when the len bytes at s (followed by a NUL or more text) are well-formed
+ * UTF-8 (RFC 3629: no overlong forms, no surrogates); ASCII is. */
+bool addr_utf8_valid(const char *s, size_t len);
 /* A local part safe to use as one path component: no '/', NUL, control characters,
  * not "." or "..", not starting with '.', at most ADDR_LOCAL_MAX bytes. */
 bool addr_local_safe(const char *local);
