@@ -41,12 +41,20 @@ static int wait_first_byte(struct stream *st, long long phase_deadline)
 
 static int getline_bounded(struct stream *st, struct str *line, size_t max);
 
+static const char *timeout_kind = "timeout";
+
+const char *pop3_timeout_kind(void)
+{
+    return timeout_kind;
+}
+
 int pop3_getline(struct stream *st, struct str *line, size_t max, long long phase_deadline)
 {
     long long deadline;
     int r;
 
     str_clear(line);
+    timeout_kind = "timeout";
     if (wait_first_byte(st, phase_deadline) < 0)
         return POP3_LINE_EOF;
     /* from the first byte on, the line has pop3d_command_deadline however it trickles */
@@ -55,6 +63,8 @@ int pop3_getline(struct stream *st, struct str *line, size_t max, long long phas
         deadline = phase_deadline;
     stream_set_deadline(st, deadline);
     r = getline_bounded(st, line, max);
+    if (r == POP3_LINE_EOF && errno == ETIMEDOUT && clock_ms() >= deadline)
+        timeout_kind = "command line deadline exceeded";
     stream_set_deadline(st, phase_deadline);
     return r;
 }

@@ -51,6 +51,8 @@ extern struct pop3_conf pop3_cf;
  * which is the stream's deadline again on return.  A timeout is POP3_LINE_EOF with
  * errno ETIMEDOUT. */
 int pop3_getline(struct stream *st, struct str *line, size_t max, long long phase_deadline);
+/* After pop3_getline timed out: "timeout" (idle) or "command line deadline exceeded". */
+const char *pop3_timeout_kind(void);
 /* After a read timed out: "-ERR [SYS/TEMP] timeout exceeded" (best effort). */
 void pop3_timeout_reply(struct stream *st);
 /* Splits line in place: the keyword (upper-cased) and the rest after one space. */

@@ -47,7 +47,7 @@ static void preauth_timed_out(struct preauth *p)
     if (clock_ms() >= p->deadline)
         log_info("pre-auth deadline exceeded: client=[%s]", p->addr);
     else
-        log_info("timeout: client=[%s]", p->addr);
+        log_info("%s: client=[%s]", pop3_timeout_kind(), p->addr);
     pop3_timeout_reply(p->st);
     p->done = true;
 }

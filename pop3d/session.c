@@ -317,8 +317,10 @@ int pop3_session(struct login_handoff *h, const struct auth_result *who)
         int r = pop3_getline(s.st, &line, POP3_CMD_MAX, 0);
         if (r == POP3_LINE_EOF) {
             timed_out = errno == ETIMEDOUT;
-            if (timed_out)
+            if (timed_out) {
+                log_info("%s: user=<%s>, client=[%s]", pop3_timeout_kind(), s.user, s.client);
                 pop3_timeout_reply(s.st);
+            }
             break;
         }
         if (r == POP3_LINE_BAD)

@@ -349,10 +349,12 @@ void smtpd_command(struct smtpd_session *s, char *line)
             if (is_junk(commands[i].id) && !smtpd_junk(s))
                 return;
             /* Without PIPELINING offered (no EHLO yet, or HELO), a client waits for
-             * each reply; input already there means it does not (RFC 2920).  QUIT
-             * may be followed by the client's close; BDAT by its chunk. */
-            if (s->cf->forbid_unauth_pipelining && !s->esmtp && commands[i].id != CMD_QUIT
-                && commands[i].id != CMD_BDAT && smtpd_input_waiting(s, 0)) {
+             * each reply; input already there means it does not (RFC 2920).  EHLO,
+             * whose reply offers PIPELINING, may be followed at once; QUIT by the
+             * client's close; BDAT by its chunk. */
+            if (s->cf->forbid_unauth_pipelining && !s->esmtp && commands[i].id != CMD_EHLO
+                && commands[i].id != CMD_QUIT && commands[i].id != CMD_BDAT
+                && smtpd_input_waiting(s, 0)) {
                 smtpd_improper_pipelining(s, commands[i].name);
                 return;
             }
