@@ -74,6 +74,21 @@ def read_reply(sock, timeout=30):
     return buf
 
 
+def read_replies(sock, n, timeout=30):
+    """The next n whole SMTP replies, as one buffer."""
+    buf = b""
+    end = time.monotonic() + timeout
+    while len(re.findall(rb"^\d{3} ", buf, re.M)) < n and time.monotonic() < end:
+        r, _, _ = select.select([sock], [], [], end - time.monotonic())
+        if not r:
+            break
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
 def command(sock, line):
     sock.sendall(line + b"\r\n")
     return read_reply(sock)
@@ -311,9 +326,7 @@ def test_pipelining_after_ehlo_is_taken(mta):
     with greeted(mta) as s:
         s.sendall(b"EHLO pipe.remote.test\r\nMAIL FROM:<%s>\r\nRCPT TO:<%s>\r\nRSET\r\n"
                   % (SENDER.encode(), USER.encode()))
-        got = b""
-        for _ in range(4):
-            got += read_reply(s) + b"\r\n"
+        got = read_replies(s, 4)
         assert b"PIPELINING" in got
         assert re.findall(rb"^(\d{3}) ", got, re.M) == [b"250"] * 4, got
 
@@ -439,8 +452,9 @@ def test_full_queue_file_system():
 
         # A message taken before the disk fills, kept in the queue by a mailbox
         # that cannot be written yet.
-        maildir = inst.maildir(USER)
-        os.chmod(maildir, 0o000)
+        domain_dir = os.path.join(inst.conf_dir, "mail")
+        mode = os.stat(domain_dir).st_mode & 0o7777
+        os.chmod(domain_dir, 0o000)
         mark = inst.log_mark()
         before = (b"Subject: before\r\nMessage-ID: <before-full@remote.test>\r\n\r\n"
                   b"taken before the disk filled\r\n")
@@ -471,7 +485,7 @@ def test_full_queue_file_system():
 
         # Space again: what was taken before is delivered, new mail is taken.
         os.unlink(filler)
-        os.chmod(maildir, 0o700)
+        os.chmod(domain_dir, mode)
         inst.run("queue", "flush")
         inst.wait_message(USER, "<before-full@remote.test>", timeout=30)
         after = b"Subject: after\r\nMessage-ID: <after-full@remote.test>\r\n\r\nroom again\r\n"
