@@ -119,3 +119,24 @@ TEST(lists)
     cidr_list_free(&cl);
     str_free(&err);
 }
+
+TEST(host_word)
+{
+    char *items[] = { "host", "10.0.0.0/8", NULL };
+    struct cidr_list cl;
+    struct str err = STR_INIT, text = STR_INIT;
+
+    /* The loopback interface's 127.0.0.1 is this host's; the rest of 127/8 is not. */
+    CHECK(cidr_list_parse(items, &cl, &err) == 0);
+    CHECK(cidr_list_match(&cl, "127.0.0.1"));
+    CHECK(!cidr_list_match(&cl, "127.0.0.2"));
+    CHECK(cidr_list_match(&cl, "10.9.8.7"));
+    for (size_t i = 0; i < cl.n; i++)
+        CHECK(cl.v[i].prefix == (cl.v[i].family == AF_INET ? 32u : 128u)
+              || (cl.v[i].family == AF_INET && cl.v[i].prefix == 8));
+    cidr_list_free(&cl);
+    CHECK(cidr_host_text(&text) == 0);
+    CHECK(strstr(text.s, "127.0.0.1/32") != NULL);
+    str_free(&text);
+    str_free(&err);
+}
