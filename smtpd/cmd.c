@@ -180,6 +180,8 @@ static bool queue_space(struct smtpd_session *s)
     struct statvfs sv;
     unsigned long long avail, need;
 
+    if (s->cf->queue_minfree == 0 && s->txn.declared_size <= 0)
+        return true;
     if (statvfs("tmp", &sv) < 0) {
         log_warn("statvfs tmp: %m");
         return true;

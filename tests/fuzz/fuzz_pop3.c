@@ -175,12 +175,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     close(p[1]);
     memset(&pop3_cf, 0, sizeof(pop3_cf));
     pop3_cf.error_limit = data[0] % 8;          /* 0: no limit */
+    pop3_cf.timeout_ms = 1000;
+    pop3_cf.command_deadline_ms = 10000;
     st = stream_fdopen(p[0]);
     stream_set_timeout(st, 1000);
     out = stream_fdopen(null);
     rp = data + 1;
     for (;;) {
-        int got = pop3_getline(st, &line, POP3_CMD_MAX);
+        int got = pop3_getline(st, &line, POP3_CMD_MAX, 0);
         int want = ref_line(&rp, data + size, &ref);
         const char *kw, *args;
 

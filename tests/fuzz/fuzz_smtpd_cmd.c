@@ -14,6 +14,8 @@
  * said (an independent reading of its parameters); a refused MAIL leaves none; RCPT's
  * NOTIFY and ORCPT come out well-formed; accepted base64 is canonical (it encodes
  * back to the same text) and PLAIN credentials split as the grammar says. */
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 
 #include "addr.h"
 #include "str.h"
+#include "stream.h"
 #include "fuzz_b64.h"
 #include "xtext.h"
 #include "../../smtpd/auth_decode.h"
@@ -408,8 +411,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cf.sasl_enable = data[0] & 4;
     cf.tls_level = data[0] & 8 ? SMTPD_TLS_ENCRYPT : SMTPD_TLS_NONE;
     cf.line_length_limit = LINE_MAX_FUZZ;
+    /* no early-talker or pipelining look at a socket, no junk or disk space limit:
+     * the parsers are what is fuzzed here */
+    cf.forbid_unauth_pipelining = false;
+    cf.junk_command_limit = LLONG_MAX;
+    cf.queue_minfree = 0;
     memset(&s, 0, sizeof(s));
     s.cf = &cf;
+    s.st = stream_fdopen(open("/dev/null", O_RDWR | O_CLOEXEC));
     snprintf(s.addr, sizeof(s.addr), "192.0.2.1");
     s.txn.declared_size = -1;
     memset(&st, 0, sizeof(st));
@@ -449,6 +458,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     smtpd_txn_free(&s.txn);
+    stream_close(s.st);
     str_free(&s.helo);
     str_free(&s.line);
     str_free(&s.sasl_user);
