@@ -471,8 +471,16 @@ def test_full_queue_file_system():
         inst.wait_log("reject: MAIL from [127.0.0.1]: 452 4.3.1 Insufficient system storage",
                       since=mark)
 
-        # Above it, but the message does not fit: 452 at the end of DATA, no file left.
+        # Above it, but not with the size the client declares.
         fill_to(1_500_000)
+        with inst.smtp() as s:
+            s.ehlo("full.remote.test")
+            code, text = s.mail(SENDER, ["SIZE=1000000"])
+            assert code == 452 and text == b"4.3.1 Insufficient system storage", (code, text)
+            assert s.mail(SENDER, ["SIZE=1000"])[0] == 250
+
+        # The message does not fit after all: 452 at the end of DATA, no file left.
+        mark = inst.log_mark()
         big = (b"Subject: too big for the disk\r\nMessage-ID: <no-room@remote.test>\r\n\r\n"
                + b"y" * 998 + b"\r\n") * 2500
         with inst.smtp() as s:
@@ -481,7 +489,9 @@ def test_full_queue_file_system():
             assert s.rcpt(USER)[0] == 250
             code, text = s.data(big)
             assert code == 452 and text == b"4.3.1 Insufficient system storage", (code, text)
+        inst.wait_log("reject: queue file system full from [127.0.0.1]", since=mark)
         assert inst.queue_files("tmp") == []
+        assert not inst.log_lines("queue active", since=mark)
 
         # Space again: what was taken before is delivered, new mail is taken.
         os.unlink(filler)
