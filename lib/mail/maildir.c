@@ -92,6 +92,10 @@ static int dir_open_checked(int at, const char *dir, const char *name, uid_t own
             errno = ELOOP;
             return -1;
         }
+        /* Not ours to open: say whose it is when that is the reason. */
+        if (e == EACCES && fstatat(at, name, &sb, AT_SYMLINK_NOFOLLOW) == 0
+            && sb.st_uid != owner)
+            goto not_owner;
         str_clear(err);
         str_printf(err, "open %s%s%s: %s", dir, shown, at == AT_FDCWD ? "" : name,
                    strerror(e));
@@ -103,16 +107,16 @@ static int dir_open_checked(int at, const char *dir, const char *name, uid_t own
         close(fd);
         return fail_errno(err, e, "fstat %s/%s: %s", dir, at == AT_FDCWD ? "" : name);
     }
-    if (sb.st_uid != owner) {
-        str_clear(err);
-        str_printf(err, "refused: %s%s%s is owned by uid %lu, not by the mailbox owner"
-                   " (uid %lu)", dir, shown, at == AT_FDCWD ? "" : name,
-                   (unsigned long)sb.st_uid, (unsigned long)owner);
-        close(fd);
-        errno = EPERM;
-        return -1;
-    }
-    return fd;
+    if (sb.st_uid == owner)
+        return fd;
+    close(fd);
+not_owner:
+    str_clear(err);
+    str_printf(err, "refused: %s%s%s is owned by uid %lu, not by the mailbox owner"
+               " (uid %lu)", dir, shown, at == AT_FDCWD ? "" : name,
+               (unsigned long)sb.st_uid, (unsigned long)owner);
+    errno = EPERM;
+    return -1;
 }
 
 void maildir_dirs_close(int fds[MAILDIR_NFD])
@@ -126,6 +130,8 @@ void maildir_dirs_close(int fds[MAILDIR_NFD])
 
 int maildir_dirs_open(const char *dir, uid_t owner, int fds[MAILDIR_NFD], struct str *err)
 {
+    struct str top = STR_INIT;
+
     for (int i = 0; i < MAILDIR_NFD; i++)
         fds[i] = -1;
     if (dir == NULL || *dir == '\0') {
@@ -133,20 +139,26 @@ int maildir_dirs_open(const char *dir, uid_t owner, int fds[MAILDIR_NFD], struct
         errno = EINVAL;
         return -1;
     }
-    fds[MAILDIR_FD_TOP] = dir_open_checked(AT_FDCWD, dir, dir, owner, err);
-    if (fds[MAILDIR_FD_TOP] < 0)
-        return -1;
-    for (int i = 0; i < 3; i++) {
-        fds[MAILDIR_FD_TMP + i] = dir_open_checked(fds[MAILDIR_FD_TOP], dir, maildir_sub[i],
+    /* Without its trailing '/': "dir/" would follow a link at dir, O_NOFOLLOW or not. */
+    str_sets(&top, dir);
+    while (top.len > 1 && top.s[top.len - 1] == '/')
+        str_truncate(&top, top.len - 1);
+    fds[MAILDIR_FD_TOP] = dir_open_checked(AT_FDCWD, top.s, top.s, owner, err);
+    for (int i = 0; i < 3 && fds[MAILDIR_FD_TOP] >= 0; i++) {
+        fds[MAILDIR_FD_TMP + i] = dir_open_checked(fds[MAILDIR_FD_TOP], top.s, maildir_sub[i],
                                                    owner, err);
         if (fds[MAILDIR_FD_TMP + i] < 0) {
             int e = errno;
             maildir_dirs_close(fds);
             errno = e;
-            return -1;
         }
     }
-    return 0;
+    {
+        int e = errno;
+        str_free(&top);
+        errno = e;
+    }
+    return fds[MAILDIR_FD_TOP] >= 0 ? 0 : -1;
 }
 
 static int mkdir_one(const char *path, mode_t mode, struct str *err)

@@ -143,7 +143,10 @@ static int cdb_map_open(struct map *m, struct str *err)
     return 0;
 }
 
-/* Reopens the file when it was replaced; at most one stat a second. */
+/* Reopens the file when it was replaced: at once when the open file has lost its
+ * name (a rebuild renames a new file over it: the process that accepted an address
+ * and the one that delivers to it must agree), else after at most a second (a stat
+ * of the path). */
 static int cdb_map_check(struct map *m, struct str *err)
 {
     struct stat sb;
@@ -151,6 +154,9 @@ static int cdb_map_check(struct map *m, struct str *err)
 
     if (m->fd >= 0 && m->pinned)
         return 0;
+    if (m->fd >= 0 && now == m->checked && m->check_errno == 0
+        && fstat(m->fd, &sb) == 0 && sb.st_nlink == 0)
+        m->checked = now - 1;
     if (m->fd >= 0 && now == m->checked) {
         if (m->check_errno == 0)
             return 0;
