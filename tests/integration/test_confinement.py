@@ -20,6 +20,7 @@ ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="privilege separation needs root")
 
 SYSUSER = f"pstncnf{os.getpid()}"       # one per test run: runs at once do not clash
+SYSPASS = "Conf-pass-42"
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +185,7 @@ def sysuser():
         subprocess.run(["userdel", "-r", SYSUSER], capture_output=True)
         subprocess.run(["useradd", "-m", "-d", home, "-s", "/usr/sbin/nologin", SYSUSER],
                        check=True)
+        subprocess.run(["chpasswd"], input=f"{SYSUSER}:{SYSPASS}\n", text=True, check=True)
     os.chmod(home, 0o755)
     yield pwd.getpwnam(SYSUSER)
     with accounts_lock():
@@ -234,6 +236,26 @@ def test_unprivileged_users_cannot_read_mail(inst, sysuser):
     # The control: the owner can.
     r = read_as(sysuser.pw_name, sys_file)
     assert r.returncode == 0 and mid.encode() in r.stdout, r
+
+
+@needs_root
+def test_system_user_session_in_maildir(inst, sysuser):
+    """A system user's session process keeps the user's uid and has the user's
+    Maildir, not the home directory, as its root."""
+    maildir = os.path.join(sysuser.pw_dir, "Maildir")
+    mid = f"<sys-pop-{os.getpid()}@remote.test>"
+    send(inst, f"{SYSUSER}@{inst.hostname}", mid)
+    wait_maildir_message(maildir, mid)
+    p = login(inst, SYSUSER, SYSPASS)
+    try:
+        pids = session_in(inst, maildir)
+        assert len(pids) == 1, pids
+        assert [int(x) for x in status_field(pids[0], "Uid")] == [sysuser.pw_uid] * 4
+        assert status_field(pids[0], "NoNewPrivs") == ["1"]
+        count, _ = p.stat()
+        assert any(mid.encode() in b"\n".join(p.retr(i)[1]) for i in range(1, count + 1))
+    finally:
+        p.quit()
 
 
 def make_maildir(path, uid, gid):
