@@ -150,7 +150,8 @@ static int maildir_write_copy(struct local_ctx *ctx, struct local_msg *m, const 
 
     /* Open first, create when missing: one syscall less per message in the usual
      * case.  A virtual mailbox is made with its parents; a system user's only in
-     * an existing home directory. */
+     * an existing home directory.  A directory that is a symbolic link or has
+     * another owner is refused by maildir_open (ELOOP, EPERM), never repaired. */
     if (maildir_open(path, &t, err) < 0) {
         e = errno;
         if (e != ENOENT || (!create && !parent_exists(path))) {
@@ -198,13 +199,12 @@ static int maildir_write_copy(struct local_ctx *ctx, struct local_msg *m, const 
 
 /* A copy written in tmp/ and not yet durable, with what its result needs. */
 struct local_file {
-    struct maildir_tmp t;
+    struct maildir_tmp t;           /* holds the Maildir's new/ open until the end */
     struct deliver_request *dr;
     size_t i;                       /* position of the recipient in dr */
     uid_t uid;
     gid_t gid;
     char *dir;                      /* the Maildir, without a trailing '/' */
-    struct str final;               /* its name in new/, once linked */
     bool linked;
     bool synced;
 };
@@ -242,7 +242,7 @@ static int become_owner(bool *as_owner, uid_t *cur_uid, gid_t *cur_gid, uid_t ui
 
 void local_flush(struct local_ctx *ctx)
 {
-    struct str err = STR_INIT, rerr = STR_INIT, newdir = STR_INIT;
+    struct str err = STR_INIT, rerr = STR_INIT;
     bool as_owner = false;
     uid_t cur_uid = 0;
     gid_t cur_gid = 0;
@@ -260,7 +260,7 @@ void local_flush(struct local_ctx *ctx)
                            "cannot switch to the mailbox owner");
             continue;
         }
-        if (maildir_link(&f->t, &f->final, &err) < 0)
+        if (maildir_link(&f->t, NULL, &err) < 0)
             file_fail(f, errno, &err);
         else
             f->linked = true;
@@ -278,13 +278,11 @@ void local_flush(struct local_ctx *ctx)
             rc = -1;
             e = EPERM;
         } else {
-            str_clear(&newdir);
-            str_printf(&newdir, "%s/new", f->dir);
-            rc = fsync_dir(newdir.s);
+            rc = maildir_sync_new(&f->t);
             e = errno;
             str_clear(&err);
             if (rc < 0)
-                str_printf(&err, "fsync %s: %s", newdir.s, strerror(e));
+                str_printf(&err, "fsync %s/new: %s", f->dir, strerror(e));
         }
         for (size_t l = k; l < ctx->nfiles; l++) {
             struct local_file *g = &ctx->files[l];
@@ -299,7 +297,7 @@ void local_flush(struct local_ctx *ctx)
             }
             /* Not known to be durable: take it back so that a retry delivers once. */
             if (as_owner)
-                unlink(g->final.s);
+                maildir_unlink_new(&g->t);
             file_fail(g, e, &err);
         }
     }
@@ -308,19 +306,13 @@ void local_flush(struct local_ctx *ctx)
     for (size_t k = 0; k < ctx->nfiles; k++) {
         struct local_file *f = &ctx->files[k];
 
-        if (!f->linked && f->t.fd >= 0) {
-            /* the owner's ids were refused: close it, leave the file in tmp/ */
-            free(f->t.tmp_path);
-            f->t.tmp_path = NULL;
-            maildir_abort(&f->t);
-        }
+        /* Linked, or the owner's ids were refused (the file stays in tmp/). */
+        maildir_close(&f->t);
         free(f->dir);
-        str_free(&f->final);
     }
     ctx->nfiles = 0;
     str_free(&err);
     str_free(&rerr);
-    str_free(&newdir);
 }
 
 /* Keeps the copy just written in t for local_flush (run at once when the batch is
@@ -341,7 +333,6 @@ static void file_add(struct local_ctx *ctx, struct deliver_request *dr, size_t i
     f->uid = mb->uid;
     f->gid = mb->gid;
     f->dir = xstrdup(dir);
-    str_init(&f->final);
     deliver_result(dr, i, DELIVER_DEFER, "4.3.0", "delivery not completed");
     if (ctx->nfiles == LOCAL_BATCH_FILES)
         local_flush(ctx);

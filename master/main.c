@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -461,6 +462,10 @@ int main(int argc, char **argv)
     str_free(&err);
     if (check_only)
         exit(0);
+    /* No program master or any daemon runs may gain privileges through exec (a
+     * set-user-id bit, file capabilities): inherited by every child. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        log_fatal("prctl PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
     master.conf_fd = master_conf_snapshot(master.conf, &err);
     if (master.conf_fd < 0)
         log_fatal("%s", err.s);

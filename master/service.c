@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -183,6 +184,12 @@ static _Noreturn void child_exec(const struct service *s)
     setenv("POSTERN_CONFIG_DIR", master.config_dir, 1);
     snprintf(buf, sizeof(buf), "%d", SERVER_STATUS_FD + (int)n - 1);
     setenv(CONF_SNAPSHOT_ENV, buf, 1);
+    /* Inherited from master already; said again here so that no child can be
+     * started without it. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        log_error("service %s: prctl PR_SET_NO_NEW_PRIVS: %s", s->name, strerror(errno));
+        _exit(127);
+    }
     execv(s->exe, s->argv);
     log_error("service %s: exec %s: %s", s->name, s->exe, strerror(errno));
     _exit(127);

@@ -3,8 +3,9 @@
  *              client to the post-login service (login/pop3); chrooted to login/,
  *              no rights, no password data, no mailbox access.
  *   pop3d      post-login: receives clients, asks auth who they are (token), and
- *              gives each to a session process running as the mailbox owner (kept
- *              and reused for virtual users, one per session for system users).
+ *              gives each to a session process running as the mailbox owner,
+ *              chrooted into the user's Maildir (kept and reused for the same
+ *              virtual user only, one per session for system users).
  * Everything read from a client is untrusted. */
 #ifndef POP3D_H
 #define POP3D_H
@@ -89,8 +90,9 @@ int pop3_postlogin_loop(struct server *srv);
 /* Passes h's client and who's session to an idle session process over ctl (the
  * post-login side's end of its socket pair).  0, or -1 (errno). */
 int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who);
-/* In a child just forked as root: drops to who's uid and gid, serves h, then, with
- * ctl >= 0, further sessions received on ctl, up to max_use in all (<= 0: no limit). */
+/* In a child just forked as root: enters who's Maildir (checked, then chroot there),
+ * drops to who's uid and gid, serves h, then, with ctl >= 0, further sessions of the
+ * same user and Maildir received on ctl, up to max_use in all (<= 0: no limit). */
 _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_result *who,
                                 pid_t parent, long long max_use);
 /* "-ERR text" to h's client, then closes it. */
@@ -104,7 +106,7 @@ int pop3_scan(struct maildir_list *ml, struct str *err);
 
 /* ---- session.c ---- */
 /* The TRANSACTION and UPDATE states, in a process that already runs as the user and
- * sits in the Maildir.  Returns the exit status. */
+ * sits in the Maildir (its root too, when started by root).  Returns the exit status. */
 int pop3_session(struct login_handoff *h, const struct auth_result *who);
 
 #endif

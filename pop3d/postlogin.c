@@ -1,11 +1,11 @@
 /* pop3d (post-login): accepts hand-offs from pre-auth processes on login/pop3, asks
  * auth who the token belongs to (over one kept connection), and gives each client to a
- * session process running as the mailbox owner (worker.c).  Virtual users share one
- * uid, so their session processes are kept and reused: an idle one of the right uid and
- * gid gets the client over its socket pair (preferably the one that served the same
- * Maildir last, whose listing may still be cached); only when none is idle is one
- * forked (never exec'd).  A system user's session gets a process of its own that ends
- * with it.  This process stays root, runs no session code and keeps no client data: it
+ * session process running as the mailbox owner and chrooted into the user's Maildir
+ * (worker.c).  Virtual users share one uid, so a session process belongs to one user
+ * and one Maildir, not merely to a uid: an idle one of the same user, uid, gid and
+ * Maildir (the same directory still: device and inode) gets the client over its socket
+ * pair, its listing perhaps still cached; only when none is idle is one forked (never
+ * exec'd).  A system user's session gets a process of its own that ends with it.  This process stays root, runs no session code and keeps no client data: it
  * passes the descriptor on and closes it.  It trusts a hand-off only as far as auth
  * vouches for its token, and its session processes not at all: their only word is "I"
  * (idle), anything else ends them. */
@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -40,7 +41,11 @@ struct worker {
     gid_t gid;
     bool busy;
     long long idle_since;       /* ms */
-    char *maildir;              /* of its last session */
+    char *user;                 /* the one user it serves */
+    char *maildir;              /* and that user's Maildir, */
+    dev_t dev;                  /* which was this directory when it was forked */
+    ino_t ino;
+    bool id_pending;            /* none then: the process was to make it */
 };
 
 static volatile sig_atomic_t child_exited;
@@ -73,6 +78,7 @@ static void reap(void)
         for (size_t i = 0; i < nworkers; i++) {
             if (workers[i].pid == pid) {
                 worker_retire(&workers[i]);
+                free(workers[i].user);
                 free(workers[i].maildir);
                 workers[i] = workers[--nworkers];
                 break;
@@ -81,6 +87,20 @@ static void reap(void)
         if (WIFSIGNALED(status) && WTERMSIG(status) != SIGTERM)
             log_warn("session process %ld killed by signal %d", (long)pid, WTERMSIG(status));
     }
+}
+
+/* The Maildir's identity now (not following a symbolic link): true, or false when it
+ * is not there (yet). */
+static bool maildir_id(const char *maildir, dev_t *dev, ino_t *ino)
+{
+    struct stat sb;
+
+    if (fstatat(AT_FDCWD, maildir, &sb, AT_SYMLINK_NOFOLLOW) < 0
+        || !S_ISDIR(sb.st_mode))
+        return false;
+    *dev = sb.st_dev;
+    *ino = sb.st_ino;
+    return true;
 }
 
 /* What a session process said: "I" for each session it finished. */
@@ -105,6 +125,11 @@ static void worker_read(struct worker *w, long long now)
     }
     w->busy = false;
     w->idle_since = now;
+    /* Its first session made the Maildir: the directory it entered is this one. */
+    if (w->id_pending && maildir_id(w->maildir, &w->dev, &w->ino))
+        w->id_pending = false;
+    else if (w->id_pending)
+        worker_retire(w);
 }
 
 /* Ends idle processes past max_idle, and the longest idle ones beyond the limit. */
@@ -132,29 +157,26 @@ static void workers_trim(long long now, long long max_idle_ms)
     }
 }
 
-/* An idle reusable process for who's uid and gid, the one that last served the same
- * Maildir when there is one; NULL when none. */
+/* An idle process of who's own: same user, uid, gid and Maildir, which is still the
+ * directory the process entered; NULL when none. */
 static struct worker *worker_find(const struct auth_result *who)
 {
-    struct worker *pick = NULL;
+    dev_t dev;
+    ino_t ino;
 
+    if (!maildir_id(who->maildir.s, &dev, &ino))
+        return NULL;
     for (size_t i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        if (w->ctl < 0 || w->busy || w->uid != who->uid || w->gid != who->gid)
+        if (w->ctl < 0 || w->busy || w->id_pending || w->uid != who->uid || w->gid != who->gid
+            || strcmp(w->user, who->user.s) != 0 || strcmp(w->maildir, who->maildir.s) != 0)
             continue;
-        if (w->maildir != NULL && strcmp(w->maildir, who->maildir.s) == 0)
+        if (w->dev == dev && w->ino == ino)
             return w;
-        if (pick == NULL)
-            pick = w;
+        /* Its Maildir was removed or replaced: that process is of no more use. */
+        worker_retire(w);
     }
-    return pick;
-}
-
-static void worker_assign(struct worker *w, const struct auth_result *who)
-{
-    w->busy = true;
-    free(w->maildir);
-    w->maildir = xstrdup(who->maildir.s);
+    return NULL;
 }
 
 /* Forks a session process for h (reusable: with a socket pair).  0, or -1. */
@@ -187,6 +209,7 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
         for (size_t i = 0; i < nworkers; i++) {
             if (workers[i].ctl >= 0)
                 close(workers[i].ctl);
+            free(workers[i].user);
             free(workers[i].maildir);
         }
         free(workers);
@@ -195,6 +218,8 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
             close(sv[0]);
         pop3_worker_main(sv[1], h, who, parent, reusable ? max_use : 1);
     }
+    /* After the fork: the child may have just made the Maildir.  Read again at the
+     * next hand-off; a process whose Maildir it no longer matches is retired then. */
     if (sv[1] >= 0) {
         close(sv[1]);
         (void)fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
@@ -209,9 +234,10 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
     w->ctl = sv[0];
     w->uid = who->uid;
     w->gid = who->gid;
-    worker_assign(w, who);
-    if (w->ctl < 0)
-        w->busy = true;
+    w->user = xstrdup(who->user.s);
+    w->maildir = xstrdup(who->maildir.s);
+    w->busy = true;
+    w->id_pending = !maildir_id(w->maildir, &w->dev, &w->ino);
     return 0;
 }
 
@@ -224,7 +250,7 @@ static void dispatch(struct server *srv, struct login_handoff *h, struct auth_re
 
     while (reusable && (w = worker_find(who)) != NULL) {
         if (pop3_worker_send(w->ctl, h, who) == 0) {
-            worker_assign(w, who);
+            w->busy = true;
             return;
         }
         log_warn("session process %ld: hand-off failed: %m", (long)w->pid);
@@ -367,6 +393,7 @@ int pop3_postlogin_loop(struct server *srv)
     for (size_t i = 0; i < nworkers; i++) {
         if (workers[i].ctl >= 0)
             close(workers[i].ctl);
+        free(workers[i].user);
         free(workers[i].maildir);
     }
     free(workers);

@@ -1,7 +1,9 @@
-/* pop3d (post-login): the session process.  Forked by the post-login process, it drops
- * to the mailbox owner for good and serves its first session; a process for virtual
- * users (who share their uid) then stays and serves further sessions of the same uid
- * and gid, one at a time, that the post-login process passes over a private socket
+/* pop3d (post-login): the session process.  Forked by the post-login process as root,
+ * it opens the user's Maildir (no symbolic link, the user's own), chroots into it,
+ * drops to the mailbox owner for good and serves its first session; a process for a
+ * virtual user (virtual users share their uid, so the Maildir is what keeps them
+ * apart) then stays and serves further sessions of the same user and Maildir only,
+ * one at a time, that the post-login process passes over a private socket
  * pair: one datagram per session carrying the client's descriptor and one attribute
  * frame of protocol "session" (names in proto.h):
  *     "proto=session/2" "tls=yes|no" "user=U" "maildir=/abs/" "client=IP" "pending=BYTES"
@@ -140,6 +142,58 @@ static int worker_receive(int ctl, char *buf, struct login_handoff *h,
     return r;
 }
 
+/* Makes the Maildir this process's working directory and, when root, its root
+ * directory: the Maildir and its tmp/, new/, cur/ are opened without following a
+ * symbolic link and must belong to the user (maildir_dirs_open); a missing one is
+ * made first with the user's ids.  From then on the session sees that Maildir and
+ * nothing else of the file system.  0, or -1 (logged). */
+static int enter_maildir(const struct auth_result *who)
+{
+    struct str err = STR_INIT;
+    uid_t owner = priv_is_root() ? who->uid : geteuid();
+    int fds[MAILDIR_NFD], rc = -1;
+
+    if (maildir_dirs_open(who->maildir.s, owner, fds, &err) < 0) {
+        if (errno != ENOENT)
+            goto fail;
+        str_clear(&err);
+        if (priv_become(who->uid, who->gid, &err) < 0) {
+            struct str rerr = STR_INIT;
+            if (priv_restore(&rerr) < 0)
+                log_error("cannot restore privileges: %s", rerr.s);
+            str_free(&rerr);
+            goto fail;
+        }
+        rc = maildir_create(who->maildir.s, 0700, &err);
+        if (priv_restore(NULL) < 0) {
+            str_sets(&err, "cannot restore privileges");
+            rc = -1;
+        }
+        if (rc < 0)
+            goto fail;
+        rc = -1;
+        if (maildir_dirs_open(who->maildir.s, owner, fds, &err) < 0)
+            goto fail;
+    }
+    if (fchdir(fds[MAILDIR_FD_TOP]) < 0) {
+        str_printf(&err, "fchdir %s: %s", who->maildir.s, strerror(errno));
+    } else if (priv_is_root() && (chroot(".") < 0 || chdir("/") < 0)) {
+        str_printf(&err, "chroot %s: %s", who->maildir.s, strerror(errno));
+    } else {
+        rc = 0;
+    }
+    maildir_dirs_close(fds);
+    if (rc == 0) {
+        str_free(&err);
+        return 0;
+    }
+fail:
+    log_warn("user=<%s>: cannot open the mailbox: %s", who->user.s,
+             err.len ? err.s : strerror(errno));
+    str_free(&err);
+    return -1;
+}
+
 /* Drops to the mailbox owner for good.  0, or -1 (logged). */
 static int become_user(const struct auth_result *who)
 {
@@ -172,26 +226,17 @@ void pop3_refuse(struct login_handoff *h, const char *text)
     stream_close(st);
 }
 
-/* One session in the Maildir (made, empty, when nothing was ever delivered). */
-static int worker_session(struct login_handoff *h, const struct auth_result *who)
+/* One session in the Maildir, which the process entered (enter_maildir) for the
+ * user and the Maildir of its first session: it serves no other. */
+static int worker_session(struct login_handoff *h, const struct auth_result *who,
+                          const char *user, const char *maildir)
 {
-    struct str err = STR_INIT;
-    int rc;
-
-    if (chdir(who->maildir.s) < 0
-        && (errno != ENOENT || maildir_create(who->maildir.s, 0700, &err) < 0
-            || chdir(who->maildir.s) < 0)) {
-        log_warn("user=<%s>: chdir %s: %m", who->user.s, who->maildir.s);
+    if (strcmp(who->user.s, user) != 0 || strcmp(who->maildir.s, maildir) != 0) {
+        log_error("user=<%s>: session sent to the process of user=<%s>", who->user.s, user);
         pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
-        str_free(&err);
-        return 1;
+        return -1;
     }
-    rc = pop3_session(h, who);
-    /* Hold no Maildir open between sessions. */
-    if (chdir("/") < 0)
-        rc = 1;
-    str_free(&err);
-    return rc;
+    return pop3_session(h, who);
 }
 
 _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_result *who,
@@ -202,6 +247,7 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
     long long served = 0;
     uid_t uid = who->uid;
     gid_t gid = who->gid;
+    char *user, *maildir;
     int rc;
 
     memset(&sa, 0, sizeof(sa));
@@ -215,7 +261,7 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
     if (h->token.s != NULL)
         explicit_bzero(h->token.s, h->token.len);
     str_free(&h->token);
-    if (become_user(who) < 0) {
+    if (enter_maildir(who) < 0 || become_user(who) < 0) {
         pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
         _exit(1);
     }
@@ -223,9 +269,11 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
     (void)prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != parent)
         _exit(0);
-    rc = worker_session(h, who);
-    if (ctl < 0)
-        _exit(rc);
+    user = xstrdup(who->user.s);
+    maildir = xstrdup(who->maildir.s);
+    rc = worker_session(h, who, user, maildir);
+    if (ctl < 0 || rc < 0)
+        _exit(rc != 0);
     buf = xmalloc(WORKER_MSG_MAX + 1);
     for (served = 1; max_use <= 0 || served < max_use; served++) {
         int r;
@@ -240,7 +288,8 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
         r = worker_receive(ctl, buf, h, who);
         if (r <= 0)
             break;
-        (void)worker_session(h, who);
+        if (worker_session(h, who, user, maildir) < 0)
+            break;
     }
     _exit(0);
 }

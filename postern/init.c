@@ -370,7 +370,7 @@ int cmd_init(int argc, char **argv)
         "# service    type    listen            user     chroot  limit  command [arguments]\n"
         "smtp         inet    %-17ld -        y       100    smtpd\n"
         "qmgr         daemon  %-17s -        y       1      qmgr\n"
-        "resolve      unix    %-17s -        n       -      resolve\n"
+        "resolve      unix    %-17s -        y       -      resolve\n"
         "local        unix    %-17s root     n       -      local\n"
         "relay        unix    %-17s -        y       -      smtp\n"
         "auth         unix    %-17s root     n       -      auth\n",

@@ -1,7 +1,10 @@
-/* resolve(8): answers verify and route requests from smtpd and qmgr (which run
- * chrooted and cannot read the maps) with the router's rules.  Requests come from
+/* resolve(8): answers verify and route requests from smtpd and qmgr with the
+ * router's rules.  It opens the maps and copies the user database before it chroots
+ * to the queue directory (router_pin): a change to them is seen by the next process,
+ * and master replaces every process on reload.  Requests come from
  * other daemons over private/resolve and are served by the shared request loop
  * (ipc_serve.h): each frame is still checked, and a bad one closes the connection. */
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "attr.h"
@@ -20,13 +23,14 @@
 
 static struct router *router;
 
-static void resolve_post_jail(struct server *srv)
+static void resolve_pre_jail(struct server *srv)
 {
     struct str err = STR_INIT;
 
     router = router_open(srv->conf, &err);
     if (router == NULL)
         log_fatal("cannot open the routing tables: %s", err.s ? err.s : "error");
+    router_pin(router);
     str_free(&err);
 }
 
@@ -105,6 +109,21 @@ static int answer_route(void *ctx, const struct attr_list *in, struct attr_list 
     return 0;
 }
 
+static bool resolve_stale(void *arg)
+{
+    (void)arg;
+    if (!router_changed(router))
+        return false;
+    log_info("tables changed, exiting for a new process to read them");
+    return true;
+}
+
+static bool resolve_stale_accept(struct server *srv)
+{
+    (void)srv;
+    return router_changed(router);
+}
+
 static void resolve_service(struct server *srv, int *fd)
 {
     static const struct ipc_handler handlers[] = {
@@ -122,6 +141,7 @@ static void resolve_service(struct server *srv, int *fd)
         .idle_ms = conf_time_ms(srv->conf, CONF_max_idle),
         .reload_at_once = true,
         .watch_master = true,
+        .stale = resolve_stale,
     };
 
     *fd = -1;
@@ -134,8 +154,9 @@ int main(int argc, char **argv)
 {
     static const struct server_opts opts = {
         .name = "resolve",
-        .post_jail = resolve_post_jail,
+        .pre_jail = resolve_pre_jail,
         .service = resolve_service,
+        .stale = resolve_stale_accept,
     };
 
     server_main(argc, argv, &opts);

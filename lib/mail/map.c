@@ -27,6 +27,8 @@
 #define MAP_VALUE_MAX (1u << 20)        /* longest value we hand out */
 #define MAP_KEY_MAX 4096                /* longest key we look up */
 #define MAP_PCRE_FILE_MAX (1u << 20)    /* largest pcre: file */
+#define MAP_PASSWD_SNAPSHOT_MAX 1000000 /* most users copied by map_pin */
+#define MAP_PASSWD_FILE "/etc/passwd"   /* watched for changes while pinned */
 
 enum map_type { MAP_CDB, MAP_STATIC, MAP_INLINE, MAP_UNIX_PASSWD, MAP_PCRE };
 
@@ -55,6 +57,12 @@ struct map {
     time_t checked;         /* monotonic seconds of the last stat */
     int check_errno;        /* that stat's or reopen's failure, 0 if none */
     bool pinned;            /* maplist_pin: keep the open file, never stat the path */
+
+    /* unix:passwd, pinned: the user database as it was at map_pin(), sorted by name
+     * (in pairs/npairs); snapshot_errno: why it could not be taken, or 0 */
+    bool snapshot;
+    int snapshot_errno;
+    int passwd_fd;          /* /etc/passwd as it was then, to notice a new one; or -1 */
 
     /* static */
     char *value;
@@ -135,7 +143,10 @@ static int cdb_map_open(struct map *m, struct str *err)
     return 0;
 }
 
-/* Reopens the file when it was replaced; at most one stat a second. */
+/* Reopens the file when it was replaced: at once when the open file has lost its
+ * name (a rebuild renames a new file over it: the process that accepted an address
+ * and the one that delivers to it must agree), else after at most a second (a stat
+ * of the path). */
 static int cdb_map_check(struct map *m, struct str *err)
 {
     struct stat sb;
@@ -143,6 +154,9 @@ static int cdb_map_check(struct map *m, struct str *err)
 
     if (m->fd >= 0 && m->pinned)
         return 0;
+    if (m->fd >= 0 && now == m->checked && m->check_errno == 0
+        && fstat(m->fd, &sb) == 0 && sb.st_nlink == 0)
+        m->checked = now - 1;
     if (m->fd >= 0 && now == m->checked) {
         if (m->check_errno == 0)
             return 0;
@@ -288,6 +302,111 @@ static int passwd_lookup(const char *key, struct str *value, struct str *err)
     str_printf(value, "%s:%lu:%lu:%s", pw.pw_name, (unsigned long)pw.pw_uid,
                (unsigned long)pw.pw_gid, pw.pw_dir);
     free(buf);
+    return 1;
+}
+
+/* A snapshot of the user database for a process about to chroot, where getpwnam
+ * no longer finds /etc/passwd: every entry getpwent(3) gives, sorted for bsearch,
+ * the first entry of a name kept (as getpwnam would find it).  When it cannot be
+ * taken, lookups fail (temporary), never "not found". */
+struct passwd_entry {
+    char *key;
+    char *value;
+    size_t order;
+};
+
+static int entry_cmp(const void *a, const void *b)
+{
+    const struct passwd_entry *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+
+    return c != 0 ? c : (x->order > y->order) - (x->order < y->order);
+}
+
+static int pair_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct map_pair *)a)->key, ((const struct map_pair *)b)->key);
+}
+
+static void passwd_snapshot(struct map *m)
+{
+    struct passwd_entry *e = NULL;
+    struct passwd *pw;
+    size_t cap = 0, n = 0;
+    struct str v = STR_INIT;
+    struct stat sb;
+    int saved;
+
+    m->snapshot = true;
+    /* Kept open so that map_changed can tell when it was replaced or rewritten. */
+    m->passwd_fd = open(MAP_PASSWD_FILE, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (m->passwd_fd >= 0 && fstat(m->passwd_fd, &sb) == 0) {
+        m->mtime = sb.st_mtim;
+        m->size = sb.st_size;
+    } else if (m->passwd_fd >= 0) {
+        close(m->passwd_fd);
+        m->passwd_fd = -1;
+    }
+    errno = 0;
+    setpwent();
+    while ((pw = getpwent()) != NULL) {
+        if (pw->pw_name == NULL || pw->pw_name[0] == '\0' || pw->pw_dir == NULL) {
+            errno = 0;
+            continue;
+        }
+        if (n == MAP_PASSWD_SNAPSHOT_MAX) {
+            errno = E2BIG;
+            break;
+        }
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            e = xreallocarray(e, cap, sizeof(*e));
+        }
+        str_clear(&v);
+        str_printf(&v, "%s:%lu:%lu:%s", pw->pw_name, (unsigned long)pw->pw_uid,
+                   (unsigned long)pw->pw_gid, pw->pw_dir);
+        e[n].key = xstrdup(pw->pw_name);
+        e[n].value = xstrdup(v.s);
+        e[n].order = n;
+        n++;
+        errno = 0;
+    }
+    saved = errno == ENOENT || errno == ESRCH ? 0 : errno;
+    endpwent();
+    str_free(&v);
+    if (n == 0 && saved == 0)
+        saved = ENOENT;         /* no user at all: the database was not readable */
+    m->snapshot_errno = saved;
+    if (n > 0)
+        qsort(e, n, sizeof(*e), entry_cmp);
+    m->pairs = xcalloc(n + 1, sizeof(*m->pairs));
+    for (size_t i = 0; i < n; i++) {
+        if (m->npairs > 0 && strcmp(m->pairs[m->npairs - 1].key, e[i].key) == 0) {
+            free(e[i].key);
+            free(e[i].value);
+            continue;
+        }
+        m->pairs[m->npairs].key = e[i].key;
+        m->pairs[m->npairs++].value = e[i].value;
+    }
+    free(e);
+}
+
+static int passwd_snapshot_lookup(struct map *m, const char *key, struct str *value,
+                                  struct str *err)
+{
+    struct map_pair k = { (char *)key, NULL }, *hit;
+
+    if (m->snapshot_errno != 0) {
+        str_printf(err, "unix:passwd: no copy of the user database: %s",
+                   strerror(m->snapshot_errno));
+        errno = m->snapshot_errno;
+        return -1;
+    }
+    hit = m->npairs > 0 ? bsearch(&k, m->pairs, m->npairs, sizeof(*m->pairs), pair_cmp) : NULL;
+    if (hit == NULL)
+        return 0;
+    str_sets(value, hit->value);
     return 1;
 }
 
@@ -495,6 +614,7 @@ struct map *map_open(const char *spec, struct str *err)
     m = xcalloc(1, sizeof(*m));
     m->spec = xstrdup(spec);
     m->fd = -1;
+    m->passwd_fd = -1;
     const char *name = colon + 1;
     size_t tlen = (size_t)(colon - spec);
 
@@ -555,6 +675,8 @@ void map_close(struct map *m)
         cdb_free(&m->cdb);
         close(m->fd);
     }
+    if (m->passwd_fd >= 0)
+        close(m->passwd_fd);
     for (size_t i = 0; i < m->npairs; i++) {
         free(m->pairs[i].key);
         free(m->pairs[i].value);
@@ -604,7 +726,7 @@ int map_lookup(struct map *m, const char *key, struct str *value, struct str *er
         }
         break;
     case MAP_UNIX_PASSWD:
-        r = passwd_lookup(k, value, e);
+        r = m->snapshot ? passwd_snapshot_lookup(m, k, value, e) : passwd_lookup(k, value, e);
         break;
     case MAP_PCRE:
         r = pcre_lookup(m, k, value, e);
@@ -748,10 +870,45 @@ int maplist_lookup(struct maplist *ml, const char *key, struct str *value, struc
     return 0;
 }
 
+/* A file held open: removed (replaced by rename), or written since it was read. */
+static bool file_changed(int fd, const struct timespec *mtime, off_t size)
+{
+    struct stat sb;
+
+    if (fstat(fd, &sb) < 0)
+        return true;
+    return sb.st_nlink == 0 || sb.st_size != size || sb.st_mtim.tv_sec != mtime->tv_sec
+           || sb.st_mtim.tv_nsec != mtime->tv_nsec;
+}
+
+bool map_changed(const struct map *m)
+{
+    if (m->type == MAP_CDB && m->pinned && m->fd >= 0)
+        return file_changed(m->fd, &m->mtime, m->size);
+    if (m->type == MAP_UNIX_PASSWD && m->snapshot && m->passwd_fd >= 0)
+        return file_changed(m->passwd_fd, &m->mtime, m->size);
+    return false;
+}
+
+bool maplist_changed(const struct maplist *ml)
+{
+    for (size_t i = 0; i < ml->n; i++)
+        if (map_changed(ml->maps[i]))
+            return true;
+    return false;
+}
+
+void map_pin(struct map *m)
+{
+    m->pinned = true;
+    if (m->type == MAP_UNIX_PASSWD && !m->snapshot)
+        passwd_snapshot(m);
+}
+
 void maplist_pin(struct maplist *ml)
 {
     for (size_t i = 0; i < ml->n; i++)
-        ml->maps[i]->pinned = true;
+        map_pin(ml->maps[i]);
 }
 
 size_t maplist_count(const struct maplist *ml)

@@ -11,6 +11,7 @@
 #ifndef POSTERN_MAP_H
 #define POSTERN_MAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct str;
@@ -39,8 +40,16 @@ char **map_specs_split(const char *specs, struct str *err);
 int map_spec_check(const char *spec, struct str *err);
 /* For a process about to chroot away from the maps' paths: from now on each cdb map
  * keeps reading the file it has open and no longer looks for a newer one (a rebuilt
- * map is seen when the process restarts). */
+ * map is seen when the process restarts), and unix:passwd answers from a copy of the
+ * user database taken now (a user added later is seen when the process restarts;
+ * when no copy could be taken, every lookup fails). */
 void maplist_pin(struct maplist *ml);
+void map_pin(struct map *m);
+/* For a pinned map: true when the file it reads was replaced or written since (a
+ * rebuilt cdb file; a new /etc/passwd, when the user database comes from it).  The
+ * process should then end and leave the work to a new one, which reads them anew. */
+bool map_changed(const struct map *m);
+bool maplist_changed(const struct maplist *ml);
 
 /* Text source format ("key value", '#' comments, continuation lines starting with
  * white space) compiled into FILE.cdb through a temporary file and rename(2).

@@ -159,6 +159,22 @@ struct router *router_open(const struct conf *conf, struct str *err)
     return r;
 }
 
+void router_pin(struct router *r)
+{
+    maplist_pin(r->alias);
+    maplist_pin(r->valias);
+    maplist_pin(r->vmailbox);
+    maplist_pin(r->transport);
+    map_pin(r->passwd);
+}
+
+bool router_changed(const struct router *r)
+{
+    return maplist_changed(r->alias) || maplist_changed(r->valias)
+           || maplist_changed(r->vmailbox) || maplist_changed(r->transport)
+           || map_changed(r->passwd);
+}
+
 static bool domain_in(char *const *list, const char *domain)
 {
     size_t dlen = strlen(domain);

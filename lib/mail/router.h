@@ -1,6 +1,7 @@
 /* Address classes, alias expansion and routing: the rules that decide what happens
  * to a recipient.  Used by the resolve daemon (which answers smtpd and qmgr) and by
- * local (mailbox lookup).  Opens its maps from the config; not for chrooted use.
+ * local (mailbox lookup).  Opens its maps from the config; a chrooted process calls
+ * router_pin before its chroot.
  *
  * Classes, by the recipient's domain:
  *   local    mydestination (and myhostname, localhost): system users, alias_maps
@@ -54,6 +55,12 @@ struct router_mailbox {
 
 struct router *router_open(const struct conf *conf, struct str *err);
 void router_close(struct router *r);
+/* Before a chroot: the maps keep the files they have open, and the system users are
+ * copied (see maplist_pin); a change is seen when the process restarts.  For
+ * verify and route only: router_mailbox still needs the real user database. */
+void router_pin(struct router *r);
+/* After router_pin: true when a map or the user database changed since (map_changed). */
+bool router_changed(const struct router *r);
 
 const char *router_class_name(enum router_class c);
 /* Class of a domain (lower-cased ASCII expected): never fails. */

@@ -186,6 +186,10 @@ static int server_accept_loop(struct server *srv, const struct server_opts *opts
         }
         if (n == 0)
             continue;
+        if (opts->stale != NULL && opts->stale(srv)) {
+            log_info("tables changed, exiting for a new process to read them");
+            break;
+        }
         /* Take one connection, starting after the socket served last. */
         for (size_t k = 0; k < srv->nlisten; k++) {
             size_t i = (next + k) % srv->nlisten;
@@ -304,6 +308,9 @@ _Noreturn void server_main(int argc, char **argv, const struct server_opts *opts
     }
     server_listen_fds(&srv);
     server_signals();
+    /* master sets it for its children; a daemon started any other way sets it here. */
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+        log_fatal("prctl PR_SET_NO_NEW_PRIVS: %m");
 
     if (opts->pre_jail != NULL)
         opts->pre_jail(&srv);

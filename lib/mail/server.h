@@ -64,6 +64,10 @@ struct server_opts {
     /* When not NULL: a directory under queue_directory that replaces it as the
      * chroot (with -j) and as the working directory (pop3d -l: "login"). */
     const char *jail_subdir;
+    /* When not NULL: asked before each connection is accepted; true ends the
+     * process instead (what it opened before its chroot is out of date), and the
+     * connection is left for a new process. */
+    bool (*stale)(struct server *srv);
 };
 
 /* Does not return: exits with 0 when done, 1 on a fatal error. */

@@ -10,6 +10,14 @@
 #include "server.h"
 #include "stream.h"
 
+static bool server_wait_stale(const struct server_wait *w)
+{
+    if (w->stale == NULL || !w->stale(w->arg))
+        return false;
+    server_reload = 1;
+    return true;
+}
+
 bool server_wait_request(struct stream *st, const struct server_wait *w)
 {
     long long start = clock_ms();
@@ -19,13 +27,13 @@ bool server_wait_request(struct stream *st, const struct server_wait *w)
         int ms, n;
 
         if (stream_pending(st) > 0)
-            return true;
+            return !server_wait_stale(w);
         ms = w->tick != NULL ? w->tick(w->arg) : 1000;
         if (ms <= 0 || ms > 1000)
             ms = 1000;
         n = poll(&pfd, 1, ms);
         if (n > 0)
-            return true;
+            return !server_wait_stale(w);
         if (n < 0 && errno != EINTR)
             return false;
         if (server_reload || (w->watch_master && server_orphaned()))

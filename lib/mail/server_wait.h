@@ -17,6 +17,10 @@ struct server_wait {
      * interval in ms, 1..1000 (anything else means 1000). */
     int (*tick)(void *arg);
     void *arg;
+    /* When not NULL: asked before a request is taken; true ends the wait and sets
+     * server_reload (what the process holds is out of date: a map it pinned before
+     * its chroot was rebuilt), so the client tries again on a new connection. */
+    bool (*stale)(void *arg);
 };
 
 /* true when a request can be read from st; false when the connection should end:

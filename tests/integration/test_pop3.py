@@ -455,8 +455,8 @@ def session_pids(inst):
 
 
 def session_in(inst, maildir):
-    """The session processes whose working directory is maildir (session processes of
-    virtual users are reused: between sessions they sit in "/")."""
+    """The session processes whose working directory is maildir (a session process
+    stays in its user's Maildir, its root too when run by root, between sessions)."""
     want = os.path.realpath(maildir)
     out = []
     for pid in session_pids(inst):

@@ -43,7 +43,7 @@ def test_daemon_identities(root_mta):
             "master": (0, 0, "/"),
             "smtpd": (postern.pw_uid, postern.pw_gid, queue),
             "qmgr": (postern.pw_uid, postern.pw_gid, queue),
-            "resolve": (postern.pw_uid, postern.pw_gid, "/"),
+            "resolve": (postern.pw_uid, postern.pw_gid, queue),
             "local": (0, 0, "/"),
         }
         for name, (uid, gid, root) in expect.items():

@@ -69,6 +69,9 @@ TEST(deliver_many)
         CHECK(strstr(path.s, "/new/") != NULL);
         CHECK(access(path.s, F_OK) == 0);
         CHECK(t.fd == -1 && t.tmp_path == NULL);
+        CHECK(maildir_sync_new(&t) == 0);
+        maildir_close(&t);
+        CHECK(t.new_fd == -1);
     }
     CHECK(ok == 100);
     snprintf(sub, sizeof(sub), "%s/new", dir);
@@ -114,7 +117,11 @@ TEST(failure_leaves_nothing)
     snprintf(sub, sizeof(sub), "%s/tmp", dir);
     CHECK(count_entries(sub) == 0);
 
-    /* Abort removes the file. */
+    /* Without new/ nothing can be opened; abort removes the file. */
+    CHECK(maildir_open(dir, &t, &err) < 0 && errno == ENOENT);
+    snprintf(sub, sizeof(sub), "%s/new", dir);
+    CHECK(mkdir(sub, 0700) == 0);
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
     CHECK(maildir_open(dir, &t, &err) == 0);
     CHECK(count_entries(sub) == 1);
     maildir_abort(&t);
@@ -149,8 +156,77 @@ TEST(sync_then_link)
         CHECK(maildir_link(&t[i], &path, &err) == 0);
         CHECK(stat(path.s, &st) == 0 && st.st_size == 4);
         CHECK(strstr(path.s, ",S=4,W=6") != NULL);
+        maildir_close(&t[i]);
     }
     CHECK(count_entries(sub) == 3);
+    snprintf(sub, sizeof(sub), "%s/tmp", dir);
+    CHECK(count_entries(sub) == 0);
+    str_free(&path);
+    str_free(&err);
+}
+
+/* A symbolic link at the Maildir or at any of its directories is refused (ELOOP) and
+ * nothing is written through it; so is a directory of another owner (EPERM). */
+TEST(links_and_owners_refused)
+{
+    static const char *const sub[] = { "tmp", "new", "cur" };
+    char dir[512], path[700], elsewhere[512];
+    struct str err = STR_INIT;
+    struct maildir_tmp t;
+
+    snprintf(elsewhere, sizeof(elsewhere), "%s/elsewhere", unit_tmpdir());
+    CHECK(mkdir(elsewhere, 0700) == 0);
+    for (int i = 0; i < 3; i++) {
+        snprintf(dir, sizeof(dir), "%s/linked-%s", unit_tmpdir(), sub[i]);
+        CHECK(maildir_create(dir, 0700, &err) == 0);
+        snprintf(path, sizeof(path), "%s/%s", dir, sub[i]);
+        CHECK(rmdir(path) == 0 && symlink(elsewhere, path) == 0);
+        str_clear(&err);
+        CHECK(maildir_open(dir, &t, &err) < 0 && errno == ELOOP);
+        CHECK(err.s != NULL && strstr(err.s, "symbolic link") != NULL);
+        CHECK(t.fd == -1 && t.tmp_fd == -1 && t.new_fd == -1);
+        /* Creating it again repairs nothing and follows nothing. */
+        CHECK(maildir_create(dir, 0700, &err) == 0);
+        CHECK(maildir_open(dir, &t, &err) < 0 && errno == ELOOP);
+        CHECK(count_entries(elsewhere) == 0);
+    }
+    snprintf(dir, sizeof(dir), "%s/linked-top", unit_tmpdir());
+    snprintf(path, sizeof(path), "%s/many", unit_tmpdir());
+    CHECK(symlink(path, dir) == 0);
+    CHECK(maildir_open(dir, &t, &err) < 0 && errno == ELOOP);
+    CHECK(maildir_create(dir, 0700, &err) < 0 && errno == ELOOP);
+
+    snprintf(dir, sizeof(dir), "%s/owned", unit_tmpdir());
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+    if (geteuid() == 0) {
+        snprintf(path, sizeof(path), "%s/new", dir);
+        CHECK(chown(path, 65534, 65534) == 0);
+        str_clear(&err);
+        CHECK(maildir_open(dir, &t, &err) < 0 && errno == EPERM);
+        CHECK(err.s != NULL && strstr(err.s, "owned by uid 65534") != NULL);
+        CHECK(chown(path, 0, 0) == 0 && chown(dir, 65534, 65534) == 0);
+        CHECK(maildir_open(dir, &t, &err) < 0 && errno == EPERM);
+    }
+    str_free(&err);
+}
+
+/* A linked file can be taken back; new/ is synced through the kept descriptor. */
+TEST(unlink_new)
+{
+    char dir[512], sub[600];
+    struct str err = STR_INIT, path = STR_INIT;
+    struct maildir_tmp t;
+
+    snprintf(dir, sizeof(dir), "%s/back", unit_tmpdir());
+    CHECK(maildir_create(dir, 0700, &err) == 0);
+    CHECK(maildir_open(dir, &t, &err) == 0);
+    CHECK(maildir_write(&t, "x\n", 2) == 0);
+    CHECK(maildir_link(&t, &path, &err) == 0);
+    CHECK(access(path.s, F_OK) == 0);
+    CHECK(maildir_sync_new(&t) == 0);
+    maildir_unlink_new(&t);
+    CHECK(access(path.s, F_OK) < 0 && errno == ENOENT);
+    maildir_close(&t);
     snprintf(sub, sizeof(sub), "%s/tmp", dir);
     CHECK(count_entries(sub) == 0);
     str_free(&path);
