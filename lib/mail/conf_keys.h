@@ -152,6 +152,10 @@ CONF_KEY(pop3d_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
 CONF_KEY(pop3d_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
          "TLS from the first byte (port 995) instead of STLS")
 
+/* ---- connection limits (anvil(8)) ---- */
+CONF_KEY(anvil_rate_time_unit, TIME, "60s", 1, 3600, NULL, NULL,
+         "the window of connection rates and login failure counts")
+
 /* ---- daemons ---- */
 CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,
          "connections a daemon serves before it exits")
