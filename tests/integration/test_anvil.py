@@ -275,6 +275,31 @@ def test_login_socket_counts_connections_only(anvil_mta):
         p.close()
 
 
+
+def test_reload_new_clients_go_to_a_new_anvil(anvil_mta):
+    """After a reload the old anvil serves the clients it has until they leave (then
+    exits); new clients reach the new one."""
+    old = Peer(anvil_mta)
+    try:
+        assert old.connect("t7", "127.0.0.3") == (1, 1)
+        (old_pid,) = anvil_pids(anvil_mta)
+        anvil_mta.reload(daemons=("qmgr",))
+        new = Peer(anvil_mta)
+        try:
+            assert new.connect("t7", "127.0.0.3") == (1, 1)
+            wait_for(lambda: len(anvil_pids(anvil_mta)) == 2, timeout=10,
+                     what="a second anvil after the reload")
+            # the old one still serves its client
+            assert old.connect("t7", "127.0.0.3") == (2, 2)
+            assert old_pid in anvil_pids(anvil_mta)
+        finally:
+            new.close()
+    finally:
+        old.close()
+    wait_for(lambda: old_pid not in anvil_pids(anvil_mta), timeout=10,
+             what="the old anvil to exit once its last client left")
+    assert len(anvil_pids(anvil_mta)) == 1
+
 # ---- limits in smtpd, pop3d -l and master ----
 
 # Extra services of the limits instance: name -> (offset from the port base, limit,
