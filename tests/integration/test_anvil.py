@@ -312,6 +312,8 @@ EXTRA = {
     "smtp-scale": (29, "30", "smtpd -o max_idle=2s"),
     "pop3-busy": (111, "2", "pop3d -l"),
     "smtps-busy": (466, "1", "smtpd -o smtpd_tls_wrappermode=yes"),
+    "smtps-limit": (467, "-", "smtpd -o smtpd_tls_wrappermode=yes"
+                              " -o smtpd_client_connection_count_limit=1"),
 }
 
 
@@ -517,6 +519,21 @@ def test_pop3s_refusal_comes_after_the_handshake(limits_mta):
         s = tls_wrap(dial(limits_mta, "pop3s", "127.0.0.6"))
         held.append(s)
         assert first_line(s) == "-ERR [SYS/TEMP] too many connections\r\n"
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_smtps_refusal_comes_after_the_handshake(limits_mta):
+    held = []
+    try:
+        s = tls_wrap(dial(limits_mta, "smtps-limit", "127.0.0.6"))
+        held.append(s)
+        assert first_line(s).startswith("220 ")
+        s = tls_wrap(dial(limits_mta, "smtps-limit", "127.0.0.6"))
+        held.append(s)
+        assert first_line(s) == ("421 4.7.0 mx.example.test Error: too many connections "
+                                 "from 127.0.0.6\r\n")
     finally:
         for s in held:
             s.close()
