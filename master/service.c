@@ -10,12 +10,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
 #include "conf.h"
+#include "fd.h"
 #include "log.h"
 #include "master.h"
 #include "sock.h"
@@ -44,6 +48,11 @@ int svc_bind(struct service *s, struct str *err)
             fd = sock_listen_inet(a->host, s->port, LISTEN_BACKLOG, &why);
         else
             fd = sock_listen_unix(a->host, 0666, LISTEN_BACKLOG, &why);
+        /* Whoever loses the race to accept (a child, or master answering for a
+         * full service) must get EAGAIN, never block. */
+        if (fd >= 0 && fd_nonblock(fd, true) < 0) {
+            log_warn("service %s: %s: O_NONBLOCK: %s", s->name, a->host, strerror(errno));
+        }
         if (fd >= 0) {
             fds[n++] = fd;
         } else if (a->optional) {
@@ -244,6 +253,32 @@ int svc_spawn(struct service *s)
     if (s->type != MASTER_DAEMON)
         s->state = SVC_WAITING;
     return 0;
+}
+
+/* Connections waiting to be accepted on a listening socket: for TCP, Linux reports
+ * the accept queue's length in TCP_INFO; otherwise (or when it says none, the
+ * socket being readable) 1. */
+static unsigned listen_pending(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || ti.tcpi_state != TCP_LISTEN
+        || ti.tcpi_unacked == 0)
+        return 1;
+    return ti.tcpi_unacked;
+}
+
+void svc_spawn_pending(struct service *s, int listen_fd)
+{
+    unsigned want = listen_pending(listen_fd);
+
+    if (want > SPAWN_BURST_MAX)
+        want = SPAWN_BURST_MAX;
+    for (unsigned i = 0; i < want && s->nchild < (size_t)s->limit; i++)
+        if (svc_spawn(s) < 0 || s->state == SVC_THROTTLED)
+            break;
 }
 
 static struct child *child_find(struct service *s, pid_t pid)

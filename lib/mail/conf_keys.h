@@ -177,6 +177,24 @@ CONF_KEY(pop3d_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
 CONF_KEY(pop3d_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
          "TLS from the first byte (port 995) instead of STLS")
 
+/* ---- connection limits (anvil(8); smtpd and pop3d -l ask it after accept) ---- */
+CONF_KEY(anvil_rate_time_unit, TIME, "60s", 1, 3600, NULL, NULL,
+         "the window of connection rates and login failure counts")
+CONF_KEY(smtpd_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no limit",
+         "connections one client may have open to one SMTP service at once")
+CONF_KEY(smtpd_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
+         "connections one client may make to one SMTP service per anvil_rate_time_unit")
+CONF_KEY(smtpd_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, NULL,
+         "no exceptions",
+         "clients the smtpd connection limits do not apply to")
+CONF_KEY(pop3d_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no limit",
+         "connections one client may have open to one POP3 service before login")
+CONF_KEY(pop3d_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
+         "connections one client may make to one POP3 service per anvil_rate_time_unit")
+CONF_KEY(pop3d_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, NULL,
+         "no exceptions",
+         "clients the pop3d connection limits do not apply to")
+
 /* ---- daemons ---- */
 CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,
          "connections a daemon serves before it exits")
