@@ -370,11 +370,13 @@ int cmd_init(int argc, char **argv)
         "# service    type    listen            user     chroot  limit  command [arguments]\n"
         "smtp         inet    %-17ld -        y       100    smtpd\n"
         "qmgr         daemon  %-17s -        y       1      qmgr\n"
+        "pickup       daemon  %-17s -        y       1      pickup\n"
         "resolve      unix    %-17s -        n       -      resolve\n"
         "local        unix    %-17s root     n       -      local\n"
         "relay        unix    %-17s -        y       -      smtp\n"
         "auth         unix    %-17s root     n       -      auth\n",
-        port_base >= 0 ? port_base + 25 : 25L, PROTO_PATH_QMGR, PROTO_PATH_RESOLVE,
+        port_base >= 0 ? port_base + 25 : 25L, PROTO_PATH_QMGR, PROTO_PATH_PICKUP,
+        PROTO_PATH_RESOLVE,
         PROTO_PATH_LOCAL, PROTO_PATH_SMTP, PROTO_PATH_AUTH);
     str_printf(&s,
         "submission   inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
