@@ -286,7 +286,8 @@ static void take_file(struct pickup *p, int dirfd, const char *name)
             if (t.forged)
                 log_warn("%s: uid=%lu: sender <%s> replaced by <%s>: uid not in trusted_users",
                          t.id, (unsigned long)t.owner, t.asked.s, t.sender.s);
-            log_info("%s: uid=%lu from=<%s>", t.id, (unsigned long)t.owner, t.sender.s);
+            log_info("%s: uid=%lu from=<%s>, maildrop=%s", t.id, (unsigned long)t.owner,
+                     t.sender.s, name);
             (void)wakeup_send(PROTO_PATH_QMGR, PROTO_REQ_WAKEUP);
         }
     } else {
