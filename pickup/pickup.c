@@ -30,6 +30,7 @@
 #include "priv.h"
 #include "proto.h"
 #include "queue.h"
+#include "resolve_clnt.h"
 #include "server.h"
 #include "stream.h"
 #include "wakeup.h"
@@ -52,6 +53,7 @@ struct pickup {
     const char *myorigin;
     const char *myhostname;
     size_t content_max;
+    struct resolve_clnt *resolve;
     bool want_scan;
     bool more;                          /* the last scan stopped at PICKUP_BATCH */
     time_t next_scan;
@@ -107,6 +109,9 @@ struct take {
     bool forged;                /* a sender asked for and not allowed */
     struct str asked;
     bool io_error;
+    bool tempfail;              /* the resolver could not answer: try again later */
+    char **finals;              /* recipients written so far */
+    size_t nfinal, cap;
 };
 
 /* An address of the file (internal form, or bare) checked as an SMTP path would be,
@@ -136,6 +141,21 @@ static int check_addr(const struct pickup *p, const char *text, bool null_ok, st
     str_free(&path);
     str_free(&ext);
     return rc;
+}
+
+/* Adds a final recipient once (an address that two aliases both name is written
+ * once).  0 or -1. */
+static int rcpt_add(struct take *t, const char *final, const char *orcpt, const char *notify)
+{
+    for (size_t i = 0; i < t->nfinal; i++)
+        if (strcmp(t->finals[i], final) == 0)
+            return 0;
+    if (t->nfinal == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 8;
+        t->finals = xreallocarray(t->finals, t->cap, sizeof(*t->finals));
+    }
+    t->finals[t->nfinal++] = xstrdup(final);
+    return qw_recipient(t->qw, final, orcpt, notify);
 }
 
 static int take_envelope(void *arg, const struct maildrop_env *env)
@@ -190,10 +210,31 @@ static int take_envelope(void *arg, const struct maildrop_env *env)
         || (env->ret != NULL && qw_attr(t->qw, "ret", env->ret) < 0)
         || (env->envid != NULL && qw_attr(t->qw, "envid", env->envid) < 0))
         t->io_error = true;
-    for (size_t i = 0; i < env->nrcpt && !t->io_error; i++) {
+    /* Each recipient expanded as smtpd's RCPT does (aliases, virtual aliases); one
+     * the resolver refuses is kept as given, so that qmgr bounces it to the sender. */
+    for (size_t i = 0; i < env->nrcpt && !t->io_error && !t->tempfail; i++) {
+        struct router_verdict v;
+
         check_addr(p, env->rcpt[i].addr, false, &a);
-        if (qw_recipient(t->qw, a.s, NULL, env->rcpt[i].notify) < 0)
-            t->io_error = true;
+        router_verdict_init(&v);
+        resolve_verify(p->resolve, a.s, &v);
+        if (v.status == ROUTER_TEMPFAIL) {
+            log_warn("maildrop/%s: <%s>: %s: will try again", t->name, a.s, v.text.s);
+            t->tempfail = true;
+        } else if (v.status != ROUTER_OK) {
+            if (rcpt_add(t, a.s, a.s, env->rcpt[i].notify) < 0)
+                t->io_error = true;
+        } else {
+            for (size_t k = 0; k < v.nexpanded && !t->io_error; k++)
+                if (rcpt_add(t, v.expanded[k], a.s, env->rcpt[i].notify) < 0)
+                    t->io_error = true;
+        }
+        router_verdict_free(&v);
+    }
+    if (t->tempfail) {
+        str_free(&err);
+        str_free(&a);
+        return 2;
     }
     localtime_r(&now, &tm);
     if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
@@ -293,9 +334,9 @@ static void take_file(struct pickup *p, int dirfd, const char *name)
     } else {
         if (t.qw != NULL)
             qw_abort(t.qw);
-        if (!t.io_error && (rc == 1 || (rc < 0 && (errno == EINVAL || errno == EFBIG))))
+        if (!t.io_error && !t.tempfail && (rc == 1 || (rc < 0 && (errno == EINVAL || errno == EFBIG))))
             to_corrupt(name, t.owner, true, rc == 1 ? t.why.s : err.s);
-        else if (!t.io_error)
+        else if (!t.io_error && !t.tempfail)
             log_warn("maildrop/%s: cannot read: %s", name, strerror(errno));
     }
     maildrop_env_free(&env);
@@ -303,6 +344,9 @@ static void take_file(struct pickup *p, int dirfd, const char *name)
     str_free(&t.sender);
     str_free(&t.why);
     str_free(&t.asked);
+    for (size_t i = 0; i < t.nfinal; i++)
+        free(t.finals[i]);
+    free(t.finals);
 }
 
 /* One pass over maildrop/: at most PICKUP_BATCH files. */
@@ -458,6 +502,8 @@ static int pickup_loop(struct server *srv)
     p->myhostname = conf_str(p->conf, CONF_myhostname);
     p->content_max = limit > 0 ? (size_t)limit : 0;
     p->want_scan = true;            /* what was dropped while the system was down */
+    p->resolve = resolve_clnt_open(PROTO_PATH_RESOLVE,
+                                   (int)conf_time_ms(p->conf, CONF_ipc_timeout));
 
     while (!server_stop && !server_reload && !server_orphaned()) {
         time_t now = time(NULL);
@@ -470,6 +516,7 @@ static int pickup_loop(struct server *srv)
     }
     while (p->nclients > 0)
         client_drop(p, p->nclients - 1);
+    resolve_clnt_close(p->resolve);
     free(p->trusted);
     free(p);
     return 0;

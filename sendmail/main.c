@@ -206,7 +206,7 @@ int main(int argc, char **argv)
             case 'i': ignore_dots = true; continue;
             case 'v': sm.verbose = true; continue;
             case 'm': case 'n': case 'U': case 'G': case 'x':
-                warn("option -%c ignored", (char[2]){ *p, 0 });
+                warn("option -%s ignored", (char[2]){ *p, 0 });
                 continue;
             case 'f': case 'r':
                 sender = optval(argc, argv, &i, p + 1);
