@@ -22,6 +22,7 @@
 #include "addr.h"
 #include "attr.h"
 #include "attr_scan.h"
+#include "clock.h"
 #include "conf.h"
 #include "fd.h"
 #include "ipc_proto.h"
@@ -47,6 +48,7 @@ struct pickup {
     struct conf *conf;
     int listen_fd;
     struct stream *clients[PICKUP_CLIENTS_MAX];
+    long long client_since[PICKUP_CLIENTS_MAX];    /* clock_ms() of the accept */
     size_t nclients;
     uid_t *trusted;
     size_t ntrusted;
@@ -397,6 +399,14 @@ static void scan(struct pickup *p)
 
 /* ---- wake-ups ---- */
 
+static void client_drop(struct pickup *p, size_t i)
+{
+    stream_close(p->clients[i]);
+    p->nclients--;
+    p->clients[i] = p->clients[p->nclients];
+    p->client_since[i] = p->client_since[p->nclients];
+}
+
 static void clients_accept(struct pickup *p)
 {
     for (;;) {
@@ -409,13 +419,20 @@ static void clients_accept(struct pickup *p)
             return;
         }
         if (p->nclients == PICKUP_CLIENTS_MAX) {
-            close(fd);
-            continue;
+            /* Full of clients that say nothing: the oldest gives its place up, and
+             * in case it had a request coming, maildrop/ is looked at anyway. */
+            size_t oldest = 0;
+            for (size_t k = 1; k < p->nclients; k++)
+                if (p->client_since[k] < p->client_since[oldest])
+                    oldest = k;
+            client_drop(p, oldest);
+            p->want_scan = true;
         }
         fd_nonblock(fd, false);
         fd_cloexec(fd, true);
         p->clients[p->nclients] = stream_fdopen(fd);
         stream_set_timeout(p->clients[p->nclients], PICKUP_CLIENT_TIMEOUT_MS);
+        p->client_since[p->nclients] = clock_ms();
         p->nclients++;
     }
 }
@@ -455,10 +472,14 @@ static bool client_read(struct pickup *p, size_t i)
     return keep;
 }
 
-static void client_drop(struct pickup *p, size_t i)
+/* A client that has said nothing for PICKUP_CLIENT_TIMEOUT_MS gives its place up. */
+static void clients_expire(struct pickup *p)
 {
-    stream_close(p->clients[i]);
-    p->clients[i] = p->clients[--p->nclients];
+    long long now = clock_ms();
+
+    for (size_t k = p->nclients; k-- > 0;)
+        if (now - p->client_since[k] > PICKUP_CLIENT_TIMEOUT_MS)
+            client_drop(p, k);
 }
 
 static void poll_once(struct pickup *p, int timeout_ms)
@@ -484,6 +505,8 @@ static void poll_once(struct pickup *p, int timeout_ms)
             continue;
         if (!client_read(p, k))
             client_drop(p, k);
+        else
+            p->client_since[k] = clock_ms();
     }
     if (base == 1 && pfd[0].revents != 0)
         clients_accept(p);
@@ -513,6 +536,7 @@ static int pickup_loop(struct server *srv)
             p->next_scan = time(NULL) + PICKUP_SCAN_INTERVAL;
         }
         poll_once(p, p->more ? 0 : 1000);
+        clients_expire(p);
     }
     while (p->nclients > 0)
         client_drop(p, p->nclients - 1);

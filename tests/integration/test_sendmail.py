@@ -336,3 +336,24 @@ def test_mail_sent_while_stopped_goes_at_start():
         wait_for(lambda: not inst.queue_files("maildrop"), what="an empty maildrop/")
     finally:
         inst.cleanup()
+
+
+def test_silent_clients_do_not_block_wakeups(sm):
+    """Clients that connect to public/pickup and say nothing lose their places: a
+    sendmail run after them still wakes pickup (its own scan is a minute away)."""
+    import socket
+    path = os.path.join(sm.queue_dir(), "public", "pickup")
+    idle = []
+    try:
+        for _ in range(40):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            idle.append(s)
+        mark = sm.log_mark()
+        sendmail(sm, "alice@example.test",
+                 input="Subject: after idle\nMessage-ID: <idle-1@example.test>\n\nx\n")
+        sm.wait_message("alice@example.test", "<idle-1@example.test>", timeout=15)
+        sm.wait_log("/pickup[", "uid=", since=mark)
+    finally:
+        for s in idle:
+            s.close()
