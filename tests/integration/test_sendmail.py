@@ -357,3 +357,20 @@ def test_silent_clients_do_not_block_wakeups(sm):
     finally:
         for s in idle:
             s.close()
+
+
+def test_dsn_options_reach_the_queue_file(sm):
+    """-N, -R and -V are kept in the queue file (postern-queue(5)): NOTIFY with each
+    recipient, RET and ENVID as attributes."""
+    mark = sm.log_mark()
+    sendmail(sm, "-N", "delay,failure", "-R", "hdrs", "-V", "env id+1", "far@remote.test",
+             input="Subject: dsn\nMessage-ID: <dsn-1@example.test>\n\nx\n")
+    line = sm.wait_log("to=<far@remote.test>", "status=deferred", since=mark, timeout=30)
+    qid = re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    with open(os.path.join(sm.queue_dir(), "deferred", qid), "rb") as f:
+        data = f.read()
+    assert b"\nN13:DELAY,FAILURE\nR15:far@remote.test\n" in data, data[:400]
+    assert b"\nA8:ret=HDRS\n" in data
+    assert b"\nA18:envid=env+20id+2B1\n" in data
+    p = sendmail(sm, "-N", "sometimes", "alice@example.test", input="x\n", check=False)
+    assert p.returncode == 64
