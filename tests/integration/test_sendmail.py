@@ -283,8 +283,9 @@ def fake_id():
 
 
 def test_bad_maildrop_files_go_to_corrupt(sm):
-    """Truncated, crafted or misnamed maildrop files go to corrupt/ with a log line; the
-    same pickup process goes on taking good mail."""
+    """Truncated, crafted or misnamed maildrop files, and a temporary file abandoned a
+    day ago, go to corrupt/ with a log line; a temporary file being written is left
+    alone; the same pickup process goes on taking good mail."""
     pickup = sm.daemon_pids("pickup")
     assert len(pickup) == 1
     me = os.getuid()
@@ -298,6 +299,7 @@ def test_bad_maildrop_files_go_to_corrupt(sm):
         names[fake_id()] = text
         time.sleep(0.002)
     names["evil"] = good.encode()                              # not a queue id
+    stale, fresh = "t." + fake_id(), "t." + fake_id()          # being written: old, new
     maildrop = os.path.join(sm.queue_dir(), "maildrop")
     mark = sm.log_mark()
     before = set(sm.queue_files("corrupt"))
@@ -306,14 +308,21 @@ def test_bad_maildrop_files_go_to_corrupt(sm):
         with open(path, "wb") as f:
             f.write(text)
         os.chmod(path, 0o644)
+    for name in (stale, fresh):
+        with open(os.path.join(maildrop, name), "wb") as f:
+            f.write(good[:20].encode())
+    day_ago = time.time() - 25 * 3600
+    os.utime(os.path.join(maildrop, stale), (day_ago, day_ago))
     # A good message after them: pickup scans on its wake-up.
     sendmail(sm, "alice@example.test",
              input="Subject: after the bad ones\nMessage-ID: <after-bad@example.test>\n\nx\n")
     sm.wait_message("alice@example.test", "<after-bad@example.test>")
     for name in names:
         sm.wait_log("/pickup[", f"maildrop/{name}:", "moved to corrupt/", since=mark)
-    assert not set(os.listdir(maildrop)) & set(names)
-    assert len(set(sm.queue_files("corrupt")) - before) == len(names)
+    sm.wait_log("/pickup[", f"maildrop/{stale}:", "abandoned", "moved to corrupt/", since=mark)
+    assert set(os.listdir(maildrop)) == {fresh}
+    assert len(set(sm.queue_files("corrupt")) - before) == len(names) + 1
+    os.unlink(os.path.join(maildrop, fresh))
     assert sm.daemon_pids("pickup") == pickup
     lines = sm.log_since(mark)
     assert f"uid {other} in the file, but owned by uid {me}" in lines
