@@ -262,8 +262,9 @@ static int take_content(void *arg, const char *data, size_t len)
     return 0;
 }
 
-/* Moves maildrop/name to corrupt/ under a fresh queue id, with a log line. */
-static void to_corrupt(const char *name, uid_t owner, bool owner_known, const char *why)
+/* Moves maildrop/name to corrupt/ under a fresh queue id, with a log line.  true
+ * when it has left maildrop/. */
+static bool to_corrupt(const char *name, uid_t owner, bool owner_known, const char *why)
 {
     char id[QUEUE_ID_SIZE], dst[64];
 
@@ -274,7 +275,7 @@ static void to_corrupt(const char *name, uid_t owner, bool owner_known, const ch
         if ((size_t)snprintf(src, sizeof(src), "maildrop/%s", name) >= sizeof(src)
             || rename(src, dst) < 0) {
             log_warn("maildrop/%s: cannot move to corrupt/: %s", name, strerror(errno));
-            return;
+            return false;
         }
     }
     fsync_dir("corrupt");
@@ -283,38 +284,42 @@ static void to_corrupt(const char *name, uid_t owner, bool owner_known, const ch
                  why, id);
     else
         log_warn("maildrop/%s: %s: moved to corrupt/%s", name, why, id);
+    return true;
 }
 
-static void take_file(struct pickup *p, int dirfd, const char *name)
+/* Takes maildrop/name into the queue, or to corrupt/.  true when it has left
+ * maildrop/ (false: it stays for a later scan). */
+static bool take_file(struct pickup *p, int dirfd, const char *name)
 {
     struct take t = { .p = p, .name = name };
     struct maildrop_env env;
     const struct maildrop_reader_ops ops = { take_envelope, take_content };
     struct str err = STR_INIT;
     struct stat sb;
-    int fd, rc;
+    int fd, rc, read_errno;
+    bool gone = false;
 
     fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ELOOP)
-            to_corrupt(name, 0, false, "a symbolic link");
-        else if (errno != ENOENT)
+            return to_corrupt(name, 0, false, "a symbolic link");
+        if (errno != ENOENT)
             log_warn("maildrop/%s: cannot open: %s", name, strerror(errno));
-        return;
+        return errno == ENOENT;
     }
     if (fstat(fd, &sb) < 0) {
         log_warn("maildrop/%s: cannot stat: %s", name, strerror(errno));
         close(fd);
-        return;
+        return false;
     }
     if (!S_ISREG(sb.st_mode) || sb.st_nlink != 1) {
         close(fd);
-        to_corrupt(name, sb.st_uid, true, S_ISREG(sb.st_mode) ? "more than one link"
-                                                              : "not a regular file");
-        return;
+        return to_corrupt(name, sb.st_uid, true, S_ISREG(sb.st_mode) ? "more than one link"
+                                                                     : "not a regular file");
     }
     t.owner = sb.st_uid;
     rc = maildrop_read(fd, p->content_max, &ops, &t, &env, &err);
+    read_errno = errno;
     close(fd);
     if (rc == 0 && !t.io_error) {
         str_clear(&err);
@@ -324,6 +329,7 @@ static void take_file(struct pickup *p, int dirfd, const char *name)
         } else {
             t.qw = NULL;
             /* The queue file is durable: the maildrop file may go. */
+            gone = true;
             if (unlinkat(dirfd, name, 0) < 0)
                 log_warn("maildrop/%s: cannot remove: %s", name, strerror(errno));
             if (t.forged)
@@ -336,10 +342,15 @@ static void take_file(struct pickup *p, int dirfd, const char *name)
     } else {
         if (t.qw != NULL)
             qw_abort(t.qw);
-        if (!t.io_error && !t.tempfail && (rc == 1 || (rc < 0 && (errno == EINVAL || errno == EFBIG))))
-            to_corrupt(name, t.owner, true, rc == 1 ? t.why.s : err.s);
-        else if (!t.io_error && !t.tempfail)
-            log_warn("maildrop/%s: cannot read: %s", name, strerror(errno));
+        bool bad = rc == 1 || (rc < 0 && (read_errno == EINVAL || read_errno == EFBIG));
+        /* After an I/O error or a resolver failure (both logged) the file stays for
+         * the next scan. */
+        if (!t.io_error && !t.tempfail) {
+            if (bad)
+                gone = to_corrupt(name, t.owner, true, rc == 1 ? t.why.s : err.s);
+            else
+                log_warn("maildrop/%s: cannot read: %s", name, strerror(read_errno));
+        }
     }
     maildrop_env_free(&env);
     str_free(&err);
@@ -349,6 +360,7 @@ static void take_file(struct pickup *p, int dirfd, const char *name)
     for (size_t i = 0; i < t.nfinal; i++)
         free(t.finals[i]);
     free(t.finals);
+    return gone;
 }
 
 /* One pass over maildrop/: at most PICKUP_BATCH files. */
@@ -357,7 +369,7 @@ static void scan(struct pickup *p)
     int dirfd = open("maildrop", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     DIR *d;
     struct dirent *de;
-    size_t done = 0;
+    size_t done = 0, moved = 0;
     time_t now = time(NULL);
 
     p->more = false;
@@ -374,24 +386,27 @@ static void scan(struct pickup *p)
         if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
             continue;
         if (done == PICKUP_BATCH) {
-            p->more = true;
+            /* Go on at once, unless nothing could be taken (the resolver is down,
+             * the disk full): then wait for the timer or a wake-up. */
+            p->more = moved > 0;
             break;
         }
         if (strncmp(name, MAILDROP_TMP_PREFIX, strlen(MAILDROP_TMP_PREFIX)) == 0) {
             /* being written; abandoned when old */
             if (fstatat(dirfd, name, &sb, AT_SYMLINK_NOFOLLOW) == 0
                 && now - sb.st_mtime > PICKUP_STALE_TMP) {
-                to_corrupt(name, sb.st_uid, true, "temporary file abandoned by sendmail");
+                moved += to_corrupt(name, sb.st_uid, true,
+                                    "temporary file abandoned by sendmail");
                 done++;
             }
             continue;
         }
         if (!queue_id_valid(name)) {
-            to_corrupt(name, 0, false, "not a maildrop file name");
+            moved += to_corrupt(name, 0, false, "not a maildrop file name");
             done++;
             continue;
         }
-        take_file(p, dirfd, name);
+        moved += take_file(p, dirfd, name);
         done++;
     }
     closedir(d);

@@ -279,7 +279,8 @@ int sm_smtp(struct sm *sm)
         } else if (strcasecmp(line.s, "RSET") == 0) {
             txn_reset(&t);
             reply("250 2.0.0 Ok");
-        } else if (strncasecmp(line.s, "NOOP", 4) == 0 && (line.s[4] == ' ' || line.s[4] == '\0')) {
+        } else if (strncasecmp(line.s, "NOOP", 4) == 0
+                   && (line.s[4] == ' ' || line.s[4] == '\0')) {
             reply("250 2.0.0 Ok");
         } else if (strncasecmp(line.s, "VRFY", 4) == 0) {
             reply("252 2.0.0 Send some mail, I'll try my best");

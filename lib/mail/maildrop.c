@@ -450,7 +450,8 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
         if (step < 4) {
             static const char want[] = "VULT";
             if (type != want[step]) {
-                corrupt(err, step == 0 ? "not a maildrop file" : "envelope records out of order");
+                corrupt(err, step == 0 ? "not a maildrop file"
+                                       : "envelope records out of order");
                 break;
             }
             step++;
@@ -459,7 +460,8 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
                 break;
             }
             if (type == 'U') {
-                if (!all_digits(&v, 10) || strtoull(v.s, NULL, 10) > (unsigned long long)(uid_t)-1) {
+                if (!all_digits(&v, 10)
+                    || strtoull(v.s, NULL, 10) > (unsigned long long)(uid_t)-1) {
                     corrupt(err, "bad uid");
                     break;
                 }
@@ -480,7 +482,8 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
             continue;
         }
         if (type == 'F') {
-            if (env->sender != NULL || env->nrcpt > 0 || env->ret || env->envid || have_notify) {
+            if (env->sender != NULL || env->nrcpt > 0 || env->ret || env->envid
+                || have_notify) {
                 corrupt(err, "sender record out of order");
                 break;
             }
@@ -530,7 +533,8 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
         } else if (type == 'C' || type == 'E') {
             if (!envelope_done) {
                 if (env->nrcpt == 0 || have_notify) {
-                    corrupt(err, env->nrcpt == 0 ? "no recipients" : "notify without recipient");
+                    corrupt(err, env->nrcpt == 0 ? "no recipients"
+                                                 : "notify without recipient");
                     break;
                 }
                 envelope_done = true;
@@ -554,7 +558,8 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
                 rc = 0;
                 break;
             }
-            if (v.len > SIZE_MAX - content || (content_max > 0 && content + v.len > content_max)) {
+            if (v.len > SIZE_MAX - content
+                || (content_max > 0 && content + v.len > content_max)) {
                 errno = EFBIG;
                 str_sets(err, "message too big");
                 break;
