@@ -383,3 +383,26 @@ def test_dsn_options_reach_the_queue_file(sm):
     assert b"\nA18:envid=env+20id+2B1\n" in data
     p = sendmail(sm, "-N", "sometimes", "alice@example.test", input="x\n", check=False)
     assert p.returncode == 64
+
+
+def test_message_size_limit(sm):
+    """A message over message_size_limit is refused (exit 65; 552 over -bs) and leaves
+    nothing in maildrop/.  (sendmail reads the limit at each run; pickup, which checks
+    it again, keeps its larger one here.)"""
+    sm.config(message_size_limit="20000")
+    try:
+        big = "Subject: big\n\n" + ("x" * 99 + "\n") * 300
+        p = sendmail(sm, "alice@example.test", input=big, check=False)
+        assert p.returncode == 65, p
+        assert b"message_size_limit" in p.stderr
+        p = subprocess.run(list(sm.submitter) + ["-C", sm.conf_dir, "-bs"], timeout=30,
+                           input=("EHLO x\r\nMAIL FROM:<>\r\nRCPT TO:<alice@example.test>\r\n"
+                                  "DATA\r\n" + big.replace("\n", "\r\n") + ".\r\nQUIT\r\n")
+                           .encode(), capture_output=True)
+        replies = p.stdout.decode().splitlines()
+        assert "250-SIZE 20000" in replies
+        assert replies[-2].startswith("552 5.3.4"), replies
+        assert replies[-1].startswith("221"), replies
+        assert sm.queue_files("maildrop") == []
+    finally:
+        sm.config(message_size_limit="10240000")
