@@ -198,3 +198,22 @@ TEST(notify_and_login)
     CHECK(!maildrop_login_valid("a@b"));
     str_free(&s);
 }
+
+TEST(man_page_example)
+{
+    /* The example of postern-maildrop(5). */
+    static const char ex[] = "V1:1\nU4:1000\nL5:alice\nT10:1767225600\nR15:bob@example.com\n"
+                             "C40:Subject: hi\nFrom: alice@example.com\n\nhi\n\nE0:\n";
+    struct maildrop_env env;
+    struct got g = { 0 };
+    struct str why = STR_INIT;
+    int e;
+
+    write_raw("example", ex, sizeof(ex) - 1);
+    CHECK(read_file("example", 0, &env, &g, &why, &e) == 0);
+    CHECK(g.content.len == 40);
+    CHECK(env.nrcpt == 1 && strcmp(env.rcpt[0].addr, "bob@example.com") == 0);
+    maildrop_env_free(&env);
+    str_free(&g.content);
+    str_free(&why);
+}
