@@ -76,7 +76,7 @@ ALL_LDFLAGS := $(SAN) $(HARDEN_LDFLAGS) $(LDFLAGS)
 LIBS      := $(PKG_LIBS) -lresolv
 
 # Daemons under libexec/postern/, each built from the .c files of its folder.
-DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d anvil
+DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d anvil pickup
 
 UTIL_SRC  := $(wildcard lib/util/*.c)
 MAIL_SRC  := $(wildcard lib/mail/*.c)
@@ -87,6 +87,9 @@ LIB_A     := $(MAIL_A) $(UTIL_A)
 
 DAEMON_BINS := $(DAEMONS:%=$(BUILD)/libexec/postern/%)
 ADMIN_BIN   := $(BUILD)/sbin/postern
+# sendmail(1); mailq and newaliases are links to it (it looks at the name it runs as).
+SENDMAIL_BIN := $(BUILD)/bin/sendmail
+SENDMAIL_LINKS := $(BUILD)/bin/mailq $(BUILD)/bin/newaliases
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BINS   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -97,7 +100,7 @@ $(shell mkdir -p $(BUILD); [ "`cat $(FLAGS_STAMP) 2>/dev/null`" = '$(FLAGS_NOW)'
 
 .PHONY: all check unit integration run bench install clean deps-check hardening-check \
         werror-check fuzz fuzz-smoke fuzz-long
-all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(UNIT_BINS)
+all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN) $(SENDMAIL_LINKS) $(UNIT_BINS)
 ifeq ($(WERROR),1)
 all: werror-check
 endif
@@ -139,6 +142,10 @@ $(2): $$(patsubst %.c,$(BUILD)/obj/%.o,$$(wildcard $(1)/*.c)) $$(LIB_A)
 endef
 $(foreach d,$(DAEMONS),$(eval $(call program_rule,$(d),$(BUILD)/libexec/postern/$(d))))
 $(eval $(call program_rule,postern,$(ADMIN_BIN)))
+$(eval $(call program_rule,sendmail,$(SENDMAIL_BIN)))
+
+$(SENDMAIL_LINKS): $(SENDMAIL_BIN)
+	$(Q)ln -sf sendmail $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/obj/tests/unit/unit.o $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -153,12 +160,12 @@ deps-check:
 
 # Fails when an object of this build was compiled with warnings (kept in .warn files,
 # also from a build made before without WERROR=1).
-werror-check: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(UNIT_BINS)
+werror-check: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN) $(UNIT_BINS)
 	@w=$$(find $(BUILD)/obj -name '*.warn' 2>/dev/null | sort); \
 	if [ -n "$$w" ]; then cat $$w >&2; \
 	    echo "WERROR=1: compiler warnings in:" $$w >&2; exit 1; fi
 
-PROGRAMS := $(DAEMON_BINS) $(ADMIN_BIN)
+PROGRAMS := $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN)
 hardening-check: $(PROGRAMS)
 ifeq ($(HARDEN),1)
 	@sh tests/hardening-check.sh $(if $(HARDEN_FORTIFY),--fortify) $(PROGRAMS)

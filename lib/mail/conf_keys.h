@@ -65,6 +65,11 @@ CONF_KEY(syslog_facility, ENUM, "mail", 1, 1,
 CONF_KEY(syslog_name, STR, "postern", 1, 64, NULL, NULL,
          "prefix of every log line's program name")
 
+/* ---- sendmail and pickup ---- */
+CONF_KEY(trusted_users, LIST, "root, $mail_owner", 0, 1000, NULL,
+         "only the submitter's own address is ever the sender",
+         "users whose sendmail -f sender pickup keeps (others send as user@$myorigin)")
+
 /* ---- addresses and routing ---- */
 CONF_KEY(recipient_delimiter, STR, "+", 0, 8, NULL, "no address extensions",
          "characters that separate an address extension")

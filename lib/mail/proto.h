@@ -14,6 +14,8 @@
 /* ---- sockets, relative to the queue directory ---- */
 #define PROTO_PRIVATE_DIR   "private"       /* daemons only (mode 0700) */
 #define PROTO_LOGIN_DIR     "login"         /* also the chroot of pre-auth processes */
+#define PROTO_PUBLIC_DIR    "public"        /* reachable by group setgid_group (0710) */
+#define PROTO_PATH_PICKUP   PROTO_PUBLIC_DIR "/pickup"
 #define PROTO_PATH_QMGR     PROTO_PRIVATE_DIR "/qmgr"
 #define PROTO_PATH_RESOLVE  PROTO_PRIVATE_DIR "/resolve"
 /* A delivery agent listens on private/TRANSPORT: */
@@ -46,6 +48,8 @@
 #define PROTO_SESSION_VERSION 2
 #define PROTO_ANVIL         "anvil"         /* smtpd, pop3d, auth -> anvil */
 #define PROTO_ANVIL_VERSION 2
+#define PROTO_PICKUP        "pickup"        /* sendmail -> pickup: wake-ups, flush */
+#define PROTO_PICKUP_VERSION 1
 
 /* ---- attributes every frame may carry ---- */
 #define PROTO_A_PROTO       "proto"         /* NAME/VERSION, first in every frame */
@@ -59,7 +63,9 @@
 #define PROTO_REQ_LOOKUP    "lookup"        /* auth */
 #define PROTO_REQ_DELIVER   "deliver"       /* a delivery agent */
 #define PROTO_REQ_WAKEUP    "wakeup"        /* qmgr: new mail in incoming/ */
-#define PROTO_REQ_FLUSH     "flush"         /* qmgr: try the deferred mail now */
+#define PROTO_REQ_FLUSH     "flush"         /* qmgr: try the deferred mail now;
+                                             * pickup: pass that on to qmgr */
+#define PROTO_REQ_SCAN      "scan"          /* pickup: new files in maildrop/ */
 /* anvil */
 #define PROTO_REQ_CONNECT   "connect"       /* a client connected to a service */
 #define PROTO_REQ_DISCONNECT "disconnect"   /* that connection ended */
