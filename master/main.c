@@ -307,6 +307,7 @@ static _Noreturn void master_stop(int sig)
             master_child_exited(pid, status);
         }
     }
+    master_status_remove();
     pid_file_remove();
     exit(0);
 }
@@ -360,6 +361,7 @@ static _Noreturn void main_loop(void)
         }
         now = clock_ms();
         services_settle(now);
+        master_status_write(now);
 
         for (size_t i = 0; i < master.nsvc; i++)
             need += 1 + master.svc[i]->nfds;
@@ -480,6 +482,7 @@ int main(int argc, char **argv)
     atexit(pid_file_remove);
     signals_init();
     services_bind();
+    master_status_write(clock_ms());
     daemon_ready();
     log_open_conf("master", master.conf, master.foreground);
     log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION,

@@ -79,6 +79,9 @@ struct service {
     size_t nchild;
     size_t navail;
 
+    unsigned failures;          /* processes that failed (exit status, signal) */
+    char last_failure[48];      /* the last one: "exit status 1", "signal 11" */
+
     enum svc_state state;
     long long deadline_ms;      /* THROTTLED, UNBOUND */
     int backoff_s;              /* length of the next throttle */
@@ -118,6 +121,10 @@ int svc_spawn(struct service *s);
 void svc_status_read(struct service *s);
 void svc_signal(struct service *s, int sig);
 bool master_child_exited(pid_t pid, int status);
+
+/* status.c: QUEUE/pid/master.status, rewritten when it changes */
+void master_status_write(long long now);
+void master_status_remove(void);
 
 /* reload.c */
 void master_reload(void);

@@ -313,12 +313,17 @@ static void child_gone(struct service *s, size_t i, int status)
             s->backoff_s = THROTTLE_FIRST_S;
         return;
     }
-    if (WIFSIGNALED(status))
+    s->failures++;
+    if (WIFSIGNALED(status)) {
         log_warn("process %s pid %ld killed by signal %d", s->exe, (long)c.pid,
                  WTERMSIG(status));
-    else
+        snprintf(s->last_failure, sizeof(s->last_failure), "signal %d", WTERMSIG(status));
+    } else {
         log_warn("process %s pid %ld exit status %d", s->exe, (long)c.pid,
                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        snprintf(s->last_failure, sizeof(s->last_failure), "exit status %d",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
     svc_throttle(s, ran);
 }
 

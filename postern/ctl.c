@@ -181,18 +181,3 @@ int cmd_reload(int argc, char **argv)
 {
     return signal_master(argc, argv, SIGHUP, "reload");
 }
-
-int cmd_status(int argc, char **argv)
-{
-    if (argc != 1)
-        cmd_usage("status");
-    struct conf *c = cmd_conf_unchecked();
-    pid_t pid = running_or_fail(c);
-    conf_free(c);
-    if (pid > 0) {
-        printf("postern is running (pid %ld)\n", (long)pid);
-        return 0;
-    }
-    printf("postern is not running\n");
-    return 1;
-}

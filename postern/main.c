@@ -46,11 +46,12 @@ static const struct {
     const char *name;
     const char *usage;
 } usages[] = {
-    { "init", "init DIR [--domain D]... [--port-base N] [--hostname H]" },
+    { "init", "init DIR [--domain D]... [--port-base N] [--hostname H] [--postmaster ADDR]\n"
+              "                 [--queue-directory QDIR] [--mail-directory MDIR]" },
     { "start", "[-c DIR] start [-f]" },
     { "stop", "[-c DIR] stop" },
     { "reload", "[-c DIR] reload" },
-    { "status", "[-c DIR] status" },
+    { "status", "[-c DIR] status [--json]" },
     { "user", "[-c DIR] user add ADDRESS | user del ADDRESS | user list" },
     { "map", "[-c DIR] map build FILE" },
     { "config", "[-c DIR] config [KEY | KEY=VALUE]..." },

@@ -3,6 +3,7 @@
 #define POSTERN_CMD_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "conf.h"
@@ -47,6 +48,9 @@ int textmap_keys(const char *path, void (*fn)(const char *key, void *arg), void 
 /* Writes a whole file atomically (temporary file, fsync, rename); mode as given. */
 int file_write_atomic(const char *path, const char *data, size_t len, mode_t mode,
                       struct str *err);
+
+/* s as a JSON string (quoted, escaped; bytes that are not UTF-8 become U+FFFD). */
+void json_str(FILE *f, const char *s);
 
 /* The master's pid when it runs (its pid file is locked), else 0; -1 on error. */
 pid_t master_running(const struct conf *c, struct str *err);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "map.h"
@@ -130,6 +131,36 @@ static int user_in_map(const char *path, const char *addr)
     return r;
 }
 
+/* The first user becomes the mail recipient of root (and so of postmaster, which
+ * "postern init" aliases to root) unless the aliases map names someone already. */
+static void root_alias_default(const struct conf *c, const char *addr)
+{
+    struct str err = STR_INIT, line = STR_INIT;
+    char *file = cmd_map_file(c, CONF_alias_maps, "aliases");
+
+    str_init(&err);
+    str_init(&line);
+    if (conf_str(c, CONF_alias_maps)[0] == '\0' || access(file, F_OK) < 0) {
+        free(file);         /* an instance without the aliases map of "postern init" */
+        str_free(&err);
+        str_free(&line);
+        return;
+    }
+    int r = textmap_has(file, "root", &err);
+    if (r < 0)
+        cmd_fail("%s", err.s);
+    if (r == 0) {
+        str_printf(&line, "root %s", addr);
+        if (textmap_rewrite(file, NULL, line.s, 0644, &err) < 0)
+            cmd_fail("%s", err.s);
+        rebuild(file);
+        printf("%s: receives the mail of root and postmaster (alias in %s)\n", addr, file);
+    }
+    free(file);
+    str_free(&err);
+    str_free(&line);
+}
+
 static int user_add(const struct conf *c, const char *arg)
 {
     struct user_addr ua;
@@ -160,6 +191,7 @@ static int user_add(const struct conf *c, const char *arg)
     rebuild(pw_file);
     rebuild(mb_file);
     printf("%s: added\n", ua.addr);
+    root_alias_default(c, ua.addr);
     free(hash);
     free(pw_file);
     free(mb_file);
