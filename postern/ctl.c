@@ -19,7 +19,7 @@
 
 #define STOP_WAIT_SECONDS 30
 
-pid_t master_running(const struct conf *c, struct str *err)
+pid_t master_running(const char *qdir, struct str *err)
 {
     struct str path = STR_INIT;
     struct flock fl;
@@ -29,7 +29,7 @@ pid_t master_running(const struct conf *c, struct str *err)
     int fd;
 
     str_init(&path);
-    str_printf(&path, "%s/pid/master.pid", conf_str(c, CONF_queue_directory));
+    str_printf(&path, "%s/pid/master.pid", qdir);
     fd = open(path.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -74,11 +74,11 @@ pid_t master_running(const struct conf *c, struct str *err)
     return pid;
 }
 
-static pid_t running_or_fail(const struct conf *c)
+static pid_t running_or_fail(const char *qdir)
 {
     struct str err = STR_INIT;
     str_init(&err);
-    pid_t pid = master_running(c, &err);
+    pid_t pid = master_running(qdir, &err);
     if (pid < 0)
         cmd_fail("%s", err.s);
     str_free(&err);
@@ -95,7 +95,7 @@ int cmd_start(int argc, char **argv)
             cmd_usage("start");
     }
     struct conf *c = cmd_conf();
-    pid_t pid = running_or_fail(c);
+    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
     if (pid > 0)
         cmd_fail("already running (pid %ld)", (long)pid);
     char *dd = cmd_daemon_dir(c);
@@ -141,43 +141,43 @@ static void master_check(const struct conf *c)
     str_free(&prog);
 }
 
-static int signal_master(int argc, char **argv, int sig, const char *what)
+int cmd_reload(int argc, char **argv)
 {
     if (argc != 1)
-        cmd_usage(what);
-    /* a reload checks the configuration; stopping never depends on it */
-    struct conf *c = sig == SIGHUP ? cmd_conf() : cmd_conf_unchecked();
-    pid_t pid = running_or_fail(c);
+        cmd_usage("reload");
+    struct conf *c = cmd_conf();
+    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
     if (pid == 0)
         cmd_fail("not running");
-    if (sig == SIGHUP)
-        master_check(c);
-    if (kill(pid, sig) < 0)
+    master_check(c);
+    if (kill(pid, SIGHUP) < 0)
         cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
-    if (sig == SIGHUP) {
-        printf("postern reloading (pid %ld)\n", (long)pid);
-        conf_free(c);
-        return 0;
-    }
+    printf("postern reloading (pid %ld)\n", (long)pid);
+    conf_free(c);
+    return 0;
+}
+
+/* Stopping never depends on postern.conf being right: only the queue directory
+ * (where the pid file is) is needed. */
+int cmd_stop(int argc, char **argv)
+{
+    if (argc != 1)
+        cmd_usage("stop");
+    char *qdir = cmd_queue_dir_lenient();
+    pid_t pid = running_or_fail(qdir);
+    if (pid == 0)
+        cmd_fail("not running");
+    if (kill(pid, SIGTERM) < 0)
+        cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
     struct timespec delay = { 0, 100 * 1000 * 1000 };
     for (int i = 0; i < STOP_WAIT_SECONDS * 10; i++) {
         nanosleep(&delay, NULL);
-        if (running_or_fail(c) == 0) {
+        if (running_or_fail(qdir) == 0) {
             printf("postern stopped\n");
-            conf_free(c);
+            free(qdir);
             return 0;
         }
     }
     cmd_fail("master (pid %ld) did not stop within %d seconds", (long)pid,
              STOP_WAIT_SECONDS);
-}
-
-int cmd_stop(int argc, char **argv)
-{
-    return signal_master(argc, argv, SIGTERM, "stop");
-}
-
-int cmd_reload(int argc, char **argv)
-{
-    return signal_master(argc, argv, SIGHUP, "reload");
 }

@@ -12,6 +12,10 @@ struct str;
 
 #define EXIT_USAGE 2
 
+#ifndef POSTERN_VERSION
+#define POSTERN_VERSION "0.1"       /* as master(8) says it */
+#endif
+
 /* The instance's config directory (-c, $POSTERN_CONFIG_DIR, or the default). */
 extern const char *cmd_config_dir;
 
@@ -27,6 +31,10 @@ struct conf *cmd_conf(void);
 /* The same, with values not checked against their types: for what must work while
  * the file holds a bad value (stop, status, repairing it with config). */
 struct conf *cmd_conf_unchecked(void);
+/* The queue directory, for what must work even when postern.conf does not load
+ * (stop, status): from the file when it loads unchecked, else from its
+ * "queue_directory = " line (or the default), with a warning.  Caller frees. */
+char *cmd_queue_dir_lenient(void);
 /* Where the daemons are: daemon_directory, else next to this program. */
 char *cmd_daemon_dir(const struct conf *c);
 
@@ -52,8 +60,9 @@ int file_write_atomic(const char *path, const char *data, size_t len, mode_t mod
 /* s as a JSON string (quoted, escaped; bytes that are not UTF-8 become U+FFFD). */
 void json_str(FILE *f, const char *s);
 
-/* The master's pid when it runs (its pid file is locked), else 0; -1 on error. */
-pid_t master_running(const struct conf *c, struct str *err);
+/* The master's pid when it runs (its pid file QDIR/pid/master.pid is locked), else
+ * 0; -1 on error. */
+pid_t master_running(const char *qdir, struct str *err);
 
 int cmd_init(int argc, char **argv);
 int cmd_start(int argc, char **argv);

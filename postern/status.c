@@ -234,9 +234,8 @@ int cmd_status(int argc, char **argv)
     }
     memset(&st, 0, sizeof(st));
     str_init(&err);
-    struct conf *c = cmd_conf_unchecked();
-    const char *qdir = conf_str(c, CONF_queue_directory);
-    st.pid = master_running(c, &err);
+    char *qdir = cmd_queue_dir_lenient();
+    st.pid = master_running(qdir, &err);
     if (st.pid < 0)
         cmd_fail("%s", err.s);
     if (st.pid > 0)
@@ -251,7 +250,7 @@ int cmd_status(int argc, char **argv)
     else
         print_text(&st, now);
     free(st.svc);
-    conf_free(c);
+    free(qdir);
     str_free(&err);
     return st.pid > 0 ? 0 : 1;
 }
