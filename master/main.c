@@ -380,7 +380,7 @@ static _Noreturn void main_loop(void)
                 ref[n].svc = s;
                 ref[n++].status = true;
             }
-            if (s->state == SVC_ARMED)
+            if (s->state == SVC_ARMED || (s->state == SVC_THROTTLED && s->nchild == 0))
                 for (size_t k = 0; k < s->nfds; k++) {
                     pfd[n].fd = s->fds[k];
                     pfd[n].events = POLLIN;
@@ -415,6 +415,8 @@ static _Noreturn void main_loop(void)
                 svc_status_read(ref[i].svc);
             else if (ref[i].svc->state == SVC_ARMED)
                 svc_spawn(ref[i].svc);      /* one child; it leaves ARMED */
+            else if (ref[i].svc->state == SVC_THROTTLED && ref[i].svc->nchild == 0)
+                svc_refuse(ref[i].svc, pfd[i].fd);
         }
     }
 }

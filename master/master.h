@@ -35,6 +35,7 @@
 #define BIND_START_WAIT_MS 5000     /* at start, how long a busy port is retried */
 #define STOP_WAIT_MS 10000          /* SIGTERM to SIGKILL */
 #define LISTEN_BACKLOG 256
+#define SVC_REFUSE_BATCH 16         /* connections refused per wake-up while throttled */
 
 enum svc_state {
     SVC_UNBOUND,
@@ -119,6 +120,9 @@ void svc_unbind(struct service *s);
 void svc_settle(struct service *s, long long now);
 int svc_spawn(struct service *s);
 void svc_status_read(struct service *s);
+/* Throttled: accepts what waits on listening socket fd (a few at a time) and closes
+ * it after the protocol's temporary refusal (421 for SMTP). */
+void svc_refuse(struct service *s, int fd);
 void svc_signal(struct service *s, int sig);
 bool master_child_exited(pid_t pid, int status);
 

@@ -1,7 +1,7 @@
 /* "postern start | stop | reload | status": master's life cycle.  master holds an
  * fcntl lock on QUEUE/pid/master.pid while it runs; that lock, not the pid file's
- * presence, says whether it runs.  Both start and reload refuse a configuration that
- * does not load, before master sees it. */
+ * presence, says whether it runs.  Both start and reload run "postern check" first
+ * (check.c) and refuse a configuration with any error, before master sees it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -98,6 +98,9 @@ int cmd_start(int argc, char **argv)
     pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
     if (pid > 0)
         cmd_fail("already running (pid %ld)", (long)pid);
+    int n = check_run(c);
+    if (n > 0)
+        cmd_fail("%d error%s in the configuration: not started", n, n == 1 ? "" : "s");
     char *dd = cmd_daemon_dir(c);
     struct str prog = STR_INIT;
     str_init(&prog);
@@ -110,37 +113,6 @@ int cmd_start(int argc, char **argv)
     cmd_fail("%s: %s", prog.s, strerror(errno));
 }
 
-/* "master -t": both configuration files, as master would load them on SIGHUP
- * (postern.conf has loaded here already; this adds master.conf and its -o
- * overrides).  master prints what is wrong. */
-static void master_check(const struct conf *c)
-{
-    char *dd = cmd_daemon_dir(c);
-    struct str prog = STR_INIT;
-    int status;
-    pid_t pid;
-
-    str_init(&prog);
-    str_printf(&prog, "%s/master", dd);
-    free(dd);
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        cmd_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        char *args[] = { "master", "-c", (char *)conf_dir(c), "-t", NULL };
-        execv(prog.s, args);
-        fprintf(stderr, "postern: %s: %s\n", prog.s, strerror(errno));
-        _exit(127);
-    }
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            cmd_fail("waitpid: %s", strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        cmd_fail("the configuration has errors: not reloaded");
-    str_free(&prog);
-}
-
 int cmd_reload(int argc, char **argv)
 {
     if (argc != 1)
@@ -149,7 +121,10 @@ int cmd_reload(int argc, char **argv)
     pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
     if (pid == 0)
         cmd_fail("not running");
-    master_check(c);
+    int n = check_run(c);
+    if (n > 0)
+        cmd_fail("%d error%s in the configuration: not reloaded; the running system keeps "
+                 "its settings", n, n == 1 ? "" : "s");
     if (kill(pid, SIGHUP) < 0)
         cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
     printf("postern reloading (pid %ld)\n", (long)pid);

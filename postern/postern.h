@@ -64,6 +64,11 @@ void json_str(FILE *f, const char *s);
  * 0; -1 on error. */
 pid_t master_running(const char *qdir, struct str *err);
 
+/* The checks of "postern check" on a loaded configuration, each problem printed on
+ * standard error: the number of problems. */
+int check_run(const struct conf *c);
+
+int cmd_check(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
