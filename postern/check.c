@@ -19,6 +19,7 @@
 #include "map.h"
 #include "postern.h"
 #include "proto.h"
+#include "queue.h"
 #include "str.h"
 #include "xmalloc.h"
 
@@ -148,7 +149,8 @@ static void check_queue(struct checker *ck)
     } dirs[] = {
         { "tmp", 0700, true },      { "maildrop", 01730, true }, { "incoming", 0700, true },
         { "active", 0700, true },   { "deferred", 0700, true },  { "hold", 0700, true },
-        { "corrupt", 0700, true },  { PROTO_PRIVATE_DIR, 0700, true },
+        { "corrupt", 0700, true },  { QUEUE_DEFER_DIR, 0700, true },
+        { PROTO_PRIVATE_DIR, 0700, true },
         { "public", 0710, true },   { "pid", 0755, false },      { PROTO_LOGIN_DIR, 0711, false },
     };
     const char *qdir = conf_str(ck->c, CONF_queue_directory);

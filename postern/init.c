@@ -358,7 +358,7 @@ int cmd_init(int argc, char **argv)
         cmd_fail("%s", err.s);
     if (root) {
         static const char *const subdirs[] = { "tmp", "incoming", "active", "deferred",
-                                               "hold", "corrupt" };
+                                               "hold", "corrupt", QUEUE_DEFER_DIR };
         struct str p = STR_INIT;
         str_init(&p);
         for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {

@@ -58,7 +58,8 @@ static const struct {
     { "user", "[-c DIR] user add ADDRESS | user passwd ADDRESS | user del ADDRESS | user list" },
     { "map", "[-c DIR] map build FILE... | map query MAP KEY" },
     { "config", "[-c DIR] config [-d | -n | -x] [KEY]... | config KEY=VALUE... | config -X KEY..." },
-    { "queue", "[-c DIR] queue list | show ID | flush | hold ID | release ID | delete ID" },
+    { "queue", "[-c DIR] queue list [--json] | show ID | flush [ID... | ALL | -]\n"
+               "                  | hold | release | delete | requeue  ID... | ALL | -" },
 };
 
 static void usage_print(FILE *f, const char *what)

@@ -758,6 +758,38 @@ static void send_delay_warning(struct qmgr *q, struct qmsg *m, time_t now)
     free(idx);
 }
 
+/* The defer record (postern-queue(5)): each recipient still deferred, the reason of
+ * this attempt and the time of the next, for "postern queue list".  Written before
+ * the message moves to deferred/; a failure loses only the explanation. */
+static void defer_record(struct qmsg *m, time_t now, time_t next)
+{
+    struct queue_defer_rcpt *r = xcalloc(m->qf.nrcpt + 1, sizeof(*r));
+    struct str err = STR_INIT;
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->qf.nrcpt; i++) {
+        if (m->rstate[i] == QR_DONE)
+            continue;
+        struct str why = STR_INIT;
+        if (m->res[i].text != NULL)
+            str_printf(&why, "%s%s%s", m->res[i].dsn, m->res[i].dsn[0] ? " " : "",
+                       m->res[i].text);
+        else
+            str_sets(&why, "not tried yet");
+        r[n].addr = m->qf.rcpt[i].addr;
+        r[n].reason = str_detach(&why);
+        r[n].attempt = now;
+        r[n].next = next;
+        n++;
+    }
+    if (queue_defer_write(".", m->id, r, n, &err) < 0)
+        log_warn("%s: cannot write its defer record: %s", m->id, err.s);
+    for (size_t i = 0; i < n; i++)
+        free(r[i].reason);
+    free(r);
+    str_free(&err);
+}
+
 void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
 {
     time_t now = time(NULL);
@@ -772,10 +804,13 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
             all_done = false;
     str_printf(&path, "active/%s", m->id);
     if (all_done) {
-        if (unlink(path.s) < 0 && errno != ENOENT)
+        if (unlink(path.s) < 0 && errno != ENOENT) {
             log_warn("%s: cannot remove: %s", m->id, strerror(errno));
-        else
+        } else {
+            if (queue_defer_remove(".", m->id) < 0)
+                log_warn("%s: cannot remove its defer record: %s", m->id, strerror(errno));
             log_info("%s: removed", m->id);
+        }
     } else {
         struct timeval tv[2];
 
@@ -787,6 +822,7 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
                             conf_time_ms(q->conf, CONF_maximal_backoff_time) / 1000,
                             m->qf.arrival, now);
         tv[0].tv_usec = tv[1].tv_usec = 0;
+        defer_record(m, now, tv[0].tv_sec);
         if (utimes(path.s, tv) < 0)
             log_warn("%s: cannot set the retry time: %s", m->id, strerror(errno));
         if (qmgr_queue_rename("active", "deferred", m->id) < 0)
