@@ -477,6 +477,8 @@ int main(int argc, char **argv)
     if (master.root)
         queue_chown(master.conf);
     pid_file_check();
+    if (log_conf_prepare(master.conf, master.foreground) < 0)
+        log_fatal("%s/log: %s", master.config_dir, strerror(errno));
     if (!master.foreground)
         daemonize();
     master.pid = getpid();

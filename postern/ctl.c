@@ -4,6 +4,7 @@
  * (check.c) and refuse a configuration with any error, before master sees it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <syslog.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "log_conf.h"
 #include "postern.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -101,6 +103,15 @@ int cmd_start(int argc, char **argv)
     int n = check_run(c);
     if (n > 0)
         cmd_fail("%d error%s in the configuration: not started", n, n == 1 ? "" : "s");
+    int fb = log_conf_prepare(c, foreground);
+    if (fb < 0)
+        cmd_fail("%s/log: %s", conf_dir(c), strerror(errno));
+    if (fb > 0) {
+        char *file = log_conf_fallback(c);
+        cmd_warn("no syslog daemon listens on %s and maillog_file is not set: logging to %s",
+                 _PATH_LOG, file);
+        free(file);
+    }
     char *dd = cmd_daemon_dir(c);
     struct str prog = STR_INIT;
     str_init(&prog);
@@ -155,4 +166,54 @@ int cmd_stop(int argc, char **argv)
     }
     cmd_fail("master (pid %ld) did not stop within %d seconds", (long)pid,
              STOP_WAIT_SECONDS);
+}
+
+/* "postern logrotate", as "postfix logrotate": the log file (maillog_file, or the
+ * fallback when there is no syslog) is renamed FILE.YYYYMMDD-HHMMSS, then a running
+ * master is reloaded so that it and its new processes open FILE afresh. */
+int cmd_logrotate(int argc, char **argv)
+{
+    (void)argv;
+    if (argc != 1)
+        cmd_usage("logrotate");
+    struct conf *c = cmd_conf();
+    char *file = log_conf_file(c, 0);
+    if (file == NULL) {
+        printf("postern logs to syslog: its own rotation applies\n");
+        conf_free(c);
+        return 0;
+    }
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm) == NULL
+        || strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm) == 0)
+        cmd_fail("cannot format the time");
+    struct str to = STR_INIT;
+    str_init(&to);
+    str_printf(&to, "%s.%s", file, stamp);
+    if (access(to.s, F_OK) == 0)
+        cmd_fail("%s exists already: try again in a second", to.s);
+    if (rename(file, to.s) < 0) {
+        if (errno != ENOENT)
+            cmd_fail("rename %s: %s", file, strerror(errno));
+        printf("%s: no log file yet\n", file);
+    } else {
+        printf("%s: rotated to %s\n", file, to.s);
+    }
+    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
+    if (pid > 0) {
+        int n = check_run(c);
+        if (n > 0)
+            cmd_fail("%d error%s in the configuration: not reloaded; processes keep logging "
+                     "to %s until it is put right and \"postern reload\" runs", n,
+                     n == 1 ? "" : "s", to.s);
+        if (kill(pid, SIGHUP) < 0)
+            cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
+        printf("postern reloading (pid %ld): new processes log to %s\n", (long)pid, file);
+    }
+    str_free(&to);
+    free(file);
+    conf_free(c);
+    return 0;
 }

@@ -69,6 +69,7 @@ pid_t master_running(const char *qdir, struct str *err);
 int check_run(const struct conf *c);
 
 int cmd_check(int argc, char **argv);
+int cmd_logrotate(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);

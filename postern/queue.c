@@ -508,6 +508,8 @@ int cmd_queue(int argc, char **argv)
             if (strcmp(sub, actions[i].name) != 0)
                 continue;
             /* changes are logged where the daemons log */
+            if (log_conf_prepare(c, 0) < 0)
+                cmd_fail("%s/log: %s", conf_dir(c), strerror(errno));
             log_open_conf("queue", c, 0);
             if (argc == 2 && actions[i].act == act_flush)
                 rc = queue_flush_all(qdir);
