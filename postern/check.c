@@ -71,6 +71,56 @@ static void check_maps(struct checker *ck)
     str_free(&err);
 }
 
+/* Run by root: the tables the unprivileged daemons read (all but the password
+ * tables, which auth reads as root) must open for mail_owner too, or those daemons
+ * fail at start.  Tried in a child that takes mail_owner's ids; it prints each
+ * problem and exits with their number. */
+static void check_maps_as_owner(struct checker *ck)
+{
+    if (geteuid() != 0)
+        return;
+    struct passwd *pw = getpwnam(conf_str(ck->c, CONF_mail_owner));
+    if (pw == NULL || pw->pw_uid == 0)
+        return;             /* reported by check_queue */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0)
+        cmd_fail("fork: %s", strerror(errno));
+    if (pid == 0) {
+        struct checker child = { ck->c, 0 };
+        struct str err = STR_INIT;
+        if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0)
+            _exit(100);
+        str_init(&err);
+        for (size_t k = 0; k < conf_ndefaults; k++) {
+            if (conf_defaults[k].type != CONF_MAPS || k == CONF_auth_password_maps)
+                continue;
+            char **specs = map_specs_split(conf_str(ck->c, (enum conf_key)k), &err);
+            for (size_t i = 0; specs != NULL && specs[i] != NULL; i++) {
+                str_clear(&err);
+                struct map *m = map_open(specs[i], &err);
+                if (m == NULL)
+                    problem(&child, "%s: %s: not readable by mail_owner %s: %s",
+                            conf_key_name((enum conf_key)k), specs[i], pw->pw_name,
+                            err.s ? err.s : "cannot open");
+                else
+                    map_close(m);
+            }
+            strv_free(specs);
+        }
+        fflush(NULL);
+        _exit(child.errors > 99 ? 99 : child.errors);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            cmd_fail("waitpid: %s", strerror(errno));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) == 100)
+        problem(ck, "cannot check the tables as mail_owner %s", pw->pw_name);
+    else
+        ck->errors += WEXITSTATUS(status);
+}
+
 /* Files and directories the settings name. */
 static void check_paths(struct checker *ck)
 {
@@ -246,6 +296,8 @@ int check_run(const struct conf *c)
     check_combinations(&ck);
     check_paths(&ck);
     check_maps(&ck);
+    if (ck.errors == 0)
+        check_maps_as_owner(&ck);
     check_queue(&ck);
     check_master_conf(&ck);
     return ck.errors;

@@ -212,13 +212,22 @@ char *cmd_daemon_dir(const struct conf *c)
     if (n < 0)
         cmd_fail("cannot find this program's path: %s", strerror(errno));
     exe[n] = '\0';
+    /* the built tree (sbin/ beside libexec/postern/), then the installed one (sbin/
+     * beside lib/postern/, see INSTALL) */
+    static const char *const rel[] = { "../libexec/postern", "../lib/postern" };
+    const char *bin = dirname(exe);
     str_init(&d);
-    str_printf(&d, "%s/../libexec/postern", dirname(exe));
-    char *real = realpath(d.s, NULL);
-    if (real != NULL) {
-        str_free(&d);
-        return real;
+    for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+        str_clear(&d);
+        str_printf(&d, "%s/%s", bin, rel[i]);
+        char *real = realpath(d.s, NULL);
+        if (real != NULL) {
+            str_free(&d);
+            return real;
+        }
     }
+    str_clear(&d);
+    str_printf(&d, "%s/%s", bin, rel[0]);
     return str_detach(&d);
 }
 

@@ -180,3 +180,41 @@ def test_a_daemon_that_cannot_start_is_shown_and_clients_get_421():
         assert smtp["failures"] >= 1 and smtp["last_failure"] == "exit status 1"
     finally:
         i.cleanup()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="daemons change users only when run as root")
+def test_check_tables_the_daemons_cannot_read(inst):
+    path = conf_path(inst)
+    good = read(path)
+    table = inst.map_path("virtual")
+    try:
+        os.chmod(table + ".cdb", 0o600)         # root's alone: resolve runs as postern
+        p = inst.run("check", check=False)
+        assert p.returncode == 1
+        assert f"virtual_alias_maps: cdb:{table}: not readable by mail_owner postern" \
+            in p.stderr, p.stderr
+        p = inst.run("start", check=False)
+        assert p.returncode == 1 and "not started" in p.stderr
+    finally:
+        os.chmod(table + ".cdb", 0o644)
+        write(path, good)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="daemons change users only when run as root")
+def test_rcpt_gets_451_when_resolve_cannot_start():
+    i = start_instance(users=(USER,))
+    try:
+        # after the check: the service every RCPT needs dies at start from now on
+        os.chmod(i.map_path("aliases") + ".cdb", 0o600)
+        for pid in i.daemon_pids("resolve"):
+            os.kill(pid, 15)
+        mark = i.log_mark()
+        with i.smtp() as s:
+            s.ehlo()
+            assert s.mail("a@remote.test")[0] == 250
+            code, text = s.rcpt(USER)
+            assert code == 451 and b"4.3.0" in text
+        i.wait_log("service resolve: throttling after failure", since=mark)
+        assert not i.log_lines("smtpd", "killed by signal", since=mark)
+    finally:
+        i.cleanup()
