@@ -100,6 +100,8 @@ struct master {
     struct service **svc;       /* live and retired services */
     size_t nsvc;
     bool stopping;
+    unsigned reloads;           /* SIGHUPs handled, for the status file */
+    char reload_error[256];     /* why the last one failed; empty: it worked */
 };
 
 extern struct master master;

@@ -39,7 +39,14 @@ void master_status_write(long long now)
     time_t wall = time(NULL);
 
     str_init(&text);
-    str_printf(&text, "%s\npid %ld\n", PROTO_MASTER_STATUS_VERSION, (long)master.pid);
+    /* one line: the error text is master's own, but may quote a file */
+    char why[sizeof(master.reload_error)];
+    snprintf(why, sizeof(why), "%s", master.reload_error[0] != '\0' ? master.reload_error : "-");
+    for (char *p = why; *p != '\0'; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = '?';
+    str_printf(&text, "%s\npid %ld\nreloads %u\nreload_error %s\n",
+               PROTO_MASTER_STATUS_VERSION, (long)master.pid, master.reloads, why);
     for (size_t i = 0; i < master.nsvc; i++) {
         const struct service *s = master.svc[i];
         long long until = 0;

@@ -20,6 +20,7 @@
 #include "xmalloc.h"
 
 #define STOP_WAIT_SECONDS 30
+#define RELOAD_WAIT_SECONDS 20
 
 pid_t master_running(const char *qdir, struct str *err)
 {
@@ -136,11 +137,32 @@ int cmd_reload(int argc, char **argv)
     if (n > 0)
         cmd_fail("%d error%s in the configuration: not reloaded; the running system keeps "
                  "its settings", n, n == 1 ? "" : "s");
+    const char *qdir = conf_str(c, CONF_queue_directory);
+    unsigned long before = 0, now = 0;
+    char why[256];
+    int known = master_reload_state(qdir, pid, &before, why, sizeof(why));
     if (kill(pid, SIGHUP) < 0)
         cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
-    printf("postern reloading (pid %ld)\n", (long)pid);
-    conf_free(c);
-    return 0;
+    if (!known) {
+        printf("postern reloading (pid %ld)\n", (long)pid);
+        conf_free(c);
+        return 0;
+    }
+    /* master says in its status file when it has handled the signal, and how */
+    struct timespec delay = { 0, 50 * 1000 * 1000 };
+    for (int i = 0; i < RELOAD_WAIT_SECONDS * 20; i++) {
+        nanosleep(&delay, NULL);
+        if (master_reload_state(qdir, pid, &now, why, sizeof(why)) && now != before) {
+            if (why[0] != '\0')
+                cmd_fail("master refused the new configuration: %s; the running system "
+                         "keeps its settings", why);
+            printf("postern reloaded (pid %ld)\n", (long)pid);
+            conf_free(c);
+            return 0;
+        }
+    }
+    cmd_fail("master (pid %ld) has not reloaded within %d seconds", (long)pid,
+             RELOAD_WAIT_SECONDS);
 }
 
 /* Stopping never depends on postern.conf being right: only the queue directory

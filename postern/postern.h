@@ -64,6 +64,12 @@ void json_str(FILE *f, const char *s);
  * 0; -1 on error. */
 pid_t master_running(const char *qdir, struct str *err);
 
+/* From master's status file (if it belongs to the master with this pid): the number
+ * of reloads it has handled and why the last one failed (empty: it worked).  1, or
+ * 0 when the file does not say. */
+int master_reload_state(const char *qdir, pid_t pid, unsigned long *reloads, char *why,
+                        size_t size);
+
 /* The checks of "postern check" on a loaded configuration, each problem printed on
  * standard error: the number of problems. */
 int check_run(const struct conf *c);

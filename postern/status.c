@@ -40,6 +40,9 @@ struct status {
     struct svc_status *svc;
     size_t nsvc;
     bool have_services;
+    bool have_reloads;              /* the two lines below were there */
+    unsigned long reloads;
+    char reload_error[256];         /* empty: the last reload worked */
     long long count[NDIRS];         /* -1: unreadable */
     long long oldest_deferred;      /* arrival, unix seconds; 0: none */
 };
@@ -111,6 +114,16 @@ static void read_services(const char *qdir, pid_t pid, struct status *st)
             ours = strtol(l + 4, NULL, 10) == (long)pid;
             continue;
         }
+        if (strncmp(l, "reloads ", 8) == 0 && ours) {
+            st->reloads = strtoul(l + 8, NULL, 10);
+            st->have_reloads = true;
+            continue;
+        }
+        if (strncmp(l, "reload_error ", 13) == 0 && ours) {
+            snprintf(st->reload_error, sizeof(st->reload_error), "%s",
+                     strcmp(l + 13, "-") == 0 ? "" : l + 13);
+            continue;
+        }
         if (strncmp(l, "service ", 8) != 0 || !ours || st->nsvc == SERVICES_MAX)
             continue;
         struct svc_status s;
@@ -156,6 +169,14 @@ static void print_text(const struct status *st, long long now)
         printf("postern is running (pid %ld)\n", (long)st->pid);
     else
         printf("postern is not running\n");
+    if (st->reload_error[0] != '\0') {
+        struct str b = STR_INIT;
+        str_init(&b);
+        for (const char *p = st->reload_error; *p != '\0'; p++)
+            str_appendc(&b, (unsigned char)*p < 0x20 || *p == 0x7f ? '?' : *p);
+        printf("last reload failed (the running configuration stays): %s\n", b.s);
+        str_free(&b);
+    }
     if (st->have_services) {
         printf("services:\n");
         for (size_t i = 0; i < st->nsvc; i++) {
@@ -190,6 +211,11 @@ static void print_json(const struct status *st, long long now)
 {
     printf("{\"running\":%s,\"pid\":%ld", st->pid > 0 ? "true" : "false",
            (long)(st->pid > 0 ? st->pid : 0));
+    printf(",\"reload_error\":");
+    if (st->reload_error[0] != '\0')
+        json_str(stdout, st->reload_error);
+    else
+        printf("null");
     printf(",\"services\":[");
     for (size_t i = 0; st->have_services && i < st->nsvc; i++) {
         const struct svc_status *s = &st->svc[i];
@@ -253,4 +279,19 @@ int cmd_status(int argc, char **argv)
     free(qdir);
     str_free(&err);
     return st.pid > 0 ? 0 : 1;
+}
+
+int master_reload_state(const char *qdir, pid_t pid, unsigned long *reloads, char *why,
+                        size_t size)
+{
+    struct status st;
+
+    memset(&st, 0, sizeof(st));
+    read_services(qdir, pid, &st);
+    free(st.svc);
+    if (!st.have_reloads)
+        return 0;
+    *reloads = st.reloads;
+    snprintf(why, size, "%s", st.reload_error);
+    return 1;
 }

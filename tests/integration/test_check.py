@@ -145,6 +145,10 @@ def test_reload_refuses_and_the_running_system_keeps_its_settings():
         assert "reloading" not in p.stdout
         assert i.master_pid() == pid
         write(path, good)
+        # a good one: postern reload waits until master has taken it
+        p = i.run("reload")
+        assert p.stdout == f"postern reloaded (pid {pid})\n"
+        assert json.loads(i.run("status", "--json").stdout)["reload_error"] is None
         i.submit("a@remote.test", [USER], "Message-ID: <kept@test>\r\n\r\nstill here\r\n")
         i.wait_message(USER, "<kept@test>")
     finally:
