@@ -5,6 +5,7 @@
 #   make run             build, make ./run (port base 10000) if missing, start in the foreground
 #   make bench           throughput figures against a live instance (and Postfix, if installed)
 #   make install         install in FHS layout under $(DESTDIR)$(PREFIX)
+#   make uninstall       remove what make install put there
 #   make clean           remove $(BUILD)/
 #   make hardening-check the built programs carry the hardening flags (run by check)
 #   make fuzz            build the libFuzzer harnesses of tests/fuzz/ into $(BUILD)/fuzz/
@@ -13,7 +14,8 @@
 #
 # Variables: CC, CFLAGS, LDFLAGS, BUILD (default build), SANITIZE=1 (ASan+UBSan),
 # WERROR=1 (warnings are errors; make check sets it), HARDEN=0 (no hardening flags),
-# FUZZ_CC (default clang), PREFIX (default /usr/local), DESTDIR, SYSCONFDIR, QUEUEDIR.
+# FUZZ_CC (default clang), PREFIX (default /usr/local), DESTDIR, SYSCONFDIR, QUEUEDIR,
+# SYSTEMDUNITDIR (default PREFIX/lib/systemd/system).
 
 CC        ?= cc
 BUILD     ?= build
@@ -21,6 +23,7 @@ PREFIX    ?= /usr/local
 SYSCONFDIR ?= /etc/postern
 QUEUEDIR  ?= /var/spool/postern
 MAILDIR_BASE ?= /var/mail/postern
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 PYTHON    ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
 
@@ -98,7 +101,7 @@ FLAGS_STAMP := $(BUILD)/.flags
 FLAGS_NOW   := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) $(LIBS)
 $(shell mkdir -p $(BUILD); [ "`cat $(FLAGS_STAMP) 2>/dev/null`" = '$(FLAGS_NOW)' ] || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 
-.PHONY: all check unit integration run bench install clean deps-check hardening-check \
+.PHONY: all check unit integration run bench install uninstall clean deps-check hardening-check \
         werror-check fuzz fuzz-smoke fuzz-long
 all: $(LIB_A) $(DAEMON_BINS) $(ADMIN_BIN) $(SENDMAIL_BIN) $(SENDMAIL_LINKS) $(UNIT_BINS)
 ifeq ($(WERROR),1)
@@ -192,7 +195,12 @@ bench: all
 	@POSTERN_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/bench/bench.py
 
 install: all
-	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(SYSCONFDIR)" "$(QUEUEDIR)"
+	sh tools/install.sh "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(SYSCONFDIR)" "$(QUEUEDIR)" \
+	    "$(SYSTEMDUNITDIR)"
+
+uninstall:
+	sh tools/install.sh -u "$(DESTDIR)" "$(PREFIX)" "$(BUILD)" "$(SYSCONFDIR)" "$(QUEUEDIR)" \
+	    "$(SYSTEMDUNITDIR)"
 
 clean:
 	rm -rf $(BUILD)

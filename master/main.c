@@ -308,6 +308,7 @@ static _Noreturn void master_stop(int sig)
             master_child_exited(pid, status);
         }
     }
+    master_status_remove();
     pid_file_remove();
     exit(0);
 }
@@ -361,6 +362,7 @@ static _Noreturn void main_loop(void)
         }
         now = clock_ms();
         services_settle(now);
+        master_status_write(now);
 
         for (size_t i = 0; i < master.nsvc; i++)
             need += 1 + master.svc[i]->nfds;
@@ -395,7 +397,8 @@ static _Noreturn void main_loop(void)
             } else {
                 s->full_since = -1;
             }
-            if (s->state == SVC_ARMED || busy_watch)
+            if (s->state == SVC_ARMED || busy_watch
+                || (s->state == SVC_THROTTLED && s->nchild == 0))
                 for (size_t k = 0; k < s->nfds; k++) {
                     pfd[n].fd = s->fds[k];
                     pfd[n].events = POLLIN;
@@ -430,6 +433,8 @@ static _Noreturn void main_loop(void)
                 svc_status_read(ref[i].svc);
             else if (ref[i].svc->state == SVC_ARMED)
                 svc_spawn_pending(ref[i].svc, pfd[i].fd);   /* it leaves ARMED */
+            else if (ref[i].svc->state == SVC_THROTTLED && ref[i].svc->nchild == 0)
+                svc_refuse(ref[i].svc, pfd[i].fd);
             else if (svc_full(ref[i].svc))  /* still full after the status reports */
                 svc_busy_accept(ref[i].svc, pfd[i].fd);
         }
@@ -496,6 +501,8 @@ int main(int argc, char **argv)
     if (master.root)
         queue_chown(master.conf);
     pid_file_check();
+    if (log_conf_prepare(master.conf, master.foreground) < 0)
+        log_fatal("%s/log: %s", master.config_dir, strerror(errno));
     if (!master.foreground)
         daemonize();
     master.pid = getpid();
@@ -503,6 +510,7 @@ int main(int argc, char **argv)
     atexit(pid_file_remove);
     signals_init();
     services_bind();
+    master_status_write(clock_ms());
     daemon_ready();
     log_open_conf("master", master.conf, master.foreground);
     log_info("daemon started -- version %s, configuration %s", POSTERN_VERSION,

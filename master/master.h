@@ -40,6 +40,7 @@
                                      * backlog before master answers them itself */
 #define BUSY_ACCEPT_MAX 32          /* busy replies per readable socket per round */
 #define BUSY_LOG_INTERVAL_MS 60000
+#define SVC_REFUSE_BATCH 16         /* connections refused per wake-up while throttled */
 
 enum svc_state {
     SVC_UNBOUND,
@@ -91,6 +92,9 @@ struct service {
     size_t nchild;
     size_t navail;
 
+    unsigned failures;          /* processes that failed (exit status, signal) */
+    char last_failure[48];      /* the last one: "exit status 1", "signal 11" */
+
     enum svc_state state;
     long long deadline_ms;      /* THROTTLED, UNBOUND */
     int backoff_s;              /* length of the next throttle */
@@ -114,6 +118,8 @@ struct master {
     struct service **svc;       /* live and retired services */
     size_t nsvc;
     bool stopping;
+    unsigned reloads;           /* SIGHUPs handled, for the status file */
+    char reload_error[256];     /* why the last one failed; empty: it worked */
 };
 
 extern struct master master;
@@ -137,6 +143,9 @@ int svc_spawn(struct service *s);
  * waiting there, up to SPAWN_BURST_MAX and the process limit. */
 void svc_spawn_pending(struct service *s, int listen_fd);
 void svc_status_read(struct service *s);
+/* Throttled: accepts what waits on listening socket fd (a few at a time) and closes
+ * it after the protocol's temporary refusal (421 for SMTP). */
+void svc_refuse(struct service *s, int fd);
 void svc_signal(struct service *s, int sig);
 bool master_child_exited(pid_t pid, int status);
 
@@ -145,6 +154,9 @@ void svc_busy_setup(struct service *s, const struct master_service *def,
                     const struct conf *conf);
 bool svc_full(const struct service *s);
 void svc_busy_accept(struct service *s, int listen_fd);
+/* status.c: QUEUE/pid/master.status, rewritten when it changes */
+void master_status_write(long long now);
+void master_status_remove(void);
 
 /* reload.c */
 void master_reload(void);

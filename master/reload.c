@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,9 +41,12 @@ void master_reload(void)
     size_t nn, nall = 0;
     struct str err = STR_INIT;
 
+    master.reloads++;
+    master.reload_error[0] = '\0';
     log_info("reload -- configuration %s", master.config_dir);
     if (master_config_load(master.config_dir, &conf, &nsvc, &nn, &err) < 0) {
         log_error("reload failed, keeping the running configuration: %s", err.s);
+        snprintf(master.reload_error, sizeof(master.reload_error), "%s", err.s);
         str_free(&err);
         return;
     }
@@ -57,6 +61,8 @@ void master_reload(void)
         if (fd == -1) {
             log_error("reload failed, keeping the running configuration: "
                       "cannot open maillog_file %s: %s", file, strerror(errno));
+            snprintf(master.reload_error, sizeof(master.reload_error),
+                     "cannot open maillog_file %s: %s", file, strerror(errno));
             for (size_t i = 0; i < nn; i++)
                 service_free(nsvc[i]);
             free(nsvc);
@@ -70,6 +76,7 @@ void master_reload(void)
         int fd = master_conf_snapshot(conf, &err);
         if (fd < 0) {
             log_error("reload failed, keeping the running configuration: %s", err.s);
+            snprintf(master.reload_error, sizeof(master.reload_error), "%s", err.s);
             str_free(&err);
             for (size_t i = 0; i < nn; i++)
                 service_free(nsvc[i]);

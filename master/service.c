@@ -355,12 +355,17 @@ static void child_gone(struct service *s, size_t i, int status)
             s->backoff_s = THROTTLE_FIRST_S;
         return;
     }
-    if (WIFSIGNALED(status))
+    s->failures++;
+    if (WIFSIGNALED(status)) {
         log_warn("process %s pid %ld killed by signal %d", s->exe, (long)c.pid,
                  WTERMSIG(status));
-    else
+        snprintf(s->last_failure, sizeof(s->last_failure), "signal %d", WTERMSIG(status));
+    } else {
         log_warn("process %s pid %ld exit status %d", s->exe, (long)c.pid,
                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        snprintf(s->last_failure, sizeof(s->last_failure), "exit status %d",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    }
     svc_throttle(s, ran);
 }
 
@@ -375,4 +380,42 @@ bool master_child_exited(pid_t pid, int status)
             }
     }
     return false;
+}
+
+/* What a client of a throttled service hears before master closes its connection:
+ * the protocol's own "try again later", so that it does not wait for a greeting
+ * that will not come.  Nothing for TLS-wrapped ports and UNIX sockets (closing is
+ * the answer: a daemon's client treats it as a temporary failure). */
+static const char *refusal(const struct service *s)
+{
+    const char *cmd = strrchr(s->exe, '/');
+    cmd = cmd != NULL ? cmd + 1 : s->exe;
+    if (s->type != MASTER_INET)
+        return NULL;
+    for (size_t i = 0; s->argv[i] != NULL; i++)
+        if (strstr(s->argv[i], "wrapper") != NULL)
+            return NULL;
+    if (strcmp(cmd, "smtpd") == 0)
+        return "421 4.3.2 Service temporarily unavailable\r\n";
+    if (strcmp(cmd, "pop3d") == 0)
+        return "-ERR [SYS/TEMP] Service temporarily unavailable\r\n";
+    if (strcmp(cmd, "imapd") == 0)
+        return "* BYE [UNAVAILABLE] Service temporarily unavailable\r\n";
+    return NULL;
+}
+
+void svc_refuse(struct service *s, int fd)
+{
+    const char *msg = refusal(s);
+
+    for (int i = 0; i < SVC_REFUSE_BATCH; i++) {
+        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0)
+            return;
+        /* one short write on a fresh socket: it fits in the send buffer */
+        if (msg != NULL && write(c, msg, strlen(msg)) < 0)
+            log_warn("service %s: refusing a client: %s", s->name, strerror(errno));
+        close(c);
+        log_info("service %s: throttled: connection refused with a temporary error", s->name);
+    }
 }

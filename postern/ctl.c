@@ -1,9 +1,10 @@
 /* "postern start | stop | reload | status": master's life cycle.  master holds an
  * fcntl lock on QUEUE/pid/master.pid while it runs; that lock, not the pid file's
- * presence, says whether it runs.  Both start and reload refuse a configuration that
- * does not load, before master sees it. */
+ * presence, says whether it runs.  Both start and reload run "postern check" first
+ * (check.c) and refuse a configuration with any error, before master sees it. */
 #include <errno.h>
 #include <fcntl.h>
+#include <syslog.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,13 +14,15 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "log_conf.h"
 #include "postern.h"
 #include "str.h"
 #include "xmalloc.h"
 
 #define STOP_WAIT_SECONDS 30
+#define RELOAD_WAIT_SECONDS 20
 
-pid_t master_running(const struct conf *c, struct str *err)
+pid_t master_running(const char *qdir, struct str *err)
 {
     struct str path = STR_INIT;
     struct flock fl;
@@ -29,7 +32,7 @@ pid_t master_running(const struct conf *c, struct str *err)
     int fd;
 
     str_init(&path);
-    str_printf(&path, "%s/pid/master.pid", conf_str(c, CONF_queue_directory));
+    str_printf(&path, "%s/pid/master.pid", qdir);
     fd = open(path.s, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT) {
@@ -74,11 +77,11 @@ pid_t master_running(const struct conf *c, struct str *err)
     return pid;
 }
 
-static pid_t running_or_fail(const struct conf *c)
+static pid_t running_or_fail(const char *qdir)
 {
     struct str err = STR_INIT;
     str_init(&err);
-    pid_t pid = master_running(c, &err);
+    pid_t pid = master_running(qdir, &err);
     if (pid < 0)
         cmd_fail("%s", err.s);
     str_free(&err);
@@ -95,9 +98,21 @@ int cmd_start(int argc, char **argv)
             cmd_usage("start");
     }
     struct conf *c = cmd_conf();
-    pid_t pid = running_or_fail(c);
+    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
     if (pid > 0)
         cmd_fail("already running (pid %ld)", (long)pid);
+    int n = check_run(c);
+    if (n > 0)
+        cmd_fail("%d error%s in the configuration: not started", n, n == 1 ? "" : "s");
+    int fb = log_conf_prepare(c, foreground);
+    if (fb < 0)
+        cmd_fail("%s/log: %s", conf_dir(c), strerror(errno));
+    if (fb > 0) {
+        char *file = log_conf_fallback(c);
+        cmd_warn("no syslog daemon listens on %s and maillog_file is not set: logging to %s",
+                 _PATH_LOG, file);
+        free(file);
+    }
     char *dd = cmd_daemon_dir(c);
     struct str prog = STR_INIT;
     str_init(&prog);
@@ -110,61 +125,64 @@ int cmd_start(int argc, char **argv)
     cmd_fail("%s: %s", prog.s, strerror(errno));
 }
 
-/* "master -t": both configuration files, as master would load them on SIGHUP
- * (postern.conf has loaded here already; this adds master.conf and its -o
- * overrides).  master prints what is wrong. */
-static void master_check(const struct conf *c)
-{
-    char *dd = cmd_daemon_dir(c);
-    struct str prog = STR_INIT;
-    int status;
-    pid_t pid;
-
-    str_init(&prog);
-    str_printf(&prog, "%s/master", dd);
-    free(dd);
-    fflush(NULL);
-    pid = fork();
-    if (pid < 0)
-        cmd_fail("fork: %s", strerror(errno));
-    if (pid == 0) {
-        char *args[] = { "master", "-c", (char *)conf_dir(c), "-t", NULL };
-        execv(prog.s, args);
-        fprintf(stderr, "postern: %s: %s\n", prog.s, strerror(errno));
-        _exit(127);
-    }
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            cmd_fail("waitpid: %s", strerror(errno));
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        cmd_fail("the configuration has errors: not reloaded");
-    str_free(&prog);
-}
-
-static int signal_master(int argc, char **argv, int sig, const char *what)
+int cmd_reload(int argc, char **argv)
 {
     if (argc != 1)
-        cmd_usage(what);
-    /* a reload checks the configuration; stopping never depends on it */
-    struct conf *c = sig == SIGHUP ? cmd_conf() : cmd_conf_unchecked();
-    pid_t pid = running_or_fail(c);
+        cmd_usage("reload");
+    struct conf *c = cmd_conf();
+    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
     if (pid == 0)
         cmd_fail("not running");
-    if (sig == SIGHUP)
-        master_check(c);
-    if (kill(pid, sig) < 0)
+    int n = check_run(c);
+    if (n > 0)
+        cmd_fail("%d error%s in the configuration: not reloaded; the running system keeps "
+                 "its settings", n, n == 1 ? "" : "s");
+    const char *qdir = conf_str(c, CONF_queue_directory);
+    unsigned long before = 0, now = 0;
+    char why[256];
+    int known = master_reload_state(qdir, pid, &before, why, sizeof(why));
+    if (kill(pid, SIGHUP) < 0)
         cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
-    if (sig == SIGHUP) {
+    if (!known) {
         printf("postern reloading (pid %ld)\n", (long)pid);
         conf_free(c);
         return 0;
     }
+    /* master says in its status file when it has handled the signal, and how */
+    struct timespec delay = { 0, 50 * 1000 * 1000 };
+    for (int i = 0; i < RELOAD_WAIT_SECONDS * 20; i++) {
+        nanosleep(&delay, NULL);
+        if (master_reload_state(qdir, pid, &now, why, sizeof(why)) && now != before) {
+            if (why[0] != '\0')
+                cmd_fail("master refused the new configuration: %s; the running system "
+                         "keeps its settings", why);
+            printf("postern reloaded (pid %ld)\n", (long)pid);
+            conf_free(c);
+            return 0;
+        }
+    }
+    cmd_fail("master (pid %ld) has not reloaded within %d seconds", (long)pid,
+             RELOAD_WAIT_SECONDS);
+}
+
+/* Stopping never depends on postern.conf being right: only the queue directory
+ * (where the pid file is) is needed. */
+int cmd_stop(int argc, char **argv)
+{
+    if (argc != 1)
+        cmd_usage("stop");
+    char *qdir = cmd_queue_dir_lenient();
+    pid_t pid = running_or_fail(qdir);
+    if (pid == 0)
+        cmd_fail("not running");
+    if (kill(pid, SIGTERM) < 0)
+        cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
     struct timespec delay = { 0, 100 * 1000 * 1000 };
     for (int i = 0; i < STOP_WAIT_SECONDS * 10; i++) {
         nanosleep(&delay, NULL);
-        if (running_or_fail(c) == 0) {
+        if (running_or_fail(qdir) == 0) {
             printf("postern stopped\n");
-            conf_free(c);
+            free(qdir);
             return 0;
         }
     }
@@ -172,27 +190,52 @@ static int signal_master(int argc, char **argv, int sig, const char *what)
              STOP_WAIT_SECONDS);
 }
 
-int cmd_stop(int argc, char **argv)
+/* "postern logrotate", as "postfix logrotate": the log file (maillog_file, or the
+ * fallback when there is no syslog) is renamed FILE.YYYYMMDD-HHMMSS, then a running
+ * master is reloaded so that it and its new processes open FILE afresh. */
+int cmd_logrotate(int argc, char **argv)
 {
-    return signal_master(argc, argv, SIGTERM, "stop");
-}
-
-int cmd_reload(int argc, char **argv)
-{
-    return signal_master(argc, argv, SIGHUP, "reload");
-}
-
-int cmd_status(int argc, char **argv)
-{
+    (void)argv;
     if (argc != 1)
-        cmd_usage("status");
-    struct conf *c = cmd_conf_unchecked();
-    pid_t pid = running_or_fail(c);
-    conf_free(c);
-    if (pid > 0) {
-        printf("postern is running (pid %ld)\n", (long)pid);
+        cmd_usage("logrotate");
+    struct conf *c = cmd_conf();
+    char *file = log_conf_file(c, 0);
+    if (file == NULL) {
+        printf("postern logs to syslog: its own rotation applies\n");
+        conf_free(c);
         return 0;
     }
-    printf("postern is not running\n");
-    return 1;
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (localtime_r(&now, &tm) == NULL
+        || strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm) == 0)
+        cmd_fail("cannot format the time");
+    struct str to = STR_INIT;
+    str_init(&to);
+    str_printf(&to, "%s.%s", file, stamp);
+    if (access(to.s, F_OK) == 0)
+        cmd_fail("%s exists already: try again in a second", to.s);
+    if (rename(file, to.s) < 0) {
+        if (errno != ENOENT)
+            cmd_fail("rename %s: %s", file, strerror(errno));
+        printf("%s: no log file yet\n", file);
+    } else {
+        printf("%s: rotated to %s\n", file, to.s);
+    }
+    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
+    if (pid > 0) {
+        int n = check_run(c);
+        if (n > 0)
+            cmd_fail("%d error%s in the configuration: not reloaded; processes keep logging "
+                     "to %s until it is put right and \"postern reload\" runs", n,
+                     n == 1 ? "" : "s", to.s);
+        if (kill(pid, SIGHUP) < 0)
+            cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
+        printf("postern reloading (pid %ld): new processes log to %s\n", (long)pid, file);
+    }
+    str_free(&to);
+    free(file);
+    conf_free(c);
+    return 0;
 }

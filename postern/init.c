@@ -197,9 +197,56 @@ static void init_usage(void)
     cmd_usage("init");
 }
 
+/* The option a names ("--domain" for "--domain" and "--domain=..."), or NULL. */
+static const char *init_option(const char *a)
+{
+    static const char *const opts[] = { "--domain", "--port-base", "--hostname",
+                                        "--postmaster", "--queue-directory",
+                                        "--mail-directory" };
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        size_t n = strlen(opts[i]);
+        if (strncmp(a, opts[i], n) == 0 && (a[n] == '\0' || a[n] == '='))
+            return opts[i];
+    }
+    return NULL;
+}
+
+/* An address for the aliases map: local@domain, or a bare local part, without white
+ * space, control characters or the map's separators. */
+static bool alias_target_ok(const char *a)
+{
+    size_t n = strlen(a);
+    if (n == 0 || n > 254 || a[0] == '@' || a[n - 1] == '@' || a[0] == '|' || a[0] == '/'
+        || a[0] == ':' || a[0] == '#')
+        return false;
+    for (; *a != '\0'; a++) {
+        unsigned char c = (unsigned char)*a;
+        if (c <= ' ' || c >= 0x7f || c == ',' || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
+/* A directory given for the queue or the mail store: absolute (made when missing),
+ * resolved, and writable into postern.conf.  Caller frees. */
+static char *init_place(const char *opt, const char *path)
+{
+    if (path[0] != '/')
+        cmd_fail("%s %s: expected an absolute path", opt, path);
+    if (mkdir_p(path, 0755) < 0)
+        cmd_fail("%s: %s", path, strerror(errno));
+    char *abs = realpath(path, NULL);
+    if (abs == NULL)
+        cmd_fail("%s: %s", path, strerror(errno));
+    if (!plain_path(abs))
+        cmd_fail("%s: the path may not hold white space or any of $,{}#=\\", abs);
+    return abs;
+}
+
 int cmd_init(int argc, char **argv)
 {
-    const char *dir = NULL, *hostname = NULL;
+    const char *dir = NULL, *hostname = NULL, *postmaster = NULL;
+    const char *queue_opt = NULL, *mail_opt = NULL;
     const char *domains[MAX_DOMAINS];
     size_t ndomains = 0;
     long port_base = -1;
@@ -209,14 +256,13 @@ int cmd_init(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
-        if (strcmp(a, "--domain") == 0 || strcmp(a, "--port-base") == 0
-            || strcmp(a, "--hostname") == 0) {
+        const char *opt = init_option(a);
+        if (opt != NULL && a[strlen(opt)] == '\0') {
             if (i + 1 >= argc)
                 init_usage();
             val = argv[++i];
-        } else if (strncmp(a, "--domain=", 9) == 0 || strncmp(a, "--port-base=", 12) == 0
-                   || strncmp(a, "--hostname=", 11) == 0) {
-            val = strchr(a, '=') + 1;
+        } else if (opt != NULL) {
+            val = a + strlen(opt) + 1;
         } else if (a[0] == '-') {
             cmd_warn("unknown option %s", a);
             init_usage();
@@ -226,12 +272,18 @@ int cmd_init(int argc, char **argv)
         } else {
             init_usage();
         }
-        if (strncmp(a, "--domain", 8) == 0) {
+        if (strcmp(opt, "--domain") == 0) {
             if (ndomains == MAX_DOMAINS)
                 cmd_fail("too many domains");
             domains[ndomains++] = val;
-        } else if (strncmp(a, "--hostname", 10) == 0) {
+        } else if (strcmp(opt, "--hostname") == 0) {
             hostname = val;
+        } else if (strcmp(opt, "--postmaster") == 0) {
+            postmaster = val;
+        } else if (strcmp(opt, "--queue-directory") == 0) {
+            queue_opt = val;
+        } else if (strcmp(opt, "--mail-directory") == 0) {
+            mail_opt = val;
         } else {
             char *end;
             errno = 0;
@@ -256,6 +308,8 @@ int cmd_init(int argc, char **argv)
     }
     if (hostname != NULL && !valid_domain(hostname))
         cmd_fail("--hostname %s: not a valid host name", hostname);
+    if (postmaster != NULL && !alias_target_ok(postmaster))
+        cmd_fail("--postmaster %s: not a usable address", postmaster);
 
     if (mkdir_p(dir, 0755) < 0)
         cmd_fail("%s: %s", dir, strerror(errno));
@@ -277,13 +331,34 @@ int cmd_init(int argc, char **argv)
     }
 
     /* Queue. */
+    char *qdir, *mdir;
+    if (queue_opt != NULL) {
+        qdir = init_place("--queue-directory", queue_opt);
+    } else {
+        struct str q = STR_INIT;
+        str_init(&q);
+        str_printf(&q, "%s/queue", abs);
+        qdir = str_detach(&q);
+    }
+    if (mail_opt != NULL) {
+        mdir = init_place("--mail-directory", mail_opt);
+    } else {
+        struct str m = STR_INIT;
+        str_init(&m);
+        str_printf(&m, "%s/mail", abs);
+        mdir = str_detach(&m);
+    }
+    if (root && queue_opt != NULL)
+        tree_check_root_only(qdir);
+    if (root && mail_opt != NULL)
+        tree_check_root_only(mdir);
     str_clear(&s);
-    str_printf(&s, "%s/queue", abs);
+    str_sets(&s, qdir);
     if (queue_tree_create(s.s, &err) < 0)
         cmd_fail("%s", err.s);
     if (root) {
         static const char *const subdirs[] = { "tmp", "incoming", "active", "deferred",
-                                               "hold", "corrupt" };
+                                               "hold", "corrupt", QUEUE_DEFER_DIR };
         struct str p = STR_INIT;
         str_init(&p);
         for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
@@ -316,9 +391,20 @@ int cmd_init(int argc, char **argv)
         struct str p = STR_INIT;
         str_init(&p);
         str_printf(&p, "%s/%s", s.s, init_maps[i].name);
-        if (file_write_atomic(p.s, init_maps[i].text, strlen(init_maps[i].text),
+        struct str text = STR_INIT;
+        str_init(&text);
+        str_sets(&text, init_maps[i].text);
+        if (strcmp(init_maps[i].name, "aliases") == 0) {
+            /* RFC 5321 4.5.1 and the habit of every Unix host: the postmaster's and
+             * root's mail reaches a person. */
+            str_appends(&text, "postmaster root\n");
+            if (postmaster != NULL)
+                str_printf(&text, "root %s\n", postmaster);
+        }
+        if (file_write_atomic(p.s, text.s, text.len,
                               secret ? (root ? 0640 : 0600) : 0644, &err) < 0)
             cmd_fail("%s", err.s);
+        str_free(&text);
         if (secret && root)
             set_owner(p.s, "root", "postern", 0640);
         if (map_build(p.s, &err) < 0)
@@ -332,7 +418,7 @@ int cmd_init(int argc, char **argv)
 
     /* Mail store. */
     str_clear(&s);
-    str_printf(&s, "%s/mail", abs);
+    str_sets(&s, mdir);
     if (mkdir(s.s, 0750) < 0 && errno != EEXIST)
         cmd_fail("%s: %s", s.s, strerror(errno));
     if (root)
@@ -398,9 +484,9 @@ int cmd_init(int argc, char **argv)
     str_printf(&s,
         "# postern.conf: this instance's settings; see postern.conf(5).\n"
         "# \"postern config\" shows every key with its value or default.\n"
-        "queue_directory = %s/queue\n"
-        "virtual_mailbox_base = %s/mail\n"
-        "virtual_mailbox_domains =", abs, abs);
+        "queue_directory = %s\n"
+        "virtual_mailbox_base = %s\n"
+        "virtual_mailbox_domains =", qdir, mdir);
     for (size_t i = 0; i < ndomains; i++)
         str_printf(&s, "%s %s", i == 0 ? "" : ",", domains[i]);
     str_printf(&s,
@@ -422,7 +508,12 @@ int cmd_init(int argc, char **argv)
         cmd_fail("%s", err.s);
     conf_free(c);
     printf("instance created in %s\nstart it with: postern -c %s start\n", abs, abs);
+    if (postmaster == NULL)
+        printf("mail to postmaster and root goes to the system user root until the first "
+               "\"postern user add\" (or an alias \"root\" in the aliases map)\n");
     free(abs);
+    free(qdir);
+    free(mdir);
     for (size_t i = 0; i < ndomains; i++)
         free((char *)domains[i]);
     str_free(&s);

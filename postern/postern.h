@@ -3,6 +3,7 @@
 #define POSTERN_CMD_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "conf.h"
@@ -10,6 +11,10 @@
 struct str;
 
 #define EXIT_USAGE 2
+
+#ifndef POSTERN_VERSION
+#define POSTERN_VERSION "0.1"       /* as master(8) says it */
+#endif
 
 /* The instance's config directory (-c, $POSTERN_CONFIG_DIR, or the default). */
 extern const char *cmd_config_dir;
@@ -26,6 +31,10 @@ struct conf *cmd_conf(void);
 /* The same, with values not checked against their types: for what must work while
  * the file holds a bad value (stop, status, repairing it with config). */
 struct conf *cmd_conf_unchecked(void);
+/* The queue directory, for what must work even when postern.conf does not load
+ * (stop, status): from the file when it loads unchecked, else from its
+ * "queue_directory = " line (or the default), with a warning.  Caller frees. */
+char *cmd_queue_dir_lenient(void);
 /* Where the daemons are: daemon_directory, else next to this program. */
 char *cmd_daemon_dir(const struct conf *c);
 
@@ -48,9 +57,25 @@ int textmap_keys(const char *path, void (*fn)(const char *key, void *arg), void 
 int file_write_atomic(const char *path, const char *data, size_t len, mode_t mode,
                       struct str *err);
 
-/* The master's pid when it runs (its pid file is locked), else 0; -1 on error. */
-pid_t master_running(const struct conf *c, struct str *err);
+/* s as a JSON string (quoted, escaped; bytes that are not UTF-8 become U+FFFD). */
+void json_str(FILE *f, const char *s);
 
+/* The master's pid when it runs (its pid file QDIR/pid/master.pid is locked), else
+ * 0; -1 on error. */
+pid_t master_running(const char *qdir, struct str *err);
+
+/* From master's status file (if it belongs to the master with this pid): the number
+ * of reloads it has handled and why the last one failed (empty: it worked).  1, or
+ * 0 when the file does not say. */
+int master_reload_state(const char *qdir, pid_t pid, unsigned long *reloads, char *why,
+                        size_t size);
+
+/* The checks of "postern check" on a loaded configuration, each problem printed on
+ * standard error: the number of problems. */
+int check_run(const struct conf *c);
+
+int cmd_check(int argc, char **argv);
+int cmd_logrotate(int argc, char **argv);
 int cmd_init(int argc, char **argv);
 int cmd_start(int argc, char **argv);
 int cmd_stop(int argc, char **argv);

@@ -7,7 +7,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <termios.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "map.h"
@@ -67,11 +70,12 @@ static void addr_free(struct user_addr *ua)
     free(ua->domain);
 }
 
-static char *read_password(void)
+/* One line of at most PASSWORD_MAX bytes from f, checked; NULL at end of input. */
+static char *password_line(FILE *f)
 {
     char buf[PASSWORD_MAX + 2];
-    if (fgets(buf, sizeof(buf), stdin) == NULL)
-        cmd_fail("no password on standard input");
+    if (fgets(buf, sizeof(buf), f) == NULL)
+        return NULL;
     size_t n = strlen(buf);
     if (n > 0 && buf[n - 1] == '\n')
         buf[--n] = '\0';
@@ -87,6 +91,73 @@ static char *read_password(void)
     char *p = xstrdup(buf);
     explicit_bzero(buf, sizeof(buf));
     return p;
+}
+
+static struct termios tty_saved;
+static bool tty_echo_off;
+
+static void tty_restore(void)
+{
+    if (tty_echo_off) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &tty_saved);
+        tty_echo_off = false;
+    }
+}
+
+static void tty_signal(int sig)
+{
+    tty_restore();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Prompts on standard error and reads a line from the terminal without echo. */
+static char *tty_read(const char *prompt)
+{
+    struct termios t;
+    if (tcgetattr(STDIN_FILENO, &tty_saved) < 0)
+        cmd_fail("terminal: %s", strerror(errno));
+    t = tty_saved;
+    t.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+    t.c_lflag |= ICANON;
+    signal(SIGINT, tty_signal);
+    signal(SIGTERM, tty_signal);
+    signal(SIGQUIT, tty_signal);
+    if (tcsetattr(STDIN_FILENO, TCSAFLUSH, &t) < 0)
+        cmd_fail("terminal: %s", strerror(errno));
+    tty_echo_off = true;
+    /* the prompt only once echo is off: what is typed after it is never shown */
+    fputs(prompt, stderr);
+    fflush(stderr);
+    char *p = password_line(stdin);
+    tty_restore();
+    fputc('\n', stderr);
+    if (p == NULL)
+        cmd_fail("no password given");
+    return p;
+}
+
+/* From a terminal: asked twice without echo, the two must match.  Otherwise one
+ * line from standard input, for scripts. */
+static char *read_password(void)
+{
+    if (!isatty(STDIN_FILENO)) {
+        char *p = password_line(stdin);
+        if (p == NULL)
+            cmd_fail("no password on standard input");
+        return p;
+    }
+    atexit(tty_restore);
+    char *p1 = tty_read("Password: ");
+    char *p2 = tty_read("Password again: ");
+    bool same = strcmp(p1, p2) == 0;
+    explicit_bzero(p2, strlen(p2));
+    free(p2);
+    if (!same) {
+        explicit_bzero(p1, strlen(p1));
+        cmd_fail("the passwords differ: nothing changed");
+    }
+    return p1;
 }
 
 static char *hash_password(const char *password)
@@ -130,6 +201,36 @@ static int user_in_map(const char *path, const char *addr)
     return r;
 }
 
+/* The first user becomes the mail recipient of root (and so of postmaster, which
+ * "postern init" aliases to root) unless the aliases map names someone already. */
+static void root_alias_default(const struct conf *c, const char *addr)
+{
+    struct str err = STR_INIT, line = STR_INIT;
+    char *file = cmd_map_file(c, CONF_alias_maps, "aliases");
+
+    str_init(&err);
+    str_init(&line);
+    if (conf_str(c, CONF_alias_maps)[0] == '\0' || access(file, F_OK) < 0) {
+        free(file);         /* an instance without the aliases map of "postern init" */
+        str_free(&err);
+        str_free(&line);
+        return;
+    }
+    int r = textmap_has(file, "root", &err);
+    if (r < 0)
+        cmd_fail("%s", err.s);
+    if (r == 0) {
+        str_printf(&line, "root %s", addr);
+        if (textmap_rewrite(file, NULL, line.s, 0644, &err) < 0)
+            cmd_fail("%s", err.s);
+        rebuild(file);
+        printf("%s: receives the mail of root and postmaster (alias in %s)\n", addr, file);
+    }
+    free(file);
+    str_free(&err);
+    str_free(&line);
+}
+
 static int user_add(const struct conf *c, const char *arg)
 {
     struct user_addr ua;
@@ -160,9 +261,38 @@ static int user_add(const struct conf *c, const char *arg)
     rebuild(pw_file);
     rebuild(mb_file);
     printf("%s: added\n", ua.addr);
+    root_alias_default(c, ua.addr);
     free(hash);
     free(pw_file);
     free(mb_file);
+    addr_free(&ua);
+    str_free(&err);
+    str_free(&line);
+    return 0;
+}
+
+static int user_passwd(const struct conf *c, const char *arg)
+{
+    struct user_addr ua;
+    struct str err = STR_INIT, line = STR_INIT;
+    char *pw_file = cmd_map_file(c, CONF_auth_password_maps, "passwd");
+
+    str_init(&err);
+    str_init(&line);
+    addr_parse(c, arg, &ua);
+    if (user_in_map(pw_file, ua.addr) == 0)
+        cmd_fail("%s: no such user", ua.addr);
+    char *password = read_password();
+    char *hash = hash_password(password);
+    explicit_bzero(password, strlen(password));
+    free(password);
+    str_printf(&line, "%s %s", ua.addr, hash);
+    if (textmap_rewrite(pw_file, ua.addr, line.s, 0600, &err) < 0)
+        cmd_fail("%s", err.s);
+    rebuild(pw_file);
+    printf("%s: password changed\n", ua.addr);
+    free(hash);
+    free(pw_file);
     addr_free(&ua);
     str_free(&err);
     str_free(&line);
@@ -223,6 +353,8 @@ int cmd_user(int argc, char **argv)
     int rc;
     if (strcmp(argv[1], "add") == 0 && argc == 3)
         rc = user_add(c, argv[2]);
+    else if (strcmp(argv[1], "passwd") == 0 && argc == 3)
+        rc = user_passwd(c, argv[2]);
     else if (strcmp(argv[1], "del") == 0 && argc == 3)
         rc = user_del(c, argv[2]);
     else if (strcmp(argv[1], "list") == 0 && argc == 2)

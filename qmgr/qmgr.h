@@ -154,8 +154,12 @@ struct qmsg *qmgr_msg_find(struct qmgr *q, const char *id);
 void qmgr_msg_start(struct qmgr *q, struct qmsg **v, size_t n);
 void qmgr_msg_finish(struct qmgr *q, struct qmsg *m);
 void qmgr_msg_release(struct qmgr *q, struct qmsg *m);
-void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *relay,
-                      enum deliver_status st, const char *dsn, const char *text);
+/* The result of one recipient's attempt: logged (under the delivery agent's name
+ * agent, a transport; NULL: qmgr decided it itself) and kept for the end of the
+ * pass. */
+void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *agent,
+                      const char *relay, enum deliver_status st, const char *dsn,
+                      const char *text);
 bool qmgr_notify_wants(const char *notify, const char *what);
 time_t qmgr_retry_time(long long minb, long long maxb, time_t arrival, time_t now);
 double qmgr_now(void);

@@ -217,7 +217,7 @@ static void job_done(struct qmgr *q, struct qjob *job)
 void qmgr_job_fail(struct qmgr *q, struct qjob *job, const char *dsn, const char *text)
 {
     for (size_t i = 0; i < job->dr.nrcpt; i++)
-        qmgr_rcpt_result(q, job->msg, job->dr.rcpt[i].index, "none", DELIVER_DEFER, dsn, text);
+        qmgr_rcpt_result(q, job->msg, job->dr.rcpt[i].index, NULL, "none", DELIVER_DEFER, dsn, text);
     job_done(q, job);
 }
 
@@ -465,7 +465,7 @@ void qmgr_agent_event(struct qmgr *q, struct qagent *a, struct qtransport *tp)
             /* a dead next hop cannot have taken anyone */
             if (job->dr.dead && st != DELIVER_DEFER)
                 st = DELIVER_DEFER;
-            qmgr_rcpt_result(q, job->msg, r->index, relay_name(job), st,
+            qmgr_rcpt_result(q, job->msg, r->index, tp->name, relay_name(job), st,
                              st == r->status ? r->dsn : "4.4.1", r->text.s ? r->text.s : "");
             if (st == DELIVER_OK && r->notified && r->index < job->msg->qf.nrcpt)
                 job->msg->res[r->index].notified = true;

@@ -127,8 +127,8 @@ static const char *status_word(enum deliver_status st)
     }
 }
 
-static void log_rcpt(struct qmsg *m, size_t index, const char *relay, const char *status,
-                     const char *dsn, const char *text)
+static void log_rcpt(struct qmsg *m, size_t index, const char *agent, const char *relay,
+                     const char *status, const char *dsn, const char *text)
 {
     const struct queue_rcpt *r = &m->qf.rcpt[index];
     struct str orig = STR_INIT;
@@ -138,8 +138,14 @@ static void log_rcpt(struct qmsg *m, size_t index, const char *relay, const char
         delay = 0;
     if (r->orcpt != NULL && strcmp(r->orcpt, r->addr) != 0)
         str_printf(&orig, ", orig_to=<%s>", r->orcpt);
-    log_info("%s: to=<%s>%s, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", m->id, r->addr,
-             orig.s ? orig.s : "", relay, delay, dsn, status, text);
+    /* The final status line of a delivery is the delivery agent's, as in Postfix,
+     * where log readers (pflogsumm) look for it; what qmgr decides itself is its own. */
+    if (agent != NULL)
+        log_info_as(agent, "%s: to=<%s>%s, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)",
+                    m->id, r->addr, orig.s ? orig.s : "", relay, delay, dsn, status, text);
+    else
+        log_info("%s: to=<%s>%s, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)", m->id,
+                 r->addr, orig.s ? orig.s : "", relay, delay, dsn, status, text);
     str_free(&orig);
 }
 
@@ -154,12 +160,13 @@ static void set_result(struct qmsg *m, size_t index, const char *relay, const ch
     r->relayed = strcmp(relay, "local") != 0;
 }
 
-void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *relay,
-                      enum deliver_status st, const char *dsn, const char *text)
+void qmgr_rcpt_result(struct qmgr *q, struct qmsg *m, size_t index, const char *agent,
+                      const char *relay, enum deliver_status st, const char *dsn,
+                      const char *text)
 {
     if (index >= m->qf.nrcpt || m->rstate[index] != QR_PENDING)
         return;
-    log_rcpt(m, index, relay, status_word(st), dsn, text);
+    log_rcpt(m, index, agent, relay, status_word(st), dsn, text);
     set_result(m, index, relay, dsn, text);
     switch (st) {
     case DELIVER_OK:
@@ -238,25 +245,25 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
         struct qjob *job;
 
         if (e[k].failed) {
-            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.0",
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.0",
                              "address resolver unavailable");
             continue;
         }
         if (strcmp(t, "error") == 0) {
             const char *text = split_dsn(h, '5', dsn, "mail for this address is not accepted");
-            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_BOUNCE, dsn, text);
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_BOUNCE, dsn, text);
             continue;
         }
         if (strcmp(t, "defer") == 0) {
             const char *text = split_dsn(h, '4', dsn, "delivery is deferred by the transport table");
-            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, dsn, text);
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, dsn, text);
             continue;
         }
         if (strcmp(t, PROTO_TEMPFAIL) == 0) {
             struct str text = STR_INIT;
 
             str_printf(&text, "address resolver failure: %s", h);
-            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.0", text.s);
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.0", text.s);
             str_free(&text);
             continue;
         }
@@ -264,7 +271,7 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
             struct str text = STR_INIT;
 
             str_printf(&text, "unusable transport \"%s\" in the route", t);
-            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.5", text.s);
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.5", text.s);
             str_free(&text);
             continue;
         }
@@ -275,7 +282,7 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
                 str_sets(&text, "delivery to remote domains is not available: no smtp service");
             else
                 str_printf(&text, "delivery agent %s is not available", t);
-            qmgr_rcpt_result(q, m, e[k].index, "none", DELIVER_DEFER, "4.3.5", text.s);
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.5", text.s);
             str_free(&text);
             continue;
         }
@@ -474,7 +481,7 @@ static bool msg_prepare(struct qmgr *q, struct qmsg *m)
                    hops);
         for (size_t i = 0; i < m->qf.nrcpt; i++)
             if (m->rstate[i] == QR_PENDING)
-                qmgr_rcpt_result(q, m, i, "none", DELIVER_BOUNCE, "5.4.6", text.s);
+                qmgr_rcpt_result(q, m, i, NULL, "none", DELIVER_BOUNCE, "5.4.6", text.s);
         str_free(&text);
         pending = 0;
     }
@@ -543,7 +550,7 @@ static void expire(struct qmgr *q, struct qmsg *m, time_t now)
                        m->res[i].text != NULL ? "; last reason: " : "",
                        m->res[i].text != NULL ? m->res[i].text : "");
             m->rstate[i] = QR_PENDING;
-            qmgr_rcpt_result(q, m, i, "none", DELIVER_BOUNCE, "5.4.7", text.s);
+            qmgr_rcpt_result(q, m, i, NULL, "none", DELIVER_BOUNCE, "5.4.7", text.s);
             str_free(&text);
         }
     }
@@ -758,6 +765,38 @@ static void send_delay_warning(struct qmgr *q, struct qmsg *m, time_t now)
     free(idx);
 }
 
+/* The defer record (postern-queue(5)): each recipient still deferred, the reason of
+ * this attempt and the time of the next, for "postern queue list".  Written before
+ * the message moves to deferred/; a failure loses only the explanation. */
+static void defer_record(struct qmsg *m, time_t now, time_t next)
+{
+    struct queue_defer_rcpt *r = xcalloc(m->qf.nrcpt + 1, sizeof(*r));
+    struct str err = STR_INIT;
+    size_t n = 0;
+
+    for (size_t i = 0; i < m->qf.nrcpt; i++) {
+        if (m->rstate[i] == QR_DONE)
+            continue;
+        struct str why = STR_INIT;
+        if (m->res[i].text != NULL)
+            str_printf(&why, "%s%s%s", m->res[i].dsn, m->res[i].dsn[0] ? " " : "",
+                       m->res[i].text);
+        else
+            str_sets(&why, "not tried yet");
+        r[n].addr = m->qf.rcpt[i].addr;
+        r[n].reason = str_detach(&why);
+        r[n].attempt = now;
+        r[n].next = next;
+        n++;
+    }
+    if (queue_defer_write(".", m->id, r, n, &err) < 0)
+        log_warn("%s: cannot write its defer record: %s", m->id, err.s);
+    for (size_t i = 0; i < n; i++)
+        free(r[i].reason);
+    free(r);
+    str_free(&err);
+}
+
 void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
 {
     time_t now = time(NULL);
@@ -772,10 +811,13 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
             all_done = false;
     str_printf(&path, "active/%s", m->id);
     if (all_done) {
-        if (unlink(path.s) < 0 && errno != ENOENT)
+        if (unlink(path.s) < 0 && errno != ENOENT) {
             log_warn("%s: cannot remove: %s", m->id, strerror(errno));
-        else
+        } else {
+            if (queue_defer_remove(".", m->id) < 0)
+                log_warn("%s: cannot remove its defer record: %s", m->id, strerror(errno));
             log_info("%s: removed", m->id);
+        }
     } else {
         struct timeval tv[2];
 
@@ -787,6 +829,7 @@ void qmgr_msg_finish(struct qmgr *q, struct qmsg *m)
                             conf_time_ms(q->conf, CONF_maximal_backoff_time) / 1000,
                             m->qf.arrival, now);
         tv[0].tv_usec = tv[1].tv_usec = 0;
+        defer_record(m, now, tv[0].tv_sec);
         if (utimes(path.s, tv) < 0)
             log_warn("%s: cannot set the retry time: %s", m->id, strerror(errno));
         if (qmgr_queue_rename("active", "deferred", m->id) < 0)

@@ -717,7 +717,7 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
         str_printf(err, ki < 0 ? "unknown key \"%s\"" : "%s cannot be set", key);
         goto out;
     }
-    if (has_control(value, strlen(value))) {
+    if (value != NULL && has_control(value, strlen(value))) {
         str_printf(err, "%s: control character in value", key);
         goto out;
     }
@@ -756,8 +756,10 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
             if (k != LINE_COMMENT)
                 dropping = false;
         }
-        if (!done && k == LINE_SETTING && line_sets(line, cut, key) && ++seen == nsets) {
-            str_printf(&out, "%s = %s\n", key, value);
+        if (k == LINE_SETTING && line_sets(line, cut, key)
+            && (value == NULL || (!done && ++seen == nsets))) {
+            if (value != NULL)
+                str_printf(&out, "%s = %s\n", key, value);
             done = true;
             dropping = true;
             continue;
@@ -765,7 +767,7 @@ int conf_edit(const char *config_dir, const char *key, const char *value, struct
         str_append(&out, line, llen);
         str_appendc(&out, '\n');
     }
-    if (!done)
+    if (!done && value != NULL)
         str_printf(&out, "%s = %s\n", key, value);
 
     if (atomic_file_write(path.s, out.s ? out.s : "", out.len, mode,

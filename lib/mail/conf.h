@@ -151,7 +151,9 @@ const char *conf_default_dir(void);
 
 /* Rewrites DIR/postern.conf so that key = value (replacing an existing setting, or
  * appending), atomically (temporary file + rename).  The value is not checked here:
- * check it with conf_set first.  0, or -1 with err. */
+ * check it with conf_set first.  With value NULL, every setting of key is removed
+ * instead (with its continuation lines), so that the default applies.  0, or -1
+ * with err. */
 int conf_edit(const char *config_dir, const char *key, const char *value, struct str *err);
 
 #endif

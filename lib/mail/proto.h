@@ -33,6 +33,10 @@
 #define PROTO_LOGIN_ANVIL   "anvil"
 #define PROTO_PATH_ANVIL_LOGIN PROTO_LOGIN_DIR "/" PROTO_LOGIN_ANVIL
 
+/* ---- master's status file, relative to the queue directory (master(8)) ---- */
+#define PROTO_MASTER_STATUS         "pid/master.status"
+#define PROTO_MASTER_STATUS_VERSION "postern-master-status 1"
+
 /* ---- protocols and their versions ---- */
 #define PROTO_RESOLVE       "resolve"       /* smtpd, qmgr -> resolve */
 #define PROTO_RESOLVE_VERSION 2

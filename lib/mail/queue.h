@@ -34,16 +34,48 @@ void queue_id_new(char id[QUEUE_ID_SIZE]);
 bool queue_id_valid(const char *id);
 time_t queue_id_time(const char *id);
 
-#define QUEUE_DIRS "tmp", "maildrop", "incoming", "active", "deferred", "hold", "corrupt"
+#define QUEUE_DIRS "tmp", "maildrop", "incoming", "active", "deferred", "hold", "corrupt", \
+    QUEUE_DEFER_DIR
 
 /* Creates the queue tree under dir (tmp maildrop incoming active deferred hold
- * corrupt private public pid), modes as postern-queue(5) says. */
+ * corrupt defer private public pid login), modes as postern-queue(5) says. */
 int queue_tree_create(const char *dir, struct str *err);
 
 /* rename(2) dir/from/id to dir/to/id, then fsync dir/to.  0 or -1 (errno). */
 int queue_move(const char *qdir, const char *from, const char *to, const char *id);
 /* fsync(2) a directory by path. */
 int fsync_dir(const char *path);
+
+/* ---- defer records: why each recipient is still deferred (postern-queue(5)) ---- */
+#define QUEUE_DEFER_DIR "defer"
+#define QUEUE_DEFER_VERSION "1"
+
+struct queue_defer_rcpt {
+    char *addr;
+    char *reason;           /* "DSN text" of the last attempt */
+    time_t attempt;         /* when that attempt ended */
+    time_t next;            /* when the next one is due */
+};
+
+struct queue_defer {
+    struct queue_defer_rcpt *r;
+    size_t n;
+};
+
+/* Replaces qdir/defer/ID with these recipients (temporary file, fsync, rename).
+ * 0, or -1 with err. */
+int queue_defer_write(const char *qdir, const char *id, const struct queue_defer_rcpt *r,
+                      size_t n, struct str *err);
+/* Reads qdir/defer/ID (never through a symbolic link).  0; or -1 with errno ENOENT
+ * (none), EINVAL (corrupt or not a queue id) or another error, and err set. */
+int queue_defer_read(const char *qdir, const char *id, struct queue_defer *d,
+                     struct str *err);
+void queue_defer_free(struct queue_defer *d);
+/* The entry for addr, or NULL. */
+const struct queue_defer_rcpt *queue_defer_find(const struct queue_defer *d,
+                                                const char *addr);
+/* Removes qdir/defer/ID; a missing one is no error.  0 or -1 (errno). */
+int queue_defer_remove(const char *qdir, const char *id);
 
 /* ---- writing ---- */
 struct queue_writer;

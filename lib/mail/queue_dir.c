@@ -19,7 +19,8 @@ static const struct {
 } queue_subdirs[] = {
     { "tmp", 0700 },      { "maildrop", 01730 }, { "incoming", 0700 },
     { "active", 0700 },   { "deferred", 0700 },  { "hold", 0700 },
-    { "corrupt", 0700 },  { PROTO_PRIVATE_DIR, 0700 },   { "public", 0710 },
+    { "corrupt", 0700 },  { QUEUE_DEFER_DIR, 0700 },     { PROTO_PRIVATE_DIR, 0700 },
+    { "public", 0710 },
     { "pid", 0755 },      { PROTO_LOGIN_DIR, 0711 },
 };
 

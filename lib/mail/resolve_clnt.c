@@ -91,7 +91,7 @@ void resolve_verify(struct resolve_clnt *rc, const char *addr, struct router_ver
     struct attr_list req = ATTR_LIST_INIT, reply = ATTR_LIST_INIT;
     const char *status = NULL, *class = NULL, *dsn = NULL, *text = NULL;
     long long code = 0;
-    struct attr_strs rcpts;
+    struct attr_strs rcpts = { NULL, 0 };    /* freed on every path, scanned or not */
     const struct attr_spec spec[] = {
         ATTR_STR(PROTO_A_STATUS, 0, &status, RESOLVE_NAME_MAX),
         ATTR_STR(PROTO_A_CLASS, 0, &class, RESOLVE_NAME_MAX),
@@ -154,7 +154,7 @@ int resolve_route(struct resolve_clnt *rc, char *const *addrs, size_t n,
                   struct str *transports, struct str *nexthops)
 {
     struct attr_list req = ATTR_LIST_INIT, reply = ATTR_LIST_INIT;
-    struct attr_strs routes;
+    struct attr_strs routes = { NULL, 0 };
     const struct attr_spec spec[] = {
         ATTR_STR_LIST(PROTO_A_ROUTE, 0, &routes, 0),
         ATTR_END,

@@ -353,6 +353,62 @@ static bool chain_has(const struct chain *c, const char *addr)
     return false;
 }
 
+static int expand(struct router *r, const char *addr, const struct chain *up, int depth,
+                  struct expansion *e, struct router_verdict *v);
+
+/* Is addr's local part, less any extension, "postmaster"? */
+static bool is_postmaster(struct router *r, const char *addr)
+{
+    struct str local = STR_INIT, base = STR_INIT;
+    bool yes;
+
+    local_parts(r, addr, &local, &base);
+    yes = strcasecmp(base.s ? base.s : "", "postmaster") == 0;
+    str_free(&local);
+    str_free(&base);
+    return yes;
+}
+
+/* RFC 5321 4.5.1: postmaster@ every local and virtual domain exists, whatever the
+ * tables say.  Called when no alias named addr: postmaster@DOMAIN without a mailbox
+ * of its own goes to postmaster@myhostname (and so through alias_maps' "postmaster");
+ * postmaster@myhostname without an alias goes to root@myhostname (alias_maps' "root",
+ * else the system user root).  1 when addr was expanded that way, 0 when it is no
+ * postmaster address (or has its own mailbox), -1 on failure (v set, or a lookup
+ * error in err). */
+static int postmaster_fallback(struct router *r, const char *addr, enum router_class class,
+                               const struct chain *up, int depth, struct expansion *e,
+                               struct router_verdict *v, struct str *err)
+{
+    struct str value = STR_INIT, to = STR_INIT;
+    const struct chain here = { addr, up };
+    int rc = 0;
+
+    if ((class != ROUTER_LOCAL && class != ROUTER_VIRTUAL) || !is_postmaster(r, addr))
+        return 0;
+    if (class == ROUTER_VIRTUAL) {
+        rc = lookup_address(r, r->vmailbox, addr, false, &value, err);
+        if (rc != 0) {
+            rc = rc > 0 ? 0 : -1;       /* a mailbox of its own, or a failure */
+            goto out;
+        }
+    }
+    if (strcasecmp(addr_domain(addr), r->myhostname) != 0)
+        str_printf(&to, "postmaster@%s", r->myhostname);
+    else
+        str_printf(&to, "root@%s", r->myhostname);
+    addr_fold_domain(to.s);
+    if (chain_has(&here, to.s)) {
+        rc = 0;
+        goto out;
+    }
+    rc = expand(r, to.s, &here, depth + 1, e, v) < 0 ? -1 : 1;
+out:
+    str_free(&value);
+    str_free(&to);
+    return rc;
+}
+
 /* Expands addr (full form) into e.  0, or -1 with v set (reject or tempfail). */
 static int expand(struct router *r, const char *addr, const struct chain *up, int depth,
                   struct expansion *e, struct router_verdict *v)
@@ -377,7 +433,17 @@ static int expand(struct router *r, const char *addr, const struct chain *up, in
         goto out;
     }
     if (rc == 0) {
-        exp_add(e, addr, false);
+        rc = postmaster_fallback(r, addr, class, up, depth, e, v, &err);
+        if (rc < 0) {
+            if (v->status == ROUTER_OK) {
+                log_warn("<%s>: table lookup failed: %s", addr, err.s ? err.s : "unknown error");
+                verdict_set(v, ROUTER_TEMPFAIL, 451, "4.3.0", "<%s>: Temporary lookup failure",
+                            addr);
+            }
+            goto out;
+        }
+        if (rc == 0)
+            exp_add(e, addr, false);
         ret = 0;
         goto out;
     }

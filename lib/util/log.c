@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,6 +23,8 @@ static int log_fd = -1;                 /* LOG_DEST_FILE */
 static char log_prog[128];              /* "NAME" */
 static char log_ident[256];             /* "postern/NAME" */
 static char log_host[256];
+static char log_prefix[64];             /* "postern" */
+static int log_fac = LOG_MAIL;
 
 static const struct {
     const char *name;
@@ -35,6 +39,7 @@ static const struct {
 
 static void log_set_names(const char *prefix, const char *name)
 {
+    snprintf(log_prefix, sizeof(log_prefix), "%s", prefix);
     snprintf(log_prog, sizeof(log_prog), "%s", name);
     snprintf(log_ident, sizeof(log_ident), "%s/%s", prefix, name);
 }
@@ -75,6 +80,7 @@ static void log_setup(const char *prefix, const char *name, enum log_dest dest,
     if (log_dest == LOG_DEST_SYSLOG)
         closelog();
     log_dest = dest;
+    log_fac = facility;
     if (dest == LOG_DEST_SYSLOG)
         openlog(log_ident, LOG_PID | LOG_NDELAY, facility);
 }
@@ -118,22 +124,70 @@ static size_t line_advance(size_t off, int n, size_t size)
     return off + ((size_t)n < size - off ? (size_t)n : size - off - 1);
 }
 
+static void log_emit_as(const char *ident, int level, const char *tag, const char *fmt,
+                        va_list ap);
+
 static void log_emit(int level, const char *tag, const char *fmt, va_list ap)
+{
+    if (log_ident[0] == '\0')
+        log_set_names("postern", program_invocation_short_name);
+    log_emit_as(log_ident, level, tag, fmt, ap);
+}
+
+int log_syslog_available(void)
+{
+    static const int types[] = { SOCK_DGRAM, SOCK_STREAM };
+    struct sockaddr_un sun;
+
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", _PATH_LOG);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+        close(fd);
+        if (rc == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void log_info_as(const char *name, const char *fmt, ...)
+{
+    char ident[sizeof(log_ident)];
+    va_list ap;
+
+    if (log_ident[0] == '\0')
+        log_set_names("postern", program_invocation_short_name);
+    snprintf(ident, sizeof(ident), "%s/%s", log_prefix, name);
+    /* syslog(3) takes the name from openlog(): switched for this line only (the
+     * connection stays open, which matters after chroot) */
+    if (log_dest == LOG_DEST_SYSLOG)
+        openlog(ident, LOG_PID | LOG_NDELAY, log_fac);
+    va_start(ap, fmt);
+    log_emit_as(ident, LOG_INFO, "", fmt, ap);
+    va_end(ap);
+    if (log_dest == LOG_DEST_SYSLOG)
+        openlog(log_ident, LOG_PID | LOG_NDELAY, log_fac);
+}
+
+static void log_emit_as(const char *ident, int level, const char *tag, const char *fmt,
+                        va_list ap)
 {
     int saved = errno;
     char line[LOG_LINE_MAX];
     size_t off = 0, start;
     int n;
 
-    if (log_ident[0] == '\0')
-        log_set_names("postern", program_invocation_short_name);
     if (log_dest != LOG_DEST_SYSLOG) {
         time_t now = time(NULL);
         struct tm tm;
         if (localtime_r(&now, &tm) != NULL)
             off = strftime(line, sizeof(line), "%b %e %H:%M:%S ", &tm);
         n = snprintf(line + off, sizeof(line) - off, "%s %s[%ld]: ", log_host,
-                     log_ident, (long)getpid());
+                     ident, (long)getpid());
         off = line_advance(off, n, sizeof(line));
     }
     start = off;

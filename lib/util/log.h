@@ -21,6 +21,14 @@ void log_open_as(const char *prefix, const char *name, enum log_dest dest,
                  const char *file, int facility);
 /* The LOG_* value of a facility name ("mail", "local0", ...), or -1. */
 int log_facility(const char *name);
+/* Does a syslog daemon listen on the local socket (/dev/log)?  1 yes, 0 no. */
+int log_syslog_available(void);
+
+/* log_info() under another program name ("smtp", "local"), as if that program had
+ * written the line: for the delivery status lines that log readers look for under
+ * the delivery agent's name. */
+void log_info_as(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));   /* "warning: " */

@@ -25,7 +25,7 @@ def test_program_has_man_page(prog):
 def test_every_config_key_is_documented():
     page = open(os.path.join(MAN, "postern.conf.5")).read()
     out = subprocess.run([os.path.join(BUILD, "sbin", "postern"), "-c", "/nonexistent-dir",
-                          "config"], capture_output=True, text=True, check=True).stdout
+                          "config", "-d"], capture_output=True, text=True, check=True).stdout
     keys = [line.split(" = ")[0] for line in out.splitlines() if " = " in line]
     assert len(keys) > 30
     missing = [k for k in keys if not re.search(r"\b" + re.escape(k) + r"\b", page)]

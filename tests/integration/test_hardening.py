@@ -4,6 +4,7 @@ add` is never world-readable; after a reload only one qmgr runs at a time."""
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import tempfile
@@ -99,8 +100,15 @@ def test_reload_with_an_unopenable_log_file_keeps_master_running():
         pid = inst.master_pid()
         mark = inst.log_mark()
         inst.config(maillog_file="/nonexistent/postern/maillog")
-        inst.run("reload")
+        # postern reload checks first and refuses; master, told directly, refuses too
+        p = inst.run("reload", check=False)
+        assert p.returncode == 1 and "maillog_file" in p.stderr
+        os.kill(pid, signal.SIGHUP)
         inst.wait_log("reload failed", "cannot open maillog_file", since=mark)
+        # and status says so
+        wait_for(lambda: "last reload failed (the running configuration stays): cannot open "
+                 "maillog_file /nonexistent/postern/maillog" in inst.run("status").stdout,
+                 what="status to show the failed reload")
         assert inst.run("status", check=False).returncode == 0
         assert inst.master_pid() == pid
         # Daemons read postern.conf themselves when they start: put it right, and

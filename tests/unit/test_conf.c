@@ -764,6 +764,14 @@ TEST(conf_edit)
     CHECK(conf_edit(d, "relay_domains", "r", &err) == 0);
     CHECK_STR(read_conf(d), "relay_domains = a\nrelay_domains = r\n# c\nmail_name = Z\n");
 
+    /* value NULL: every setting goes, with its continuation lines */
+    dir = conf_dir_with("relay_domains = a\nmail_name = Z\nrelay_domains = p,\n  q\n# c\n");
+    snprintf(d, sizeof(d), "%s", dir);
+    CHECK(conf_edit(d, "relay_domains", NULL, &err) == 0);
+    CHECK_STR(read_conf(d), "mail_name = Z\n# c\n");
+    CHECK(conf_edit(d, "relayhost", NULL, &err) == 0);
+    CHECK_STR(read_conf(d), "mail_name = Z\n# c\n");
+
     /* A directory without postern.conf gets one. */
     const char *e = conf_dir_with(NULL);
     snprintf(d, sizeof(d), "%s", e);

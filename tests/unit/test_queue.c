@@ -475,3 +475,66 @@ TEST(reader_refuses_fifo)
     CHECK(queue_file_open(p, O_RDONLY, &qf, &err) == -1);   /* a directory */
     str_free(&err);
 }
+
+TEST(defer_record)
+{
+    const char *q = make_queue();
+    struct str err = STR_INIT;
+    struct queue_defer d;
+    char id[QUEUE_ID_SIZE], path[700];
+    struct queue_defer_rcpt in[2] = {
+        { "a@x.test", "4.4.1 connect to x.test: refused\n(second line)", 100, 400 },
+        { "b@x.test", "", 100, 400 },
+    };
+
+    queue_id_new(id);
+    CHECK(queue_defer_read(q, id, &d, &err) == -1 && errno == ENOENT);
+    CHECK(queue_defer_write(q, id, in, 2, &err) == 0);
+    CHECK(queue_defer_read(q, id, &d, &err) == 0);
+    CHECK(d.n == 2);
+    if (d.n == 2) {
+        CHECK_STR(d.r[0].addr, "a@x.test");
+        CHECK_STR(d.r[0].reason, "4.4.1 connect to x.test: refused\n(second line)");
+        CHECK(d.r[0].attempt == 100 && d.r[0].next == 400);
+        CHECK_STR(d.r[1].reason, "");
+        CHECK(queue_defer_find(&d, "b@x.test") == &d.r[1]);
+        CHECK(queue_defer_find(&d, "c@x.test") == NULL);
+    }
+    queue_defer_free(&d);
+    /* replaced whole */
+    CHECK(queue_defer_write(q, id, in + 1, 1, &err) == 0);
+    CHECK(queue_defer_read(q, id, &d, &err) == 0 && d.n == 1);
+    queue_defer_free(&d);
+
+    /* hostile files: truncated, bad lengths, no version, trailing bytes */
+    snprintf(path, sizeof(path), "%s/%s/%s", q, QUEUE_DEFER_DIR, id);
+    static const char *const bad[] = {
+        "V1:1\nR3:a@b\n",                   /* no E */
+        "V1:1\nR99:a@b\nE0:\n",             /* length past the end */
+        "R3:a@b\nE0:\n",                    /* no version */
+        "V1:2\nE0:\n",                      /* unknown version */
+        "V1:1\nW1:x\nE0:\n",                /* reason before any recipient */
+        "V1:1\nR3:a@b\nA2:-1\nE0:\n",       /* negative time */
+        "V1:1\nE0:\nextra",                 /* bytes after E */
+        "V1:1\nR18446744073709551617:x\n",  /* length overflow */
+        "",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        write_file(path, bad[i], strlen(bad[i]));
+        CHECK(queue_defer_read(q, id, &d, &err) == -1 && errno == EINVAL);
+        CHECK(d.n == 0 && d.r == NULL);
+    }
+    /* unknown record types of a later version are skipped */
+    write_file(path, "V1:1\nR3:a@b\nZ2:zz\nE0:\n", 22);
+    CHECK(queue_defer_read(q, id, &d, &err) == 0 && d.n == 1);
+    queue_defer_free(&d);
+    /* never through a symbolic link, never outside the queue */
+    unlink(path);
+    CHECK(symlink("/etc/passwd", path) == 0);
+    CHECK(queue_defer_read(q, id, &d, &err) == -1);
+    CHECK(queue_defer_read(q, "../../etc/passwd", &d, &err) == -1 && errno == EINVAL);
+    CHECK(queue_defer_write(q, "../x", in, 1, &err) == -1);
+    CHECK(queue_defer_remove(q, id) == 0);
+    CHECK(queue_defer_remove(q, id) == 0);      /* already gone: fine */
+    str_free(&err);
+}

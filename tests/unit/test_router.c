@@ -160,6 +160,52 @@ TEST(verify_local)
     router_close(r);
 }
 
+/* RFC 5321 4.5.1: postmaster@ every local and virtual domain is accepted, aliased or
+ * not. */
+TEST(verify_postmaster_always)
+{
+    struct router *r = setup(NULL);
+    struct router_verdict v;
+    struct str addr = STR_INIT;
+
+    router_verdict_init(&v);
+    str_printf(&addr, "%s@mx.example.org", me);
+    /* a virtual domain without a postmaster mailbox: the host's postmaster alias */
+    router_verify(r, "postmaster@v.test", &v);
+    CHECK(v.status == ROUTER_OK);
+    CHECK(has(&v, addr.s));
+    router_verify(r, "PostMaster+x@example.org", &v);
+    CHECK(v.status == ROUTER_OK);
+    CHECK(has(&v, addr.s));
+    /* other names stay unknown; remote domains are not ours to answer for */
+    router_verify(r, "postmaster2@v.test", &v);
+    CHECK(v.status == ROUTER_REJECT);
+    router_verify(r, "postmaster@other.test", &v);
+    CHECK(v.status == ROUTER_OK && v.class == ROUTER_REMOTE);
+    CHECK(has(&v, "postmaster@other.test"));
+    router_verdict_free(&v);
+    router_close(r);
+
+    /* no postmaster alias: the root alias */
+    r = setup("alias_maps = inline:{root=bob@v.test}\n");
+    router_verdict_init(&v);
+    router_verify(r, "postmaster@v.test", &v);
+    CHECK(v.status == ROUTER_OK);
+    CHECK(v.nexpanded == 1 && has(&v, "bob@v.test"));
+    router_verdict_free(&v);
+    router_close(r);
+
+    /* neither alias: the system user root */
+    r = setup("alias_maps =\n");
+    router_verdict_init(&v);
+    router_verify(r, "postmaster@example.org", &v);
+    CHECK(v.status == ROUTER_OK);
+    CHECK(v.nexpanded == 1 && has(&v, "root@mx.example.org"));
+    router_verdict_free(&v);
+    router_close(r);
+    str_free(&addr);
+}
+
 TEST(verify_aliases)
 {
     struct router *r = setup(NULL);
