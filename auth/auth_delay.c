@@ -1,13 +1,11 @@
 /* The per-client failure table of auth(8).  Client addresses come from the
- * requesting daemon (which read them from the kernel) and are only compared as
- * bounded strings. */
+ * connection the caller passed (getpeername) and are only compared as bounded
+ * strings. */
 #include "auth_delay.h"
 
-#include <errno.h>
 #include <stdbool.h>
 #include <string.h>
-
-#include "server.h"
+#include <time.h>
 
 #define ADDR_MAX 64                 /* longest address text kept, bytes */
 
@@ -27,10 +25,12 @@ static struct fail_slot *slot_find(const char *client)
     return NULL;
 }
 
-unsigned auth_delay_fail(const char *client, time_t now)
+long long auth_delay_failed(const char *client, const char *account)
 {
+    time_t now = time(NULL);
     struct fail_slot *s = slot_find(client), *oldest = &slots[0];
-    unsigned earlier, delay;
+    unsigned earlier;
+    long long delay;
 
     if (s == NULL) {
         /* a free slot, an expired one, or else the least recently used */
@@ -49,25 +49,20 @@ unsigned auth_delay_fail(const char *client, time_t now)
         s->count = 0;
     }
     earlier = s->count;
-    if (s->count < AUTH_DELAY_MAX)
+    (void)account;
+    if (s->count < AUTH_DELAY_MAX_MS / 1000)
         s->count++;
     s->last = now > 0 ? now : 1;
-    delay = AUTH_DELAY_BASE + earlier;
-    return delay > AUTH_DELAY_MAX ? AUTH_DELAY_MAX : delay;
+    delay = AUTH_DELAY_BASE_MS + 1000LL * earlier;
+    return delay > AUTH_DELAY_MAX_MS ? AUTH_DELAY_MAX_MS : delay;
 }
 
-void auth_delay_clear(const char *client)
+long long auth_delay_ok(const char *client, const char *account)
 {
     struct fail_slot *s = slot_find(client);
 
+    (void)account;
     if (s != NULL)
         memset(s, 0, sizeof(*s));
-}
-
-void auth_delay_sleep(unsigned seconds)
-{
-    struct timespec left = { .tv_sec = seconds, .tv_nsec = 0 };
-
-    while (!server_stop && nanosleep(&left, &left) < 0 && errno == EINTR)
-        ;
+    return 0;
 }

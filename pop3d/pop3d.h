@@ -24,11 +24,11 @@ struct auth_result;
 #define POP3_CMD_MAX 255            /* RFC 2449: a command line, CRLF included */
 #define POP3_SASL_MAX 1024          /* a SASL response line */
 #define POP3_NAME_MAX 255           /* a user name */
-#define POP3_FAIL_DELAY 1           /* seconds before a failed login is answered */
 
 struct pop3_conf {
     int timeout_ms;                 /* pop3d_timeout */
     int ipc_timeout_ms;             /* ipc_timeout */
+    int auth_timeout_ms;            /* auth_request_timeout */
     long long error_limit;          /* pop3d_error_limit */
     bool wrapper;                   /* pop3d_tls_wrapper: TLS from the first byte */
     struct tls_ctx *tls;            /* NULL without a certificate */
@@ -72,6 +72,8 @@ void pop3_preauth_service(struct server *srv, int *fd);
 void pop3_proxy(struct stream *client, int pair, int timeout_ms);
 
 /* ---- postlogin.c ---- */
+/* Before the privilege drop: who may hand clients over (master.conf). */
+void pop3_postlogin_setup(struct server *srv);
 int pop3_postlogin_loop(struct server *srv);
 
 /* ---- worker.c: the session process ---- */

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "map.h"
 #include "proto.h"
+#include "server.h"
 #include "smtpd.h"
 #include "stream.h"
 
@@ -163,8 +164,11 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
         goto out;
 
     auth_result_init(&res);
-    st = cf->auth != NULL ? auth_login(cf->auth, PROTO_SERVICE_SMTP, user.s, pass.s, s->addr, &res)
+    st = cf->auth != NULL ? auth_login(cf->auth, PROTO_SERVICE_SMTP, user.s, pass.s,
+                                       stream_fd(s->st), &res)
                           : AUTH_TEMPFAIL;
+    /* auth's penalty for recent failures: this process waits, not auth */
+    auth_delay_wait(res.delay_ms, &server_stop);
     switch (st) {
     case AUTH_OK:
         s->authenticated = true;
