@@ -169,9 +169,11 @@ static struct service *service_make(const struct master_conf *mc,
         s->port = def->port;
         for (size_t i = 0; i < s->naddrs; i++)
             str_printf(&tmp, " [%s]:%u", s->addrs[i].host, s->port);
-    } else if (def->path != NULL) {
-        addr_add(s, def->path, false);
-        str_printf(&tmp, " %s", def->path);
+    } else {
+        for (size_t i = 0; i < def->npaths; i++) {
+            addr_add(s, def->paths[i], false);
+            str_printf(&tmp, " %s", def->paths[i]);
+        }
     }
     s->bindkey = str_detach(&tmp);
     s->child = xcalloc((size_t)s->limit, sizeof(*s->child));

@@ -374,9 +374,11 @@ int cmd_init(int argc, char **argv)
         "resolve      unix    %-17s -        n       -      resolve\n"
         "local        unix    %-17s root     n       -      local\n"
         "relay        unix    %-17s -        y       -      smtp\n"
-        "auth         unix    %-17s root     n       -      auth\n",
+        "auth         unix    %-17s root     n       -      auth\n"
+        "anvil        unix    %s,%s -  y       1      anvil\n",
         port_base >= 0 ? port_base + 25 : 25L, PROTO_PATH_QMGR, PROTO_PATH_RESOLVE,
-        PROTO_PATH_LOCAL, PROTO_PATH_SMTP, PROTO_PATH_AUTH);
+        PROTO_PATH_LOCAL, PROTO_PATH_SMTP, PROTO_PATH_AUTH, PROTO_PATH_ANVIL,
+        PROTO_PATH_ANVIL_LOGIN);
     str_printf(&s,
         "submission   inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
         " -o smtpd_tls_security_level=encrypt -o smtpd_client_auth_required=yes\n"

@@ -162,6 +162,10 @@ CONF_KEY(auth_request_timeout, TIME, "5s", 1, 120, NULL, NULL,
 CONF_KEY(smtpd_sender_login_mismatch_allowed, BOOL, "no", 0, 1, NULL, NULL,
          "let an authenticated client use any sender (unsafe: forged senders)")
 
+/* ---- connection limits (anvil(8)) ---- */
+CONF_KEY(anvil_rate_time_unit, TIME, "60s", 1, 3600, NULL, NULL,
+         "the window of connection rates and login failure counts")
+
 /* ---- daemons ---- */
 CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,
          "connections a daemon serves before it exits")

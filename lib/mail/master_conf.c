@@ -150,6 +150,8 @@ static void service_free(struct master_service *s)
     free(s->listen);
     free(s->host);
     free(s->path);
+    if (s->paths)
+        strv_free(s->paths);
     free(s->user);
     free(s->command);
     if (s->args)
@@ -167,7 +169,49 @@ static bool listen_clash(const struct master_service *a, const struct master_ser
             return false;
         return a->host == NULL || b->host == NULL || strcmp(a->host, b->host) == 0;
     }
-    return a->path != NULL && b->path != NULL && strcmp(a->path, b->path) == 0;
+    for (size_t i = 0; i < a->npaths; i++)
+        for (size_t k = 0; k < b->npaths; k++)
+            if (strcmp(a->paths[i], b->paths[k]) == 0)
+                return true;
+    return false;
+}
+
+/* unix and daemon listen column: PATH, or up to MASTER_PATHS_MAX of them separated
+ * by commas (one service reached through several directories). */
+static int listen_paths(struct parser *p, unsigned line, struct master_service *s)
+{
+    char *copy = xstrdup(s->listen), *c = copy;
+
+    s->paths = xcalloc(MASTER_PATHS_MAX + 1, sizeof(char *));
+    for (;;) {
+        char *comma = strchr(c, ',');
+
+        if (comma != NULL)
+            *comma = '\0';
+        if (!path_valid(c)) {
+            parse_error(p, line, "bad socket path \"%s\" (relative to queue_directory)", c);
+            break;
+        }
+        if (s->npaths == MASTER_PATHS_MAX) {
+            parse_error(p, line, "more than %d socket paths", MASTER_PATHS_MAX);
+            break;
+        }
+        for (size_t i = 0; i < s->npaths; i++)
+            if (strcmp(s->paths[i], c) == 0) {
+                parse_error(p, line, "socket path \"%s\" given twice", c);
+                goto fail;
+            }
+        s->paths[s->npaths++] = xstrdup(c);
+        if (comma == NULL) {
+            s->path = xstrdup(s->paths[0]);
+            free(copy);
+            return 0;
+        }
+        c = comma + 1;
+    }
+fail:
+    free(copy);
+    return -1;
 }
 
 /* One logical line split into fields (the fields point into a scratch buffer). */
@@ -207,12 +251,8 @@ static int service_add(struct parser *p, unsigned line, char **f, size_t nf)
             goto fail;
     } else if (s.type == MASTER_DAEMON && strcmp(f[2], "-") == 0) {
         s.path = NULL;
-    } else {
-        if (!path_valid(f[2])) {
-            parse_error(p, line, "bad socket path \"%s\" (relative to queue_directory)", f[2]);
-            goto fail;
-        }
-        s.path = xstrdup(f[2]);
+    } else if (listen_paths(p, line, &s) < 0) {
+        goto fail;
     }
 
     if (strcmp(f[3], "-") != 0) {

@@ -21,6 +21,7 @@ struct str;
 #define MASTER_NAME_MAX 64                  /* service and command names */
 #define MASTER_PATH_MAX 100                 /* UNIX socket paths (sun_path) */
 #define MASTER_LIMIT_MAX 1000               /* processes of one service */
+#define MASTER_PATHS_MAX 4                  /* socket paths of one unix service */
 
 enum master_type {
     MASTER_INET,        /* TCP, processes on demand */
@@ -36,6 +37,9 @@ struct master_service {
     unsigned port;      /* inet: 1..65535 */
     char *path;         /* unix/daemon: socket path relative to queue_directory;
                          * NULL for a daemon without a socket ("-") */
+    char **paths;       /* every path of "PATH,PATH,..." (path is the first);
+                         * NULL-terminated, NULL when path is */
+    size_t npaths;
     char *user;         /* NULL for "-" (mail_owner) */
     bool chroot;
     int limit;          /* 0 for "-" (default_process_limit) */

@@ -25,6 +25,11 @@
 #define PROTO_LOGIN_POP3    "pop3"
 #define PROTO_PATH_AUTH     PROTO_LOGIN_DIR "/" PROTO_LOGIN_AUTH
 #define PROTO_PATH_POP3     PROTO_LOGIN_DIR "/" PROTO_LOGIN_POP3
+/* anvil: the daemons' socket, and a second one in login/ for the pre-auth processes
+ * (connection counts only, see anvil(8)). */
+#define PROTO_PATH_ANVIL    PROTO_PRIVATE_DIR "/anvil"
+#define PROTO_LOGIN_ANVIL   "anvil"
+#define PROTO_PATH_ANVIL_LOGIN PROTO_LOGIN_DIR "/" PROTO_LOGIN_ANVIL
 
 /* ---- protocols and their versions ---- */
 #define PROTO_RESOLVE       "resolve"       /* smtpd, qmgr -> resolve */
@@ -39,6 +44,8 @@
 #define PROTO_LOGIN_VERSION 2
 #define PROTO_SESSION       "session"       /* pop3d -> its session process */
 #define PROTO_SESSION_VERSION 2
+#define PROTO_ANVIL         "anvil"         /* smtpd, pop3d, auth -> anvil */
+#define PROTO_ANVIL_VERSION 2
 
 /* ---- attributes every frame may carry ---- */
 #define PROTO_A_PROTO       "proto"         /* NAME/VERSION, first in every frame */
@@ -53,8 +60,21 @@
 #define PROTO_REQ_DELIVER   "deliver"       /* a delivery agent */
 #define PROTO_REQ_WAKEUP    "wakeup"        /* qmgr: new mail in incoming/ */
 #define PROTO_REQ_FLUSH     "flush"         /* qmgr: try the deferred mail now */
+/* anvil */
+#define PROTO_REQ_CONNECT   "connect"       /* a client connected to a service */
+#define PROTO_REQ_DISCONNECT "disconnect"   /* that connection ended */
+#define PROTO_REQ_LIMIT     "limit"         /* a client hit a limit: log it now? */
+#define PROTO_REQ_LOGIN_QUERY "login_query" /* login failures, unchanged */
+#define PROTO_REQ_LOGIN_FAIL "login_fail"   /* one more login failure */
+#define PROTO_REQ_LOGIN_OK  "login_ok"      /* a login: forget its failures */
 
 /* ---- the other attributes ---- */
+#define PROTO_A_ACCOUNT     "account"
+#define PROTO_A_ACCOUNT_FAILS "account_fails"
+#define PROTO_A_CLIENT_FAILS "client_fails"
+#define PROTO_A_CONNS       "conns"
+#define PROTO_A_LOG         "log"
+#define PROTO_A_RATE        "rate"
 #define PROTO_A_ADDR        "addr"
 #define PROTO_A_CLASS       "class"
 #define PROTO_A_CLIENT      "client"

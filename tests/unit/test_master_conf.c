@@ -191,3 +191,32 @@ TEST(load_file)
     str_free(&path);
     str_free(&err);
 }
+
+TEST(several_socket_paths)
+{
+    struct master_conf mc;
+    struct str err = STR_INIT;
+    const struct master_service *s;
+
+    CHECK(parse("anvil unix private/anvil,login/anvil - y 1 anvil\n"
+                "resolve unix private/resolve - n - resolve\n", &mc, &err) == 0);
+    s = master_conf_find(&mc, "anvil");
+    CHECK(s != NULL && s->npaths == 2);
+    CHECK_STR(s ? s->path : NULL, "private/anvil");
+    CHECK_STR(s ? s->paths[0] : NULL, "private/anvil");
+    CHECK_STR(s ? s->paths[1] : NULL, "login/anvil");
+    CHECK(s != NULL && s->paths[2] == NULL);
+    s = master_conf_find(&mc, "resolve");
+    CHECK(s != NULL && s->npaths == 1);
+    CHECK_STR(s ? s->paths[0] : NULL, "private/resolve");
+    master_conf_free(&mc);
+    str_free(&err);
+
+    check_error("a unix private/a,,private/b - n 1 x\n", "bad socket path \"\"");
+    check_error("a unix private/a, - n 1 x\n", "bad socket path");
+    check_error("a unix private/a,/tmp/b - n 1 x\n", "bad socket path \"/tmp/b\"");
+    check_error("a unix private/a,private/a - n 1 x\n", "given twice");
+    check_error("a unix p/a,p/b,p/c,p/d,p/e - n 1 x\n", "more than 4 socket paths");
+    check_error("a unix private/x - n 1 x\nb unix private/y,private/x - n 1 x\n",
+                "master.conf:2: service \"b\" listens on");
+}
