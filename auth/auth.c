@@ -67,6 +67,7 @@ static void auth_pre_jail(struct server *srv)
 
     if (peer_allow_load(srv->conf, calls_auth, &callers, &err) < 0)
         log_fatal("callers of %s: %s", PROTO_PATH_AUTH, err.s);
+    auth_delay_setup(srv->conf);
     str_free(&err);
 }
 

@@ -1,68 +1,68 @@
-/* The per-client failure table of auth(8).  Client addresses come from the
- * connection the caller passed (getpeername) and are only compared as bounded
- * strings. */
+/* Login failure penalties of auth(8) (see auth_delay.h), counted by anvil(8).  Client
+ * addresses come from the connection the caller passed (getpeername), accounts are
+ * the names as typed (bounded and checked by auth.c). */
 #include "auth_delay.h"
 
-#include <stdbool.h>
-#include <string.h>
 #include <time.h>
 
-#define ADDR_MAX 64                 /* longest address text kept, bytes */
+#include "anvil_clnt.h"
+#include "conf.h"
+#include "log.h"
 
-struct fail_slot {
-    char addr[ADDR_MAX];
-    time_t last;                    /* 0: free */
-    unsigned count;
-};
+#define FALLBACK_LOG_S 60           /* one "anvil unreachable" line a minute */
 
-static struct fail_slot slots[AUTH_DELAY_SLOTS];
+static long long base_ms = 1000, max_ms = 15000;
 
-static struct fail_slot *slot_find(const char *client)
+void auth_delay_setup(const struct conf *c)
 {
-    for (size_t i = 0; i < AUTH_DELAY_SLOTS; i++)
-        if (slots[i].last != 0 && strncmp(slots[i].addr, client, ADDR_MAX) == 0)
-            return &slots[i];
-    return NULL;
+    base_ms = conf_time_ms(c, CONF_auth_failure_delay);
+    max_ms = conf_time_ms(c, CONF_auth_failure_max_delay);
 }
 
-long long auth_delay_failed(const char *client, const char *account)
+long long auth_delay_for(unsigned n)
 {
-    time_t now = time(NULL);
-    struct fail_slot *s = slot_find(client), *oldest = &slots[0];
-    unsigned earlier;
-    long long delay;
+    long long d = base_ms;
 
-    if (s == NULL) {
-        /* a free slot, an expired one, or else the least recently used */
-        for (size_t i = 0; i < AUTH_DELAY_SLOTS; i++) {
-            if (slots[i].last == 0 || now - slots[i].last > AUTH_DELAY_WINDOW) {
-                oldest = &slots[i];
-                break;
-            }
-            if (slots[i].last < oldest->last)
-                oldest = &slots[i];
-        }
-        s = oldest;
-        memset(s, 0, sizeof(*s));
-        strncpy(s->addr, client, ADDR_MAX - 1);
-    } else if (now - s->last > AUTH_DELAY_WINDOW || now < s->last) {
-        s->count = 0;
-    }
-    earlier = s->count;
-    (void)account;
-    if (s->count < AUTH_DELAY_MAX_MS / 1000)
-        s->count++;
-    s->last = now > 0 ? now : 1;
-    delay = AUTH_DELAY_BASE_MS + 1000LL * earlier;
-    return delay > AUTH_DELAY_MAX_MS ? AUTH_DELAY_MAX_MS : delay;
+    if (n == 0)
+        return 0;
+    for (unsigned i = 1; i < n && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
+}
+
+static void fallback_log(const char *what)
+{
+    static time_t last;
+    time_t now = time(NULL);
+
+    if (last != 0 && now - last < FALLBACK_LOG_S && now >= last)
+        return;
+    last = now;
+    log_warn("login penalties: anvil not reachable (%s): failed logins wait %lld ms", what,
+             max_ms);
 }
 
 long long auth_delay_ok(const char *client, const char *account)
 {
-    struct fail_slot *s = slot_find(client);
+    struct anvil_fails f;
+    long long d = 0;
 
-    (void)account;
-    if (s != NULL)
-        memset(s, 0, sizeof(*s));
-    return 0;
+    if (anvil_login_query(client, account, &f) == 0)
+        d = auth_delay_for(f.client);
+    else
+        fallback_log("query");
+    if (anvil_login_ok(client, account) < 0)
+        fallback_log("ok");
+    return d;
+}
+
+long long auth_delay_failed(const char *client, const char *account)
+{
+    struct anvil_fails f;
+
+    if (anvil_login_failed(client, account, &f) < 0) {
+        fallback_log("failed");
+        return max_ms;
+    }
+    return auth_delay_for(f.client > f.account ? f.client : f.account);
 }

@@ -27,6 +27,7 @@ from instance import wait_for
 ALICE = "alice@example.test"
 BOB = "bob@example.test"
 CAROL = "carol@example.test"
+ERIN = "erin@example.test"
 PASSWORD = "secret"
 PROTO = ("proto", "auth/3")
 
@@ -35,7 +36,7 @@ root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 @pytest.fixture(scope="module")
 def mta():
-    inst = start_instance(users=(ALICE, BOB, CAROL), start=False,
+    inst = start_instance(users=(ALICE, BOB, CAROL, ERIN), start=False,
                           config={"mynetworks": "192.0.2.0/24",
                                   "smtpd_sasl_auth_enable": "yes"})
     try:
@@ -211,7 +212,7 @@ def test_same_wait_over_smtp_for_unknown_user_and_wrong_password(mta):
     """The wait happens in smtpd, before its 535, and is the same for both."""
     times = {}
     for name, user, source in (("unknown", "ghost-smtp@example.test", "127.0.0.41"),
-                               ("wrong", BOB, "127.0.0.42")):
+                               ("wrong", ERIN, "127.0.0.42")):
         with submission(mta, source=source) as s:
             t0 = time.monotonic()
             code, _ = auth_plain(s, user, "not-it")
@@ -271,22 +272,37 @@ def test_guessers_do_not_stall_a_real_user(mta):
     assert max(delays) == 15000, delays
 
 
-def test_auth_saturated_is_a_temporary_error(mta):
-    """With the auth socket gone (auth cannot be reached), the answer comes within
-    auth_request_timeout as 454 4.7.0 and a log line, not a hang."""
-    path = os.path.join(mta.queue_dir(), "login", "auth")
-    hidden = path + ".away"
-    mark = mta.log_mark()
-    os.rename(path, hidden)
+def test_auth_saturated_is_a_temporary_error():
+    """auth limited to one process, which a connection holds: a login is answered
+    within auth_request_timeout with 454 4.7.0 and a log line, not a hang."""
+    inst = start_instance(users=(ALICE,), start=False,
+                          config={"smtpd_sasl_auth_enable": "yes",
+                                  "auth_request_timeout": "2s"})
     try:
-        with submission(mta, source="127.0.0.51") as s:
-            t0 = time.monotonic()
-            code, msg = auth_plain(s, ALICE, PASSWORD)
+        path = os.path.join(inst.conf_dir, "master.conf")
+        with open(path) as f:
+            text = f.read()
+        text = re.sub(r"^(auth\s+unix\s+\S+\s+\S+\s+\S+\s+)-", r"\g<1>1", text, flags=re.M)
+        with open(path, "w") as f:
+            f.write(text)
+        inst.start()
+        hold = auth_socket(inst)                # the one auth process serves this
+        try:
+            wait_for(lambda: len(inst.daemon_pids("auth")) == 1, what="an auth process")
+            mark = inst.log_mark()
+            with submission(inst, source="127.0.0.51") as s:
+                t0 = time.monotonic()
+                code, msg = auth_plain(s, ALICE, PASSWORD)
+                took = time.monotonic() - t0
             assert code == 454 and b"4.7.0 Temporary authentication failure" in msg, msg
-            assert time.monotonic() - t0 < 10
+            assert 1.5 < took < 6, took
+            inst.wait_log("SASL PLAIN authentication unavailable", since=mark)
+        finally:
+            hold.close()
+        with submission(inst, source="127.0.0.51") as s:   # and back when it is free
+            assert auth_plain(s, ALICE, PASSWORD)[0] == 235
     finally:
-        os.rename(hidden, path)
-    mta.wait_log("authentication unavailable", since=mark)
+        inst.cleanup()
 
 
 # ---- least privilege ----
