@@ -177,6 +177,7 @@ static struct service *service_make(const struct master_conf *mc,
     }
     s->bindkey = str_detach(&tmp);
     s->child = xcalloc((size_t)s->limit, sizeof(*s->child));
+    svc_busy_setup(s, def, conf);
     return s;
 
 fail:

@@ -378,7 +378,23 @@ static _Noreturn void main_loop(void)
                 ref[n].svc = s;
                 ref[n++].status = true;
             }
-            if (s->state == SVC_ARMED)
+            /* A full service's sockets are watched after a grace time, so that
+             * master answers its waiting clients itself (busy.c). */
+            bool busy_watch = false;
+            if (svc_full(s)) {
+                if (s->full_since < 0)
+                    s->full_since = now;
+                if (now - s->full_since >= BUSY_GRACE_MS) {
+                    busy_watch = true;
+                } else {
+                    long long wait = s->full_since + BUSY_GRACE_MS - now;
+                    if (timeout < 0 || wait < timeout)
+                        timeout = (int)wait;
+                }
+            } else {
+                s->full_since = -1;
+            }
+            if (s->state == SVC_ARMED || busy_watch)
                 for (size_t k = 0; k < s->nfds; k++) {
                     pfd[n].fd = s->fds[k];
                     pfd[n].events = POLLIN;
@@ -413,6 +429,8 @@ static _Noreturn void main_loop(void)
                 svc_status_read(ref[i].svc);
             else if (ref[i].svc->state == SVC_ARMED)
                 svc_spawn(ref[i].svc);      /* one child; it leaves ARMED */
+            else if (svc_full(ref[i].svc))  /* still full after the status reports */
+                svc_busy_accept(ref[i].svc, pfd[i].fd);
         }
     }
 }

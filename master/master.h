@@ -35,6 +35,10 @@
 #define BIND_START_WAIT_MS 5000     /* at start, how long a busy port is retried */
 #define STOP_WAIT_MS 10000          /* SIGTERM to SIGKILL */
 #define LISTEN_BACKLOG 256
+#define BUSY_GRACE_MS 1000          /* a full service's clients wait this long in the
+                                     * backlog before master answers them itself */
+#define BUSY_ACCEPT_MAX 32          /* busy replies per readable socket per round */
+#define BUSY_LOG_INTERVAL_MS 60000
 
 enum svc_state {
     SVC_UNBOUND,
@@ -42,6 +46,13 @@ enum svc_state {
     SVC_WAITING,
     SVC_THROTTLED,
     SVC_RETIRED,
+};
+
+/* What master tells a client of a full service (busy.c). */
+enum busy_mode {
+    BUSY_NONE,                  /* nothing: clients wait in the listen backlog */
+    BUSY_CLOSE,                 /* accept and close (implicit TLS: no plain text) */
+    BUSY_REPLY,                 /* accept, write busy_text, close */
 };
 
 struct child {
@@ -82,6 +93,12 @@ struct service {
     enum svc_state state;
     long long deadline_ms;      /* THROTTLED, UNBOUND */
     int backoff_s;              /* length of the next throttle */
+
+    enum busy_mode busy;        /* at the process limit with no child available */
+    const char *busy_text;      /* BUSY_REPLY: one line, CRLF included */
+    long long full_since;       /* when it became full; < 0: it is not */
+    unsigned long busy_count;   /* busy replies since the last log line */
+    long long busy_logged;      /* last log line about them; < 0: none yet */
 };
 
 struct master {
@@ -118,6 +135,12 @@ int svc_spawn(struct service *s);
 void svc_status_read(struct service *s);
 void svc_signal(struct service *s, int sig);
 bool master_child_exited(pid_t pid, int status);
+
+/* busy.c */
+void svc_busy_setup(struct service *s, const struct master_service *def,
+                    const struct conf *conf);
+bool svc_full(const struct service *s);
+void svc_busy_accept(struct service *s, int listen_fd);
 
 /* reload.c */
 void master_reload(void);

@@ -15,6 +15,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "fd.h"
 #include "log.h"
 #include "master.h"
 #include "sock.h"
@@ -43,6 +44,11 @@ int svc_bind(struct service *s, struct str *err)
             fd = sock_listen_inet(a->host, s->port, LISTEN_BACKLOG, &why);
         else
             fd = sock_listen_unix(a->host, 0666, LISTEN_BACKLOG, &why);
+        /* Whoever loses the race to accept (a child, or master answering for a
+         * full service) must get EAGAIN, never block. */
+        if (fd >= 0 && fd_nonblock(fd, true) < 0) {
+            log_warn("service %s: %s: O_NONBLOCK: %s", s->name, a->host, strerror(errno));
+        }
         if (fd >= 0) {
             fds[n++] = fd;
         } else if (a->optional) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "anvil_clnt.h"
 #include "conf.h"
 #include "log.h"
 #include "pop3d.h"
@@ -40,6 +41,12 @@ static void preauth_pre_jail(struct server *srv)
     if (pop3_cf.wrapper && pop3_cf.tls == NULL)
         log_fatal("pop3d_tls_wrapper = yes needs smtpd_tls_cert_file");
     str_free(&err);
+    conn_limit_setup(&pop3_cf.limits, srv->conf, CONF_pop3d_client_connection_count_limit,
+                     CONF_pop3d_client_connection_rate_limit,
+                     CONF_pop3d_client_event_limit_exceptions);
+    /* Chrooted to login/, anvil is reached through its socket there. */
+    anvil_clnt_init(PROTO_LOGIN_ANVIL, pop3_cf.ipc_timeout_ms < ANVIL_CLNT_TIMEOUT_MS
+                                       ? pop3_cf.ipc_timeout_ms : ANVIL_CLNT_TIMEOUT_MS);
 }
 
 static void postlogin_pre_jail(struct server *srv)

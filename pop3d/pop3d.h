@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "conn_limit.h"
 #include "str.h"
 
 struct stream;
@@ -33,6 +34,7 @@ struct pop3_conf {
     bool wrapper;                   /* pop3d_tls_wrapper: TLS from the first byte */
     struct tls_ctx *tls;            /* NULL without a certificate */
     const char *hostname;
+    struct conn_limit limits;       /* pre-auth: per client, counted by anvil */
 };
 
 extern struct pop3_conf pop3_cf;

@@ -328,27 +328,41 @@ void pop3_preauth_service(struct server *srv, int *fd)
 {
     struct preauth p;
     struct str line = STR_INIT;
+    struct conn_limit_state limit;
+    bool over;
 
-    (void)srv;
     memset(&p, 0, sizeof(p));
     if (sock_peer(*fd, p.addr, sizeof(p.addr), NULL) < 0)
         strcpy(p.addr, "unknown");
     p.st = stream_fdopen(*fd);
     *fd = -1;
     stream_set_timeout(p.st, pop3_cf.timeout_ms);
-    log_info("connect from [%s]", p.addr);
+    /* Over a limit, the client is told so (after the handshake in wrapper mode) and
+     * goes, without a log line for each (conn_limit.h logs once a minute). */
+    over = !conn_limit_check(&pop3_cf.limits, srv->service, p.addr, &limit);
+    if (!over)
+        log_info("connect from [%s]", p.addr);
     if (pop3_cf.wrapper) {
         struct str err = STR_INIT;
         if (pop3_cf.tls == NULL
             || tls_server_start(pop3_cf.tls, p.st, pop3_cf.timeout_ms, NULL, &err) < 0) {
-            log_info("client=[%s]: TLS handshake failed: %s", p.addr,
-                     err.s ? err.s : "no certificate");
+            if (!over)
+                log_info("client=[%s]: TLS handshake failed: %s", p.addr,
+                         err.s ? err.s : "no certificate");
             str_free(&err);
             stream_close(p.st);
+            conn_limit_end(&limit);
             return;
         }
         p.tls = true;
         str_free(&err);
+    }
+    if (over) {
+        stream_puts(p.st, "-ERR [SYS/TEMP] too many connections\r\n");
+        stream_flush(p.st);
+        stream_close(p.st);
+        conn_limit_end(&limit);
+        return;
     }
     stream_puts(p.st, "+OK Postern POP3 server ready\r\n");
     while (!p.done && !server_stop) {
@@ -365,4 +379,5 @@ void pop3_preauth_service(struct server *srv, int *fd)
     str_free(&p.user);
     log_info("disconnect from [%s]", p.addr);
     stream_close(p.st);
+    conn_limit_end(&limit);
 }

@@ -8,6 +8,7 @@
 #include "auth_clnt.h"
 #include "cidr.h"
 #include "conf.h"
+#include "conn_limit.h"
 #include "log.h"
 #include "proto.h"
 #include "resolve_clnt.h"
@@ -44,6 +45,9 @@ static void smtpd_pre_jail(struct server *srv)
         log_fatal("mynetworks: %s", err.s);
     strv_free(nets);
     str_free(&err);
+    conn_limit_setup(&cf->limits, c, CONF_smtpd_client_connection_count_limit,
+                     CONF_smtpd_client_connection_rate_limit,
+                     CONF_smtpd_client_event_limit_exceptions);
     smtpd_tls_setup(cf, c);
     smtpd_auth_setup(cf, c);
 }
@@ -137,9 +141,19 @@ static bool line_has_control(const struct str *line)
     return false;
 }
 
+static void smtpd_session_free(struct smtpd_session *s)
+{
+    stream_close(s->st);
+    str_free(&s->helo);
+    str_free(&s->line);
+    str_free(&s->sasl_user);
+    smtpd_txn_free(&s->txn);
+}
+
 static void smtpd_service(struct server *srv, int *fd)
 {
     struct smtpd_session sess, *s = &sess;
+    struct conn_limit_state limit;
 
     memset(s, 0, sizeof(*s));
     s->cf = &smtpd_cf;
@@ -155,8 +169,19 @@ static void smtpd_service(struct server *srv, int *fd)
     *fd = -1;
     stream_set_timeout(s->st, smtpd_cf.timeout_ms);
     s->trusted = cidr_list_match(&smtpd_cf.mynetworks, s->addr);
+    if (!conn_limit_check(&smtpd_cf.limits, srv->service, s->addr, &limit)) {
+        /* Over a limit: told so (after the handshake in wrapper mode) and gone,
+         * without a line in the log for each (conn_limit.h logs once a minute). */
+        if (!smtpd_cf.tls_wrapper || smtpd_tls_wrap(s) == 0) {
+            stream_printf(s->st, "421 4.7.0 %s Error: too many connections from %s\r\n",
+                          smtpd_cf.myhostname, s->addr);
+            stream_flush(s->st);
+        }
+        smtpd_session_free(s);
+        conn_limit_end(&limit);
+        return;
+    }
     log_info("connect from [%s]", s->addr);
-
     if (!smtpd_cf.tls_wrapper || smtpd_tls_wrap(s) == 0)
         smtpd_reply(s, 220, "%s", smtpd_cf.banner);
     while (!s->done) {
@@ -177,11 +202,8 @@ static void smtpd_service(struct server *srv, int *fd)
         smtpd_flush(s);
     smtpd_txn_reset(s);
     log_disconnect(s);
-    stream_close(s->st);
-    str_free(&s->helo);
-    str_free(&s->line);
-    str_free(&s->sasl_user);
-    smtpd_txn_free(&s->txn);
+    smtpd_session_free(s);
+    conn_limit_end(&limit);
 }
 
 int main(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "cidr.h"
+#include "conn_limit.h"
 #include "queue.h"
 #include "str.h"
 
@@ -52,6 +53,7 @@ struct smtpd_conf {
     bool smtputf8;
     long long hopcount_limit;
     struct cidr_list mynetworks;
+    struct conn_limit limits;       /* per client, counted by anvil */
     struct resolve_clnt *resolve;
     /* TLS and AUTH (tls.c, auth.c) */
     struct tls_ctx *tls;            /* NULL: no TLS */

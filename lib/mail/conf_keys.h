@@ -162,9 +162,23 @@ CONF_KEY(auth_request_timeout, TIME, "5s", 1, 120, NULL, NULL,
 CONF_KEY(smtpd_sender_login_mismatch_allowed, BOOL, "no", 0, 1, NULL, NULL,
          "let an authenticated client use any sender (unsafe: forged senders)")
 
-/* ---- connection limits (anvil(8)) ---- */
+/* ---- connection limits (anvil(8); smtpd and pop3d -l ask it after accept) ---- */
 CONF_KEY(anvil_rate_time_unit, TIME, "60s", 1, 3600, NULL, NULL,
          "the window of connection rates and login failure counts")
+CONF_KEY(smtpd_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no limit",
+         "connections one client may have open to one SMTP service at once")
+CONF_KEY(smtpd_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
+         "connections one client may make to one SMTP service per anvil_rate_time_unit")
+CONF_KEY(smtpd_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, NULL,
+         "no exceptions",
+         "clients the smtpd connection limits do not apply to")
+CONF_KEY(pop3d_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no limit",
+         "connections one client may have open to one POP3 service before login")
+CONF_KEY(pop3d_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
+         "connections one client may make to one POP3 service per anvil_rate_time_unit")
+CONF_KEY(pop3d_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, NULL,
+         "no exceptions",
+         "clients the pop3d connection limits do not apply to")
 
 /* ---- daemons ---- */
 CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,

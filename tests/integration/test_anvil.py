@@ -273,3 +273,341 @@ def test_login_socket_counts_connections_only(anvil_mta):
         q.close()
     finally:
         p.close()
+
+
+# ---- limits in smtpd, pop3d -l and master ----
+
+# Extra services of the limits instance: name -> (offset from the port base, limit,
+# command).  Each one's own limits are set with -o, so that the tests do not meet.
+EXTRA = {
+    "smtp-rate": (26, "-", "smtpd -o smtpd_client_connection_rate_limit=5"
+                           " -o smtpd_client_connection_count_limit=0"),
+    "smtp-kill": (27, "-", "smtpd -o smtpd_client_connection_count_limit=2"),
+    "smtp-busy": (28, "2", "smtpd -o smtpd_client_connection_count_limit=0"),
+    "smtp-scale": (29, "30", "smtpd -o max_idle=2s"),
+    "pop3-busy": (111, "2", "pop3d -l"),
+    "smtps-busy": (466, "1", "smtpd -o smtpd_tls_wrappermode=yes"),
+}
+
+
+@pytest.fixture(scope="module")
+def limits_mta():
+    # Only 127.0.0.1 (the harness's own checks) is an exception: the clients of the
+    # tests come from other loopback addresses.
+    inst = start_instance(start=False, config={
+        "mynetworks": "127.0.0.1/32",
+        "smtpd_client_connection_count_limit": "50",
+        "pop3d_client_connection_count_limit": "3",
+    })
+    try:
+        with open(os.path.join(inst.conf_dir, "master.conf"), "a") as f:
+            for name, (offset, limit, cmd) in EXTRA.items():
+                user = "nobody" if cmd.startswith("pop3d") else "-"
+                f.write(f"{name} inet {inst.base + offset} {user} y {limit} {cmd}\n")
+        inst.start()
+    except Exception:
+        print(inst.log())
+        inst.cleanup()
+        raise
+    yield inst
+    inst.cleanup()
+
+
+def port_of(inst, name):
+    return inst.port(name) if name in ("smtp", "pop3", "pop3s", "smtps") \
+        else inst.base + EXTRA[name][0]
+
+
+def dial(inst, service, source, timeout=10):
+    """A TCP connection from the loopback address source to a service."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port_of(inst, service)))
+    return s
+
+
+def first_line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace")
+
+
+def is_closed(s):
+    """True when the server has closed s (EOF or reset) within s's timeout."""
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def tls_wrap(s):
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx.wrap_socket(s)
+
+
+def service_pids(inst, daemon, service):
+    """Pids of daemon's processes started for the master.conf service."""
+    out = []
+    for pid in inst.daemon_pids(daemon):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"-s" in argv and argv.index(b"-s") + 1 < len(argv) \
+                and argv[argv.index(b"-s") + 1] == service.encode():
+            out.append(pid)
+    return out
+
+
+def test_flood_from_one_address_leaves_room_for_others(limits_mta):
+    """150 connections at once from 127.0.0.3: at most 50 (the count limit) are
+    served, the rest get 421 at once; meanwhile 127.0.0.4 gets its greeting within
+    5 seconds, and the refusals are logged once."""
+    import selectors
+    mark = limits_mta.log_mark()
+    flood = []
+    sel = selectors.DefaultSelector()
+    try:
+        for _ in range(150):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.3", 0))
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", limits_mta.port("smtp")))
+            flood.append(s)
+            sel.register(s, selectors.EVENT_READ)
+        start = time.monotonic()
+        other = dial(limits_mta, "smtp", "127.0.0.4", timeout=5)
+        try:
+            assert first_line(other).startswith("220 "), "no greeting for 127.0.0.4"
+        finally:
+            other.close()
+        assert time.monotonic() - start < 5
+
+        replies = {}
+        deadline = time.monotonic() + 30
+        while len(replies) < 150 and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                s = key.fileobj
+                try:
+                    data = s.recv(1024)
+                except (ConnectionResetError, BlockingIOError):
+                    data = b""
+                replies[s] = data.decode(errors="replace")
+                sel.unregister(s)
+        assert len(replies) == 150, f"only {len(replies)} of 150 answered"
+        greeted = [r for r in replies.values() if r.startswith("220 ")]
+        refused = [r for r in replies.values() if r.startswith("421 4.7.0 ")]
+        assert 1 <= len(greeted) <= 50, len(greeted)
+        assert len(greeted) + len(refused) == 150
+        assert all("Error: too many connections from 127.0.0.3" in r for r in refused)
+    finally:
+        for s in flood:
+            s.close()
+    limits_mta.wait_log("Connection concurrency limit exceeded", "[127.0.0.3]",
+                        "service smtp", since=mark)
+    assert len(limits_mta.log_lines("limit exceeded", "[127.0.0.3]", since=mark)) == 1
+    # the refused ones are not logged one by one
+    assert len(limits_mta.log_lines(": connect from [127.0.0.3]", since=mark)) <= 50
+
+
+def test_smtp_count_limit_reply(limits_mta):
+    held = []
+    try:
+        for _ in range(50):
+            s = dial(limits_mta, "smtp", "127.0.0.5")
+            held.append(s)
+            assert first_line(s).startswith("220 ")
+        s = dial(limits_mta, "smtp", "127.0.0.5")
+        held.append(s)
+        assert first_line(s) == ("421 4.7.0 mx.example.test Error: too many connections "
+                                 "from 127.0.0.5\r\n")
+        assert is_closed(s)
+        # another address is not affected
+        t = dial(limits_mta, "smtp", "127.0.0.9")
+        held.append(t)
+        assert first_line(t).startswith("220 ")
+        # one leaves: there is room again
+        held[0].close()
+        held.pop(0)
+
+        def room():
+            u = dial(limits_mta, "smtp", "127.0.0.5")
+            held.append(u)
+            return first_line(u).startswith("220 ")
+        wait_for(room, timeout=10, what="a slot of 127.0.0.5 to be free again")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_pop3_count_limit_reply(limits_mta):
+    mark = limits_mta.log_mark()
+    held = []
+    try:
+        for _ in range(3):
+            s = dial(limits_mta, "pop3", "127.0.0.5")
+            held.append(s)
+            assert first_line(s).startswith("+OK")
+        for _ in range(3):
+            s = dial(limits_mta, "pop3", "127.0.0.5")
+            held.append(s)
+            assert first_line(s) == "-ERR [SYS/TEMP] too many connections\r\n"
+            assert is_closed(s)
+        limits_mta.wait_log("Connection concurrency limit exceeded", "[127.0.0.5]",
+                            "service pop3", since=mark)
+        assert len(limits_mta.log_lines("limit exceeded", "[127.0.0.5]", "pop3",
+                                        since=mark)) == 1
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_pop3s_refusal_comes_after_the_handshake(limits_mta):
+    held = []
+    try:
+        for _ in range(3):
+            s = tls_wrap(dial(limits_mta, "pop3s", "127.0.0.6"))
+            held.append(s)
+            assert first_line(s).startswith("+OK")
+        s = tls_wrap(dial(limits_mta, "pop3s", "127.0.0.6"))
+        held.append(s)
+        assert first_line(s) == "-ERR [SYS/TEMP] too many connections\r\n"
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_smtp_rate_limit(limits_mta):
+    mark = limits_mta.log_mark()
+    for i in range(5):
+        s = dial(limits_mta, "smtp-rate", "127.0.0.7")
+        try:
+            assert first_line(s).startswith("220 "), i
+            s.sendall(b"QUIT\r\n")
+        finally:
+            s.close()
+    for _ in range(3):
+        s = dial(limits_mta, "smtp-rate", "127.0.0.7")
+        try:
+            assert first_line(s).startswith("421 4.7.0 mx.example.test Error: too many "
+                                             "connections from 127.0.0.7")
+        finally:
+            s.close()
+    s = dial(limits_mta, "smtp-rate", "127.0.0.8")
+    try:
+        assert first_line(s).startswith("220 ")
+    finally:
+        s.close()
+    limits_mta.wait_log("Connection rate limit exceeded", "[127.0.0.7]", "smtp-rate",
+                        since=mark)
+    assert len(limits_mta.log_lines("limit exceeded", "[127.0.0.7]", since=mark)) == 1
+
+
+def test_killed_smtpd_releases_its_slot(limits_mta):
+    """smtp-kill allows 2 connections per client.  Two are open; one smtpd is killed
+    with SIGKILL (it tells anvil nothing): its slot goes with it."""
+    held = []
+    try:
+        for _ in range(2):
+            s = dial(limits_mta, "smtp-kill", "127.0.0.6")
+            held.append(s)
+            assert first_line(s).startswith("220 ")
+        s = dial(limits_mta, "smtp-kill", "127.0.0.6")
+        assert first_line(s).startswith("421 ")
+        s.close()
+        pids = service_pids(limits_mta, "smtpd", "smtp-kill")
+        assert len(pids) >= 2
+        os.kill(pids[0], signal.SIGKILL)
+
+        def served():
+            u = dial(limits_mta, "smtp-kill", "127.0.0.6", timeout=15)
+            line = first_line(u)
+            if line.startswith("220 "):
+                held.append(u)
+                return True
+            u.close()
+            return False
+        wait_for(served, timeout=20, interval=0.2,
+                 what="a connection from 127.0.0.6 served after the kill")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_master_answers_busy_when_every_process_is_taken(limits_mta):
+    mark = limits_mta.log_mark()
+    held = []
+    try:
+        for service, greeting, busy in (
+                ("smtp-busy", "220 ", "421 4.7.0 Service busy, try again later\r\n"),
+                ("pop3-busy", "+OK", "-ERR [SYS/TEMP] Service busy\r\n")):
+            for _ in range(2):
+                s = dial(limits_mta, service, "127.0.0.1")
+                held.append(s)
+                assert first_line(s).startswith(greeting)
+            start = time.monotonic()
+            for _ in range(3):
+                s = dial(limits_mta, service, "127.0.0.1", timeout=10)
+                try:
+                    assert first_line(s) == busy
+                    assert is_closed(s)
+                finally:
+                    s.close()
+            assert time.monotonic() - start < 8
+            limits_mta.wait_log(f"service {service}: all 2 processes busy", since=mark)
+            assert len(limits_mta.log_lines(f"service {service}: all 2 processes busy",
+                                            since=mark)) == 1
+        # implicit TLS: closed without a word
+        s = tls_wrap(dial(limits_mta, "smtps-busy", "127.0.0.1"))
+        held.append(s)
+        assert first_line(s).startswith("220 ")
+        s = dial(limits_mta, "smtps-busy", "127.0.0.1")
+        try:
+            assert s.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        finally:
+            s.close()
+        # a process free again serves the next client
+        for s in held:
+            s.close()
+        held = []
+
+        def served():
+            u = dial(limits_mta, "smtp-busy", "127.0.0.1")
+            try:
+                return first_line(u).startswith("220 ")
+            finally:
+                u.close()
+        wait_for(served, timeout=10, what="smtp-busy to serve again")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_processes_scale_up_and_down(limits_mta):
+    """20 sessions at once on smtp-scale (limit 30, max_idle 2s): 20 processes; when
+    the sessions end, they exit again."""
+    held = []
+    try:
+        assert len(service_pids(limits_mta, "smtpd", "smtp-scale")) <= 1
+        for _ in range(20):
+            held.append(dial(limits_mta, "smtp-scale", "127.0.0.1"))
+        for s in held:
+            assert first_line(s).startswith("220 ")
+        n = len(service_pids(limits_mta, "smtpd", "smtp-scale"))
+        assert 20 <= n <= 30, n
+    finally:
+        for s in held:
+            s.close()
+    wait_for(lambda: not service_pids(limits_mta, "smtpd", "smtp-scale"), timeout=20,
+             what="the idle smtp-scale processes to exit")
