@@ -141,6 +141,7 @@ static int answer_auth(void *ctx, const struct attr_list *in, struct attr_list *
     struct auth_token t;
     struct str why = STR_INIT, token = STR_INIT;
     enum auth_verdict v;
+    struct auth_penalty pen;
     long long delay;
 
     if (attr_scan(in, 0, spec, err) < 0)
@@ -162,7 +163,13 @@ static int answer_auth(void *ctx, const struct attr_list *in, struct attr_list *
         return 0;
     }
     auth_token_init(&t);
-    v = auth_check_login(checker, user, password, &t, &why);
+    if (auth_delay_begin(client, user, &pen)) {
+        /* a flood from this address: no password hash spent on it */
+        v = AUTH_CHECK_FAIL;
+        str_sets(&why, "too many failures from this client: not checked");
+    } else {
+        v = auth_check_login(checker, user, password, &t, &why);
+    }
     if (v == AUTH_CHECK_OK) {
         t.expiry = (long long)time(NULL) + AUTH_TOKEN_LIFETIME;
         if (auth_token_mint(token_key, &t, &token) < 0) {
@@ -172,7 +179,7 @@ static int answer_auth(void *ctx, const struct attr_list *in, struct attr_list *
     }
     switch (v) {
     case AUTH_CHECK_OK:
-        delay = auth_delay_ok(client, user);
+        delay = auth_delay_ok(client, user, &pen);
         log_info("auth ok: service=%s, user=%s, client=%s, delay=%lldms", service, t.user.s,
                  client, delay);
         attr_add(out, PROTO_A_STATUS, PROTO_OK);

@@ -11,12 +11,13 @@
 
 #define FALLBACK_LOG_S 60           /* one "anvil unreachable" line a minute */
 
-static long long base_ms = 1000, max_ms = 15000;
+static long long base_ms = 1000, max_ms = 15000, client_limit = 20;
 
 void auth_delay_setup(const struct conf *c)
 {
     base_ms = conf_time_ms(c, CONF_auth_failure_delay);
     max_ms = conf_time_ms(c, CONF_auth_failure_max_delay);
+    client_limit = conf_count(c, CONF_auth_client_failure_limit);
 }
 
 long long auth_delay_for(unsigned n)
@@ -42,18 +43,23 @@ static void fallback_log(const char *what)
              max_ms);
 }
 
-long long auth_delay_ok(const char *client, const char *account)
+bool auth_delay_begin(const char *client, const char *account, struct auth_penalty *p)
 {
     struct anvil_fails f;
-    long long d = 0;
 
-    if (anvil_login_query(client, account, &f) == 0)
-        d = auth_delay_for(f.client);
-    else
+    p->known = anvil_login_query(client, account, &f) == 0;
+    p->client = p->known ? f.client : 0;
+    if (!p->known)
         fallback_log("query");
+    return p->known && client_limit > 0 && p->client >= (unsigned long long)client_limit;
+}
+
+long long auth_delay_ok(const char *client, const char *account,
+                        const struct auth_penalty *p)
+{
     if (anvil_login_ok(client, account) < 0)
         fallback_log("ok");
-    return d;
+    return auth_delay_for(p->client);
 }
 
 long long auth_delay_failed(const char *client, const char *account)

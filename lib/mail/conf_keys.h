@@ -157,6 +157,8 @@ CONF_KEY(auth_failure_delay, TIME, "1s", 0, 60, NULL, "no delay",
          "wait before a failed login is answered; doubled with each recent failure")
 CONF_KEY(auth_failure_max_delay, TIME, "15s", 0, 600, NULL, "no delay",
          "longest wait before a login is answered (and the wait when anvil is down)")
+CONF_KEY(auth_client_failure_limit, COUNT, "20", 0, 1000000, NULL, "no limit",
+         "failed logins of one client address per anvil_rate_time_unit before its logins fail unchecked")
 CONF_KEY(auth_request_timeout, TIME, "5s", 1, 120, NULL, NULL,
          "time smtpd and pop3d give auth for a verdict before a temporary error")
 CONF_KEY(smtpd_sender_login_mismatch_allowed, BOOL, "no", 0, 1, NULL, NULL,

@@ -278,6 +278,22 @@ def test_guessers_do_not_stall_a_real_user(mta):
                                                         "client=127.0.0.1,", since=mark)
               if (m := re.search(r"delay=(\d+)ms", line))]
     assert max(delays) == 15000, delays
+    # past auth_client_failure_limit the guesses cost no password hash
+    assert mta.log_lines("client=127.0.0.1,", "too many failures from this client: not checked",
+                         since=mark)
+
+
+def test_a_flooding_client_is_no_longer_checked(mta):
+    """After auth_client_failure_limit (20) failures a client's logins fail unchecked,
+    even with the right password; other clients and the account's owner are not
+    affected."""
+    mark = mta.log_mark()
+    for i in range(20):
+        assert raw_login(mta, f"flood{i}@example.test", "x", "127.0.0.81")["status"] == "fail"
+    r = raw_login(mta, ERIN, PASSWORD, "127.0.0.81")
+    assert r["status"] == "fail" and int(r["delay"]) == 15000, r
+    mta.wait_log("user=" + ERIN, "client=127.0.0.81", "not checked", since=mark)
+    assert raw_login(mta, ERIN, PASSWORD, "127.0.0.82")["status"] == "ok"
 
 
 def test_auth_saturated_is_a_temporary_error():
