@@ -428,7 +428,7 @@ static _Noreturn void main_loop(void)
             if (ref[i].status)
                 svc_status_read(ref[i].svc);
             else if (ref[i].svc->state == SVC_ARMED)
-                svc_spawn(ref[i].svc);      /* one child; it leaves ARMED */
+                svc_spawn_pending(ref[i].svc, pfd[i].fd);   /* it leaves ARMED */
             else if (svc_full(ref[i].svc))  /* still full after the status reports */
                 svc_busy_accept(ref[i].svc, pfd[i].fd);
         }

@@ -35,6 +35,7 @@
 #define BIND_START_WAIT_MS 5000     /* at start, how long a busy port is retried */
 #define STOP_WAIT_MS 10000          /* SIGTERM to SIGKILL */
 #define LISTEN_BACKLOG 256
+#define SPAWN_BURST_MAX 16          /* processes started at once for waiting clients */
 #define BUSY_GRACE_MS 1000          /* a full service's clients wait this long in the
                                      * backlog before master answers them itself */
 #define BUSY_ACCEPT_MAX 32          /* busy replies per readable socket per round */
@@ -132,6 +133,9 @@ int svc_bind(struct service *s, struct str *err);
 void svc_unbind(struct service *s);
 void svc_settle(struct service *s, long long now);
 int svc_spawn(struct service *s);
+/* An on-demand service's socket is readable: one process for each connection
+ * waiting there, up to SPAWN_BURST_MAX and the process limit. */
+void svc_spawn_pending(struct service *s, int listen_fd);
 void svc_status_read(struct service *s);
 void svc_signal(struct service *s, int sig);
 bool master_child_exited(pid_t pid, int status);

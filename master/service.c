@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -243,6 +246,32 @@ int svc_spawn(struct service *s)
     if (s->type != MASTER_DAEMON)
         s->state = SVC_WAITING;
     return 0;
+}
+
+/* Connections waiting to be accepted on a listening socket: for TCP, Linux reports
+ * the accept queue's length in TCP_INFO; otherwise (or when it says none, the
+ * socket being readable) 1. */
+static unsigned listen_pending(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || ti.tcpi_state != TCP_LISTEN
+        || ti.tcpi_unacked == 0)
+        return 1;
+    return ti.tcpi_unacked;
+}
+
+void svc_spawn_pending(struct service *s, int listen_fd)
+{
+    unsigned want = listen_pending(listen_fd);
+
+    if (want > SPAWN_BURST_MAX)
+        want = SPAWN_BURST_MAX;
+    for (unsigned i = 0; i < want && s->nchild < (size_t)s->limit; i++)
+        if (svc_spawn(s) < 0 || s->state == SVC_THROTTLED)
+            break;
 }
 
 static struct child *child_find(struct service *s, pid_t pid)
