@@ -1,73 +1,74 @@
-/* The per-client failure table of auth(8).  Client addresses come from the
- * requesting daemon (which read them from the kernel) and are only compared as
- * bounded strings. */
+/* Login failure penalties of auth(8) (see auth_delay.h), counted by anvil(8).  Client
+ * addresses come from the connection the caller passed (getpeername), accounts are
+ * the names as typed (bounded and checked by auth.c). */
 #include "auth_delay.h"
 
-#include <errno.h>
-#include <stdbool.h>
-#include <string.h>
+#include <time.h>
 
-#include "server.h"
+#include "anvil_clnt.h"
+#include "conf.h"
+#include "log.h"
 
-#define ADDR_MAX 64                 /* longest address text kept, bytes */
+#define FALLBACK_LOG_S 60           /* one "anvil unreachable" line a minute */
 
-struct fail_slot {
-    char addr[ADDR_MAX];
-    time_t last;                    /* 0: free */
-    unsigned count;
-};
+static long long base_ms = 1000, max_ms = 15000, client_limit = 20;
 
-static struct fail_slot slots[AUTH_DELAY_SLOTS];
-
-static struct fail_slot *slot_find(const char *client)
+void auth_delay_setup(const struct conf *c)
 {
-    for (size_t i = 0; i < AUTH_DELAY_SLOTS; i++)
-        if (slots[i].last != 0 && strncmp(slots[i].addr, client, ADDR_MAX) == 0)
-            return &slots[i];
-    return NULL;
+    base_ms = conf_time_ms(c, CONF_auth_failure_delay);
+    max_ms = conf_time_ms(c, CONF_auth_failure_max_delay);
+    client_limit = conf_count(c, CONF_auth_client_failure_limit);
 }
 
-unsigned auth_delay_fail(const char *client, time_t now)
+long long auth_delay_for(unsigned n)
 {
-    struct fail_slot *s = slot_find(client), *oldest = &slots[0];
-    unsigned earlier, delay;
+    long long d = base_ms;
 
-    if (s == NULL) {
-        /* a free slot, an expired one, or else the least recently used */
-        for (size_t i = 0; i < AUTH_DELAY_SLOTS; i++) {
-            if (slots[i].last == 0 || now - slots[i].last > AUTH_DELAY_WINDOW) {
-                oldest = &slots[i];
-                break;
-            }
-            if (slots[i].last < oldest->last)
-                oldest = &slots[i];
-        }
-        s = oldest;
-        memset(s, 0, sizeof(*s));
-        strncpy(s->addr, client, ADDR_MAX - 1);
-    } else if (now - s->last > AUTH_DELAY_WINDOW || now < s->last) {
-        s->count = 0;
+    if (n == 0)
+        return 0;
+    for (unsigned i = 1; i < n && d < max_ms; i++)
+        d *= 2;
+    return d < max_ms ? d : max_ms;
+}
+
+static void fallback_log(const char *what)
+{
+    static time_t last;
+    time_t now = time(NULL);
+
+    if (last != 0 && now - last < FALLBACK_LOG_S && now >= last)
+        return;
+    last = now;
+    log_warn("login penalties: anvil not reachable (%s): failed logins wait %lld ms", what,
+             max_ms);
+}
+
+bool auth_delay_begin(const char *client, const char *account, struct auth_penalty *p)
+{
+    struct anvil_fails f;
+
+    p->known = anvil_login_query(client, account, &f) == 0;
+    p->client = p->known ? f.client : 0;
+    if (!p->known)
+        fallback_log("query");
+    return p->known && client_limit > 0 && p->client >= (unsigned long long)client_limit;
+}
+
+long long auth_delay_ok(const char *client, const char *account,
+                        const struct auth_penalty *p)
+{
+    if (anvil_login_ok(client, account) < 0)
+        fallback_log("ok");
+    return auth_delay_for(p->client);
+}
+
+long long auth_delay_failed(const char *client, const char *account)
+{
+    struct anvil_fails f;
+
+    if (anvil_login_failed(client, account, &f) < 0) {
+        fallback_log("failed");
+        return max_ms;
     }
-    earlier = s->count;
-    if (s->count < AUTH_DELAY_MAX)
-        s->count++;
-    s->last = now > 0 ? now : 1;
-    delay = AUTH_DELAY_BASE + earlier;
-    return delay > AUTH_DELAY_MAX ? AUTH_DELAY_MAX : delay;
-}
-
-void auth_delay_clear(const char *client)
-{
-    struct fail_slot *s = slot_find(client);
-
-    if (s != NULL)
-        memset(s, 0, sizeof(*s));
-}
-
-void auth_delay_sleep(unsigned seconds)
-{
-    struct timespec left = { .tv_sec = seconds, .tv_nsec = 0 };
-
-    while (!server_stop && nanosleep(&left, &left) < 0 && errno == EINTR)
-        ;
+    return auth_delay_for(f.client > f.account ? f.client : f.account);
 }

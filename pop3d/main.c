@@ -21,6 +21,7 @@ static void pop3_settings(const struct conf *c)
     pop3_cf.ipc_timeout_ms = (int)conf_time_ms(c, CONF_ipc_timeout);
     pop3_cf.command_deadline_ms = conf_time_ms(c, CONF_pop3d_command_deadline);
     pop3_cf.preauth_deadline_ms = conf_time_ms(c, CONF_pop3d_preauth_deadline);
+    pop3_cf.auth_timeout_ms = (int)conf_time_ms(c, CONF_auth_request_timeout);
     pop3_cf.error_limit = conf_count(c, CONF_pop3d_error_limit);
     pop3_cf.wrapper = conf_bool(c, CONF_pop3d_tls_wrapper);
     pop3_cf.hostname = conf_str(c, CONF_myhostname);
@@ -53,6 +54,7 @@ static void preauth_pre_jail(struct server *srv)
 static void postlogin_pre_jail(struct server *srv)
 {
     pop3_settings(srv->conf);
+    pop3_postlogin_setup(srv);
 }
 
 static const struct server_opts preauth_opts = {

@@ -26,7 +26,6 @@ struct auth_result;
 #define POP3_CMD_MAX 255            /* RFC 2449: a command line, CRLF included */
 #define POP3_SASL_MAX 1024          /* a SASL response line */
 #define POP3_NAME_MAX 255           /* a user name */
-#define POP3_FAIL_DELAY 1           /* seconds before a failed login is answered */
 #define POP3_LAST_REPLY_MS 10000    /* for the reply after a timeout */
 
 struct pop3_conf {
@@ -34,6 +33,7 @@ struct pop3_conf {
     int ipc_timeout_ms;             /* ipc_timeout */
     long long command_deadline_ms;  /* pop3d_command_deadline */
     long long preauth_deadline_ms;  /* pop3d_preauth_deadline */
+    int auth_timeout_ms;            /* auth_request_timeout */
     long long error_limit;          /* pop3d_error_limit */
     bool wrapper;                   /* pop3d_tls_wrapper: TLS from the first byte */
     struct tls_ctx *tls;            /* NULL without a certificate */
@@ -86,6 +86,8 @@ void pop3_preauth_service(struct server *srv, int *fd);
 void pop3_proxy(struct stream *client, int pair, int timeout_ms);
 
 /* ---- postlogin.c ---- */
+/* Before the privilege drop: who may hand clients over (master.conf). */
+void pop3_postlogin_setup(struct server *srv);
 int pop3_postlogin_loop(struct server *srv);
 
 /* ---- worker.c: the session process ---- */

@@ -1,11 +1,13 @@
-/* pop3d (post-login): accepts hand-offs from pre-auth processes on login/pop3, asks
- * auth who the token belongs to (over one kept connection), and gives each client to a
- * session process running as the mailbox owner and chrooted into the user's Maildir
- * (worker.c).  Virtual users share one uid, so a session process belongs to one user
- * and one Maildir, not merely to a uid: an idle one of the same user, uid, gid and
- * Maildir (the same directory still: device and inode) gets the client over its socket
- * pair, its listing perhaps still cached; only when none is idle is one forked (never
- * exec'd).  A system user's session gets a process of its own that ends with it.  This process stays root, runs no session code and keeps no client data: it
+/* pop3d (post-login): accepts hand-offs from pre-auth processes on login/pop3 (from
+ * the users of the pop3d -l services only: peer_allow.h), asks auth who the token
+ * belongs to (a connection per question), and gives each client to a session process
+ * running as the mailbox owner and chrooted into the user's Maildir (worker.c).
+ * Virtual users share one uid, so a session process belongs to one user and one
+ * Maildir, not merely to a uid: an idle one of the same user, uid, gid and Maildir
+ * (the same directory still: device and inode) gets the client over its socket pair,
+ * its listing perhaps still cached; only when none is idle is one forked (never
+ * exec'd).  A system user's session gets a process of its own that ends with it.
+ * This process stays root, runs no session code and keeps no client data: it
  * passes the descriptor on and closes it.  It trusts a hand-off only as far as auth
  * vouches for its token, and its session processes not at all: their only word is "I"
  * (idle), anything else ends them. */
@@ -26,6 +28,8 @@
 #include "conf.h"
 #include "log.h"
 #include "login.h"
+#include "master_conf.h"
+#include "peer_allow.h"
 #include "pop3d.h"
 #include "proto.h"
 #include "server.h"
@@ -52,6 +56,27 @@ static volatile sig_atomic_t child_exited;
 static struct worker *workers;
 static size_t nworkers, workers_cap;
 static struct auth_clnt *auth;
+static struct peer_allow callers;
+
+/* The services that hand clients over: pop3d -l. */
+static bool calls_postlogin(const struct master_service *svc)
+{
+    if (strcmp(svc->command, "pop3d") != 0)
+        return false;
+    for (size_t i = 0; i < svc->nargs; i++)
+        if (strcmp(svc->args[i], "-l") == 0 && (i == 0 || strcmp(svc->args[i - 1], "-o") != 0))
+            return true;
+    return false;
+}
+
+void pop3_postlogin_setup(struct server *srv)
+{
+    struct str err = STR_INIT;
+
+    if (peer_allow_load(srv->conf, calls_postlogin, &callers, &err) < 0)
+        log_fatal("callers of %s: %s", PROTO_PATH_POP3, err.s);
+    str_free(&err);
+}
 
 static void on_child(int sig)
 {
@@ -270,6 +295,10 @@ static void postlogin_accept(struct server *srv, int conn)
 
     login_handoff_init(&h);
     auth_result_init(&who);
+    if (!peer_allow_check(&callers, conn, PROTO_PATH_POP3)) {
+        close(conn);
+        goto done;
+    }
     if (login_receive(conn, &h, pop3_cf.ipc_timeout_ms, &err) < 0) {
         log_warn("%s", err.s);
         goto done;

@@ -151,13 +151,11 @@ static void preauth_login(struct preauth *p, const char *method, const struct st
         || pass->len == 0 || memchr(pass->s, '\0', pass->len)) {
         s = AUTH_FAIL;
     } else {
-        ac = auth_clnt_open(PROTO_LOGIN_AUTH, pop3_cf.ipc_timeout_ms);
-        if (ac == NULL) {
-            log_warn("connect to auth: %m");
-        } else {
-            s = auth_login(ac, PROTO_SERVICE_POP3, user->s, pass->s, p->addr, &r);
-            auth_clnt_close(ac);
-        }
+        ac = auth_clnt_open(PROTO_LOGIN_AUTH, pop3_cf.auth_timeout_ms);
+        s = auth_login(ac, PROTO_SERVICE_POP3, user->s, pass->s, stream_fd(p->st), &r);
+        auth_clnt_close(ac);
+        /* auth's penalty for recent failures: this process waits, not auth */
+        auth_delay_wait(r.delay_ms, &server_stop);
     }
     switch (s) {
     case AUTH_OK:
@@ -170,7 +168,6 @@ static void preauth_login(struct preauth *p, const char *method, const struct st
     case AUTH_FAIL:
         log_info("authentication failed: client=[%s], user=<%s>, method=%s", p->addr,
                  user->s ? user->s : "", method);
-        sleep(POP3_FAIL_DELAY);
         preauth_error(p, "%s", "[AUTH] authentication failed");
         break;
     default:

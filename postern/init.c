@@ -401,17 +401,18 @@ int cmd_init(int argc, char **argv)
             if (postmaster != NULL)
                 str_printf(&text, "root %s\n", postmaster);
         }
+        /* The password table: root's alone (auth, its only reader, runs as root). */
         if (file_write_atomic(p.s, text.s, text.len,
-                              secret ? (root ? 0640 : 0600) : 0644, &err) < 0)
+                              secret ? 0600 : 0644, &err) < 0)
             cmd_fail("%s", err.s);
         str_free(&text);
         if (secret && root)
-            set_owner(p.s, "root", "postern", 0640);
+            set_owner(p.s, "root", "root", 0600);
         if (map_build(p.s, &err) < 0)
             cmd_fail("%s", err.s);
         if (secret && root) {
             str_appends(&p, ".cdb");
-            set_owner(p.s, "root", "postern", 0640);
+            set_owner(p.s, "root", "root", 0600);
         }
         str_free(&p);
     }

@@ -1,15 +1,19 @@
 /* "postern user add | del | list": virtual users.  A user is one line in the
  * password map (ADDRESS HASH) and one in the mailbox map (ADDRESS DOMAIN/LOCAL/).
+ * The password map, text and table, is kept readable by its owner alone: root:root
+ * mode 0600 when run as root (auth, its only reader, runs as root).
  * The address comes from the command line and becomes a path under the mail store,
  * so its local part is checked to be a safe file name. */
 #include <crypt.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 #include <termios.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -187,6 +191,34 @@ static void rebuild(const char *path)
     str_free(&err);
 }
 
+/* Makes one file of the password map private: mode 0600, and root's when run as
+ * root.  Opened without following a symbolic link, changed through the descriptor. */
+static void make_private(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    struct stat sb;
+
+    if (fd < 0)
+        cmd_fail("%s: %s", path, strerror(errno));
+    if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode))
+        cmd_fail("%s: not a regular file", path);
+    if ((geteuid() == 0 && (sb.st_uid != 0 || sb.st_gid != 0) && fchown(fd, 0, 0) < 0)
+        || fchmod(fd, 0600) < 0)
+        cmd_fail("%s: %s", path, strerror(errno));
+    close(fd);
+}
+
+static void passwd_private(const char *pw_file)
+{
+    struct str cdb = STR_INIT;
+
+    str_init(&cdb);
+    str_printf(&cdb, "%s.cdb", pw_file);
+    make_private(pw_file);
+    make_private(cdb.s);
+    str_free(&cdb);
+}
+
 /* 1 when the text map at path has addr, else 0; fails on a read error. */
 static int user_in_map(const char *path, const char *addr)
 {
@@ -260,6 +292,7 @@ static int user_add(const struct conf *c, const char *arg)
         cmd_fail("%s", err.s);
     rebuild(pw_file);
     rebuild(mb_file);
+    passwd_private(pw_file);
     printf("%s: added\n", ua.addr);
     root_alias_default(c, ua.addr);
     free(hash);
@@ -318,6 +351,7 @@ static int user_del(const struct conf *c, const char *arg)
         cmd_fail("%s", err.s);
     rebuild(pw_file);
     rebuild(mb_file);
+    passwd_private(pw_file);
     printf("%s: removed (its mail is kept)\n", ua.addr);
     free(pw_file);
     free(mb_file);

@@ -1,5 +1,6 @@
 /* smtpd AUTH (RFC 4954), mechanisms PLAIN and LOGIN, checked by the auth service
- * over "login/auth" in the queue directory, and smtpd_sender_login_maps.  Everything
+ * over "login/auth" in the queue directory (a connection per login, the client's
+ * connection passed along).  Everything
  * the client sends here is untrusted: each response line is bounded, base64 is
  * decoded strictly, and the decoded credentials are checked for shape before they
  * leave the process.  Passwords are wiped from memory after use. */
@@ -12,6 +13,7 @@
 #include "log.h"
 #include "map.h"
 #include "proto.h"
+#include "server.h"
 #include "smtpd.h"
 #include "stream.h"
 
@@ -34,6 +36,8 @@ void smtpd_auth_setup(struct smtpd_conf *cf, const struct conf *c)
     cf->sasl_enable = conf_bool(c, CONF_smtpd_sasl_auth_enable);
     cf->tls_auth_only = conf_bool(c, CONF_smtpd_tls_auth_only);
     cf->auth_required = conf_bool(c, CONF_smtpd_client_auth_required);
+    cf->sender_login_mismatch_allowed = conf_bool(c, CONF_smtpd_sender_login_mismatch_allowed);
+    cf->recipient_delimiter = conf_str(c, CONF_recipient_delimiter);
     cf->sender_login_maps = NULL;
     cf->auth = NULL;
     if (*maps != '\0') {
@@ -163,8 +167,11 @@ void smtpd_cmd_auth(struct smtpd_session *s, char *arg)
         goto out;
 
     auth_result_init(&res);
-    st = cf->auth != NULL ? auth_login(cf->auth, PROTO_SERVICE_SMTP, user.s, pass.s, s->addr, &res)
+    st = cf->auth != NULL ? auth_login(cf->auth, PROTO_SERVICE_SMTP, user.s, pass.s,
+                                       stream_fd(s->st), &res)
                           : AUTH_TEMPFAIL;
+    /* auth's penalty for recent failures: this process waits, not auth */
+    auth_delay_wait(res.delay_ms, &server_stop);
     switch (st) {
     case AUTH_OK:
         s->authenticated = true;
@@ -189,49 +196,4 @@ out:
     str_wipe(&pass);
     str_wipe(&buf);
     str_free(&user);
-}
-
-/* Whether the logins listed in value (comma or white space separated) hold login. */
-static bool login_listed(const char *value, const char *login)
-{
-    size_t n = strlen(login);
-
-    while (*value != '\0') {
-        size_t len = strcspn(value, ", \t");
-        if (len == n && strncasecmp(value, login, n) == 0)
-            return true;
-        value += len;
-        value += strspn(value, ", \t");
-    }
-    return false;
-}
-
-int smtpd_sender_login_check(struct smtpd_session *s, const char *sender)
-{
-    const struct smtpd_conf *cf = s->cf;
-    struct str value = STR_INIT, err = STR_INIT, key = STR_INIT;
-    const char *at;
-    int r, rc = 0;
-
-    if (!s->authenticated || cf->sender_login_maps == NULL || *sender == '\0')
-        return 0;
-    r = maplist_lookup(cf->sender_login_maps, sender, &value, &err);
-    if (r == 0 && (at = strrchr(sender, '@')) != NULL) {
-        str_sets(&key, at);
-        r = maplist_lookup(cf->sender_login_maps, key.s, &value, &err);
-    }
-    if (r < 0) {
-        log_warn("smtpd_sender_login_maps: %s", err.len ? err.s : "lookup failed");
-        smtpd_reject(s, "MAIL", NULL, 451, "4.3.0", "<%s>: Sender address rejected: "
-                     "Server configuration error", sender);
-        rc = -1;
-    } else if (r == 0 || !login_listed(value.s, s->sasl_user.s)) {
-        smtpd_reject(s, "MAIL", NULL, 553, "5.7.1", "<%s>: Sender address rejected: "
-                     "not owned by user %s", sender, s->sasl_user.s);
-        rc = -1;
-    }
-    str_free(&value);
-    str_free(&err);
-    str_free(&key);
-    return rc;
 }

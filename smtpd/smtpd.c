@@ -66,8 +66,11 @@ static void smtpd_post_jail(struct server *srv)
     int ipc_ms = (int)conf_time_ms(srv->conf, CONF_ipc_timeout);
 
     smtpd_cf.resolve = resolve_clnt_open(PROTO_PATH_RESOLVE, ipc_ms);
+    /* a connection to auth per login, given a few seconds: when auth is saturated
+     * the client is told to come back rather than kept waiting */
     if (smtpd_cf.sasl_enable)
-        smtpd_cf.auth = auth_clnt_open(PROTO_PATH_AUTH, ipc_ms);
+        smtpd_cf.auth = auth_clnt_open(PROTO_PATH_AUTH,
+                                       (int)conf_time_ms(srv->conf, CONF_auth_request_timeout));
 }
 
 static const char *const cmd_names[CMD_COUNT] = {

@@ -7,7 +7,8 @@
  *   data.c     DATA and BDAT: content into the queue file, Received:, commit
  *   data_decode.c  the content decoder (line ends, dot-stuffing, end of data)
  *   tls.c      STARTTLS, wrapper mode, the TLS settings
- *   auth.c     AUTH PLAIN and LOGIN, smtpd_sender_login_maps
+ *   auth.c     AUTH PLAIN and LOGIN
+ *   sender_login.c  MAIL FROM of an authenticated client: addresses its login owns
  *   auth_decode.c  AUTH's base64 and credential checks (auth_decode.h)
  * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
  * their state there); everything a mail transaction knows in struct smtpd_txn. */
@@ -70,6 +71,8 @@ struct smtpd_conf {
     bool tls_auth_only;
     bool auth_required;             /* no MAIL before AUTH (submission) */
     struct maplist *sender_login_maps;  /* NULL: none */
+    bool sender_login_mismatch_allowed; /* any sender after AUTH (unsafe) */
+    const char *recipient_delimiter;
     struct auth_clnt *auth;
 };
 
@@ -211,8 +214,10 @@ void smtpd_tls_received(const struct smtpd_session *s, struct str *out);
 void smtpd_auth_setup(struct smtpd_conf *cf, const struct conf *c);
 bool smtpd_auth_offer(const struct smtpd_session *s);       /* EHLO lists AUTH */
 void smtpd_cmd_auth(struct smtpd_session *s, char *arg);
-/* MAIL FROM by an authenticated client: 0 when its login may use sender, or -1
- * after a reply (553, or 451 when the map failed). */
+
+/* ---- sender_login.c ---- */
+/* MAIL FROM by an authenticated client: 0 when its login may use sender (the null
+ * sender always), or -1 after a reply (553 5.7.1, or 451 when a lookup failed). */
 int smtpd_sender_login_check(struct smtpd_session *s, const char *sender);
 
 #endif

@@ -162,7 +162,7 @@ CONF_KEY(smtpd_tls_auth_only, BOOL, "yes", 0, 1, NULL, NULL,
 CONF_KEY(smtpd_client_auth_required, BOOL, "no", 0, 1, NULL, NULL,
          "refuse MAIL until the client has authenticated")
 CONF_KEY(smtpd_sender_login_maps, MAPS, "", 0, 32, NULL,
-         "an authenticated client may use any sender",
+         "a login may use its own address and its aliases",
          "sender address or @domain -> logins allowed to use it")
 CONF_KEY(smtp_tls_security_level, ENUM, "may", 1, 1, "none|may|encrypt|verify", NULL,
          "outbound TLS: none, may, encrypt, verify")
@@ -181,6 +181,18 @@ CONF_KEY(pop3d_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
          "POP3 errors after which the connection is closed")
 CONF_KEY(pop3d_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
          "TLS from the first byte (port 995) instead of STLS")
+
+/* ---- login penalties and sender ownership (auth, smtpd, pop3d) ---- */
+CONF_KEY(auth_failure_delay, TIME, "1s", 0, 60, NULL, "no delay",
+         "wait before a failed login is answered; doubled with each recent failure")
+CONF_KEY(auth_failure_max_delay, TIME, "15s", 0, 600, NULL, "no delay",
+         "longest wait before a login is answered (and the wait when anvil is down)")
+CONF_KEY(auth_client_failure_limit, COUNT, "20", 0, 1000000, NULL, "no limit",
+         "failed logins of one client address per anvil_rate_time_unit before its logins fail unchecked")
+CONF_KEY(auth_request_timeout, TIME, "5s", 1, 120, NULL, NULL,
+         "time smtpd and pop3d give auth for a verdict before a temporary error")
+CONF_KEY(smtpd_sender_login_mismatch_allowed, BOOL, "no", 0, 1, NULL, NULL,
+         "let an authenticated client use any sender (unsafe: forged senders)")
 
 /* ---- connection limits (anvil(8); smtpd and pop3d -l ask it after accept) ---- */
 CONF_KEY(anvil_rate_time_unit, TIME, "60s", 1, 3600, NULL, NULL,

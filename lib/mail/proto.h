@@ -41,7 +41,7 @@
 #define PROTO_RESOLVE       "resolve"       /* smtpd, qmgr -> resolve */
 #define PROTO_RESOLVE_VERSION 2
 #define PROTO_AUTH          "auth"          /* smtpd, pop3d -> auth */
-#define PROTO_AUTH_VERSION  2
+#define PROTO_AUTH_VERSION  3
 #define PROTO_DELIVER       "deliver"       /* qmgr -> local, smtp */
 #define PROTO_DELIVER_VERSION 2
 #define PROTO_QMGR          "qmgr"          /* wake-ups: smtpd, postern -> qmgr */
@@ -90,6 +90,7 @@
 #define PROTO_A_CLIENT      "client"
 #define PROTO_A_CODE        "code"
 #define PROTO_A_DEAD        "dead"
+#define PROTO_A_DELAY       "delay"
 #define PROTO_A_DSN         "dsn"
 #define PROTO_A_GID         "gid"
 #define PROTO_A_ID          "id"

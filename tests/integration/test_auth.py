@@ -1,6 +1,8 @@
 """auth(8) against a live instance: login with a virtual user's password, token
 lookup, failure delays, and malformed frames, spoken over QUEUE/login/auth with raw
-netstring frames (the format of lib/util/attr.h) of protocol auth/2 (lib/mail/proto.h)."""
+netstring frames (the format of lib/util/attr.h) of protocol auth/3 (lib/mail/proto.h).
+A login passes a client connection first, as smtpd and pop3d do: a TCP connection
+accepted here from the client address the test wants auth to see."""
 
 import os
 import socket
@@ -12,7 +14,7 @@ from conftest import start_instance
 
 USER = "dora@example.test"
 PASSWORD = "s3cret pass"
-PROTO = ("proto", "auth/2")
+PROTO = ("proto", "auth/3")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ class Conn:
     def call(self, *pairs):
         self.s.sendall(encode((PROTO,) + pairs))
         r = self.read()
-        assert r.pop("proto") == "auth/2", r
+        assert r.pop("proto") == "auth/3", r
         return r
 
     def assert_closed(self):
@@ -87,9 +89,33 @@ class Conn:
                 assert set(r) == {"proto", "error"}, r
 
 
-def login(conn, user, password, client="192.0.2.7"):
+def client_connection(addr):
+    """The server end of a TCP connection from addr (a loopback address), as an
+    smtpd holds its client's."""
+    lsn = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(1)
+    cli = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    cli.bind((addr, 0))
+    cli.connect(lsn.getsockname())
+    srv, _ = lsn.accept()
+    lsn.close()
+    return srv, cli
+
+
+def pass_client(conn, addr):
+    srv, cli = client_connection(addr)
+    try:
+        socket.send_fds(conn.s, [b"F"], [srv.fileno()])
+    finally:
+        srv.close()
+        cli.close()
+
+
+def login(conn, user, password, client="127.0.0.7"):
+    pass_client(conn, client)
     return conn.call(("req", "auth"), ("service", "pop3"), ("user", user),
-                     ("password", password), ("client", client))
+                     ("password", password))
 
 
 def test_socket_directory(auth_mta):
@@ -140,32 +166,70 @@ def test_tampered_token(auth_mta):
         c.close()
 
 
-def test_wrong_password_is_delayed(auth_mta):
+def fresh_login(inst, user, password, client):
+    """One login on a connection of its own, as smtpd and pop3d make them."""
+    c = Conn(inst)
+    try:
+        return login(c, user, password, client=client)
+    finally:
+        c.close()
+
+
+def test_wrong_password_gets_a_delay_for_the_caller(auth_mta):
+    """auth answers at once and tells the caller how long to wait; the wait grows
+    with the client's failures."""
+    mark = auth_mta.log_mark()
+    t0 = time.monotonic()
+    r = fresh_login(auth_mta, USER, "wrong", "127.0.0.9")
+    assert r["status"] == "fail", r
+    first = int(r["delay"])
+    r = fresh_login(auth_mta, "nobody@example.test", "wrong", "127.0.0.9")
+    assert r["status"] == "fail", r
+    second = int(r["delay"])
+    assert time.monotonic() - t0 < 3.0              # no sleeping in auth
+    assert first >= 1000 and second > first, (first, second)
+    # the right password still works afterwards
+    assert fresh_login(auth_mta, USER, PASSWORD, "127.0.0.9")["status"] == "ok"
+    auth_mta.wait_log("auth failed: service=pop3, user=" + USER + ", client=127.0.0.9",
+                      since=mark)
+
+
+def test_login_without_a_client_connection_is_refused(auth_mta):
+    """The client address comes from the connection passed, never from the frame."""
     mark = auth_mta.log_mark()
     c = Conn(auth_mta)
     try:
-        t0 = time.monotonic()
-        r = login(c, USER, "wrong", client="198.51.100.9")
-        first = time.monotonic() - t0
-        assert r["status"] == "fail", r
-        assert first >= 1.0
-        t0 = time.monotonic()
-        r = login(c, "nobody@example.test", "wrong", client="198.51.100.9")
-        second = time.monotonic() - t0
-        assert r["status"] == "fail", r
-        assert second >= 2.0
-        # the right password still works afterwards
-        assert login(c, USER, PASSWORD, client="198.51.100.9")["status"] == "ok"
+        r = c.call(("req", "auth"), ("service", "pop3"), ("user", USER),
+                   ("password", PASSWORD))
+        assert r["status"] == "tempfail", r
+        assert "token" not in r
     finally:
         c.close()
-    auth_mta.wait_log("auth failed: service=pop3, user=" + USER + ", client=198.51.100.9",
-                      since=mark)
+    auth_mta.wait_log("the caller passed no client connection", since=mark)
+
+
+def test_a_unix_socket_is_no_client_connection(auth_mta):
+    mark = auth_mta.log_mark()
+    c = Conn(auth_mta)
+    a, b = socket.socketpair()
+    try:
+        socket.send_fds(c.s, [b"F"], [a.fileno()])
+        r = c.call(("req", "auth"), ("service", "pop3"), ("user", USER),
+                   ("password", PASSWORD))
+        assert r["status"] == "tempfail", r
+    except (EOFError, ConnectionResetError, BrokenPipeError):
+        pass                            # closed at once, as it should be
+    finally:
+        a.close()
+        b.close()
+        c.close()
+    auth_mta.wait_log("not a client's network connection", since=mark)
 
 
 def test_system_user_unknown(auth_mta):
     c = Conn(auth_mta)
     try:
-        r = login(c, "no-such-user-here", "x", client="203.0.113.5")
+        r = login(c, "no-such-user-here", "x", client="127.0.0.5")
         assert r["status"] == "fail", r
     finally:
         c.close()
@@ -177,7 +241,7 @@ def test_system_user_unknown(auth_mta):
     encode([PROTO, ("req", "x")]),                   # unknown request
     encode([PROTO, ("req", "auth"), ("user", USER)]),    # fields missing
     encode([PROTO, ("req", "auth"), ("service", "pop3"), ("user", USER),
-            ("password", b"a\0b"), ("client", "192.0.2.1")]),
+            ("password", b"a\0b")]),
     encode([PROTO, ("req", "lookup"), ("token", "a"), ("token", "b")]),  # given twice
     b"99999999:",                                    # oversized
 ])

@@ -80,7 +80,7 @@ def test_resolve_current_version(ipc_mta):
 @pytest.mark.parametrize("proto, message", [
     ("resolve/1", "protocol resolve version 1, expected 2"),
     ("resolve/3", "protocol resolve version 3, expected 2"),
-    ("auth/2", "protocol auth version 2, expected resolve version 2"),
+    ("auth/3", "protocol auth version 3, expected resolve version 2"),
     (None, "protocol resolve version 1 (no \"proto\" attribute), expected 2"),
 ])
 def test_resolve_other_version(ipc_mta, proto, message):
@@ -99,8 +99,8 @@ def test_auth_other_version(ipc_mta):
     frames = exchange(ipc_mta, "login/auth",
                       encode([("proto", "auth/7"), ("req", "lookup"), ("token", "x")]),
                       close_after=False)
-    assert frames == [[("proto", "auth/2"), ("error", "protocol auth version 7, expected 2")]]
-    ipc_mta.wait_log("protocol auth version 7, expected 2", since=mark)
+    assert frames == [[("proto", "auth/3"), ("error", "protocol auth version 7, expected 3")]]
+    ipc_mta.wait_log("protocol auth version 7, expected 3", since=mark)
 
 
 def test_local_other_version(ipc_mta):

@@ -108,7 +108,16 @@ class LoginServer:
 @pytest.fixture(scope="module")
 def net():
     dns = ZoneServer(ZONE).start()
-    b = start_instance(users=(BOB, PAT), domains=("b.test", "p.test"), hostname="mx.b.test")
+    b = start_instance(users=(BOB, PAT), domains=("b.test", "p.test"), hostname="mx.b.test",
+                       start=False)
+    try:
+        # A relays its users' mail through B's submission as bob: bob may use a.test
+        b.write_map("senders", f"@a.test {BOB}\n")
+        b.config(smtpd_sender_login_maps="cdb:" + b.map_path("senders"))
+        b.start()
+    except Exception:
+        b.cleanup()
+        raise
     cert = os.path.join(b.conf_dir, "tls", "cert.pem")
     b25, b587 = b.port("smtp"), b.port("submission")
     login = LoginServer(cert, os.path.join(b.conf_dir, "tls", "key.pem"))
