@@ -18,8 +18,10 @@ BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev li
 #   fetchmail                a POP3 client that is not ours
 #   passwd                   useradd, userdel, chpasswd (postern init and the system-user tests)
 #   postfix                  the peer of the interoperability tests and of make bench
+#   pflogsumm                the log summariser the log-format tests feed
+#   systemd                  systemd-analyze: the unit file passes verify
 TEST_PKGS="python3 python3-pytest python3-dnslib swaks libnet-ssleay-perl openssl man-db \
-fetchmail passwd postfix"
+fetchmail passwd postfix pflogsumm systemd"
 
 case "${1:-check}" in
     check) want="$BUILD_PKGS $TEST_PKGS" ;;
