@@ -201,14 +201,14 @@ CONF_KEY(smtpd_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no 
          "connections one client may have open to one SMTP service at once")
 CONF_KEY(smtpd_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
          "connections one client may make to one SMTP service per anvil_rate_time_unit")
-CONF_KEY(smtpd_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, NULL,
+CONF_KEY(smtpd_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, "host",
          "no exceptions",
          "clients the smtpd connection limits do not apply to")
 CONF_KEY(pop3d_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no limit",
          "connections one client may have open to one POP3 service before login")
 CONF_KEY(pop3d_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
          "connections one client may make to one POP3 service per anvil_rate_time_unit")
-CONF_KEY(pop3d_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, NULL,
+CONF_KEY(pop3d_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, "host",
          "no exceptions",
          "clients the pop3d connection limits do not apply to")
 
