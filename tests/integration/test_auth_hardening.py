@@ -300,6 +300,32 @@ def test_a_flooding_client_is_no_longer_checked(mta):
     assert raw_login(mta, ERIN, PASSWORD, "127.0.0.82")["status"] == "ok"
 
 
+def test_without_anvil_failures_wait_the_fixed_delay():
+    """anvil not running: every failed login waits auth_failure_max_delay, a good one
+    does not wait, and auth says why in the log."""
+    inst = start_instance(users=(ALICE,), start=False,
+                          config={"auth_failure_max_delay": "3s"})
+    try:
+        path = os.path.join(inst.conf_dir, "master.conf")
+        with open(path) as f:
+            text = f.read()
+        text, n = re.subn(r"^anvil\s.*\n", "", text, flags=re.M)
+        assert n == 1
+        with open(path, "w") as f:
+            f.write(text)
+        inst.start()
+        mark = inst.log_mark()
+        for i in range(2):
+            r = raw_login(inst, ALICE, "wrong", f"127.0.0.9{i}")
+            assert r["status"] == "fail" and int(r["delay"]) == 3000, r
+        r = raw_login(inst, ALICE, PASSWORD, "127.0.0.90")
+        assert r["status"] == "ok" and int(r["delay"]) == 0, r
+        inst.wait_log("login penalties: anvil not reachable", "failed logins wait 3000 ms",
+                      since=mark)
+    finally:
+        inst.cleanup()
+
+
 def test_auth_saturated_is_a_temporary_error():
     """auth limited to one process, which a connection holds: a login is answered
     within auth_request_timeout with 454 4.7.0 and a log line, not a hang."""
