@@ -209,7 +209,10 @@ def test_rcpt_gets_451_when_resolve_cannot_start():
     i = start_instance(users=(USER,))
     try:
         # after the check: the service every RCPT needs dies at start from now on
-        os.chmod(i.map_path("aliases") + ".cdb", 0o600)
+        # (resolve opens its tables as root before its chroot: a table it cannot
+        # parse, not one it cannot read, stops it)
+        with open(i.map_path("aliases") + ".cdb", "wb") as f:
+            f.write(b"not a cdb file")
         for pid in i.daemon_pids("resolve"):
             os.kill(pid, 15)
         mark = i.log_mark()
