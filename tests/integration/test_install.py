@@ -92,6 +92,33 @@ def test_systemd_unit_verifies(tmp_path):
     assert "Type=forking" in text and f"ExecStart={prefix}/sbin/postern" in text
 
 
+def install_recipe():
+    """The FHS recipe of INSTALL ("After make install"), its continued lines joined."""
+    text = open(os.path.join(REPO, "INSTALL")).read()
+    part = text.split("After make install\n", 1)[1].split("\nRunning on port 25", 1)[0]
+    lines = []
+    for raw in part.splitlines():
+        line = raw.strip()
+        if lines and lines[-1].endswith("\\"):
+            lines[-1] = lines[-1][:-1] + " " + line
+        elif raw.startswith("    postern "):
+            lines.append(line)
+    return [l.split("#")[0].split() for l in lines]
+
+
+def test_install_recipe_is_what_this_test_runs():
+    # the steps test_installed_tree_inits_starts_and_delivers runs are INSTALL's
+    steps = install_recipe()
+    init = next(s for s in steps if s[1] == "init")
+    assert init[2] == "/etc/postern"
+    opts = dict(zip(init[3::2], init[4::2]))
+    assert opts["--queue-directory"] == "/var/spool/postern"
+    assert opts["--mail-directory"] == "/var/mail/postern"
+    assert ["postern", "-c", "/etc/postern", "user", "add"] == \
+        next(s for s in steps if "user" in s)[:5]
+    assert ["postern", "-c", "/etc/postern", "check"] in steps
+
+
 def test_installed_tree_inits_starts_and_delivers():
     # every directory above the instance must be reachable by the postern and vmail
     # users the daemons run as (pytest's own temporary directories are not)
@@ -121,6 +148,9 @@ def test_installed_tree_inits_starts_and_delivers():
                        check=True, capture_output=True, timeout=60)
         subprocess.run([postern, "-c", str(conf), "user", "add", "alice@example.test"],
                        input="pw\n", check=True, capture_output=True, text=True, timeout=60)
+        p = subprocess.run([postern, "-c", str(conf), "check"], capture_output=True,
+                           text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
         p = subprocess.run([postern, "-c", str(conf), "start"], capture_output=True,
                            text=True, timeout=60)
         assert p.returncode == 0, p.stderr
