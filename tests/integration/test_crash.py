@@ -89,18 +89,27 @@ def test_no_acknowledged_message_is_lost(crash_mta):
         # Rounds over every daemon in a random order, at random moments.
         rnd = random.Random(os.getpid())
         order = []
+        misses = 0
         while not stop_killing.is_set() and len(kills) < 60:
             time.sleep(rnd.uniform(0.05, 0.25))
             if not order:
                 order = ["smtpd", "qmgr", "local", "master"]
                 rnd.shuffle(order)
-            victim = order.pop()
+            victim = order[-1]
             pids = inst.daemon_pids(victim)
             if victim == "master":
                 # master itself, not a child it has forked and not yet turned into a daemon
                 pids = [p for p in pids if p == inst.master_pid()]
             if not pids:
+                # a daemon started on demand (local) may be between deliveries: wait
+                # for it a little (every daemon must be hit), then go on to the next
+                misses += 1
+                if misses >= 40:
+                    order.pop()
+                    misses = 0
                 continue
+            order.pop()
+            misses = 0
             pid = rnd.choice(pids)
             try:
                 os.kill(pid, signal.SIGKILL)
