@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "fd.h"
+#include "headers.h"
 #include "ipc_proto.h"
 #include "log.h"
 #include "maildrop.h"
@@ -165,10 +166,6 @@ static int take_envelope(void *arg, const struct maildrop_env *env)
     struct take *t = arg;
     struct pickup *p = t->p;
     struct str err = STR_INIT, a = STR_INIT, hdr = STR_INIT;
-    char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-
     if (env->uid != t->owner) {
         str_printf(&t->why, "uid %lu in the file, but owned by uid %lu",
                    (unsigned long)env->uid, (unsigned long)t->owner);
@@ -238,11 +235,10 @@ static int take_envelope(void *arg, const struct maildrop_env *env)
         str_free(&a);
         return 2;
     }
-    localtime_r(&now, &tm);
-    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-        date[0] = '\0';
-    str_printf(&hdr, "Received: by %s (%s, from userid %lu)\n\tid %s; %s\n", p->myhostname,
-               conf_str(p->conf, CONF_mail_name), (unsigned long)t->owner, t->id, date);
+    str_printf(&hdr, "Received: by %s (%s, from userid %lu)\n\tid %s; ", p->myhostname,
+               conf_str(p->conf, CONF_mail_name), (unsigned long)t->owner, t->id);
+    header_date(&hdr, time(NULL));
+    str_appendc(&hdr, '\n');
     if (!t->io_error && qw_content(t->qw, hdr.s, hdr.len) < 0)
         t->io_error = true;
     str_free(&err);

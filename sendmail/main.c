@@ -18,6 +18,7 @@
 #include "conf.h"
 #include "fd.h"
 #include "map.h"
+#include "dsn_notify.h"
 #include "maildrop.h"
 #include "proto.h"
 #include "queue.h"
@@ -238,7 +239,7 @@ int main(int argc, char **argv)
                 break;
             case 'N':
                 v = optval(argc, argv, &i, p + 1);
-                if (maildrop_notify_parse(v, &addr) < 0)
+                if (dsn_notify_parse(v, &addr) < 0)
                     fail(EX_USAGE, "-N %s: expected NEVER, or SUCCESS, FAILURE, DELAY "
                                    "separated by commas", v);
                 env.dsn_notify = notify = xstrdup(addr.s);

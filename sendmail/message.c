@@ -44,18 +44,6 @@ void env_free_rcpts(struct sm_envelope *e)
     e->nrcpt = e->cap = 0;
 }
 
-void sm_date(struct str *out)
-{
-    char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-
-    localtime_r(&now, &tm);
-    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-        date[0] = '\0';
-    str_appends(out, date);
-}
-
 int sm_addr(const struct sm *sm, const char *text, bool allow_null, struct str *out,
             struct str *why)
 {
@@ -337,7 +325,7 @@ static void added_fields(struct msg *m, const struct sm_envelope *env, const cha
 
     if (!date) {
         str_appends(out, "Date: ");
-        sm_date(out);
+        header_date(out, time(NULL));
         str_appendc(out, '\n');
     }
     if (!msgid)

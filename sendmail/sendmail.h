@@ -90,6 +90,5 @@ void sm_priv_off(const struct sm *sm);
 int sm_smtp(struct sm *sm);
 
 /* RFC 5322 date of now, for Date: and Received:. */
-void sm_date(struct str *out);
 
 #endif

@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "conf.h"
+#include "dsn_notify.h"
 #include "maildrop.h"
 #include "proto.h"
 #include "queue.h"
@@ -162,7 +163,7 @@ static int rcpt_params(const char *p, struct str *notify)
         size_t kl = v ? (size_t)(v - w) : strlen(w);
         v = v ? v + 1 : "";
         if (kl == 6 && strncasecmp(w, "NOTIFY", 6) == 0) {
-            if (maildrop_notify_parse(v, notify) < 0) {
+            if (dsn_notify_parse(v, notify) < 0) {
                 reply("501 5.5.4 Bad NOTIFY parameter");
                 rc = -1;
             }

@@ -14,6 +14,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "data_decode.h"
+#include "headers.h"
 #include "log.h"
 #include "proto.h"
 #include "smtpd.h"
@@ -77,13 +78,6 @@ static int data_line(void *arg, const char *line, size_t len)
 static void received_header(struct smtpd_session *s, struct str *out)
 {
     const struct smtpd_txn *t = &s->txn;
-    char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-
-    localtime_r(&now, &tm);
-    if (strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-        date[0] = '\0';
     str_printf(out, "Received: from %s ([%s])\n", s->helo.len ? s->helo.s : "unknown",
                s->addr);
     smtpd_tls_received(s, out);
@@ -94,7 +88,9 @@ static void received_header(struct smtpd_session *s, struct str *out)
         addr_quote(t->first_rcpt.s, out);
         str_appends(out, ">");
     }
-    str_printf(out, "; %s\n", date);
+    str_appends(out, "; ");
+    header_date(out, time(NULL));
+    str_appendc(out, '\n');
 }
 
 /* Starts the content: decoder and Received: header.  NULL when out of memory. */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dsn_notify.h"
 #include "smtpd.h"
 #include "xtext.h"
 
@@ -167,45 +168,6 @@ int smtpd_mail_params(struct smtpd_session *s, const char *rest)
     return 0;
 }
 
-/* NOTIFY=NEVER or a list of SUCCESS, FAILURE, DELAY, each once (RFC 3461 4.1). */
-static int notify_parse(const char *v, struct str *out)
-{
-    unsigned seen = 0;
-
-    str_clear(out);
-    if (strcasecmp(v, "NEVER") == 0) {
-        str_sets(out, "NEVER");
-        return 0;
-    }
-    while (*v != '\0') {
-        size_t n = strcspn(v, ",");
-        unsigned bit;
-        const char *word;
-
-        if (n == 7 && strncasecmp(v, "SUCCESS", 7) == 0)
-            bit = 1, word = "SUCCESS";
-        else if (n == 7 && strncasecmp(v, "FAILURE", 7) == 0)
-            bit = 2, word = "FAILURE";
-        else if (n == 5 && strncasecmp(v, "DELAY", 5) == 0)
-            bit = 4, word = "DELAY";
-        else
-            return -1;
-        if (seen & bit)
-            return -1;
-        seen |= bit;
-        if (out->len > 0)
-            str_appendc(out, ',');
-        str_appends(out, word);
-        v += n;
-        if (*v == ',') {
-            v++;
-            if (*v == '\0')
-                return -1;
-        }
-    }
-    return out->len > 0 ? 0 : -1;
-}
-
 int smtpd_rcpt_params(struct smtpd_session *s, const char *rest, struct str *notify,
                       struct str *orcpt)
 {
@@ -222,7 +184,7 @@ int smtpd_rcpt_params(struct smtpd_session *s, const char *rest, struct str *not
                 return -1;
             }
             have_notify = true;
-            if (!p.has_value || notify_parse(p.value, notify) < 0) {
+            if (!p.has_value || dsn_notify_parse(p.value, notify) < 0) {
                 bad_param(s, "NOTIFY");
                 return -1;
             }

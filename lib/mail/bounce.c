@@ -3,6 +3,7 @@
  * input): envelope fields and headers are copied only as sanitised text, and at most
  * bounce_size_limit bytes of the original are returned. */
 #include "bounce.h"
+#include "headers.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -28,17 +29,6 @@ static void append_clean(struct str *out, const char *s, size_t max)
 
         str_appendc(out, c >= 0x20 && c < 0x7f ? (char)c : '?');
     }
-}
-
-static void append_date(struct str *out, time_t t)
-{
-    char buf[64];
-    struct tm tm;
-
-    if (localtime_r(&t, &tm) == NULL
-        || strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
-        snprintf(buf, sizeof(buf), "Thu, 01 Jan 1970 00:00:00 +0000");
-    str_appends(out, buf);
 }
 
 static void append_addr(struct str *out, const char *addr)
@@ -124,7 +114,7 @@ static void human_part(struct str *out, const struct bounce_notice *bn,
                          "send it again.  Delivery will be tried again");
         if (bn->retry_until > 0) {
             str_appends(out, " until\n");
-            append_date(out, bn->retry_until);
+            header_date(out, bn->retry_until);
         }
         str_appends(out, ".\n\nThe reasons given so far are listed below.\n\n");
     } else if (bn->kind == BOUNCE_DELIVERED) {
@@ -169,7 +159,7 @@ void bounce_format(struct str *out, const char *id, const struct queue_file *ori
     str_appends(out, " (Mail Delivery System)\nTo: <");
     append_addr(out, bn->to);
     str_printf(out, ">\nSubject: %s\nDate: ", kind_subject(bn));
-    append_date(out, now);
+    header_date(out, now);
     str_printf(out, "\nMessage-ID: <%s@", id);
     append_clean(out, host, 255);
     str_appends(out, ">\nAuto-Submitted: auto-replied\nMIME-Version: 1.0\n"
@@ -202,7 +192,7 @@ void bounce_format(struct str *out, const char *id, const struct queue_file *ori
         str_appends(out, "\n");
     }
     str_appends(out, "Arrival-Date: ");
-    append_date(out, orig->arrival);
+    header_date(out, orig->arrival);
     str_appends(out, "\n");
     for (size_t i = 0; i < n; i++) {
         str_appends(out, "\nFinal-Recipient: rfc822; ");
@@ -222,7 +212,7 @@ void bounce_format(struct str *out, const char *id, const struct queue_file *ori
         str_appends(out, "\n");
         if (bn->kind == BOUNCE_DELAYED && bn->retry_until > 0) {
             str_appends(out, "Will-Retry-Until: ");
-            append_date(out, bn->retry_until);
+            header_date(out, bn->retry_until);
             str_appends(out, "\n");
         }
     }

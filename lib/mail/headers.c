@@ -2,6 +2,7 @@
  * nothing in the buffer; never reads past buf + len. */
 #include "headers.h"
 
+#include <stdio.h>
 #include <string.h>
 
 static bool is_wsp(char c)
@@ -150,3 +151,14 @@ size_t header_count(const char *buf, size_t len, const char *name)
     return count;
 }
 
+
+void header_date(struct str *out, time_t t)
+{
+    char buf[64];
+    struct tm tm;
+
+    if (localtime_r(&t, &tm) == NULL
+        || strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+        snprintf(buf, sizeof(buf), "Thu, 01 Jan 1970 00:00:00 +0000");
+    str_appends(out, buf);
+}

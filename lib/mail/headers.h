@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include "str.h"
 
@@ -45,5 +46,9 @@ size_t header_section_len(const char *buf, size_t len);
 bool header_name_is(const struct header_field *f, const char *name);
 /* Number of fields called name. */
 size_t header_count(const char *buf, size_t len, const char *name);
+
+/* Appends time t as an RFC 5322 date-time in local time ("Sat, 05 Dec 2026 08:00:00
+ * +0000"), the form of Date: and Received: fields. */
+void header_date(struct str *out, time_t t);
 
 #endif

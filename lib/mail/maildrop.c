@@ -13,6 +13,7 @@
 
 #include "fd.h"
 #include "maildrop.h"
+#include "dsn_notify.h"
 #include "str.h"
 #include "xmalloc.h"
 #include "xtext.h"
@@ -351,40 +352,6 @@ bool maildrop_login_valid(const char *s)
     return true;
 }
 
-int maildrop_notify_parse(const char *v, struct str *out)
-{
-    unsigned seen = 0;
-
-    str_clear(out);
-    if (strcasecmp(v, "NEVER") == 0) {
-        str_sets(out, "NEVER");
-        return 0;
-    }
-    while (*v != '\0') {
-        size_t n = strcspn(v, ",");
-        unsigned bit;
-        const char *word;
-
-        if (n == 7 && strncasecmp(v, "SUCCESS", 7) == 0)
-            bit = 1, word = "SUCCESS";
-        else if (n == 7 && strncasecmp(v, "FAILURE", 7) == 0)
-            bit = 2, word = "FAILURE";
-        else if (n == 5 && strncasecmp(v, "DELAY", 5) == 0)
-            bit = 4, word = "DELAY";
-        else
-            return -1;
-        if (seen & bit)
-            return -1;
-        seen |= bit;
-        if (out->len > 0)
-            str_appendc(out, ',');
-        str_appends(out, word);
-        v += n;
-        if (*v == ',' && *++v == '\0')
-            return -1;
-    }
-    return out->len > 0 ? 0 : -1;
-}
 
 void maildrop_env_free(struct maildrop_env *env)
 {
@@ -504,7 +471,7 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
                 corrupt(err, "notify record out of order");
                 break;
             }
-            if (maildrop_notify_parse(v.s, &notify) < 0 || strcmp(notify.s, v.s) != 0) {
+            if (dsn_notify_parse(v.s, &notify) < 0 || strcmp(notify.s, v.s) != 0) {
                 corrupt(err, "bad notify value");
                 break;
             }

@@ -77,9 +77,6 @@ int maildrop_read(int fd, size_t content_max, const struct maildrop_reader_ops *
                   void *arg, struct maildrop_env *env, struct str *err);
 void maildrop_env_free(struct maildrop_env *env);
 
-/* A DSN NOTIFY value: NEVER, or SUCCESS, FAILURE, DELAY each at most once, with
- * commas (any case).  The canonical upper-case form goes to out.  0 or -1. */
-int maildrop_notify_parse(const char *v, struct str *out);
 /* A login name fit for a local part: 1..MAILDROP_LOGIN_MAX bytes of letters, digits
  * and . _ - (not first: . -). */
 bool maildrop_login_valid(const char *s);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dsn_notify.h"
 #include "maildrop.h"
 #include "str.h"
 
@@ -183,14 +184,14 @@ TEST(notify_and_login)
 {
     struct str s = STR_INIT;
 
-    CHECK(maildrop_notify_parse("never", &s) == 0);
+    CHECK(dsn_notify_parse("never", &s) == 0);
     CHECK_STR(s.s, "NEVER");
-    CHECK(maildrop_notify_parse("failure,delay", &s) == 0);
+    CHECK(dsn_notify_parse("failure,delay", &s) == 0);
     CHECK_STR(s.s, "FAILURE,DELAY");
-    CHECK(maildrop_notify_parse("failure,failure", &s) == -1);
-    CHECK(maildrop_notify_parse("failure,", &s) == -1);
-    CHECK(maildrop_notify_parse("", &s) == -1);
-    CHECK(maildrop_notify_parse("never,success", &s) == -1);
+    CHECK(dsn_notify_parse("failure,failure", &s) == -1);
+    CHECK(dsn_notify_parse("failure,", &s) == -1);
+    CHECK(dsn_notify_parse("", &s) == -1);
+    CHECK(dsn_notify_parse("never,success", &s) == -1);
     CHECK(maildrop_login_valid("alice.b-c_d"));
     CHECK(!maildrop_login_valid(""));
     CHECK(!maildrop_login_valid("-x"));
