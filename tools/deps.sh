@@ -63,7 +63,7 @@ for p in $missing; do
 done
 if [ -n "$others" ]; then
     # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends --no-remove $others || exit 1
+    apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends --no-remove $others || exit 1
 fi
 if [ -n "$postfix" ]; then
     # Postfix is only a test peer: the tests run private instances of it from their own
@@ -73,7 +73,7 @@ if [ -n "$postfix" ]; then
     # any other mail server, which is never removed for a test peer.
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections \
         || exit 1
-    if ! apt-get install -y -q --no-install-recommends --no-remove postfix; then
+    if ! apt-get install -y -q -o DPkg::Lock::Timeout=600 --no-install-recommends --no-remove postfix; then
         echo "deps.sh: postfix not installed (another mail server is installed here?);" \
              "the Postfix interoperability tests will be skipped" >&2
     fi
