@@ -150,16 +150,27 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
     } else {
         size_t size = qw_content_size(t->qw);
         struct queue_writer *qw = t->qw;
+        const char *to = t->policy.hold ? "hold" : "incoming";
 
         t->qw = NULL;                   /* qw_commit frees it either way */
-        if (qw_commit(qw, "incoming", &err) < 0) {
+        if (t->policy.discard) {
+            /* an access table said DISCARD: taken, logged, not queued */
+            qw_abort(qw);
+            log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
+                     t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
+            smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
+            s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
+        } else if (qw_commit(qw, to, &err) < 0) {
             int e = errno;
             log_warn("%s: cannot commit queue file: %s", t->id,
                      err.s ? err.s : "unknown error");
             write_error_reply(s, e);
         } else {
-            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", t->id,
-                     t->sender.s, size, t->nrcpt);
+            if (t->policy.hold)
+                log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
+                         t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
+            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", t->id,
+                     t->sender.s, size, t->nrcpt, t->policy.hold ? "hold" : "active");
             smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
             s->junk = 0;            /* a client that moves mail is not idling */
             s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
