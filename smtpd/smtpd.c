@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth_clnt.h"
+#include "checks.h"
 #include "cidr.h"
 #include "conf.h"
 #include "conn_limit.h"
@@ -60,6 +61,7 @@ static void smtpd_pre_jail(struct server *srv)
     smtpd_tls_setup(cf, c);
     smtpd_auth_setup(cf, c);
     smtpd_policy_setup(cf, c);
+    smtpd_checks_setup(c);
 }
 
 static void smtpd_post_jail(struct server *srv)

@@ -11,6 +11,7 @@
  *   sender_login.c  MAIL FROM of an authenticated client: addresses its login owns
  *   auth_decode.c  AUTH's base64 and credential checks (auth_decode.h)
  *   policy.c   access tables, address checks, DNS blocklists at RCPT (policy.h)
+ *   checks.c   header_checks, mime_header_checks, body_checks at the end (checks.h)
  * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
  * their state there); everything a mail transaction knows in struct smtpd_txn. */
 #ifndef POSTERN_SMTPD_H

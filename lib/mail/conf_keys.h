@@ -237,6 +237,12 @@ CONF_KEY(dnsbl_timeout, TIME, "10s", 1, 60, NULL, NULL,
          "time allowed for the answers of all blocklists")
 CONF_KEY(dnsbl_ttl, TIME, "1h", 0, 86400, NULL, "no caching",
          "how long a client's blocklist result is kept")
+CONF_KEY(header_checks, MAPS, "", 0, 32, NULL, "no header checks",
+         "tables for each header field of a message received by smtpd (pcre: usually)")
+CONF_KEY(mime_header_checks, MAPS, "", 0, 32, NULL, "no MIME header checks",
+         "tables for the Content-* and MIME-Version fields of every MIME part")
+CONF_KEY(body_checks, MAPS, "", 0, 32, NULL, "no body checks",
+         "tables for each body line of each part, text parts decoded (QP, base64)")
 
 /* ---- daemons ---- */
 CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,
