@@ -4,6 +4,7 @@ domains, non-FQDN HELO/sender/recipient, and the access tables (cdb: and pcre:) 
 each action; pcre: tables against a pattern that would backtrack for ever, and a
 broken pattern refused by the configuration check with file:line."""
 
+import base64
 import os
 import re
 import smtplib
@@ -325,5 +326,178 @@ def test_broken_pattern_refused_by_check(tmp_path):
         r = inst.run("check", check=False)
         assert r.returncode != 0
         assert "broken.pcre:2:" in (r.stdout + r.stderr), r.stdout + r.stderr
+    finally:
+        inst.cleanup()
+
+
+# ---- header_checks, mime_header_checks, body_checks ----
+
+HEADER_PCRE = r"""/^Subject: reject me/ REJECT header says no
+/^Subject: discard me/ DISCARD dropped
+/^Subject: hold me/ HOLD held for review
+/^Subject: warn me/ WARN looked at
+/^X-Drop:/ IGNORE
+/^X-Old: (.*)/ REPLACE X-New: was $1
+/^Subject: tag me/ PREPEND X-Tag: tagged
+/^Subject: fine/ OK
+"""
+MIME_PCRE = r"""/^Content-(Type|Disposition):.*name="?[^"]*\.exe"?/ REJECT executables refused
+"""
+BODY_PCRE = r"""/secret-phrase/ REJECT body says no
+/^(a+)+$/ WARN catastrophic
+"""
+BODY_CDB = "forbiddenword REJECT cdb body says no\n"
+
+
+@pytest.fixture(scope="module")
+def cmta():
+    inst = start_instance(users=(ALICE,), start=False, config={"mynetworks": "192.0.2.0/24"})
+    try:
+        maps = os.path.join(inst.conf_dir, "maps")
+        for name, text in (("header.pcre", HEADER_PCRE), ("mime.pcre", MIME_PCRE),
+                           ("body.pcre", BODY_PCRE)):
+            with open(os.path.join(maps, name), "w") as f:
+                f.write(text)
+        inst.write_map("body", BODY_CDB)
+        inst.config(header_checks="pcre:" + os.path.join(maps, "header.pcre"),
+                    mime_header_checks="pcre:" + os.path.join(maps, "mime.pcre"),
+                    body_checks="pcre:" + os.path.join(maps, "body.pcre")
+                                + ", cdb:" + inst.map_path("body"))
+        inst.start()
+    except Exception:
+        inst.cleanup()
+        raise
+    yield inst
+    inst.cleanup()
+
+
+def deliver(inst, msg, sender="sender@example.org"):
+    """(code, text, queue id) at the end of DATA for msg (str, \\n line ends)."""
+    with inst.smtp() as s:
+        s.ehlo("client.example.org")
+        assert s.mail(sender)[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        code, text = s.data(msg.replace("\n", "\r\n").encode())
+        text = text.decode()
+        return code, text, text.split()[-1] if code == 250 else None
+
+
+def test_header_reject(cmta):
+    mark = cmta.log_mark()
+    code, text, _ = deliver(cmta, "Subject: reject me now\n\nbody\n")
+    assert (code, text) == (550, "5.7.1 header says no")
+    cmta.wait_log(re.compile(r": reject: header Subject: reject me now from \[127\.0\.0\.1\]; "
+                             r"from=<sender@example\.org> to=<alice@example\.test> proto=ESMTP "
+                             r"helo=<client\.example\.org>: 5\.7\.1 header says no"), since=mark)
+
+
+def test_header_discard(cmta):
+    mark = cmta.log_mark()
+    code, _, qid = deliver(cmta, "Subject: discard me\n\nbody\n")
+    assert code == 250
+    cmta.wait_log(re.compile(rf"{qid}: discard: header Subject: discard me from .*: dropped"),
+                  since=mark)
+    for sub in ("incoming", "active", "deferred", "hold"):
+        assert not os.path.exists(os.path.join(cmta.queue_dir(), sub, qid))
+
+
+def test_header_hold(cmta):
+    mark = cmta.log_mark()
+    code, _, qid = deliver(cmta, "Subject: hold me\n\nbody\n")
+    assert code == 250
+    cmta.wait_log(re.compile(rf"{qid}: hold: header Subject: hold me from .*: held for review"),
+                  since=mark)
+    assert os.path.exists(os.path.join(cmta.queue_dir(), "hold", qid))
+
+
+def test_header_warn_ignore_replace_prepend(cmta):
+    mark = cmta.log_mark()
+    mid = f"<edit.{time.time()}@example.org>"
+    code, _, qid = deliver(cmta, f"Message-ID: {mid}\nSubject: warn me\nX-Drop: gone\n"
+                                 "X-Drop: also\n  folded\nX-Old: value\n\nbody\n")
+    assert code == 250
+    cmta.wait_log(re.compile(rf"{qid}: warning: header Subject: warn me from .*: looked at"),
+                  since=mark)
+    msg = cmta.wait_message(ALICE, message_id=mid)
+    assert b"X-Drop" not in msg and b"folded" not in msg
+    assert b"X-New: was value\n" in msg and b"X-Old" not in msg
+    mid2 = f"<tag.{time.time()}@example.org>"
+    code, _, _ = deliver(cmta, f"Message-ID: {mid2}\nSubject: tag me\n\nbody\n")
+    msg = cmta.wait_message(ALICE, message_id=mid2)
+    assert b"X-Tag: tagged\nSubject: tag me\n" in msg.replace(b"\r\n", b"\n")
+
+
+def test_header_ok_and_body_not_header(cmta):
+    # a body line that looks like a header is not a header
+    mid = f"<ok.{time.time()}@example.org>"
+    code, _, _ = deliver(cmta, f"Message-ID: {mid}\nSubject: fine\n\nSubject: reject me\n")
+    assert code == 250
+    cmta.wait_message(ALICE, message_id=mid)
+
+
+MULTIPART = """MIME-Version: 1.0
+Subject: parts
+Content-Type: multipart/mixed; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=us-ascii
+
+hello
+--b1
+{part}
+--b1--
+"""
+
+
+def test_mime_header_reject(cmta):
+    part = ('Content-Type: application/octet-stream; name="run.exe"\n'
+            "Content-Transfer-Encoding: base64\n\nAAAA")
+    code, text, _ = deliver(cmta, MULTIPART.format(part=part))
+    assert (code, text) == (550, "5.7.1 executables refused")
+
+
+def test_body_reject_after_base64_decoding(cmta):
+    encoded = base64.b64encode(b"the secret-phrase is here\n").decode()
+    assert "secret" not in encoded
+    part = f"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n{encoded}"
+    mark = cmta.log_mark()
+    code, text, _ = deliver(cmta, MULTIPART.format(part=part))
+    assert (code, text) == (550, "5.7.1 body says no")
+    cmta.wait_log(re.compile(r": reject: body the secret-phrase is here from \[127\.0\.0\.1\]"),
+                  since=mark)
+
+
+def test_body_reject_after_qp_decoding(cmta):
+    part = ("Content-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n"
+            "the secret=2Dphr=\nase\n")
+    code, text, _ = deliver(cmta, MULTIPART.format(part=part))
+    assert (code, text) == (550, "5.7.1 body says no")
+
+
+def test_body_cdb(cmta):
+    code, text, _ = deliver(cmta, "Subject: x\n\nForbiddenWord\n")
+    assert (code, text) == (550, "5.7.1 cdb body says no")
+
+
+def test_body_catastrophic_pattern_logged_not_hanging(cmta):
+    mark = cmta.log_mark()
+    mid = f"<cat.{time.time()}@example.org>"
+    t0 = time.monotonic()
+    code, _, _ = deliver(cmta, f"Message-ID: {mid}\nSubject: x\n\n" + "a" * 900 + "!\n")
+    assert time.monotonic() - t0 < 20
+    assert code == 250
+    cmta.wait_log(re.compile(r"body check: .*body\.pcre:2: .*limit"), since=mark)
+    cmta.wait_message(ALICE, message_id=mid)
+
+
+def test_broken_header_checks_refused_at_start(tmp_path):
+    inst = start_instance(start=False)
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "hdr.pcre")
+        with open(path, "w") as f:
+            f.write("/^Subject: ok/ WARN\n/[unclosed/ REJECT\n")
+        inst.config(header_checks="pcre:" + path)
+        r = inst.run("check", check=False)
+        assert r.returncode != 0 and "hdr.pcre:2:" in r.stdout + r.stderr
     finally:
         inst.cleanup()
