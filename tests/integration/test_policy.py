@@ -501,3 +501,14 @@ def test_broken_header_checks_refused_at_start(tmp_path):
         assert r.returncode != 0 and "hdr.pcre:2:" in r.stdout + r.stderr
     finally:
         inst.cleanup()
+
+
+def test_bad_dnsbl_item_refused_by_check():
+    inst = start_instance(start=False)
+    try:
+        inst.config(dnsbl_sites="good.example=127.0.0.[2..11]*3, bad.example=127.0.0.[9..2]")
+        r = inst.run("check", check=False)
+        assert r.returncode != 0
+        assert 'bad item "bad.example=127.0.0.[9..2]"' in r.stdout + r.stderr
+    finally:
+        inst.cleanup()
