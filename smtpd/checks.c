@@ -250,7 +250,8 @@ int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *
         rc = 1;
     } else {
         size_t pos = 0;
-        qsort(r.edits, r.nedits, sizeof(*r.edits), edit_cmp);
+        if (r.nedits > 1)
+            qsort(r.edits, r.nedits, sizeof(*r.edits), edit_cmp);
         for (size_t i = 0; i < r.nedits && rc == 0; i++) {
             const struct edit *e = &r.edits[i];
             if (e->off < pos)
