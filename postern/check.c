@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "dnsbl.h"
 #include "map.h"
 #include "postern.h"
 #include "proto.h"
@@ -68,6 +69,21 @@ static void check_maps(struct checker *ck)
         }
         strv_free(specs);
     }
+    str_free(&err);
+}
+
+/* Each dnsbl_sites item parses (smtpd would refuse to start). */
+static void check_dnsbl(struct checker *ck)
+{
+    struct str err = STR_INIT;
+    char **sites = conf_list(ck->c, CONF_dnsbl_sites);
+
+    for (size_t i = 0; sites != NULL && sites[i] != NULL; i++) {
+        str_clear(&err);
+        if (dnsbl_site_check(sites[i], &err) < 0)
+            problem(ck, "%s", err.s);
+    }
+    strv_free(sites);
     str_free(&err);
 }
 
@@ -296,6 +312,7 @@ int check_run(const struct conf *c)
     check_combinations(&ck);
     check_paths(&ck);
     check_maps(&ck);
+    check_dnsbl(&ck);
     if (ck.errors == 0)
         check_maps_as_owner(&ck);
     check_queue(&ck);

@@ -36,6 +36,7 @@ void smtpd_txn_free(struct smtpd_txn *t)
     str_free(&t->envid);
     str_free(&t->first_rcpt);
     smtpd_addrset_free(&t->seen);
+    smtpd_policy_txn_free(&t->policy);
     memset(t, 0, sizeof(*t));
     t->declared_size = -1;
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "addr.h"
+#include "checks.h"
 #include "clock.h"
 #include "conf.h"
 #include "data_decode.h"
@@ -37,11 +38,17 @@ struct smtpd_data {
     bool header_too_big;
     bool write_failed;
     int write_errno;            /* of the first failed write */
+    /* content checks (checks.c): the client's content kept until its end */
+    bool keeping;
+    bool keep_too_big;
+    size_t keep_max;
+    struct str keep;
 };
 
 void smtpd_data_free(struct smtpd_data *d)
 {
     data_decode_free(&d->dec);
+    str_free(&d->keep);
     free(d);
 }
 
@@ -67,6 +74,13 @@ static int data_line(void *arg, const char *line, size_t len)
     if (d->too_big || d->header_too_big || d->dec.too_long || d->write_failed
         || s->txn.qw_failed)
         return 0;
+    if (d->keeping) {
+        if (d->keep.len + len > d->keep_max)
+            d->keep_too_big = true;
+        else
+            str_append(&d->keep, line, len);
+        return 0;
+    }
     if (qw_content(s->txn.qw, line, len) < 0) {
         log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
         d->write_failed = true;
@@ -101,6 +115,8 @@ static struct smtpd_data *data_begin(struct smtpd_session *s, enum data_mode mod
 
     d->s = s;
     d->in_header = true;
+    d->keeping = smtpd_checks_enabled();
+    d->keep_max = smtpd_checks_max(s->cf->message_size_limit);
     if (data_decode_init(&d->dec, mode, s->cf->line_length_limit, data_line, d) < 0) {
         free(d);
         return NULL;
@@ -132,8 +148,25 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
 {
     struct smtpd_txn *t = &s->txn;
     struct str err = STR_INIT;
+    int code = 0, rc;
+    const char *dsn = NULL;
+    char text[400];
 
-    if (d->dec.too_long) {
+    if (d->keeping && !d->keep_too_big && !d->dec.too_long && !d->too_big
+        && !d->header_too_big && !d->write_failed && !t->qw_failed) {
+        rc = smtpd_checks_run(s, d->keep.s ? d->keep.s : "", d->keep.len, &code, &dsn, text,
+                              sizeof(text));
+        if (rc < 0) {
+            log_warn("%s: queue file write error: %s", t->id, strerror(errno));
+            d->write_failed = true;
+            d->write_errno = errno;
+        }
+    }
+    if (code != 0) {
+        smtpd_reply(s, code, "%s %s", dsn, text);
+    } else if (d->keep_too_big) {
+        smtpd_reject(s, cmd, NULL, 552, "5.3.4", "Message too large for content checks");
+    } else if (d->dec.too_long) {
         smtpd_reject(s, cmd, NULL, 554, "5.6.0", "Message line too long");
     } else if (d->too_big) {
         smtpd_reject(s, cmd, NULL, 552, "5.3.4", "Message size exceeds fixed limit");
@@ -146,16 +179,28 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
     } else {
         size_t size = qw_content_size(t->qw);
         struct queue_writer *qw = t->qw;
+        const char *to = t->policy.hold ? "hold" : "incoming";
 
         t->qw = NULL;                   /* qw_commit frees it either way */
-        if (qw_commit(qw, "incoming", &err) < 0) {
+        if (t->policy.discard) {
+            /* an access table said DISCARD: taken, logged, not queued */
+            qw_abort(qw);
+            if (t->policy.why.len > 0)
+                log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
+                         t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
+            smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
+            s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
+        } else if (qw_commit(qw, to, &err) < 0) {
             int e = errno;
             log_warn("%s: cannot commit queue file: %s", t->id,
                      err.s ? err.s : "unknown error");
             write_error_reply(s, e);
         } else {
-            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", t->id,
-                     t->sender.s, size, t->nrcpt);
+            if (t->policy.hold && t->policy.why.len > 0)
+                log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
+                         t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
+            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", t->id,
+                     t->sender.s, size, t->nrcpt, t->policy.hold ? "hold" : "active");
             smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
             s->junk = 0;            /* a client that moves mail is not idling */
             s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;

@@ -165,6 +165,8 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, char *arg)
     addr_fold_domain(addr.s);
     if (smtpd_rcpt_params(s, rest, &notify, &orcpt) < 0)
         goto out;
+    if (smtpd_policy_rcpt(s, addr.s) < 0)
+        goto out;
     if (cf->recipient_limit > 0 && t->rcpt_accepted >= (size_t)cf->recipient_limit) {
         smtpd_reply(s, 452, "4.5.3 Error: Too many recipients");
         goto out;

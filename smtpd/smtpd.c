@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "auth_clnt.h"
+#include "checks.h"
 #include "cidr.h"
 #include "conf.h"
 #include "conn_limit.h"
@@ -59,6 +60,8 @@ static void smtpd_pre_jail(struct server *srv)
                      CONF_smtpd_client_event_limit_exceptions);
     smtpd_tls_setup(cf, c);
     smtpd_auth_setup(cf, c);
+    smtpd_policy_setup(cf, c);
+    smtpd_checks_setup(c);
 }
 
 static void smtpd_post_jail(struct server *srv)
@@ -157,6 +160,7 @@ static void smtpd_session_free(struct smtpd_session *s)
     str_free(&s->helo);
     str_free(&s->line);
     str_free(&s->sasl_user);
+    smtpd_policy_session_free(&s->policy);
     smtpd_txn_free(&s->txn);
 }
 

@@ -10,6 +10,8 @@
  *   auth.c     AUTH PLAIN and LOGIN
  *   sender_login.c  MAIL FROM of an authenticated client: addresses its login owns
  *   auth_decode.c  AUTH's base64 and credential checks (auth_decode.h)
+ *   policy.c   access tables, address checks, DNS blocklists at RCPT (policy.h)
+ *   checks.c   header_checks, mime_header_checks, body_checks at the end (checks.h)
  * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
  * their state there); everything a mail transaction knows in struct smtpd_txn. */
 #ifndef POSTERN_SMTPD_H
@@ -19,6 +21,7 @@
 #include <stddef.h>
 
 #include "cidr.h"
+#include "policy.h"
 #include "conn_limit.h"
 #include "queue.h"
 #include "str.h"
@@ -105,6 +108,7 @@ struct smtpd_txn {
     size_t nrcpt;               /* recipients written to the queue file */
     struct str first_rcpt;      /* as given by the first accepted RCPT */
     struct smtpd_addrset seen;
+    struct smtpd_policy_txn policy; /* policy.c: HOLD, DISCARD, sender domain */
     /* BDAT */
     bool bdat;                  /* a BDAT sequence is under way */
     struct smtpd_data *data;    /* content state while BDAT chunks arrive */
@@ -132,6 +136,7 @@ struct smtpd_session {
     unsigned counts[CMD_COUNT];
     unsigned oks[CMD_COUNT];
     struct smtpd_txn txn;
+    struct smtpd_policy_session policy; /* policy.c: the blocklist verdict */
 };
 
 /* ---- reply.c ---- */

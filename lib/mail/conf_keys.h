@@ -212,6 +212,38 @@ CONF_KEY(pop3d_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, "h
          "no exceptions",
          "clients the pop3d connection limits do not apply to")
 
+/* ---- policy at the door (smtpd: access tables, address checks, DNS blocklists) ---- */
+CONF_KEY(check_client_access, MAPS, "", 0, 32, NULL, "no client access table",
+         "access table for the client: its address, then its networks (a.b.c, a.b, a)")
+CONF_KEY(check_helo_access, MAPS, "", 0, 32, NULL, "no HELO access table",
+         "access table for the HELO/EHLO name, then its parent domains")
+CONF_KEY(check_sender_access, MAPS, "", 0, 32, NULL, "no sender access table",
+         "access table for MAIL FROM: address, domain, parent domains, localpart@")
+CONF_KEY(check_recipient_access, MAPS, "", 0, 32, NULL, "no recipient access table",
+         "access table for RCPT TO: address, domain, parent domains, localpart@")
+CONF_KEY(smtpd_reject_non_fqdn_helo_hostname, BOOL, "yes", 0, 1, NULL, NULL,
+         "504 5.5.2 to a HELO/EHLO name that is not a fully qualified domain name")
+CONF_KEY(smtpd_reject_non_fqdn_sender, BOOL, "yes", 0, 1, NULL, NULL,
+         "504 5.5.2 to a sender whose domain is not fully qualified")
+CONF_KEY(smtpd_reject_non_fqdn_recipient, BOOL, "yes", 0, 1, NULL, NULL,
+         "504 5.5.2 to a recipient whose domain is not fully qualified")
+CONF_KEY(smtpd_reject_unknown_sender_domain, BOOL, "yes", 0, 1, NULL, NULL,
+         "550 5.1.8 to a sender domain with no MX and no address (450 4.1.8 on DNS failure)")
+CONF_KEY(dnsbl_sites, LIST, "", 0, 32, NULL, "no DNS blocklists",
+         "DNS blocklists as domain[=filter][*weight], e.g. zen.example=127.0.0.[2..11]*3")
+CONF_KEY(dnsbl_threshold, COUNT, "1", 1, 1000000, NULL, NULL,
+         "sum of the weights of the listing blocklists at which RCPT is refused")
+CONF_KEY(dnsbl_timeout, TIME, "10s", 1, 60, NULL, NULL,
+         "time allowed for the answers of all blocklists")
+CONF_KEY(dnsbl_ttl, TIME, "1h", 0, 86400, NULL, "no caching",
+         "how long a client's blocklist result is kept")
+CONF_KEY(header_checks, MAPS, "", 0, 32, NULL, "no header checks",
+         "tables for each header field of a message received by smtpd (pcre: usually)")
+CONF_KEY(mime_header_checks, MAPS, "", 0, 32, NULL, "no MIME header checks",
+         "tables for the Content-* and MIME-Version fields of every MIME part")
+CONF_KEY(body_checks, MAPS, "", 0, 32, NULL, "no body checks",
+         "tables for each body line of each part, text parts decoded (QP, base64)")
+
 /* ---- daemons ---- */
 CONF_KEY(max_use, COUNT, "100", 1, 1000000, NULL, NULL,
          "connections a daemon serves before it exits")

@@ -15,9 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "dns.h"
+#include "clock.h"
 #include "conf.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -25,6 +28,7 @@
 #define DNS_ANSWER_MAX 65536    /* largest answer packet accepted */
 #define DNS_RR_MAX 100          /* answer records examined */
 #define DNS_CNAME_MAX 8         /* CNAME hops followed */
+#define DNS_TXT_MAX 450         /* bytes of a TXT record kept (a reply line's share) */
 
 struct dns {
     struct __res_state res;
@@ -543,4 +547,215 @@ enum dns_status dns_addrs(struct dns *d, const char *host, struct dns_addr *a, s
     str_free(&why[0]);
     str_free(&why[1]);
     return result;
+}
+
+/* ---- TXT records ---- */
+
+enum dns_status dns_parse_txt(const unsigned char *pkt, size_t len, struct str *txt,
+                              struct str *err)
+{
+    ns_msg msg;
+    char qname[NS_MAXDNAME], owner[NS_MAXDNAME];
+    int qtype, nxdomain;
+    size_t count;
+    enum dns_status st;
+
+    str_clear(txt);
+    st = answer_records(pkt, len, &msg, ns_t_txt, ns_t_txt, "a TXT", qname, &qtype,
+                        &nxdomain, owner, &count, err);
+    if (st != DNS_OK)
+        return st;
+    for (size_t i = 0; i < count; i++) {
+        ns_rr rr;
+
+        if (ns_parserr(&msg, ns_s_an, (int)i, &rr) < 0) {
+            str_printf(err, "malformed DNS answer (record) for %s", qname);
+            return DNS_TEMPFAIL;
+        }
+        if (ns_rr_type(rr) != ns_t_txt || ns_rr_class(rr) != ns_c_in
+            || strcasecmp(ns_rr_name(rr), owner) != 0)
+            continue;
+        /* the first record: its character-strings, each a length byte and text */
+        const unsigned char *p = ns_rr_rdata(rr), *end = p + ns_rr_rdlen(rr);
+        while (p < end) {
+            size_t n = *p++;
+            if (n > (size_t)(end - p)) {
+                str_printf(err, "malformed TXT record for %s", qname);
+                str_clear(txt);
+                return DNS_TEMPFAIL;
+            }
+            for (size_t k = 0; k < n && txt->len < DNS_TXT_MAX; k++)
+                str_appendc(txt, (p[k] < 0x20 || p[k] >= 0x7f) ? '?' : (char)p[k]);
+            p += n;
+        }
+        return DNS_OK;
+    }
+    str_printf(err, "no TXT record for %s", qname);
+    return DNS_NOTFOUND;
+}
+
+/* ---- many questions at once ---- */
+
+/* The configured server i as a socket address; its length, or 0. */
+static socklen_t server_addr(const struct dns *d, int i, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (d->res._u._ext.nsaddrs[i] != NULL
+        && d->res._u._ext.nsaddrs[i]->sin6_family == AF_INET6) {
+        memcpy(ss, d->res._u._ext.nsaddrs[i], sizeof(struct sockaddr_in6));
+        return sizeof(struct sockaddr_in6);
+    }
+    if (d->res.nsaddr_list[i].sin_family == AF_INET) {
+        memcpy(ss, &d->res.nsaddr_list[i], sizeof(struct sockaddr_in));
+        return sizeof(struct sockaddr_in);
+    }
+    return 0;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+    return x->sin6_port == y->sin6_port
+           && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+/* An answer from server to one of the questions still open: the one whose id, name
+ * and type it carries, or -1. */
+static int answer_match(struct dns_q *q, size_t n, const unsigned char *pkt, size_t len)
+{
+    ns_msg msg;
+    ns_rr rr;
+
+    if (len < NS_HFIXEDSZ || ns_initparse(pkt, (int)len, &msg) < 0
+        || !ns_msg_getflag(msg, ns_f_qr) || ns_msg_count(msg, ns_s_qd) != 1
+        || ns_parserr(&msg, ns_s_qd, 0, &rr) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (q[i].done || q[i].id != ns_msg_id(msg))
+            continue;
+        if ((int)ns_rr_type(rr) != q[i].type || ns_rr_class(rr) != ns_c_in
+            || strcasecmp(ns_rr_name(rr), q[i].name) != 0)
+            return -1;
+        return (int)i;
+    }
+    return -1;
+}
+
+void dns_query_many(struct dns *d, struct dns_q *q, size_t n, int timeout_ms)
+{
+    struct sockaddr_storage srv[MAXNS];
+    socklen_t srvlen[MAXNS];
+    int nsrv = 0, fd4 = -1, fd6 = -1;
+    unsigned char (*pkt)[NS_PACKETSZ] = xcalloc(n ? n : 1, sizeof(*pkt));
+    int *plen = xcalloc(n ? n : 1, sizeof(*plen));
+    unsigned char *buf = xmalloc(DNS_ANSWER_MAX);
+    size_t open = 0;
+
+    for (int i = 0; i < d->res.nscount && i < MAXNS; i++) {
+        srvlen[nsrv] = server_addr(d, i, &srv[nsrv]);
+        if (srvlen[nsrv] > 0)
+            nsrv++;
+    }
+    for (size_t i = 0; i < n; i++) {
+        q[i].status = DNS_TEMPFAIL;
+        q[i].done = false;
+        q[i].ans = NULL;
+        q[i].len = 0;
+        if (!host_valid(q[i].name)) {
+            q[i].done = true;
+            continue;
+        }
+        plen[i] = res_nmkquery(&d->res, ns_o_query, q[i].name, ns_c_in, q[i].type, NULL,
+                               0, NULL, pkt[i], sizeof(pkt[i]));
+        if (plen[i] < NS_HFIXEDSZ) {
+            q[i].done = true;
+            continue;
+        }
+        q[i].id = (unsigned)arc4random_uniform(65536);
+        pkt[i][0] = (unsigned char)(q[i].id >> 8);
+        pkt[i][1] = (unsigned char)(q[i].id & 0xff);
+        open++;
+    }
+    if (nsrv == 0)
+        open = 0;
+    for (int i = 0; i < nsrv && open > 0; i++) {
+        if (srv[i].ss_family == AF_INET && fd4 < 0)
+            fd4 = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (srv[i].ss_family == AF_INET6 && fd6 < 0)
+            fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    }
+
+    /* Each round sends every open question to the next server and waits a share of
+     * the time; the answers of earlier rounds are still taken. */
+    long long deadline = clock_ms() + timeout_ms;
+    int rounds = nsrv > 0 ? (nsrv < 2 ? 2 : nsrv) : 0;
+    for (int round = 0; round < rounds && open > 0; round++) {
+        int s = round % nsrv;
+        int fd = srv[s].ss_family == AF_INET ? fd4 : fd6;
+        long long left = deadline - clock_ms();
+        long long round_end = clock_ms() + left / (rounds - round);
+
+        if (fd < 0 || left <= 0)
+            break;
+        for (size_t i = 0; i < n; i++)
+            if (!q[i].done)
+                (void)sendto(fd, pkt[i], (size_t)plen[i], 0, (struct sockaddr *)&srv[s],
+                             srvlen[s]);
+        while (open > 0) {
+            long long wait = round_end - clock_ms();
+            struct pollfd pfd[2] = { { fd4, POLLIN, 0 }, { fd6, POLLIN, 0 } };
+
+            if (wait <= 0)
+                break;
+            if (poll(pfd, 2, (int)wait) <= 0)
+                continue;
+            for (int k = 0; k < 2; k++) {
+                if (pfd[k].fd < 0 || !(pfd[k].revents & POLLIN))
+                    continue;
+                for (int burst = 0; burst < 64; burst++) {
+                    struct sockaddr_storage from;
+                    socklen_t flen = sizeof(from);
+                    ssize_t r = recvfrom(pfd[k].fd, buf, DNS_ANSWER_MAX, 0,
+                                         (struct sockaddr *)&from, &flen);
+                    bool known = false;
+
+                    if (r < 0)
+                        break;
+                    for (int j = 0; j < nsrv && !known; j++)
+                        known = same_addr(&from, &srv[j]);
+                    int i = known ? answer_match(q, n, buf, (size_t)r) : -1;
+                    if (i < 0)
+                        continue;
+                    q[i].ans = xmalloc((size_t)r);
+                    memcpy(q[i].ans, buf, (size_t)r);
+                    q[i].len = (size_t)r;
+                    q[i].status = DNS_OK;
+                    q[i].done = true;
+                    open--;
+                }
+            }
+        }
+    }
+    if (fd4 >= 0)
+        close(fd4);
+    if (fd6 >= 0)
+        close(fd6);
+    free(buf);
+    free(plen);
+    free(pkt);
+}
+
+void dns_q_free(struct dns_q *q, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(q[i].ans);
+        q[i].ans = NULL;
+        q[i].len = 0;
+    }
 }

@@ -53,4 +53,26 @@ enum dns_status dns_parse_mx(const unsigned char *pkt, size_t len, struct dns_mx
 enum dns_status dns_parse_addrs(const unsigned char *pkt, size_t len, struct dns_addr *a,
                                 size_t max, size_t *n, struct str *err);
 
+/* Many questions at once, for DNS blocklists: each (name, type) is sent over UDP to
+ * the configured servers (the first, then the next on each retry) without waiting
+ * for the others; the answers are taken as they come, each matched by id, server
+ * address, name and type, until all are in or timeout_ms has passed.  An answered
+ * question has status DNS_OK and its packet in ans/len (parse it with dns_parse_*);
+ * one without an answer has DNS_TEMPFAIL.  Free the packets with dns_q_free. */
+struct dns_q {
+    char name[256];             /* asked */
+    int type;                   /* ns_t_a, ns_t_txt... */
+    enum dns_status status;     /* set */
+    unsigned char *ans;
+    size_t len;
+    unsigned id;                /* internal */
+    _Bool done;                 /* internal */
+};
+void dns_query_many(struct dns *d, struct dns_q *q, size_t n, int timeout_ms);
+void dns_q_free(struct dns_q *q, size_t n);
+/* The first TXT record of the answer (its strings joined, non-printable bytes as '?',
+ * at most a few hundred bytes). */
+enum dns_status dns_parse_txt(const unsigned char *pkt, size_t len, struct str *txt,
+                              struct str *err);
+
 #endif

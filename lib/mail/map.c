@@ -26,6 +26,9 @@
 
 #define MAP_VALUE_MAX (1u << 20)        /* longest value we hand out */
 #define MAP_KEY_MAX 4096                /* longest key we look up */
+#define MAP_PCRE_KEY_MAX (1u << 20)     /* longest subject of a pcre: map (header lines) */
+#define MAP_PCRE_MATCH_LIMIT 1000000    /* pcre2_set_match_limit: backtracking steps */
+#define MAP_PCRE_DEPTH_LIMIT 10000      /* pcre2_set_depth_limit: nested backtracking */
 #define MAP_PCRE_FILE_MAX (1u << 20)    /* largest pcre: file */
 #define MAP_PASSWD_SNAPSHOT_MAX 1000000 /* most users copied by map_pin */
 #define MAP_PASSWD_FILE "/etc/passwd"   /* watched for changes while pinned */
@@ -40,6 +43,8 @@ struct map_pair {
 struct map_pcre_rule {
     pcre2_code *re;
     char *result;           /* with $1-style references */
+    bool negate;            /* "!/pattern/": matches when the pattern does not */
+    unsigned lineno;        /* for the log of a match that hit a limit */
 };
 
 struct map {
@@ -75,6 +80,8 @@ struct map {
     struct map_pcre_rule *rules;
     size_t nrules;
     pcre2_match_data *md;
+    pcre2_match_context *mctx;  /* the match and depth limits */
+    char *file;                 /* the pattern file, for file:line in the log */
 };
 
 static bool has_ctl(const char *s, size_t n)
@@ -417,10 +424,15 @@ static int pcre_rule(struct map *m, const char *path, unsigned lineno, const cha
                      struct str *err)
 {
     const char *p = line;
-    char delim = *p++;
+    bool negate = false;
     struct str pat = STR_INIT;
     uint32_t opts = PCRE2_CASELESS | PCRE2_UTF | PCRE2_MATCH_INVALID_UTF;
 
+    if (*p == '!') {
+        negate = true;
+        p++;
+    }
+    char delim = *p++;
     str_init(&pat);
     if (delim == '\0' || isalnum((unsigned char)delim) || delim == '\\' || delim == ' ') {
         str_printf(err, "%s:%u: expected /pattern/ at the start of the line", path, lineno);
@@ -480,6 +492,8 @@ static int pcre_rule(struct map *m, const char *path, unsigned lineno, const cha
     m->rules = xreallocarray(m->rules, m->nrules + 1, sizeof(*m->rules));
     m->rules[m->nrules].re = re;
     m->rules[m->nrules].result = xstrdup(p);
+    m->rules[m->nrules].negate = negate;
+    m->rules[m->nrules].lineno = lineno;
     m->nrules++;
     return 0;
 }
@@ -534,8 +548,17 @@ static int pcre_load(struct map *m, const char *path, struct str *err)
     }
     free(line);
     fclose(f);
-    if (rc == 0)
+    if (rc == 0) {
         m->md = pcre2_match_data_create(10, NULL);
+        m->mctx = pcre2_match_context_create(NULL);
+        if (m->md == NULL || m->mctx == NULL) {
+            str_printf(err, "%s: out of memory", path);
+            return -1;
+        }
+        pcre2_set_match_limit(m->mctx, MAP_PCRE_MATCH_LIMIT);
+        pcre2_set_depth_limit(m->mctx, MAP_PCRE_DEPTH_LIMIT);
+        m->file = xstrdup(path);
+    }
     return rc;
 }
 
@@ -577,19 +600,28 @@ static void pcre_expand(const char *result, const char *subject, pcre2_match_dat
     }
 }
 
+/* A pattern that exceeds the match or depth limit (catastrophic backtracking) is a
+ * failed lookup naming file:line, never a hang and never "not found". */
 static int pcre_lookup(struct map *m, const char *key, struct str *value, struct str *err)
 {
     for (size_t i = 0; i < m->nrules; i++) {
-        int r = pcre2_match(m->rules[i].re, (PCRE2_SPTR)key, strlen(key), 0, 0, m->md, NULL);
-        if (r == PCRE2_ERROR_NOMATCH)
-            continue;
+        int r = pcre2_match(m->rules[i].re, (PCRE2_SPTR)key, strlen(key), 0, 0, m->md,
+                            m->mctx);
+        if (r == PCRE2_ERROR_NOMATCH) {
+            if (!m->rules[i].negate)
+                continue;
+            pcre_expand(m->rules[i].result, key, m->md, 0, value);
+            return 1;
+        }
         if (r < 0) {
             PCRE2_UCHAR msg[256];
             pcre2_get_error_message(r, msg, sizeof(msg));
-            str_printf(err, "%s: %s", m->spec, (char *)msg);
+            str_printf(err, "%s:%u: %s", m->file, m->rules[i].lineno, (char *)msg);
             errno = EIO;
             return -1;
         }
+        if (m->rules[i].negate)
+            continue;
         pcre_expand(m->rules[i].result, key, m->md, r == 0 ? 10 : r, value);
         return 1;
     }
@@ -686,6 +718,8 @@ void map_close(struct map *m)
         free(m->rules[i].result);
     }
     pcre2_match_data_free(m->md);
+    pcre2_match_context_free(m->mctx);
+    free(m->file);
     free(m->rules);
     free(m->pairs);
     free(m->value);
@@ -702,7 +736,7 @@ int map_lookup(struct map *m, const char *key, struct str *value, struct str *er
     int r = 0;
     size_t klen = strlen(key);
 
-    if (klen > MAP_KEY_MAX)
+    if (klen > (m->type == MAP_PCRE ? MAP_PCRE_KEY_MAX : MAP_KEY_MAX))
         return 0;       /* no map holds keys this long */
     k = xstrdup(key);
     if (m->type != MAP_UNIX_PASSWD && m->type != MAP_PCRE)

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "map.h"
 #include "str.h"
 
@@ -246,6 +247,30 @@ TEST(pcre)
     CHECK(lookup(m, "EXACT", &v) == 0);
     CHECK(lookup(m, "exact", &v) == 1);
     map_close(m);
+
+    /* negation, and a pattern that would backtrack for ever: a failed lookup
+     * naming file:line, in bounded time */
+    path = tmpfile_with("neg.pcre",
+        "!/@example\\.org$/  OUTSIDE\n"
+        "/^(a+)+$/  never\n");
+    str_clear(&spec);
+    str_printf(&spec, "pcre:%s", path);
+    m = map_open(spec.s, &err);
+    CHECK(m != NULL);
+    if (m != NULL) {
+        CHECK(lookup(m, "joe@example.com", &v) == 1);
+        CHECK_STR(v.s, "OUTSIDE");
+        CHECK(lookup(m, "x@example.org", &v) == 0);
+        char subject[4096];
+        memset(subject, 'a', sizeof(subject));
+        memcpy(subject + sizeof(subject) - 13, "@example.org", 13);
+        str_clear(&err);
+        long long t0 = clock_ms();
+        CHECK(map_lookup(m, subject, &v, &err) == -1);
+        CHECK(clock_ms() - t0 < 5000);
+        CHECK(err.s != NULL && strstr(err.s, "neg.pcre:2:") != NULL);
+        map_close(m);
+    }
 
     tmpfile_with("bad.pcre", "/(unclosed/ x\n");
     str_clear(&spec);

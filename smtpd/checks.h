@@ -1,0 +1,26 @@
+/* smtpd content checks (checks.c): header_checks, mime_header_checks and body_checks
+ * (Postfix's names and actions) run over the whole message at the end of DATA/BDAT,
+ * through the MIME walk of lib/mail/mime.h, before anything is committed. */
+#ifndef POSTERN_SMTPD_CHECKS_H
+#define POSTERN_SMTPD_CHECKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct smtpd_session;
+struct conf;
+
+/* Opens the tables (before chroot); a table that cannot be opened is fatal. */
+void smtpd_checks_setup(const struct conf *c);
+/* true when some table is set: the content is then kept in memory until its end. */
+bool smtpd_checks_enabled(void);
+/* The most content kept for the checks (bytes). */
+size_t smtpd_checks_max(long long message_size_limit);
+/* Runs the checks over the client's content buf[0..len) and writes it, with the
+ * header edits (IGNORE, REPLACE, PREPEND), to the transaction's queue file.  Sets
+ * the transaction's hold or discard.  0 to go on with the commit; 1 after a REJECT
+ * (code, dsn and text set, already logged); -1 when a write failed (errno). */
+int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *code,
+                     const char **dsn, char *text, size_t text_size);
+
+#endif
