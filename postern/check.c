@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "junk.h"
 #include "map.h"
 #include "postern.h"
 #include "proto.h"
@@ -160,6 +161,35 @@ static void check_paths(struct checker *ck)
     free(dd);
 }
 
+/* The content filtering keys whose syntax is more than a string: content_filter
+ * ("transport:nexthop", the transport a master.conf service name qmgr can use),
+ * junk_headers and junk_folder. */
+static void check_filtering(struct checker *ck)
+{
+    const char *cf = conf_str(ck->c, CONF_content_filter);
+    const char *folder = conf_str(ck->c, CONF_junk_folder);
+    struct junk_tests jt;
+    struct str err = STR_INIT;
+
+    if (cf[0] != '\0') {
+        size_t n = strcspn(cf, ":");
+        bool ok = cf[n] == ':' && n > 0 && n < 32
+                  && strspn(cf, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+
+        for (const char *p = cf; *p && ok; p++)
+            ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+        if (!ok)
+            problem(ck, "content_filter = %s: not transport:nexthop", cf);
+    }
+    if (junk_parse(conf_str(ck->c, CONF_junk_headers), &jt, &err) < 0)
+        problem(ck, "%s", err.s);
+    else
+        junk_free(&jt);
+    if (folder[0] != '\0' && !junk_folder_name_ok(folder))
+        problem(ck, "junk_folder = %s: not a Maildir++ folder name", folder);
+    str_free(&err);
+}
+
 /* Settings that are valid alone but not together. */
 static void check_combinations(struct checker *ck)
 {
@@ -294,6 +324,7 @@ int check_run(const struct conf *c)
 {
     struct checker ck = { c, 0 };
     check_combinations(&ck);
+    check_filtering(&ck);
     check_paths(&ck);
     check_maps(&ck);
     if (ck.errors == 0)

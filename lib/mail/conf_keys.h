@@ -264,3 +264,13 @@ CONF_KEY(smtp_helo_timeout, TIME, "300s", 1, 86400, NULL, NULL,
          "time allowed for the greeting and EHLO")
 CONF_KEY(smtp_data_timeout, TIME, "600s", 1, 86400, NULL, NULL,
          "time allowed for one block of message data")
+
+/* ---- content filtering: after-queue filter (smtpd, pickup, qmgr) and Junk (local) ---- */
+CONF_KEY(content_filter, STR, "", 0, 300, NULL, "no after-queue filter",
+         "transport:nexthop that mail received by smtpd or pickup is sent through once "
+         "(e.g. smtp:[127.0.0.1]:10024)")
+CONF_KEY(junk_headers, STR, "X-Spam-Flag: YES, X-Spam: Yes", 0, 2000, NULL,
+         "no message is taken for spam",
+         "header fields (\"Name: value\", commas between) that mark a message as spam")
+CONF_KEY(junk_folder, STR, "Junk", 0, 200, NULL, "spam is delivered to the inbox",
+         "Maildir++ folder, without its leading dot, that local delivers spam into")
