@@ -17,6 +17,7 @@
 
 #include "conf.h"
 #include "junk.h"
+#include "milter.h"
 #include "map.h"
 #include "postern.h"
 #include "proto.h"
@@ -161,9 +162,9 @@ static void check_paths(struct checker *ck)
     free(dd);
 }
 
-/* The content filtering keys whose syntax is more than a string: content_filter
- * ("transport:nexthop", the transport a master.conf service name qmgr can use),
- * junk_headers and junk_folder. */
+/* The content filtering keys whose syntax is more than a string or a list:
+ * content_filter ("transport:nexthop", the transport a master.conf service name qmgr
+ * can use), junk_headers, junk_folder and the names in smtpd_milters. */
 static void check_filtering(struct checker *ck)
 {
     const char *cf = conf_str(ck->c, CONF_content_filter);
@@ -187,6 +188,21 @@ static void check_filtering(struct checker *ck)
         junk_free(&jt);
     if (folder[0] != '\0' && !junk_folder_name_ok(folder))
         problem(ck, "junk_folder = %s: not a Maildir++ folder name", folder);
+    {
+        char **specs = conf_list(ck->c, CONF_smtpd_milters);
+        struct milter_timeouts t = { 1, 1, 1 };
+
+        for (size_t i = 0; specs[i] != NULL; i++) {
+            struct milter *m;
+
+            str_clear(&err);
+            if (milter_new(specs[i], &t, &m, &err) < 0)
+                problem(ck, "smtpd_milters: %s", err.s);
+            else
+                milter_free(m);
+        }
+        strv_free(specs);
+    }
     str_free(&err);
 }
 

@@ -36,10 +36,15 @@ struct smtpd_data {
     bool header_too_big;
     bool write_failed;
     int write_errno;            /* of the first failed write */
+    struct str *held;           /* with milters: the content, written at the end */
 };
 
 void smtpd_data_free(struct smtpd_data *d)
 {
+    if (d->held != NULL) {
+        str_free(d->held);
+        free(d->held);
+    }
     data_decode_free(&d->dec);
     free(d);
 }
@@ -66,6 +71,10 @@ static int data_line(void *arg, const char *line, size_t len)
     if (d->too_big || d->header_too_big || d->dec.too_long || d->write_failed
         || s->txn.qw_failed)
         return 0;
+    if (d->held != NULL) {
+        str_append(d->held, line, len);
+        return 0;
+    }
     if (qw_content(s->txn.qw, line, len) < 0) {
         log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
         d->write_failed = true;
@@ -110,7 +119,11 @@ static struct smtpd_data *data_begin(struct smtpd_session *s, enum data_mode mod
         return NULL;
     }
     received_header(s, &hdr);
-    if (!s->txn.qw_failed && qw_content(s->txn.qw, hdr.s, hdr.len) < 0) {
+    if (smtpd_milter_active(s)) {
+        d->held = xcalloc(1, sizeof(*d->held));
+        str_init(d->held);
+        str_append(d->held, hdr.s, hdr.len);
+    } else if (!s->txn.qw_failed && qw_content(s->txn.qw, hdr.s, hdr.len) < 0) {
         log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
         d->write_failed = true;
         d->write_errno = errno;
@@ -136,6 +149,7 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
 {
     struct smtpd_txn *t = &s->txn;
     struct str err = STR_INIT;
+    const char *to = "incoming";
 
     if (d->dec.too_long) {
         smtpd_reject(s, cmd, NULL, 554, "5.6.0", "Message line too long");
@@ -147,19 +161,30 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
         smtpd_reject(s, cmd, NULL, 554, "5.4.6", "Too many hops");
     } else if (d->write_failed || t->qw_failed) {
         write_error_reply(s, d->write_errno);
+    } else if (d->held != NULL && smtpd_milter_message(s, d->held, cmd, &to) < 0) {
+        /* refused by a filter: answered */
+    } else if (to == NULL) {
+        log_info("%s: from=<%s>, nrcpt=%zu: discarded by a filter", t->id, t->sender.s,
+                 t->nrcpt);
+        smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
+        s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
+    } else if (d->held != NULL && d->held->len > 0
+               && qw_content(t->qw, d->held->s, d->held->len) < 0) {
+        log_warn("%s: queue file write error: %s", t->id, strerror(errno));
+        write_error_reply(s, errno);
     } else {
         size_t size = qw_content_size(t->qw);
         struct queue_writer *qw = t->qw;
 
         t->qw = NULL;                   /* qw_commit frees it either way */
-        if (qw_commit(qw, "incoming", &err) < 0) {
+        if (qw_commit(qw, to, &err) < 0) {
             int e = errno;
             log_warn("%s: cannot commit queue file: %s", t->id,
                      err.s ? err.s : "unknown error");
             write_error_reply(s, e);
         } else {
-            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue active)", t->id,
-                     t->sender.s, size, t->nrcpt);
+            log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", t->id,
+                     t->sender.s, size, t->nrcpt, strcmp(to, "hold") == 0 ? "hold" : "active");
             smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
             s->junk = 0;            /* a client that moves mail is not idling */
             s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
@@ -213,6 +238,10 @@ void smtpd_cmd_data(struct smtpd_session *s, char *arg)
     }
     if ((why = data_refusal(s, &code)) != NULL) {
         smtpd_reply(s, code, "%s", why);
+        return;
+    }
+    if (smtpd_milter_data(s, "DATA") < 0) {
+        smtpd_txn_reset(s);
         return;
     }
     d = data_begin(s, DATA_MODE_DOT);
@@ -313,6 +342,13 @@ static void bdat_run(struct smtpd_session *s, char *arg)
         if (bdat_read(s, NULL, size) < 0)
             return;
         smtpd_reply(s, code, "%s", why);
+        return;
+    }
+    if (!t->bdat && smtpd_milter_data(s, "BDAT") < 0) {
+        /* refused by a filter, answered after the chunk (its bytes are not commands) */
+        if (bdat_read(s, NULL, size) == 0)
+            smtpd_flush(s);
+        smtpd_txn_reset(s);
         return;
     }
     if (!t->bdat) {

@@ -197,6 +197,8 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, char *arg)
         smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
         goto out;
     }
+    if (smtpd_milter_rcpt(s, addr.s) < 0)
+        goto out;
     for (size_t i = 0; i < v.nexpanded; i++) {
         const char *final = v.expanded[i];
 

@@ -59,6 +59,7 @@ static void smtpd_pre_jail(struct server *srv)
                      CONF_smtpd_client_event_limit_exceptions);
     smtpd_tls_setup(cf, c);
     smtpd_auth_setup(cf, c);
+    smtpd_milter_setup(cf, c);
 }
 
 static void smtpd_post_jail(struct server *srv)
@@ -153,6 +154,7 @@ static bool line_has_control(const struct str *line)
 
 static void smtpd_session_free(struct smtpd_session *s)
 {
+    smtpd_milter_end(s);
     stream_close(s->st);
     str_free(&s->helo);
     str_free(&s->line);
