@@ -117,3 +117,118 @@ def test_opendkim_signs_and_the_signature_verifies():
             inst.cleanup()
         d.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- SpamAssassin through spamass-milter ----
+
+def test_spamass_milter_marks_gtube_and_local_files_it_as_junk():
+    need("spamass-milter", "spamd", "spamc", package="spamass-milter, spamassassin, spamc")
+    tmp = tempfile.mkdtemp(prefix="postern-spamass-")
+    os.chmod(tmp, 0o755)
+    sport, mport = reserve_port(), reserve_port()
+    spamd = Daemon(["spamd", "--listen", f"127.0.0.1:{sport}", "--max-children", "1",
+                    "--local", "--nouser-config", "--syslog", "stderr",
+                    "--pidfile", f"{tmp}/spamd.pid", "-u", "nobody",
+                    "--allowed-ips", "127.0.0.1"], os.path.join(tmp, "spamd.log"),
+                   cwd=tmp, env=dict(os.environ, HOME=tmp))
+    milter = None
+    inst = None
+    try:
+        spamd.wait_port(sport, timeout=120)
+        milter = Daemon(["spamass-milter", "-p", f"inet:{mport}@127.0.0.1", "-m", "--",
+                         "-d", "127.0.0.1", "-p", str(sport)], os.path.join(tmp, "milter.log"),
+                        cwd=tmp)
+        milter.wait_port(mport)
+        inst = start_instance(users=("rcpt@example.test",),
+                              config={"smtpd_milters": f"inet:127.0.0.1:{mport}",
+                                      "milter_content_timeout": "120s"})
+        mid, data = message("gtube", f"this is spam\r\n{GTUBE}")
+        code, text = send(inst, "rcpt@example.test", data)
+        assert code == 250, text
+        junk = os.path.join(inst.maildir("rcpt@example.test"), ".Junk")
+        wait_for(lambda: os.path.isdir(os.path.join(junk, "new"))
+                 and os.listdir(os.path.join(junk, "new")), timeout=30,
+                 what="the GTUBE message in .Junk")
+        name = os.listdir(os.path.join(junk, "new"))[0]
+        got = open(os.path.join(junk, "new", name), "rb").read()
+        assert mid.encode() in got
+        assert b"X-Spam-Flag: YES" in got
+        assert not any(mid.encode() in m for m in inst.messages("rcpt@example.test"))
+        # ham is marked as such and stays in the inbox
+        mid2, data2 = message("ham", "an ordinary message about lunch")
+        assert send(inst, "rcpt@example.test", data2)[0] == 250
+        got2 = inst.wait_message("rcpt@example.test", mid2, timeout=60)
+        assert b"X-Spam-Flag: YES" not in got2 and b"X-Spam-Status: No" in got2
+    finally:
+        if inst:
+            inst.cleanup()
+        if milter:
+            milter.stop()
+        spamd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- ClamAV through clamav-milter ----
+
+def eicar_message(subject):
+    mid = f"<{subject.replace(' ', '.')}.{time.time()}@example.test>"
+    att = base64.b64encode(EICAR.encode()).decode()
+    return mid, (f"From: {SENDER}\r\nTo: rcpt@example.test\r\nSubject: {subject}\r\n"
+                 f"Message-ID: {mid}\r\nMIME-Version: 1.0\r\n"
+                 f"Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n"
+                 f"--b1\r\nContent-Type: text/plain\r\n\r\nsee the attachment\r\n"
+                 f"--b1\r\nContent-Type: application/octet-stream\r\n"
+                 f"Content-Disposition: attachment; filename=\"eicar.com\"\r\n"
+                 f"Content-Transfer-Encoding: base64\r\n\r\n{att}\r\n--b1--\r\n").encode()
+
+
+def test_clamav_milter_rejects_eicar_attachment():
+    need("/usr/sbin/clamd", "/usr/sbin/clamav-milter", package="clamav-daemon, clamav-milter")
+    import hashlib
+    tmp = tempfile.mkdtemp(prefix="postern-clamav-")
+    os.chmod(tmp, 0o755)
+    os.mkdir(os.path.join(tmp, "db"))
+    # The signature database, written here: nothing can be downloaded (no freshclam).
+    with open(os.path.join(tmp, "db", "test.hdb"), "w") as f:
+        f.write(f"{hashlib.md5(EICAR.encode()).hexdigest()}:{len(EICAR)}:Test.EICAR.Postern\n")
+    cport, mport = reserve_port(), reserve_port()
+    with open(os.path.join(tmp, "clamd.conf"), "w") as f:
+        f.write(f"Foreground yes\nTCPSocket {cport}\nTCPAddr 127.0.0.1\n"
+                f"DatabaseDirectory {tmp}/db\nLogFile {tmp}/clamd.log\nLogVerbose yes\n"
+                f"PidFile {tmp}/clamd.pid\nTemporaryDirectory {tmp}\nUser root\n"
+                f"MaxThreads 2\n")
+    with open(os.path.join(tmp, "clamav-milter.conf"), "w") as f:
+        f.write(f"Foreground yes\nMilterSocket inet:{mport}@127.0.0.1\n"
+                f"ClamdSocket tcp:127.0.0.1:{cport}\nOnInfected Reject\nOnFail Defer\n"
+                f"AddHeader Replace\nLogFile {tmp}/milter.log\nLogInfected Full\n"
+                f"PidFile {tmp}/milter.pid\nTemporaryDirectory {tmp}\nUser root\n")
+    clamd = Daemon(["/usr/sbin/clamd", "-c", f"{tmp}/clamd.conf"], os.path.join(tmp, "out"))
+    milter = None
+    inst = None
+    try:
+        clamd.wait_port(cport, timeout=120)
+        milter = Daemon(["/usr/sbin/clamav-milter", "-c", f"{tmp}/clamav-milter.conf"],
+                        os.path.join(tmp, "mout"))
+        milter.wait_port(mport)
+        inst = start_instance(users=("rcpt@example.test",),
+                              config={"smtpd_milters": f"inet:127.0.0.1:{mport}",
+                                      "milter_content_timeout": "120s"})
+        mark = inst.log_mark()
+        mid, data = eicar_message("eicar")
+        code, text = send(inst, "rcpt@example.test", data)
+        assert code == 550 and b"5.7.1" in text, (code, text)
+        inst.wait_log("reject: DATA", since=mark)
+        inst.wait_settled(mark)
+        assert not inst.find_messages("rcpt@example.test", mid)
+        # a clean message passes, marked by the scanner
+        mid2, data2 = message("clean", "nothing to see")
+        assert send(inst, "rcpt@example.test", data2)[0] == 250
+        got = inst.wait_message("rcpt@example.test", mid2, timeout=60)
+        assert b"X-Virus-Scanned:" in got and b"X-Virus-Status: Clean" in got
+    finally:
+        if inst:
+            inst.cleanup()
+        if milter:
+            milter.stop()
+        clamd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
