@@ -232,3 +232,61 @@ def test_clamav_milter_rejects_eicar_attachment():
             milter.stop()
         clamd.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---- rspamd's proxy worker in milter mode ----
+
+RSPAMD_CONF = """.include "$CONFDIR/common.conf"
+options {
+    pidfile = "$RUNDIR/rspamd.pid";
+    .include "$CONFDIR/options.inc"
+}
+logging {
+    type = "file";
+    filename = "$LOGDIR/rspamd.log";
+    level = "info";
+}
+worker "rspamd_proxy" {
+    bind_socket = "127.0.0.1:%d";
+    milter = yes;
+    timeout = 120s;
+    count = 1;
+    upstream "local" { default = yes; self_scan = yes; }
+}
+"""
+
+
+def test_rspamd_rejects_gtube():
+    need("rspamd", package="rspamd")
+    tmp = tempfile.mkdtemp(prefix="postern-rspamd-")
+    os.mkdir(os.path.join(tmp, "db"))
+    port = reserve_port()
+    conf = os.path.join(tmp, "rspamd.conf")
+    with open(conf, "w") as f:
+        f.write(RSPAMD_CONF % port)
+    # Only the proxy worker, on the test's port; its files in tmp.
+    d = Daemon(["rspamd", "-f", "-i", "-u", "root", "-g", "root", "-c", conf,
+                "--var", f"LOCAL_CONFDIR={tmp}", "--var", f"DBDIR={tmp}/db",
+                "--var", f"RUNDIR={tmp}", "--var", f"LOGDIR={tmp}"],
+               os.path.join(tmp, "out"))
+    inst = None
+    try:
+        d.wait_port(port, timeout=240)
+        inst = start_instance(users=("rcpt@example.test",),
+                              config={"smtpd_milters": f"inet:127.0.0.1:{port}",
+                                      "milter_content_timeout": "120s"})
+        mark = inst.log_mark()
+        mid, data = message("gtube", f"this is spam\r\n{GTUBE}")
+        code, text = send(inst, "rcpt@example.test", data)
+        assert code == 554 and b"5.7.1" in text and b"Gtube" in text, (code, text)
+        inst.wait_settled(mark)
+        assert not inst.find_messages("rcpt@example.test", mid)
+        # ham passes
+        mid2, data2 = message("ham", "an ordinary message about lunch")
+        assert send(inst, "rcpt@example.test", data2)[0] == 250
+        inst.wait_message("rcpt@example.test", mid2, timeout=60)
+    finally:
+        if inst:
+            inst.cleanup()
+        d.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
