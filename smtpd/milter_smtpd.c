@@ -80,7 +80,7 @@ void smtpd_milter_end(struct smtpd_session *s)
 
 /* The reply of a verdict that refuses: 0 when the message may go on, else -1 after
  * the reply (logged as a reject of cmd).  A failed filter is its default. */
-static int refuse(struct smtpd_session *s, struct milter *m, const char *cmd, const char *rcpt,
+static int refuse(struct smtpd_session *s, const char *cmd, const char *rcpt,
                   struct milter_result *r)
 {
     enum milter_verdict v = r->verdict;
@@ -114,7 +114,6 @@ static int refuse(struct smtpd_session *s, struct milter *m, const char *cmd, co
         smtpd_reject(s, cmd, rcpt, atoi(r->reply.s) >= 400 && atoi(r->reply.s) < 600
                      ? atoi(r->reply.s) : (v == MILTER_REJECT ? 550 : 451),
                      dsn, "%s", *p ? p : "Message refused by a filter");
-        (void)m;
         return -1;
     }
     if (v == MILTER_REJECT)
@@ -142,7 +141,7 @@ static int stage(struct smtpd_session *s, const char *cmd, const char *rcpt, sta
             r.verdict = MILTER_FAILED;
         else
             fn(m, arg, &r);
-        rc = refuse(s, m, cmd, rcpt, &r);
+        rc = refuse(s, cmd, rcpt, &r);
         milter_result_free(&r);
         if (rc < 0)
             return -1;
@@ -496,7 +495,7 @@ int smtpd_milter_message(struct smtpd_session *s, struct str *msg, const char *c
             milter_result_free(&r);
             break;
         }
-        if (refuse(s, m, cmd, NULL, &r) < 0) {
+        if (refuse(s, cmd, NULL, &r) < 0) {
             rc = -1;
         } else if (r.verdict != MILTER_FAILED) {
             apply(&r, &fs, &body, &body_replaced);

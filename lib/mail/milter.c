@@ -381,9 +381,9 @@ static bool strings(const char *data, size_t len, const char **out, size_t n)
     size_t pos = 0;
 
     for (size_t i = 0; i < n; i++) {
-        const char *z = memchr(data + pos, '\0', len - pos);
+        const char *z;
 
-        if (pos >= len || z == NULL)
+        if (pos >= len || (z = memchr(data + pos, '\0', len - pos)) == NULL)
             return false;
         out[i] = data + pos;
         pos = (size_t)(z - data) + 1;
@@ -398,6 +398,7 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
 {
     struct str buf = STR_INIT;
     const char *why = NULL;
+    size_t mod_bytes = 0;
     char rc;
 
     r->verdict = MILTER_CONTINUE;
@@ -426,7 +427,7 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
         return;
     }
     for (int frames = 0;; frames++) {
-        if (frames > 100000 || read_frame(m, timeout_ms, &rc, &buf, &why) < 0) {
+        if (frames > MILTER_MODS_COUNT + 1000 || read_frame(m, timeout_ms, &rc, &buf, &why) < 0) {
             fail(m, r, why ? why : "too many frames", NULL);
             break;
         }
@@ -475,7 +476,13 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
             fail(m, r, "a reply that this stage does not allow", NULL);
             break;
         }
-        /* End of message: modifications, then a verdict. */
+        /* End of message: modifications, then a verdict; all of them together
+         * bounded. */
+        mod_bytes += buf.len + 64;
+        if (mod_bytes > MILTER_MODS_MAX || r->nmods >= MILTER_MODS_COUNT) {
+            fail(m, r, "too many changes", NULL);
+            break;
+        }
         {
             const char *s[2];
 

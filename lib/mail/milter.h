@@ -21,6 +21,8 @@
 
 #define MILTER_FRAME_MAX (1u << 20)     /* largest frame accepted from a filter */
 #define MILTER_CHUNK 65535u             /* body bytes sent in one frame */
+#define MILTER_MODS_MAX (64u << 20)     /* bytes of all changes to one message */
+#define MILTER_MODS_COUNT 10000         /* changes to one message */
 #define MILTER_VERSION 6
 
 /* What a stage's reply asks for. */
