@@ -13,7 +13,7 @@ import time
 import pytest
 
 from conftest import start_instance
-from instance import BUILD, reserve_port
+from instance import BUILD, reserve_port, wait_for
 
 SENDER = "sender@remote.test"
 
@@ -160,6 +160,9 @@ def test_filter_down_defers_and_nothing_is_lost():
         qid = inst.submit(SENDER, ["bob@example.test"], data)
         inst.wait_log(qid, "status=deferred", since=mark, timeout=30)
         assert not copies(inst, "bob@example.test", mid)
-        assert qid in inst.queue_files("deferred")
+        # kept in the queue (deferred, or active again for its retry), never removed
+        wait_for(lambda: qid in inst.queue_files("deferred"), timeout=30,
+                 what=f"{qid} in deferred/")
+        assert f"{qid}: removed" not in inst.log_since(mark)
     finally:
         inst.cleanup()
