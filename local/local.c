@@ -26,6 +26,13 @@ static void local_pre_jail(struct server *srv)
     local_ctx.router = router_open(srv->conf, &err);
     if (local_ctx.router == NULL)
         log_fatal("%s", err.len ? err.s : "cannot open the router's maps");
+    if (junk_parse(conf_str(srv->conf, CONF_junk_headers), &local_ctx.junk, &err) < 0)
+        log_fatal("%s", err.s);
+    local_ctx.junk_folder = xstrdup(conf_str(srv->conf, CONF_junk_folder));
+    if (local_ctx.junk_folder[0] == '\0')
+        local_ctx.junk_folder = NULL;
+    else if (!junk_folder_name_ok(local_ctx.junk_folder))
+        log_fatal("junk_folder = %s: not a Maildir++ folder name", local_ctx.junk_folder);
     local_ctx.outbuf = xmalloc(LOCAL_OUTBUF);
     srv->ctx = &local_ctx;
     str_free(&err);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 
 #include "deliver.h"
+#include "junk.h"
 #include "queue.h"
 
 struct router;
@@ -22,6 +23,8 @@ struct local_file;
 
 struct local_ctx {
     struct router *router;
+    struct junk_tests junk;          /* none: everything goes to the inbox */
+    const char *junk_folder;         /* Maildir++ name without its dot, or NULL */
     char *outbuf;                    /* LOCAL_OUTBUF bytes */
     struct local_file *files;        /* copies written, not yet durable */
     size_t nfiles;
@@ -35,6 +38,7 @@ struct local_msg {
     struct str content;
     bool whole;
     char **delivered_to;             /* NULL-terminated, "<>" removed */
+    bool junk;                       /* its header passed a junk_headers test */
 };
 
 /* Opens active/ID and reads its header.  0, or -1 with err; *corrupt is set when
@@ -55,5 +59,11 @@ void local_deliver(struct local_ctx *ctx, struct deliver_request *dr);
 /* fsyncs and links every copy written since the last call, then fsyncs each new/
  * directory once, and sets the results of their recipients. */
 void local_flush(struct local_ctx *ctx);
+
+/* junk.c.  Makes the Maildir++ folder ".folder" (tmp/, new/, cur/, maildirfolder)
+ * inside the existing Maildir, with the effective ids; the Maildir is opened as
+ * maildir_open does (no link, owned by the effective uid).  0, or -1 with err and
+ * errno. */
+int junk_folder_make(const char *maildir, const char *folder, struct str *err);
 
 #endif

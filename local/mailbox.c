@@ -136,12 +136,13 @@ static bool parent_exists(const char *path)
     return ok;
 }
 
-/* Writes one copy into a new file in tmp/ of the Maildir at path, with the current
+/* Writes one copy into a new file in tmp/ of the Maildir at path (or of its folder
+ * at path folder, called folder_name, made when missing), with the current
  * effective ids, and leaves it open in *t for local_batch_flush.  0, or -1 with err
  * and errno (nothing left behind). */
 static int maildir_write_copy(struct local_ctx *ctx, struct local_msg *m, const char *addr,
-                              const char *path, bool create, struct maildir_tmp *tp,
-                              struct str *err)
+                              const char *path, const char *folder_name, const char *folder,
+                              bool create, struct maildir_tmp *tp, struct str *err)
 {
     struct maildir_tmp t;
     struct outbuf o = { &t, ctx->outbuf, 0, 0 };
@@ -152,7 +153,7 @@ static int maildir_write_copy(struct local_ctx *ctx, struct local_msg *m, const 
      * case.  A virtual mailbox is made with its parents; a system user's only in
      * an existing home directory.  A directory that is a symbolic link or has
      * another owner is refused by maildir_open (ELOOP, EPERM), never repaired. */
-    if (maildir_open(path, &t, err) < 0) {
+    if (folder == NULL && maildir_open(path, &t, err) < 0) {
         e = errno;
         if (e != ENOENT || (!create && !parent_exists(path))) {
             errno = e;
@@ -160,6 +161,29 @@ static int maildir_write_copy(struct local_ctx *ctx, struct local_msg *m, const 
         }
         str_clear(err);
         if (maildir_create(path, 0700, err) < 0 || maildir_open(path, &t, err) < 0)
+            return -1;
+    }
+    /* A folder: the Maildir first (made as above when missing), then the folder
+     * inside it, then the file. */
+    if (folder != NULL && maildir_open(folder, &t, err) < 0) {
+        int fds[MAILDIR_NFD];
+
+        if (errno != ENOENT)
+            return -1;
+        str_clear(err);
+        if (maildir_dirs_open(path, geteuid(), fds, err) < 0) {
+            e = errno;
+            if (e != ENOENT || (!create && !parent_exists(path))) {
+                errno = e;
+                return -1;
+            }
+            str_clear(err);
+            if (maildir_create(path, 0700, err) < 0)
+                return -1;
+        } else {
+            maildir_dirs_close(fds);
+        }
+        if (junk_folder_make(path, folder_name, err) < 0 || maildir_open(folder, &t, err) < 0)
             return -1;
     }
 
@@ -207,6 +231,7 @@ struct local_file {
     char *dir;                      /* the Maildir, without a trailing '/' */
     bool linked;
     bool synced;
+    bool junk;                      /* written into the Junk folder */
 };
 
 static void file_fail(struct local_file *f, int e, const struct str *err)
@@ -292,7 +317,9 @@ void local_flush(struct local_ctx *ctx)
                 continue;
             g->synced = true;
             if (rc == 0) {
-                deliver_result(g->dr, g->i, DELIVER_OK, "2.0.0", "delivered to maildir");
+                deliver_result(g->dr, g->i, DELIVER_OK, "2.0.0", "%s",
+                               g->junk ? "delivered to maildir folder for spam"
+                                       : "delivered to maildir");
                 continue;
             }
             /* Not known to be durable: take it back so that a retry delivers once. */
@@ -318,7 +345,7 @@ void local_flush(struct local_ctx *ctx)
 /* Keeps the copy just written in t for local_flush (run at once when the batch is
  * full).  Its result stays "deferred" until then. */
 static void file_add(struct local_ctx *ctx, struct deliver_request *dr, size_t i,
-                     const struct router_mailbox *mb, const char *dir,
+                     const struct router_mailbox *mb, const char *dir, bool junk,
                      const struct maildir_tmp *t)
 {
     struct local_file *f;
@@ -333,6 +360,7 @@ static void file_add(struct local_ctx *ctx, struct deliver_request *dr, size_t i
     f->uid = mb->uid;
     f->gid = mb->gid;
     f->dir = xstrdup(dir);
+    f->junk = junk;
     deliver_result(dr, i, DELIVER_DEFER, "4.3.0", "delivery not completed");
     if (ctx->nfiles == LOCAL_BATCH_FILES)
         local_flush(ctx);
@@ -344,7 +372,8 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
     const char *addr = dr->rcpt[i].addr;
     struct router_mailbox mb;
     struct maildir_tmp t;
-    struct str err = STR_INIT, rerr = STR_INIT, dir = STR_INIT;
+    struct str err = STR_INIT, rerr = STR_INIT, dir = STR_INIT, folder = STR_INIT;
+    bool junk = m->junk && ctx->junk_folder != NULL;
     enum router_status rs;
     int rc, e;
 
@@ -395,7 +424,10 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
     str_set(&dir, mb.path.s, mb.path.len);
     while (dir.len > 1 && dir.s[dir.len - 1] == '/')
         str_truncate(&dir, dir.len - 1);
-    rc = maildir_write_copy(ctx, m, addr, dir.s, mb.create, &t, &err);
+    if (junk)
+        str_printf(&folder, "%s/.%s", dir.s, ctx->junk_folder);
+    rc = maildir_write_copy(ctx, m, addr, dir.s, junk ? ctx->junk_folder : NULL,
+                            junk ? folder.s : NULL, mb.create, &t, &err);
     e = errno;
     if (priv_restore(&rerr) < 0)
         log_fatal("cannot restore privileges: %s", rerr.s);
@@ -406,9 +438,10 @@ static void deliver_one(struct local_ctx *ctx, struct local_msg *m, struct deliv
                        err.len ? err.s : strerror(e));
         goto out;
     }
-    file_add(ctx, dr, i, &mb, dir.s, &t);
+    file_add(ctx, dr, i, &mb, junk ? folder.s : dir.s, junk, &t);
 out:
     router_mailbox_free(&mb);
+    str_free(&folder);
     str_free(&err);
     str_free(&rerr);
     str_free(&dir);
@@ -450,6 +483,9 @@ void local_deliver(struct local_ctx *ctx, struct deliver_request *dr)
         str_free(&err);
         return;
     }
+    m.junk = junk_match(&ctx->junk, m.content.s, m.content.len);
+    if (m.junk)
+        log_info("%s: marked as spam by its header", dr->id);
     for (size_t i = 0; i < dr->nrcpt; i++)
         deliver_one(ctx, &m, dr, i);
     local_msg_close(&m);

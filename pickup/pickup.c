@@ -207,7 +207,9 @@ static int take_envelope(void *arg, const struct maildrop_env *env)
     }
     if (qw_sender(t->qw, t->sender.s) < 0 || qw_attr(t->qw, "protocol", "sendmail") < 0
         || (env->ret != NULL && qw_attr(t->qw, "ret", env->ret) < 0)
-        || (env->envid != NULL && qw_attr(t->qw, "envid", env->envid) < 0))
+        || (env->envid != NULL && qw_attr(t->qw, "envid", env->envid) < 0)
+        || (conf_str(p->conf, CONF_content_filter)[0] != '\0'
+            && qw_attr(t->qw, "content_filter", conf_str(p->conf, CONF_content_filter)) < 0))
         t->io_error = true;
     /* Each recipient expanded as smtpd's RCPT does (aliases, virtual aliases); one
      * the resolver refuses is kept as given, so that qmgr bounces it to the sender. */

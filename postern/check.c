@@ -17,6 +17,8 @@
 
 #include "conf.h"
 #include "dnsbl.h"
+#include "junk.h"
+#include "milter.h"
 #include "map.h"
 #include "postern.h"
 #include "proto.h"
@@ -176,6 +178,50 @@ static void check_paths(struct checker *ck)
     free(dd);
 }
 
+/* The content filtering keys whose syntax is more than a string or a list:
+ * content_filter ("transport:nexthop", the transport a master.conf service name qmgr
+ * can use), junk_headers, junk_folder and the names in smtpd_milters. */
+static void check_filtering(struct checker *ck)
+{
+    const char *cf = conf_str(ck->c, CONF_content_filter);
+    const char *folder = conf_str(ck->c, CONF_junk_folder);
+    struct junk_tests jt;
+    struct str err = STR_INIT;
+
+    if (cf[0] != '\0') {
+        size_t n = strcspn(cf, ":");
+        bool ok = cf[n] == ':' && n > 0 && n < 32
+                  && strspn(cf, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+
+        for (const char *p = cf; *p && ok; p++)
+            ok = (unsigned char)*p > 0x20 && *p != 0x7f;
+        if (!ok)
+            problem(ck, "content_filter = %s: not transport:nexthop", cf);
+    }
+    if (junk_parse(conf_str(ck->c, CONF_junk_headers), &jt, &err) < 0)
+        problem(ck, "%s", err.s);
+    else
+        junk_free(&jt);
+    if (folder[0] != '\0' && !junk_folder_name_ok(folder))
+        problem(ck, "junk_folder = %s: not a Maildir++ folder name", folder);
+    {
+        char **specs = conf_list(ck->c, CONF_smtpd_milters);
+        struct milter_timeouts t = { 1, 1, 1 };
+
+        for (size_t i = 0; specs[i] != NULL; i++) {
+            struct milter *m;
+
+            str_clear(&err);
+            if (milter_new(specs[i], &t, &m, &err) < 0)
+                problem(ck, "smtpd_milters: %s", err.s);
+            else
+                milter_free(m);
+        }
+        strv_free(specs);
+    }
+    str_free(&err);
+}
+
 /* Settings that are valid alone but not together. */
 static void check_combinations(struct checker *ck)
 {
@@ -310,6 +356,7 @@ int check_run(const struct conf *c)
 {
     struct checker ck = { c, 0 };
     check_combinations(&ck);
+    check_filtering(&ck);
     check_paths(&ck);
     check_maps(&ck);
     check_dnsbl(&ck);

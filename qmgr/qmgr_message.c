@@ -212,6 +212,29 @@ static bool transport_name_ok(const char *s)
     return n > 0 && n < 32 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
+/* "transport:nexthop" (nexthop may be empty: the recipient's own route's) into its
+ * parts; a value without ':' or with a bad transport name leaves tr empty. */
+static void content_filter_split(const char *filter, struct str *tr, struct str *nh)
+{
+    const char *colon = strchr(filter, ':');
+
+    str_clear(tr);
+    str_clear(nh);
+    if (colon == NULL)
+        return;
+    str_set(tr, filter, (size_t)(colon - filter));
+    if (!transport_name_ok(tr->s)) {
+        str_clear(tr);
+        return;
+    }
+    str_sets(nh, colon + 1);
+    for (size_t i = 0; i < nh->len; i++)
+        if ((unsigned char)nh->s[i] <= 0x20 || nh->s[i] == 0x7f) {
+            str_clear(tr);
+            return;
+        }
+}
+
 static struct qjob *job_find(struct qjob **jobs, size_t njobs, const char *transport,
                              const char *nexthop)
 {
@@ -236,6 +259,15 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
 {
     struct qjob **jobs = xcalloc(n, sizeof(*jobs));
     size_t njobs = 0;
+    /* An after-queue filter named when the message arrived replaces the route of
+     * every deliverable recipient (those refused by the tables still fail here). */
+    const char *filter = queue_file_attr(&m->qf, "content_filter");
+    struct str ftr = STR_INIT, fnh = STR_INIT;
+
+    if (filter != NULL && filter[0] == '\0')
+        filter = NULL;
+    if (filter != NULL)
+        content_filter_split(filter, &ftr, &fnh);
 
     for (size_t k = 0; k < n; k++) {
         const char *t = e[k].tr.s ? e[k].tr.s : "", *h = e[k].nh.s ? e[k].nh.s : "";
@@ -266,6 +298,16 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
             qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.0", text.s);
             str_free(&text);
             continue;
+        }
+        if (filter != NULL) {
+            if (ftr.len == 0) {
+                qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.5",
+                                 "unusable content_filter in the queue file");
+                continue;
+            }
+            t = ftr.s;
+            if (fnh.len > 0)
+                h = fnh.s;
         }
         if (!transport_name_ok(t) || (tp = qmgr_transport(q, t)) == NULL) {
             struct str text = STR_INIT;
@@ -305,6 +347,8 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
         qmgr_job_queue(q, jobs[j]);
     }
     free(jobs);
+    str_free(&ftr);
+    str_free(&fnh);
 }
 
 /* Routes e[0..n) with as few requests to the resolver as its limits allow: one

@@ -234,7 +234,7 @@ static int edit_cmp(const void *a, const void *b)
 }
 
 int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *code,
-                     const char **dsn, char *text, size_t text_size)
+                     const char **dsn, char *text, size_t text_size, struct str *out)
 {
     struct mime_msg m;
     struct run r = { s, &m, NULL, 0, 0, NULL, text, text_size, false };
@@ -252,17 +252,16 @@ int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *
         size_t pos = 0;
         if (r.nedits > 1)
             qsort(r.edits, r.nedits, sizeof(*r.edits), edit_cmp);
-        for (size_t i = 0; i < r.nedits && rc == 0; i++) {
+        for (size_t i = 0; i < r.nedits; i++) {
             const struct edit *e = &r.edits[i];
             if (e->off < pos)
                 continue;       /* two edits of one field: the first wins */
-            if (qw_content(s->txn.qw, buf + pos, e->off - pos) < 0
-                || (e->text && qw_content(s->txn.qw, e->text, strlen(e->text)) < 0))
-                rc = -1;
+            str_append(out, buf + pos, e->off - pos);
+            if (e->text)
+                str_appends(out, e->text);
             pos = e->off + (e->keep ? 0 : e->len);
         }
-        if (rc == 0 && qw_content(s->txn.qw, buf + pos, len - pos) < 0)
-            rc = -1;
+        str_append(out, buf + pos, len - pos);
     }
     for (size_t i = 0; i < r.nedits; i++)
         free(r.edits[i].text);

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "str.h"
+
 struct smtpd_session;
 struct conf;
 
@@ -16,11 +18,10 @@ void smtpd_checks_setup(const struct conf *c);
 bool smtpd_checks_enabled(void);
 /* The most content kept for the checks (bytes). */
 size_t smtpd_checks_max(long long message_size_limit);
-/* Runs the checks over the client's content buf[0..len) and writes it, with the
- * header edits (IGNORE, REPLACE, PREPEND), to the transaction's queue file.  Sets
- * the transaction's hold or discard.  0 to go on with the commit; 1 after a REJECT
- * (code, dsn and text set, already logged); -1 when a write failed (errno). */
+/* Runs the checks over the message buf[0..len) and appends it, with the header edits
+ * (IGNORE, REPLACE, PREPEND), to out.  Sets the transaction's hold or discard.  0 to
+ * go on with the commit; 1 after a REJECT (code, dsn and text set, already logged). */
 int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *code,
-                     const char **dsn, char *text, size_t text_size);
+                     const char **dsn, char *text, size_t text_size, struct str *out);
 
 #endif

@@ -246,6 +246,10 @@ static void cmd_mail(struct smtpd_session *s, char *arg)
         smtpd_txn_reset(s);
         return;
     }
+    if (smtpd_milter_mail(s) < 0) {
+        smtpd_txn_reset(s);
+        return;
+    }
     t->active = true;
     smtpd_reply(s, 250, "2.1.0 Ok");
     s->oks[CMD_MAIL]++;

@@ -38,7 +38,8 @@ struct smtpd_data {
     bool header_too_big;
     bool write_failed;
     int write_errno;            /* of the first failed write */
-    /* content checks (checks.c): the client's content kept until its end */
+    /* content checks (checks.c) and milters (milter_smtpd.c): the message, our
+     * Received: field first, kept until its end, then written to the queue file */
     bool keeping;
     bool keep_too_big;
     size_t keep_max;
@@ -115,14 +116,16 @@ static struct smtpd_data *data_begin(struct smtpd_session *s, enum data_mode mod
 
     d->s = s;
     d->in_header = true;
-    d->keeping = smtpd_checks_enabled();
+    d->keeping = smtpd_checks_enabled() || smtpd_milter_active(s);
     d->keep_max = smtpd_checks_max(s->cf->message_size_limit);
     if (data_decode_init(&d->dec, mode, s->cf->line_length_limit, data_line, d) < 0) {
         free(d);
         return NULL;
     }
     received_header(s, &hdr);
-    if (!s->txn.qw_failed && qw_content(s->txn.qw, hdr.s, hdr.len) < 0) {
+    if (d->keeping) {
+        str_append(&d->keep, hdr.s, hdr.len);
+    } else if (!s->txn.qw_failed && qw_content(s->txn.qw, hdr.s, hdr.len) < 0) {
         log_warn("%s: queue file write error: %s", s->txn.id, strerror(errno));
         d->write_failed = true;
         d->write_errno = errno;
@@ -148,23 +151,15 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
 {
     struct smtpd_txn *t = &s->txn;
     struct str err = STR_INIT;
-    int code = 0, rc;
+    int code = 0;
     const char *dsn = NULL;
     char text[400];
+    const char *to = NULL;
+    /* the message as kept, after the content checks' header edits */
+    struct str msg = STR_INIT;
+    bool ok = false;
 
-    if (d->keeping && !d->keep_too_big && !d->dec.too_long && !d->too_big
-        && !d->header_too_big && !d->write_failed && !t->qw_failed) {
-        rc = smtpd_checks_run(s, d->keep.s ? d->keep.s : "", d->keep.len, &code, &dsn, text,
-                              sizeof(text));
-        if (rc < 0) {
-            log_warn("%s: queue file write error: %s", t->id, strerror(errno));
-            d->write_failed = true;
-            d->write_errno = errno;
-        }
-    }
-    if (code != 0) {
-        smtpd_reply(s, code, "%s %s", dsn, text);
-    } else if (d->keep_too_big) {
+    if (d->keep_too_big) {
         smtpd_reject(s, cmd, NULL, 552, "5.3.4", "Message too large for content checks");
     } else if (d->dec.too_long) {
         smtpd_reject(s, cmd, NULL, 554, "5.6.0", "Message line too long");
@@ -177,20 +172,46 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
     } else if (d->write_failed || t->qw_failed) {
         write_error_reply(s, d->write_errno);
     } else {
+        ok = true;
+    }
+    /* Header and body rules first, then the milters (DESIGN: cheap checks first). */
+    if (ok && d->keeping) {
+        const char *buf = d->keep.s ? d->keep.s : "";
+        if (smtpd_checks_enabled()
+            && smtpd_checks_run(s, buf, d->keep.len, &code, &dsn, text, sizeof(text),
+                                &msg) != 0) {
+            smtpd_reply(s, code, "%s %s", dsn, text);
+            ok = false;
+        } else if (!smtpd_checks_enabled()) {
+            str_append(&msg, buf, d->keep.len);
+        }
+    }
+    to = t->policy.hold ? "hold" : "incoming";
+    if (ok && t->policy.discard) {
+        /* an access table or a content check said DISCARD: taken, logged, not queued */
+        if (t->policy.why.len > 0)
+            log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
+                     t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
+        to = NULL;
+    } else if (ok && d->keeping && smtpd_milter_active(s)
+               && smtpd_milter_message(s, &msg, cmd, &to) < 0) {
+        ok = false;                     /* refused by a filter: answered */
+    } else if (ok && to == NULL) {
+        log_info("%s: from=<%s>, nrcpt=%zu: discarded by a filter", t->id, t->sender.s,
+                 t->nrcpt);
+    }
+    if (ok && to == NULL) {
+        smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
+        s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
+    } else if (ok && d->keeping && msg.len > 0 && qw_content(t->qw, msg.s, msg.len) < 0) {
+        log_warn("%s: queue file write error: %s", t->id, strerror(errno));
+        write_error_reply(s, errno);
+    } else if (ok) {
         size_t size = qw_content_size(t->qw);
         struct queue_writer *qw = t->qw;
-        const char *to = t->policy.hold ? "hold" : "incoming";
 
         t->qw = NULL;                   /* qw_commit frees it either way */
-        if (t->policy.discard) {
-            /* an access table said DISCARD: taken, logged, not queued */
-            qw_abort(qw);
-            if (t->policy.why.len > 0)
-                log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
-                         t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
-            smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
-            s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
-        } else if (qw_commit(qw, to, &err) < 0) {
+        if (qw_commit(qw, to, &err) < 0) {
             int e = errno;
             log_warn("%s: cannot commit queue file: %s", t->id,
                      err.s ? err.s : "unknown error");
@@ -200,13 +221,14 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
                 log_info("%s: %s; from=<%s> proto=%s helo=<%s>", t->id, t->policy.why.s,
                          t->sender.s, smtpd_protocol(s), s->helo.len ? s->helo.s : "");
             log_info("%s: from=<%s>, size=%zu, nrcpt=%zu (queue %s)", t->id,
-                     t->sender.s, size, t->nrcpt, t->policy.hold ? "hold" : "active");
+                     t->sender.s, size, t->nrcpt, strcmp(to, "hold") == 0 ? "hold" : "active");
             smtpd_reply(s, 250, "2.0.0 Ok: queued as %s", t->id);
             s->junk = 0;            /* a client that moves mail is not idling */
             s->oks[strcmp(cmd, "DATA") == 0 ? CMD_DATA : CMD_BDAT]++;
             wakeup_send(PROTO_PATH_QMGR, PROTO_REQ_WAKEUP);
         }
     }
+    str_free(&msg);
     if (t->data == d)
         t->data = NULL;
     smtpd_data_free(d);
@@ -254,6 +276,10 @@ void smtpd_cmd_data(struct smtpd_session *s, char *arg)
     }
     if ((why = data_refusal(s, &code)) != NULL) {
         smtpd_reply(s, code, "%s", why);
+        return;
+    }
+    if (smtpd_milter_data(s, "DATA") < 0) {
+        smtpd_txn_reset(s);
         return;
     }
     d = data_begin(s, DATA_MODE_DOT);
@@ -354,6 +380,13 @@ static void bdat_run(struct smtpd_session *s, char *arg)
         if (bdat_read(s, NULL, size) < 0)
             return;
         smtpd_reply(s, code, "%s", why);
+        return;
+    }
+    if (!t->bdat && smtpd_milter_data(s, "BDAT") < 0) {
+        /* refused by a filter, answered after the chunk (its bytes are not commands) */
+        if (bdat_read(s, NULL, size) == 0)
+            smtpd_flush(s);
+        smtpd_txn_reset(s);
         return;
     }
     if (!t->bdat) {

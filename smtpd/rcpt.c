@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "addr.h"
+#include "conf.h"
 #include "log.h"
 #include "resolve_clnt.h"
 #include "router.h"
@@ -83,6 +84,7 @@ static int txn_open(struct smtpd_session *s)
     struct smtpd_txn *t = &s->txn;
     struct str err = STR_INIT;
     char port[16], size[32];
+    const char *filter = conf_str(s->cf->conf, CONF_content_filter);
     int rc = 0;
 
     t->qw = qw_create(".", t->id, &err);
@@ -106,7 +108,8 @@ static int txn_open(struct smtpd_session *s)
         || (t->body && txn_attr(t, "body", t->body) < 0)
         || (t->smtputf8 && txn_attr(t, "smtputf8", "yes") < 0)
         || (t->ret && txn_attr(t, "ret", t->ret) < 0)
-        || (t->envid.len > 0 && txn_attr(t, "envid", t->envid.s) < 0))
+        || (t->envid.len > 0 && txn_attr(t, "envid", t->envid.s) < 0)
+        || (filter[0] != '\0' && txn_attr(t, "content_filter", filter) < 0))
         rc = -1;
     if (rc == 0 && t->declared_size >= 0) {
         snprintf(size, sizeof(size), "%lld", t->declared_size);
@@ -196,6 +199,8 @@ void smtpd_cmd_rcpt(struct smtpd_session *s, char *arg)
         smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
         goto out;
     }
+    if (smtpd_milter_rcpt(s, addr.s) < 0)
+        goto out;
     for (size_t i = 0; i < v.nexpanded; i++) {
         const char *final = v.expanded[i];
 

@@ -62,6 +62,7 @@ static void smtpd_pre_jail(struct server *srv)
     smtpd_auth_setup(cf, c);
     smtpd_policy_setup(cf, c);
     smtpd_checks_setup(c);
+    smtpd_milter_setup(cf, c);
 }
 
 static void smtpd_post_jail(struct server *srv)
@@ -156,6 +157,7 @@ static bool line_has_control(const struct str *line)
 
 static void smtpd_session_free(struct smtpd_session *s)
 {
+    smtpd_milter_end(s);
     stream_close(s->st);
     str_free(&s->helo);
     str_free(&s->line);

@@ -12,6 +12,7 @@
  *   auth_decode.c  AUTH's base64 and credential checks (auth_decode.h)
  *   policy.c   access tables, address checks, DNS blocklists at RCPT (policy.h)
  *   checks.c   header_checks, mime_header_checks, body_checks at the end (checks.h)
+ *   milter_smtpd.c  smtpd_milters: the filters' stages, and their changes
  * Everything a connection knows lives in struct smtpd_session (TLS and AUTH add
  * their state there); everything a mail transaction knows in struct smtpd_txn. */
 #ifndef POSTERN_SMTPD_H
@@ -33,6 +34,8 @@ struct conf;
 struct tls_ctx;
 struct auth_clnt;
 struct maplist;
+struct smtpd_milter_conf;
+struct smtpd_milters;
 
 enum smtpd_tls_level {
     SMTPD_TLS_NONE,             /* no STARTTLS */
@@ -77,6 +80,7 @@ struct smtpd_conf {
     bool sender_login_mismatch_allowed; /* any sender after AUTH (unsafe) */
     const char *recipient_delimiter;
     struct auth_clnt *auth;
+    struct smtpd_milter_conf *milter;   /* NULL: no smtpd_milters */
 };
 
 /* Per-command counters for the disconnect line, in Postfix's manner. */
@@ -137,6 +141,7 @@ struct smtpd_session {
     unsigned oks[CMD_COUNT];
     struct smtpd_txn txn;
     struct smtpd_policy_session policy; /* policy.c: the blocklist verdict */
+    struct smtpd_milters *milters;  /* connected at the first MAIL (milter_smtpd.c) */
 };
 
 /* ---- reply.c ---- */
@@ -203,6 +208,24 @@ void smtpd_addrset_free(struct smtpd_addrset *set);
 void smtpd_cmd_data(struct smtpd_session *s, char *arg);
 void smtpd_cmd_bdat(struct smtpd_session *s, char *arg);
 void smtpd_data_free(struct smtpd_data *d);
+
+/* ---- milter_smtpd.c ---- */
+/* Reads smtpd_milters and the milter_* keys (fatal on a bad filter name). */
+void smtpd_milter_setup(struct smtpd_conf *cf, const struct conf *c);
+bool smtpd_milter_active(const struct smtpd_session *s);
+/* The stages: 0 when the command may go on, -1 after a refusal was answered.
+ * smtpd_milter_mail connects the session's filters first. */
+int smtpd_milter_mail(struct smtpd_session *s);
+int smtpd_milter_rcpt(struct smtpd_session *s, const char *addr);
+int smtpd_milter_data(struct smtpd_session *s, const char *cmd);
+/* The whole message (LF line ends) through the filters; their changes are applied
+ * to msg.  0 with *to the queue directory to commit into ("incoming", or "hold" for
+ * a quarantine) or NULL (discarded: answer 250, keep nothing); -1 after a refusal
+ * was answered. */
+int smtpd_milter_message(struct smtpd_session *s, struct str *msg, const char *cmd,
+                         const char **to);
+/* Says QUIT to the session's filters. */
+void smtpd_milter_end(struct smtpd_session *s);
 
 /* ---- tls.c ---- */
 /* Reads the TLS settings and, before chroot, the certificate and key. */

@@ -296,3 +296,25 @@ CONF_KEY(smtp_helo_timeout, TIME, "300s", 1, 86400, NULL, NULL,
          "time allowed for the greeting and EHLO")
 CONF_KEY(smtp_data_timeout, TIME, "600s", 1, 86400, NULL, NULL,
          "time allowed for one block of message data")
+
+/* ---- content filtering: milters (smtpd), after-queue filter (smtpd, pickup, qmgr),
+ * Junk folder (local) ---- */
+CONF_KEY(content_filter, STR, "", 0, 300, NULL, "no after-queue filter",
+         "transport:nexthop that mail received by smtpd or pickup is sent through once "
+         "(e.g. smtp:[127.0.0.1]:10024)")
+CONF_KEY(junk_headers, STR, "X-Spam-Flag: YES, X-Spam: Yes", 0, 2000, NULL,
+         "no message is taken for spam",
+         "header fields (\"Name: value\", commas between) that mark a message as spam")
+CONF_KEY(junk_folder, STR, "Junk", 0, 200, NULL, "spam is delivered to the inbox",
+         "Maildir++ folder, without its leading dot, that local delivers spam into")
+CONF_KEY(smtpd_milters, LIST, "", 0, 16, NULL, "no milters",
+         "mail filters smtpd asks, in order: inet:host:port or unix:path")
+CONF_KEY(milter_connect_timeout, TIME, "30s", 1, 3600, NULL, NULL,
+         "time allowed to connect to a milter and negotiate")
+CONF_KEY(milter_command_timeout, TIME, "30s", 1, 3600, NULL, NULL,
+         "time allowed for a milter's reply to a command before the message content")
+CONF_KEY(milter_content_timeout, TIME, "300s", 1, 86400, NULL, NULL,
+         "time allowed for a milter's reply to a header, a body chunk or the end of a "
+         "message")
+CONF_KEY(milter_default_action, ENUM, "tempfail", 1, 1, "tempfail|accept", NULL,
+         "what a milter that is down, slow or talks garbage means for the message")

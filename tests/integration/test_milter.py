@@ -1,0 +1,250 @@
+"""smtpd_milters against a milter written in the test (milter_peer.py): every stage
+and reply, changes at the end of the message, quarantine to hold/, and a filter that is
+down, slow or talks garbage, under both milter_default_action values."""
+
+import os
+import smtplib
+import time
+
+import pytest
+
+from conftest import start_instance
+from instance import reserve_port, wait_for
+from milter_peer import (ACCEPT, DISCARD, TEMPFAIL, Milter, add_header, change_header,
+                         insert_header, quarantine, replace_body, reply)
+
+SENDER = "sender@remote.test"
+
+
+class Behaviour:
+    """Reacts to markers in the message: what the tests below send."""
+
+    def __call__(self, stage, info):
+        if stage == "mail" and "spammer@" in info["args"][0]:
+            return [reply("554 5.7.1 sender refused by the test milter")]
+        if stage == "rcpt" and "blocked@" in info["args"][0]:
+            return [reply("550 5.1.1 recipient refused by the test milter")]
+        if stage == "rcpt" and "later@" in info["args"][0]:
+            return [TEMPFAIL]
+        if stage != "eom":
+            return None
+        body = info["body"]
+        if b"REJECTME" in body:
+            return [reply("550 5.7.1 content refused by the test milter")]
+        if b"TEMPFAILME" in body:
+            return [TEMPFAIL]
+        if b"DISCARDME" in body:
+            return [DISCARD]
+        out = [add_header("X-Test-Milter", "seen"),
+               insert_header(0, "X-Inserted-First", "yes"),
+               change_header(1, "Subject", "changed by milter")]
+        if b"QUARANTINEME" in body:
+            out.append(quarantine("test quarantine"))
+        if b"REPLACEME" in body:
+            out.append(replace_body(b"the new body\r\nsecond line\r\n"))
+        if b"DELETEHDR" in body:
+            out.append(change_header(1, "X-Delete-Me", ""))
+        return out + [ACCEPT]
+
+
+@pytest.fixture(scope="module")
+def env():
+    port = reserve_port()
+    flt = Milter(port, Behaviour())
+    inst = start_instance(users=("alice@example.test", "bob@example.test",
+                                 "blocked@example.test", "later@example.test"),
+                          config={"smtpd_milters": f"inet:127.0.0.1:{port}",
+                                  "milter_command_timeout": "3s",
+                                  "milter_content_timeout": "3s",
+                                  "milter_connect_timeout": "3s"})
+    yield inst, flt
+    inst.cleanup()
+    flt.stop()
+
+
+def message(subject, body="hello", extra=""):
+    mid = f"<{subject.replace(' ', '.')}.{time.time()}@remote.test>"
+    return mid, (f"From: {SENDER}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n{extra}\r\n"
+                 f"{body}\r\n").encode()
+
+
+def send(inst, rcpts, data, sender=SENDER):
+    """(code, text) of the reply to the end of data (or to the command that refused)."""
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        code, text = s.mail(sender)
+        if code != 250:
+            return code, text
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            if code != 250:
+                return code, text
+        return s.data(data)
+
+
+def test_message_is_changed_before_the_250(env):
+    inst, flt = env
+    mid, data = message("original subject", extra="X-Delete-Me: 1\r\n", body="DELETEHDR")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 250, text
+    got = inst.wait_message("alice@example.test", mid)
+    head = got.split(b"\n\n", 1)[0]
+    assert b"X-Test-Milter: seen" in head
+    assert b"Subject: changed by milter" in head and b"original subject" not in head
+    assert b"X-Delete-Me" not in head
+    # inserted at index 0: before every field of the message (Received included)
+    fields = [l for l in head.split(b"\n") if l and l[0:1] not in (b" ", b"\t")]
+    assert fields[fields.index(b"Delivered-To: alice@example.test") + 1] \
+        == b"X-Inserted-First: yes"
+    # what the filter was told
+    msg = [m for m in flt.messages if any(mid in v for _, v in m["headers"])][-1]
+    names = [n for n, _ in msg["headers"]]
+    assert names[0] == "Received" and "Subject" in names
+    assert msg["body"] == b"DELETEHDR\r\n"
+    assert flt.macros["C"]["{client_addr}"] == "127.0.0.1"
+    assert flt.macros["C"]["j"] == inst.hostname
+    assert flt.macros["M"]["{mail_addr}"] == SENDER
+    assert flt.macros["R"]["{rcpt_addr}"] == "alice@example.test"
+    assert flt.macros["E"]["i"] in text.decode()
+    stages = [s for s, _ in flt.log]
+    for st in ("connect", "helo", "mail", "rcpt", "data", "header", "eoh", "body", "eom"):
+        assert st in stages
+
+
+def test_body_replaced(env):
+    inst, _ = env
+    mid, data = message("replace", body="REPLACEME please")
+    assert send(inst, ["alice@example.test"], data)[0] == 250
+    got = inst.wait_message("alice@example.test", mid)
+    assert got.endswith(b"\n\nthe new body\nsecond line\n")
+
+
+def test_reject_at_end_of_data(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("reject", body="REJECTME")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 550 and b"5.7.1 content refused by the test milter" in text
+    inst.wait_log("reject: DATA", "content refused", since=mark)
+    inst.wait_settled(mark)
+    assert not inst.find_messages("alice@example.test", mid)
+
+
+def test_tempfail_at_end_of_data(env):
+    inst, _ = env
+    mid, data = message("tempfail", body="TEMPFAILME")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 451 and b"4.7.1" in text
+
+
+def test_reject_sender_and_recipient(env):
+    inst, _ = env
+    code, text = send(inst, ["alice@example.test"], b"x\r\n", sender="spammer@remote.test")
+    assert code == 554 and b"5.7.1 sender refused" in text
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        assert s.mail(SENDER)[0] == 250
+        code, text = s.rcpt("blocked@example.test")
+        assert code == 550 and b"5.1.1 recipient refused" in text
+        assert s.rcpt("later@example.test")[0] == 451
+        # the transaction goes on with the recipients that were taken
+        assert s.rcpt("alice@example.test")[0] == 250
+        mid, data = message("after refused rcpt")
+        assert s.data(data)[0] == 250
+    inst.wait_message("alice@example.test", mid)
+
+
+def test_discard(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("discard", body="DISCARDME")
+    code, _ = send(inst, ["alice@example.test"], data)
+    assert code == 250
+    inst.wait_log("discarded by a filter", since=mark)
+    assert not any(f for f in inst.queue_files("incoming"))
+    assert not inst.find_messages("alice@example.test", mid)
+
+
+def test_quarantine_goes_to_hold(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("quarantine", body="QUARANTINEME")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 250
+    qid = text.decode().split()[-1]
+    inst.wait_log(qid, "milter-hold", since=mark)
+    assert qid in inst.queue_files("hold")
+    inst.run("queue", "release", qid)
+    got = inst.wait_message("alice@example.test", mid)
+    assert b"X-Test-Milter: seen" in got
+
+
+def test_bdat_goes_through_the_filter(env):
+    inst, _ = env
+    mid, data = message("bdat", body="REJECTME")
+    with inst.smtp() as s:
+        s.ehlo("client.test")
+        assert s.mail(SENDER)[0] == 250
+        assert s.rcpt("alice@example.test")[0] == 250
+        s.send(b"BDAT %d LAST\r\n" % len(data) + data)
+        code, text = s.getreply()
+        assert code == 550 and b"content refused" in text
+
+
+@pytest.mark.parametrize("misbehave", ["garbage", "hang", "close", "wrong", "huge", "down"])
+def test_misbehaving_filter_tempfails_and_smtpd_lives(env, misbehave):
+    inst, _ = env
+    port = reserve_port()
+    bad = None if misbehave == "down" else Milter(port, misbehave=misbehave)
+    try:
+        inst.config(smtpd_milters=f"inet:127.0.0.1:{port}")
+        inst.reload(daemons=("smtpd",))
+        mark = inst.log_mark()
+        mid, data = message(f"misbehave {misbehave}")
+        start = time.monotonic()
+        code, text = send(inst, ["bob@example.test"], data)
+        assert code == 451 and b"4.7.1" in text, (code, text)
+        assert time.monotonic() - start < 20
+        inst.wait_log(f"milter inet:127.0.0.1:{port}", since=mark)
+        inst.wait_settled(mark)
+        assert not inst.find_messages("bob@example.test", mid)
+        # smtpd still answers, and without the bad filter mail flows again
+        inst.config(smtpd_milters="")
+        inst.reload(daemons=("smtpd",))
+        assert send(inst, ["bob@example.test"], data)[0] == 250
+        inst.wait_message("bob@example.test", mid)
+        assert "panic" not in inst.log_since(mark) and "fatal" not in inst.log_since(mark)
+    finally:
+        if bad:
+            bad.stop()
+        inst.config(smtpd_milters=f"inet:127.0.0.1:{env[1].port}")
+        inst.reload(daemons=("smtpd",))
+
+
+@pytest.mark.parametrize("misbehave", ["close", "down"])
+def test_default_accept_passes_the_message(misbehave):
+    port = reserve_port()
+    bad = None if misbehave == "down" else Milter(port, misbehave=misbehave)
+    inst = start_instance(users=("carol@example.test",),
+                          config={"smtpd_milters": f"inet:127.0.0.1:{port}",
+                                  "milter_default_action": "accept",
+                                  "milter_content_timeout": "3s"})
+    try:
+        mid, data = message(f"accept when {misbehave}")
+        assert send(inst, ["carol@example.test"], data)[0] == 250
+        got = inst.wait_message("carol@example.test", mid)
+        assert b"X-Test-Milter" not in got
+    finally:
+        inst.cleanup()
+        if bad:
+            bad.stop()
+
+
+def test_bad_milter_name_is_refused():
+    inst = start_instance(start=False)
+    try:
+        inst.config(smtpd_milters="tcp:127.0.0.1:1")
+        p = inst.run("check", check=False)
+        assert p.returncode != 0 and "smtpd_milters" in p.stdout + p.stderr
+    finally:
+        inst.cleanup()
