@@ -16,7 +16,7 @@ struct ppart {
     struct mime_part pub;           /* first: the public part */
     struct ppart *last_child;
     size_t off_lf;                  /* bare "\n" before off */
-    size_t body_line, body_lf;      /* line starts and bare "\n" before body_off */
+    size_t body_line, body_lf;      /* "\n" and bare "\n" before body_off */
     unsigned char in_header;
     unsigned char closed;           /* multipart: its closing boundary was seen */
     const char *boundary;
@@ -32,9 +32,9 @@ struct parser {
     size_t nstack;
     bool boundaries_off;
     /* at the start of the current line */
-    size_t line_idx, lonelf;
+    size_t line_idx, lonelf, nls;   /* lines, bare "\n" and "\n" before it */
     /* the previous line */
-    size_t prev_start, prev_eol;
+    size_t prev_eol;
     bool prev_lone;
 };
 
@@ -222,13 +222,24 @@ static void part_fields(struct parser *ps, struct ppart *pp)
         }
     }
     str_free(&v);
-    if (!p->type_given && !strcmp(p->type, "text")) {
-        p->params = default_charset;
-        p->nparams = 1;
+    /* RFC 2045 5.2: text without a charset is us-ascii (BODYSTRUCTURE shows it) */
+    if (!strcmp(p->type, "text") &&
+        mime_param_find(p->params, p->nparams, "charset") == NULL) {
+        if (p->nparams == 0) {
+            p->params = default_charset;
+        } else {
+            struct mime_param *np = mime_arena_alloc(a, (p->nparams + 1) * sizeof(*np));
+            memcpy(np, p->params, p->nparams * sizeof(*np));
+            np[p->nparams] = default_charset[0];
+            p->params = np;
+        }
+        p->nparams++;
     }
 }
 
-/* Sets the end of pp at buffer offset end, with lines and bare "\n" counts before it. */
+/* Sets the end of pp at buffer offset end, with the numbers of "\n" and of bare "\n"
+ * before it.  A body's line count is the number of "\n" in it, as Dovecot counts:
+ * "a\r\nb" before a boundary is 1 line, "a\r\n" at the end of a message too. */
 static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
 {
     struct mime_part *p = &pp->pub;
@@ -267,13 +278,13 @@ static void part_close(struct parser *ps, struct ppart *pp, size_t ls, bool at_e
         ps->m->flags |= MIME_MSG_NO_END;
     }
     if (at_eof) {
-        part_close_at(pp, ps->len, ps->line_idx, ps->lonelf);
+        part_close_at(pp, ps->len, ps->nls, ps->lonelf);
     } else if (ps->line_idx == 0) {
         part_close_at(pp, ls, 0, 0);
     } else {
         /* the line end before the boundary belongs to the boundary */
         end = ls - ps->prev_eol;
-        lines = ps->line_idx - (ps->prev_start >= end ? 1 : 0);
+        lines = ps->line_idx - 1;       /* "\n" bytes before the previous one */
         lf = ps->lonelf - (ps->prev_lone ? 1 : 0);
         part_close_at(pp, end, lines, lf);
     }
@@ -428,12 +439,13 @@ int mime_parse(struct mime_msg *m, const char *buf, size_t len)
         }
         if (!handled && ps.cur->in_header && n == 0 && nl != NULL)
             header_done(&ps, next, ps.line_idx + 1, ps.lonelf + (lone ? 1 : 0));
-        ps.prev_start = pos;
         ps.prev_eol = eol;
         ps.prev_lone = lone;
         ps.line_idx++;
         if (lone)
             ps.lonelf++;
+        if (nl != NULL)
+            ps.nls++;
         pos = next;
     }
     for (struct ppart *q = ps.cur; q != NULL; q = (struct ppart *)q->pub.parent)
