@@ -1,0 +1,180 @@
+/* A walk over a MIME tree for content checks (header_checks, mime_header_checks,
+ * nested_header_checks, body_checks): every header field of every part with its
+ * class, and every body line, decoded where the part is text.  Memory stays bounded
+ * whatever the message: bodies are decoded in chunks and lines are handed over in
+ * pieces of at most MIME_WALK_LINE_MAX bytes. */
+#include <string.h>
+
+#include "mime.h"
+#include "mime_int.h"
+
+#define CHUNK 65536
+
+struct walk {
+    const struct mime_msg *m;
+    const struct mime_walk_ops *ops;
+    unsigned flags;
+    void *arg;
+};
+
+/* Raw lines of buf[b..e), line ends removed, long lines in pieces. */
+static int raw_lines(struct walk *w, const struct mime_part *p, size_t b, size_t e)
+{
+    const char *s = w->m->buf;
+    int r;
+
+    if (w->ops->body_line == NULL)
+        return 0;
+    while (b < e) {
+        const char *nl = memchr(s + b, '\n', e - b);
+        size_t k = nl != NULL ? (size_t)(nl - s) : e, n = k - b;
+        if (n > 0 && s[b + n - 1] == '\r')
+            n--;
+        while (n > MIME_WALK_LINE_MAX) {
+            if ((r = w->ops->body_line(w->arg, p, s + b, MIME_WALK_LINE_MAX)) != 0)
+                return r;
+            b += MIME_WALK_LINE_MAX;
+            n -= MIME_WALK_LINE_MAX;
+        }
+        if ((r = w->ops->body_line(w->arg, p, s + b, n)) != 0)
+            return r;
+        b = nl != NULL ? k + 1 : e;
+    }
+    return 0;
+}
+
+/* Complete lines of dec (all of it when last) converted and handed over; the rest
+ * stays in dec. */
+static int decoded_lines(struct walk *w, const struct mime_part *p, const char *charset,
+                         struct str *dec, bool last, struct str *utf)
+{
+    size_t b = 0;
+    int r = 0;
+
+    while (b < dec->len) {
+        const char *nl = memchr(dec->s + b, '\n', dec->len - b);
+        size_t k, n;
+        if (nl == NULL) {
+            if (!last && dec->len - b <= MIME_WALK_LINE_MAX)
+                break;
+            k = b + (dec->len - b > MIME_WALK_LINE_MAX ? MIME_WALK_LINE_MAX : dec->len - b);
+            n = k - b;
+        } else {
+            k = (size_t)(nl - dec->s);
+            n = k - b;
+            if (n > 0 && dec->s[b + n - 1] == '\r')
+                n--;
+        }
+        str_clear(utf);
+        if (charset != NULL)
+            (void)mime_charset_to_utf8(charset, dec->s + b, n, utf, MIME_WALK_LINE_MAX * 4);
+        else
+            str_append(utf, dec->s + b, n > MIME_WALK_LINE_MAX ? MIME_WALK_LINE_MAX : n);
+        if ((r = w->ops->body_line(w->arg, p, utf->s, utf->len)) != 0)
+            break;
+        b = nl != NULL ? k + 1 : k;
+    }
+    memmove(dec->s, dec->s + b, dec->len - b);
+    str_truncate(dec, dec->len - b);
+    return r;
+}
+
+static int leaf_body(struct walk *w, const struct mime_part *p)
+{
+    bool text = strcmp(p->type, "text") == 0;
+    const struct mime_param *cs;
+    struct mime_decoder d;
+    struct str dec = STR_INIT, utf = STR_INIT;
+    size_t b = p->body_off;
+    int r = 0;
+
+    if (w->ops->body_line == NULL)
+        return 0;
+    if (p->encoding == MIME_ENC_UNKNOWN ||
+        (!text && !(w->flags & MIME_WALK_DECODE_ALL) && strcmp(p->type, "message") != 0))
+        return raw_lines(w, p, p->body_off, p->end);
+    cs = text ? mime_param_find(p->params, p->nparams, "charset") : NULL;
+    mime_decoder_init(&d, p->encoding, SIZE_MAX);
+    while (b < p->end && r == 0) {
+        size_t n = p->end - b > CHUNK ? CHUNK : p->end - b;
+        mime_decoder_update(&d, w->m->buf + b, n, &dec);
+        b += n;
+        r = decoded_lines(w, p, text ? (cs != NULL ? cs->value : "us-ascii") : NULL, &dec,
+                          false, &utf);
+    }
+    if (r == 0) {
+        (void)mime_decoder_finish(&d, &dec);
+        r = decoded_lines(w, p, text ? (cs != NULL ? cs->value : "us-ascii") : NULL, &dec,
+                          true, &utf);
+    }
+    str_free(&dec);
+    str_free(&utf);
+    return r;
+}
+
+static enum mime_header_kind field_kind(const struct mime_part *p,
+                                        const struct mime_field *f)
+{
+    if ((f->name_len >= 8 && mime_eq_nocase(f->name, 8, "content-")) ||
+        mime_field_is(f, "mime-version"))
+        return MIME_HDR_MIME;
+    if (p->parent == NULL)
+        return MIME_HDR_PRIMARY;
+    if (strcmp(p->parent->type, "message") == 0)
+        return MIME_HDR_NESTED;
+    return MIME_HDR_MIME;
+}
+
+static int headers(struct walk *w, const struct mime_part *p, struct str *v)
+{
+    struct mime_field_iter it;
+    struct mime_field f;
+    size_t n = 0;
+    int r;
+
+    if (w->ops->header == NULL)
+        return 0;
+    mime_field_iter_init(&it, w->m->buf + p->off, p->body_off - p->off);
+    while (mime_field_next(&it, &f) == 1) {
+        if (++n > MIME_HEADER_FIELDS_MAX)
+            break;
+        (void)mime_field_value(&f, v, 0);
+        if ((r = w->ops->header(w->arg, p, field_kind(p, &f), &f, v->s, v->len)) != 0)
+            return r;
+    }
+    return 0;
+}
+
+int mime_walk(const struct mime_msg *m, const struct mime_walk_ops *ops, unsigned flags,
+              void *arg)
+{
+    struct walk w = { m, ops, flags, arg };
+    struct str v = STR_INIT;
+    int r = 0;
+
+    for (const struct mime_part *p = m->root; p != NULL && r == 0; p = mime_part_next(p)) {
+        if ((r = headers(&w, p, &v)) != 0)
+            break;
+        if (p->children == NULL) {
+            r = leaf_body(&w, p);
+        } else if (mime_part_is_multipart(p)) {
+            /* preamble, boundary lines and epilogue, as they are */
+            size_t b = p->body_off;
+            for (const struct mime_part *c = p->children; c != NULL && r == 0; c = c->next) {
+                if (c->off > b)
+                    r = raw_lines(&w, p, b, c->off);
+                b = c->end > b ? c->end : b;
+                /* the line end before a boundary belongs to it, not to a line */
+                if (b < p->end && m->buf[b] == '\r')
+                    b++;
+                if (b < p->end && m->buf[b] == '\n')
+                    b++;
+            }
+            if (r == 0 && p->end > b)
+                r = raw_lines(&w, p, b, p->end);
+        }
+        /* a message/rfc822 part's body is its child's header and body */
+    }
+    str_free(&v);
+    return r;
+}
