@@ -1,8 +1,9 @@
 /* The authenticated and selected states (RFC 3501 6.3-6.4) in a process that already
  * runs as the mailbox owner with the Maildir as its working directory (and root, when
- * started by root): the command loop and the commands valid in any state after
- * login.  Commands are untrusted. */
+ * started by root): the command loop, the commands valid in any state after login,
+ * and the dispatch to the folder commands (select.c, mailbox.c).  Commands are untrusted. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -28,6 +29,7 @@ static void cmd_capability(struct imap_session *s, struct imap_parser *ip)
 static void cmd_noop(struct imap_session *s, struct imap_parser *ip)
 {
     (void)ip;
+    imap_report_changes(s, true);
     imap_ok(&s->c, "NOOP completed");
 }
 
@@ -114,10 +116,14 @@ static void session_command(struct imap_session *s, const struct str *cmd)
         goto out;
     }
     c = find(commands, sizeof(commands) / sizeof(commands[0]), name.s);
+    if (c == NULL)
+        c = imap_mailbox_command(name.s);
     if (c == NULL) {
         imap_bad(&s->c, "Unknown command");
     } else if ((c->flags & IMAP_CMD_NOARGS) && !imap_p_eol(&ip)) {
         imap_bad(&s->c, "%s takes no arguments", c->name);
+    } else if ((c->flags & IMAP_CMD_SELECTED) && s->box == NULL) {
+        imap_bad(&s->c, "%s needs a selected mailbox", c->name);
     } else {
         c->fn(s, &ip);
     }
@@ -154,6 +160,9 @@ int imap_session(struct login_handoff *h, const struct auth_result *who)
         stream_puts(s.c.st, "* BYE Server shutting down\r\n");
     log_info("logout: user=<%s>, client=[%s], %s", s.c.user, s.c.client,
              s.logout ? "logout" : timed_out ? "timeout" : "disconnected");
+    imap_unselect(&s);
+    free(s.view);
+    str_free(&s.box_name);
     stream_flush(s.c.st);
     stream_close(s.c.st);
     str_free(&cmd);
