@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "auth_clnt.h"
 #include "imapd.h"
@@ -13,6 +14,7 @@
 #include "login.h"
 #include "server.h"
 #include "session.h"
+#include "store_folder.h"
 #include "stream.h"
 
 static void cmd_capability(struct imap_session *s, struct imap_parser *ip)
@@ -132,6 +134,21 @@ out:
     str_free(&name);
 }
 
+/* A Maildir IMAP has never seen (no subscriptions file yet) gets the special-use
+ * folders Drafts, Sent, Trash, Junk and Archive, subscribed. */
+static void first_login(struct imap_session *s)
+{
+    struct str err = STR_INIT;
+
+    if (access(IMAP_MAILDIR "/subscriptions", F_OK) == 0 || errno != ENOENT)
+        return;
+    if (store_folders_init(IMAP_MAILDIR, &err) < 0)
+        log_warn("user=<%s>: making the special-use folders: %s", s->c.user, err.s);
+    else
+        log_info("user=<%s>: special-use folders made", s->c.user);
+    str_free(&err);
+}
+
 int imap_session(struct login_handoff *h, const struct auth_result *who)
 {
     struct imap_session s;
@@ -145,6 +162,7 @@ int imap_session(struct login_handoff *h, const struct auth_result *who)
     stream_set_timeout(s.c.st, imap_cf.timeout_ms);
     log_info("session: user=<%s>, client=[%s]%s", s.c.user, s.c.client,
              h->tls ? ", tls" : "");
+    first_login(&s);
     while (!s.c.closing && !server_stop) {
         enum imap_read r = imap_read_command(&s.c, &cmd);
         if (r == IMAP_READ_EOF) {

@@ -79,9 +79,13 @@ def test_folders(imap):
     c = connect(imap, "bob@example.test")
     ok(c.create("Work"))
     ok(c.create("Work.Projects"))
-    ok(c.create("Sent"))
     typ, data = c.create("Work")
     assert typ == "NO"
+    # made at the first login, subscribed
+    assert c.create("Sent")[0] == "NO"
+    lsub = b" ".join(ok(c.lsub()))
+    for name in (b"Drafts", b"Sent", b"Trash", b"Junk", b"Archive"):
+        assert name in lsub
     names = {}
     for line in ok(c.list()):
         m = re.match(rb'\((.*?)\) "\." "?([^"]*)"?$', line)
@@ -89,7 +93,9 @@ def test_folders(imap):
     assert "INBOX" in names and "Work.Projects" in names
     assert "\\HasChildren" in names["Work"]
     assert "\\HasNoChildren" in names["Work.Projects"]
-    assert "\\Sent" in names["Sent"]
+    assert "\\Sent" in names["Sent"] and "\\Trash" in names["Trash"]
+    assert "\\Junk" in names["Junk"] and "\\Drafts" in names["Drafts"]
+    assert "\\Archive" in names["Archive"]
     lines = ok(c.list('""', "Work.%"))
     assert len(lines) == 1 and b"Work.Projects" in lines[0]
     assert ok(c.list('""', '""')) == [b'(\\Noselect) "." ""']
@@ -161,7 +167,6 @@ def test_store_copy_move_expunge_search(imap):
     for i in range(5):
         ok(c.append("INBOX", None, None,
                     b"From: x@example.test\r\nSubject: note %d\r\n\r\nbody %d text\r\n" % (i, i)))
-    ok(c.create("Archive"))
     typ, data = c.select("INBOX")
     assert int(data[0]) == 5
     data = ok(c.store("1:2", "+FLAGS", "(\\Seen \\Answered)"))

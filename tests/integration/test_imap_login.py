@@ -8,6 +8,7 @@ import base64
 import imaplib
 import socket
 import ssl
+import time
 
 import pytest
 
@@ -256,3 +257,70 @@ def test_starttls_injection_discarded(imap):
     got = tls.recv(200)
     assert got.startswith(b"a3 OK"), got
     tls.close()
+
+
+@pytest.fixture(scope="module")
+def slow(request):
+    """Short deadlines, to see them enforced."""
+    inst = start_instance(users=(USER,), domains=("example.test",),
+                          config={"mynetworks": "192.0.2.0/24",
+                                  "imapd_loopback_plaintext_login": "yes",
+                                  "imapd_preauth_deadline": "4s",
+                                  "imapd_command_deadline": "2s"})
+    wait_for(lambda: _greets(inst), what="IMAP port to answer")
+    yield inst
+    inst.cleanup()
+
+
+def _closed_within(r, seconds):
+    """Lines until EOF, which must come within seconds."""
+    r.sock.settimeout(seconds)
+    lines = []
+    while True:
+        ln = r.line()
+        if not ln:
+            return lines
+        lines.append(ln)
+
+
+def test_trickled_command_cut_off(slow):
+    r = Raw(slow.port("imap"))
+    r.line()
+    mark = slow.log_mark()
+    r.send(b"a1 NO")
+    lines = _closed_within(r, 10)
+    assert lines and lines[-1].startswith(b"* BYE"), lines
+    slow.wait_log("command line deadline exceeded", since=mark)
+    r.close()
+
+
+def test_preauth_deadline(slow):
+    r = Raw(slow.port("imap"))
+    r.line()
+    mark = slow.log_mark()
+    t0 = time.monotonic()
+    got_bye = False
+    while time.monotonic() - t0 < 10:
+        try:
+            r.send(b"n NOOP\r\n")
+        except OSError:
+            break
+        ln = r.line()
+        if not ln:
+            break
+        if ln.startswith(b"* BYE"):
+            got_bye = True
+            break
+        time.sleep(0.5)
+    assert got_bye
+    assert time.monotonic() - t0 < 8
+    slow.wait_log("pre-auth deadline exceeded", since=mark)
+    r.close()
+
+
+def test_login_still_works_with_deadlines(slow):
+    c = imaplib.IMAP4("127.0.0.1", slow.port("imap"))
+    c.login(USER, PASSWORD)
+    time.sleep(5)                   # past the pre-auth deadline: it no longer applies
+    assert c.noop()[0] == "OK"
+    c.logout()
