@@ -118,20 +118,32 @@ void imap_report_changes(struct imap_session *s, bool expunges)
         store_changes_free(&ch);
         return;
     }
-    if (!expunges && ch.n_expunged > 0) {
-        /* RFC 3501 7.4.1: not during FETCH, STORE or SEARCH; the next command says it.
-         * The view keeps the gone UIDs until then. */
-        store_changes_free(&ch);
-        return;
+    if (!expunges) {
+        /* RFC 3501 7.4.1: no EXPUNGE during FETCH, STORE or SEARCH.  They wait, and
+         * the view keeps the gone UIDs (and so its size) until then. */
+        if (ch.n_expunged > 0) {
+            s->exp_pending = xreallocarray(s->exp_pending,
+                                           s->n_exp_pending + ch.n_expunged,
+                                           sizeof(*s->exp_pending));
+            memcpy(s->exp_pending + s->n_exp_pending, ch.expunged,
+                   ch.n_expunged * sizeof(*ch.expunged));
+            s->n_exp_pending += ch.n_expunged;
+        }
+    } else {
+        report_expunged(s, s->exp_pending, s->n_exp_pending);
+        s->n_exp_pending = 0;
+        report_expunged(s, ch.expunged, ch.n_expunged);
     }
-    report_expunged(s, ch.expunged, ch.n_expunged);
     if (ch.keywords_changed) {
         stream_puts(s->c.st, "* FLAGS (");
         put_flag_names(s);
         stream_puts(s->c.st, ")\r\n");
     }
     n = store_count(s->box);
-    if (ch.n_added > 0 || n != s->nview) {
+    /* New UIDs are above all others: a different last UID means new messages. */
+    if (s->n_exp_pending == 0
+        && (ch.n_added > 0 || n != s->nview
+            || (n > 0 && store_msg(s->box, n - 1)->uid != s->view[s->nview - 1]))) {
         for (size_t i = 0; i < n; i++)
             if (store_msg(s->box, i)->flags & STORE_F_RECENT)
                 recent++;
@@ -160,6 +172,7 @@ void imap_unselect(struct imap_session *s)
         store_watch_close(s->watch);
     s->watch = NULL;
     s->nview = 0;
+    s->n_exp_pending = 0;
     str_clear(&s->box_name);
 }
 

@@ -180,6 +180,7 @@ int imap_session(struct login_handoff *h, const struct auth_result *who)
              s.logout ? "logout" : timed_out ? "timeout" : "disconnected");
     imap_unselect(&s);
     free(s.view);
+    free(s.exp_pending);
     str_free(&s.box_name);
     stream_flush(s.c.st);
     stream_close(s.c.st);

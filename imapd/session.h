@@ -26,6 +26,8 @@ struct imap_session {
     struct store_watch *watch;      /* inotify on the selected folder (may be NULL) */
     uint32_t *view;                 /* the UIDs the client knows, by sequence number */
     size_t nview, view_cap;
+    uint32_t *exp_pending;          /* expunges seen during FETCH, STORE or SEARCH, */
+    size_t n_exp_pending;           /* to be told at the next command that may */
 };
 
 #define IMAP_CMD_NOARGS   0x1       /* takes no arguments */

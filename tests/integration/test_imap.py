@@ -312,3 +312,26 @@ def test_bad_input_after_login(imap):
     assert r.cmd(b"l NOOP")[-1].startswith(b"l OK")
     r.cmd(b"z LOGOUT")
     r.close()
+
+
+def test_no_expunge_during_fetch(imap):
+    user = "bob@example.test"
+    a = connect(imap, user)
+    ok(a.create("Defer"))
+    for i in range(3):
+        ok(a.append("Defer", None, None, b"Subject: d%d\r\n\r\nx\r\n" % i))
+    a.select("Defer")
+    r = RawSession(imap, user)
+    r.cmd(b"s SELECT Defer")
+    ok(a.store("2", "+FLAGS.SILENT", "(\\Deleted)"))
+    ok(a.expunge())
+    out = r.cmd(b"f FETCH 1:3 (FLAGS)")
+    assert not any(b"EXPUNGE" in ln for ln in out), out
+    assert out[-1].startswith(b"f NO [EXPUNGEISSUED]") or out[-1].startswith(b"f OK"), out
+    out = r.cmd(b"n NOOP")
+    assert out[0] == b"* 2 EXPUNGE\r\n", out
+    out = r.cmd(b"g FETCH 1:* (UID)")
+    assert len([ln for ln in out if b"FETCH (" in ln]) == 2, out
+    r.cmd(b"z LOGOUT")
+    r.close()
+    a.logout()
