@@ -542,6 +542,39 @@ void store_changes_free(struct store_changes *ch)
     memset(ch, 0, sizeof(*ch));
 }
 
+/* Under the lock at open: temporary UID lists left by a process killed while
+ * writing one, and files in tmp/ older than 36 hours (the Maildir specification's
+ * rule for abandoned deliveries). */
+static void clean_leftovers(struct store_box *b)
+{
+    static const char prefix[] = UIDLIST_FILE ".tmp";
+    time_t now = time(NULL);
+
+    for (int pass = 0; pass < 2; pass++) {
+        int fd = dup(pass == 0 ? b->dirfd : b->tmpfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        struct stat st;
+
+        if (d == NULL) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        for (int n = 0; n < 100000 && (de = readdir(d)) != NULL; n++) {
+            if (pass == 0) {
+                if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0)
+                    unlinkat(b->dirfd, de->d_name, 0);
+            } else if (de->d_name[0] != '.' &&
+                       fstatat(b->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISREG(st.st_mode) && st.st_mtime < now - 36 * 3600) {
+                unlinkat(b->tmpfd, de->d_name, 0);
+            }
+        }
+        closedir(d);
+    }
+}
+
 static int open_sub(int dirfd, const char *name)
 {
     return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -569,6 +602,7 @@ int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_bo
         store_close(b);
         return -1;
     }
+    clean_leftovers(b);
     int rc = store_sync_locked(b, err);
     remember_stamps(b);
     store_unlock(lk);
