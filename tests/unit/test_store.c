@@ -4,6 +4,7 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 
 #include "maildir.h"
 #include "store.h"
+#include "store_watch.h"
 #include "str.h"
 
 static void folder(char *dir, size_t len, const char *name)
@@ -299,4 +301,33 @@ TEST(corrupt_or_missing_list_rebuilt)
     store_changes_free(&ch);
     store_close(b);
     str_free(&err);
+}
+
+TEST(watch_sees_delivery_and_unlink)
+{
+    char dir[600], p[800];
+    struct store_watch *w;
+    struct pollfd pfd;
+
+    folder(dir, sizeof(dir), "w");
+    w = store_watch_open(dir);
+    CHECK(w != NULL);
+    if (w == NULL)
+        return;
+    CHECK(!store_watch_drain(w));
+    /* Our own temporary names (leading dot) do not count. */
+    put(dir, "new/.tmpfile", "x");
+    CHECK(!store_watch_drain(w));
+    put(dir, "new/1.M1P1.h", "x\n");
+    pfd.fd = store_watch_fd(w);
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 1000) == 1);
+    CHECK(store_watch_drain(w));
+    CHECK(!store_watch_drain(w));
+    snprintf(p, sizeof(p), "%s/new/1.M1P1.h", dir);
+    unlink(p);
+    CHECK(poll(&pfd, 1, 1000) == 1 && store_watch_drain(w));
+    store_watch_close(w);
+    snprintf(p, sizeof(p), "%s/nope", dir);
+    CHECK(store_watch_open(p) == NULL);
 }
