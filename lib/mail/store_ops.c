@@ -50,7 +50,7 @@ static int lock_sync(struct store_box *b, struct str *err)
 
     if (lk < 0)
         return -1;
-    if (store_sync_locked(b, err) < 0) {
+    if (store_sync_changed(b, err) < 0) {
         store_unlock(lk);
         return -1;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "maildir.h"
@@ -330,4 +331,49 @@ TEST(watch_sees_delivery_and_unlink)
     store_watch_close(w);
     snprintf(p, sizeof(p), "%s/nope", dir);
     CHECK(store_watch_open(p) == NULL);
+}
+
+/* Sets the modification time of dir/sub an hour back. */
+static void age(const char *dir, const char *sub)
+{
+    char p[800];
+    struct timespec ts[2] = { { time(NULL) - 3600, 0 }, { time(NULL) - 3600, 0 } };
+
+    snprintf(p, sizeof(p), "%s/%s", dir, sub);
+    utimensat(AT_FDCWD, p, ts, 0);
+}
+
+TEST(quick_check_still_sees_changes)
+{
+    char dir[600], p[800];
+    struct store_box *b = NULL;
+    struct str err = STR_INIT;
+    struct store_changes ch;
+
+    folder(dir, sizeof(dir), "q");
+    put(dir, "new/1.M1P1.h", "1\n");
+    age(dir, "new");
+    age(dir, "cur");
+    CHECK(store_open(dir, 0, 0, &b, &err) == 0);
+    if (b == NULL)
+        return;
+    age(dir, "new");
+    age(dir, "cur");
+    CHECK(store_sync(b, &ch, &err) == 0);       /* stamps old now: trusted */
+    store_changes_free(&ch);
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 0);
+    store_changes_free(&ch);
+    put(dir, "new/2.M1P1.h", "2\n");            /* new/ changes: seen */
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 1);
+    store_changes_free(&ch);
+    age(dir, "new");
+    age(dir, "cur");
+    CHECK(store_sync(b, &ch, &err) == 0);
+    store_changes_free(&ch);
+    snprintf(p, sizeof(p), "%s/cur/1.M1P1.h:2,", dir);
+    CHECK(unlink(p) == 0);                      /* cur/ changes: seen */
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_expunged == 1 && ch.expunged[0] == 1);
+    store_changes_free(&ch);
+    store_close(b);
+    str_free(&err);
 }
