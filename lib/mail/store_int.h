@@ -46,8 +46,8 @@ void uidlist_free(struct uidlist *ul);
 /* Parses text strictly; -1 (with err) when anything is out of place. */
 int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *err);
 void uidlist_format(const struct uidlist *ul, struct str *out);
-/* Reads dirfd's list: 1 when read, 0 when missing, -1 (err) when corrupt or
- * unreadable. */
+/* Reads dirfd's list: 1 when read, 0 when missing, -1 (err) when corrupt (to be
+ * rebuilt), -2 (err) on an I/O error (the sync fails, nothing is rebuilt). */
 int uidlist_read(int dirfd, struct uidlist *ul, struct str *err);
 /* Replaces the list durably (tmp, fsync, rename, fsync of the directory). */
 int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err);

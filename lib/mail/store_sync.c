@@ -17,6 +17,7 @@
 
 #include "atomic_file.h"
 #include "file_read.h"
+#include "log.h"
 #include "maildir_scan.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -109,8 +110,6 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct 
                 break;
             }
             if (pass == 0) {
-                if (b->flags & STORE_RDONLY)
-                    continue;       /* left for a writer; not listed yet */
                 store_name_make(&nn, name, f.blen, f.flags, f.keywords);
                 if (renameat(b->newfd, name, b->curfd, nn.s) < 0)
                     continue;       /* gone meanwhile, or taken by another reader */
@@ -312,6 +311,14 @@ int store_sync_locked(struct store_box *b, struct str *err)
 
     store_keywords_read(b);
     r = uidlist_read(b->dirfd, &ul, &why);
+    if (r == -2) {
+        str_clear(err);
+        str_printf(err, "%s: %s", b->dir, why.s);
+        str_free(&why);
+        return -1;
+    }
+    if (r < 0)
+        log_warn("%s: %s; rebuilt with a new UIDVALIDITY", b->dir, why.s);
     if (r <= 0) {
         /* Missing or corrupt: rebuilt, every UID renewed under a new UIDVALIDITY. */
         uint32_t old = b->ul.uidvalidity > ul.uidvalidity ? b->ul.uidvalidity : 0;

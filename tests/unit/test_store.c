@@ -377,3 +377,23 @@ TEST(quick_check_still_sees_changes)
     store_close(b);
     str_free(&err);
 }
+
+TEST(read_only_sees_new_mail_without_recent)
+{
+    char dir[600];
+    struct store_box *ro = NULL;
+    struct str err = STR_INIT;
+    struct store_changes ch;
+
+    folder(dir, sizeof(dir), "r");
+    CHECK(store_open(dir, STORE_RDONLY, 0, &ro, &err) == 0);
+    if (ro == NULL)
+        return;
+    put(dir, "new/5.M1P1.h", "x\n");
+    CHECK(store_sync(ro, &ch, &err) == 0 && ch.n_added == 1);
+    store_changes_free(&ch);
+    CHECK(store_count(ro) == 1 && !(store_msg(ro, 0)->flags & STORE_F_RECENT));
+    CHECK(exists(dir, "cur/5.M1P1.h:2,"));
+    store_close(ro);
+    str_free(&err);
+}
