@@ -46,8 +46,8 @@ void uidlist_free(struct uidlist *ul);
 /* Parses text strictly; -1 (with err) when anything is out of place. */
 int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *err);
 void uidlist_format(const struct uidlist *ul, struct str *out);
-/* Reads dirfd's list: 1 when read, 0 when missing, -1 (err) when corrupt or
- * unreadable. */
+/* Reads dirfd's list: 1 when read, 0 when missing, -1 (err) when corrupt (to be
+ * rebuilt), -2 (err) on an I/O error (the sync fails, nothing is rebuilt). */
 int uidlist_read(int dirfd, struct uidlist *ul, struct str *err);
 /* Replaces the list durably (tmp, fsync, rename, fsync of the directory). */
 int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err);
@@ -84,6 +84,7 @@ struct store_box {
     struct store_changes pending;       /* found by internal syncs, not yet reported */
     struct timespec seen_new, seen_cur, seen_list;      /* for the quick check */
     ino_t seen_list_ino;
+    bool stamps_trusted;                /* the directory stamps were old when taken */
     bool synced;
 };
 
@@ -91,6 +92,12 @@ struct store_box {
  * when changed) and the view; changes found go to b->pending (added UIDs of own
  * operations excepted).  0, or -1 with err. */
 int store_sync_locked(struct store_box *b, struct str *err);
+/* store_sync_locked, unless the quick check shows nothing changed. */
+int store_sync_changed(struct store_box *b, struct str *err);
+/* Records the stamps of new/ and cur/ (before a scan) and of the list (after it
+ * was written, under the lock), for store_sync's quick check. */
+void store_stamp_dirs(struct store_box *b);
+void store_stamp_list(struct store_box *b);
 /* Writes b->ul, then rebuilds the view from it (keeping \Recent). */
 int store_commit(struct store_box *b, struct str *err);
 /* Reads dovecot-keywords into b->kw; writes it from b->kw. */

@@ -50,7 +50,7 @@ static int lock_sync(struct store_box *b, struct str *err)
 
     if (lk < 0)
         return -1;
-    if (store_sync_locked(b, err) < 0) {
+    if (store_sync_changed(b, err) < 0) {
         store_unlock(lk);
         return -1;
     }
@@ -201,9 +201,17 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
 
 /* Expunges the messages among uids (all when NULL) that have \Deleted, or that are
  * among uids whatever their flags when any is true. */
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any,
                    uint32_t **done, size_t *n_done, struct str *err)
 {
+    uint32_t *sorted = NULL;
     int lk, rc = 0;
     size_t k = 0;
     struct str nm = STR_INIT;
@@ -217,15 +225,17 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
         return rdonly(err);
     if ((lk = lock_sync(b, err)) < 0)
         return -1;
+    if (uids != NULL) {
+        sorted = xreallocarray(NULL, n ? n : 1, sizeof(*sorted));
+        memcpy(sorted, uids, n * sizeof(*sorted));
+        qsort(sorted, n, sizeof(*sorted), cmp_u32);
+    }
     for (size_t i = 0; i < b->ul.n; i++) {
         struct uidlist_rec *rec = &b->ul.v[i];
         bool want = any || (rec->flags & STORE_F_DELETED) != 0;
 
-        if (uids != NULL && want) {
-            want = false;
-            for (size_t j = 0; j < n && !want; j++)
-                want = uids[j] == rec->uid;
-        }
+        if (uids != NULL && want)
+            want = n > 0 && bsearch(&rec->uid, sorted, n, sizeof(*sorted), cmp_u32) != NULL;
         if (want) {
             store_rec_file(rec, &nm);
             if (unlinkat(b->curfd, nm.s, 0) < 0 && errno != ENOENT) {

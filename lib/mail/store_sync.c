@@ -17,6 +17,7 @@
 
 #include "atomic_file.h"
 #include "file_read.h"
+#include "log.h"
 #include "maildir_scan.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -109,8 +110,6 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct 
                 break;
             }
             if (pass == 0) {
-                if (b->flags & STORE_RDONLY)
-                    continue;       /* left for a writer; not listed yet */
                 store_name_make(&nn, name, f.blen, f.flags, f.keywords);
                 if (renameat(b->newfd, name, b->curfd, nn.s) < 0)
                     continue;       /* gone meanwhile, or taken by another reader */
@@ -295,6 +294,7 @@ int store_commit(struct store_box *b, struct str *err)
     if (uidlist_write(b->dirfd, b->dir, &b->ul, err) < 0)
         return -1;
     rebuild_view(b, NULL, 0);
+    store_stamp_list(b);
     return 0;
 }
 
@@ -311,6 +311,14 @@ int store_sync_locked(struct store_box *b, struct str *err)
 
     store_keywords_read(b);
     r = uidlist_read(b->dirfd, &ul, &why);
+    if (r == -2) {
+        str_clear(err);
+        str_printf(err, "%s: %s", b->dir, why.s);
+        str_free(&why);
+        return -1;
+    }
+    if (r < 0)
+        log_warn("%s: %s; rebuilt with a new UIDVALIDITY", b->dir, why.s);
     if (r <= 0) {
         /* Missing or corrupt: rebuilt, every UID renewed under a new UIDVALIDITY. */
         uint32_t old = b->ul.uidvalidity > ul.uidvalidity ? b->ul.uidvalidity : 0;
@@ -327,6 +335,7 @@ int store_sync_locked(struct store_box *b, struct str *err)
     str_free(&why);
     if (b->synced && ul.uidvalidity != b->ul.uidvalidity)
         b->pending.uidvalidity_changed = true;
+    store_stamp_dirs(b);
     if (scan_dirs(b, &s, false, err) < 0) {
         uidlist_free(&ul);
         scan_free(&s);
@@ -420,38 +429,63 @@ int store_sync_locked(struct store_box *b, struct str *err)
     b->ul = ul;
     rebuild_view(b, b->synced ? &b->pending : NULL, first_new);
     b->synced = true;
+    store_stamp_list(b);
     return 0;
 }
 
-/* True when neither directory nor the list changed since the last sync. */
+/* Directory stamps are trusted only when taken well after the last change they
+ * show: a file system's clock ticks coarsely, and a second change within the same
+ * tick as the first would leave the stamp as it was. */
+#define STAMP_MARGIN_NS 200000000LL
+
+static long long ts_ns(struct timespec t)
+{
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+void store_stamp_dirs(struct store_box *b)
+{
+    struct stat sn, sc;
+    struct timespec now;
+
+    b->stamps_trusted = false;
+    if (fstat(b->newfd, &sn) < 0 || fstat(b->curfd, &sc) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    b->seen_new = sn.st_mtim;
+    b->seen_cur = sc.st_mtim;
+    b->stamps_trusted = ts_ns(now) - ts_ns(sn.st_mtim) > STAMP_MARGIN_NS &&
+                        ts_ns(now) - ts_ns(sc.st_mtim) > STAMP_MARGIN_NS;
+}
+
+void store_stamp_list(struct store_box *b)
+{
+    struct stat sl;
+
+    if (fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0) {
+        b->stamps_trusted = false;
+        return;
+    }
+    b->seen_list = sl.st_mtim;
+    b->seen_list_ino = sl.st_ino;
+}
+
+/* True when neither directory nor the list changed since the last scan. */
 static bool unchanged(struct store_box *b)
 {
     struct stat sn, sc, sl;
 
-    if (!b->synced || fstat(b->newfd, &sn) < 0 || fstat(b->curfd, &sc) < 0 ||
+    if (!b->synced || !b->stamps_trusted || fstat(b->newfd, &sn) < 0 ||
+        fstat(b->curfd, &sc) < 0 ||
         fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
         return false;
-    bool same = sn.st_mtim.tv_sec == b->seen_new.tv_sec &&
-                sn.st_mtim.tv_nsec == b->seen_new.tv_nsec &&
-                sc.st_mtim.tv_sec == b->seen_cur.tv_sec &&
-                sc.st_mtim.tv_nsec == b->seen_cur.tv_nsec &&
-                sl.st_mtim.tv_sec == b->seen_list.tv_sec &&
-                sl.st_mtim.tv_nsec == b->seen_list.tv_nsec && sl.st_ino == b->seen_list_ino;
-    /* A change within the clock's granularity could hide: trust only old stamps. */
-    return same && time(NULL) > sc.st_mtim.tv_sec + 1 && time(NULL) > sn.st_mtim.tv_sec + 1;
+    return ts_ns(sn.st_mtim) == ts_ns(b->seen_new) && ts_ns(sc.st_mtim) == ts_ns(b->seen_cur) &&
+           ts_ns(sl.st_mtim) == ts_ns(b->seen_list) && sl.st_ino == b->seen_list_ino;
 }
 
-static void remember_stamps(struct store_box *b)
+int store_sync_changed(struct store_box *b, struct str *err)
 {
-    struct stat sn, sc, sl;
-
-    if (fstat(b->newfd, &sn) == 0 && fstat(b->curfd, &sc) == 0 &&
-        fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) == 0) {
-        b->seen_new = sn.st_mtim;
-        b->seen_cur = sc.st_mtim;
-        b->seen_list = sl.st_mtim;
-        b->seen_list_ino = sl.st_ino;
-    }
+    return unchanged(b) ? 0 : store_sync_locked(b, err);
 }
 
 static bool has_u32(const uint32_t *v, size_t n, uint32_t x)
@@ -527,7 +561,6 @@ int store_sync(struct store_box *b, struct store_changes *ch, struct str *err)
     if ((lk = store_lock(b->dirfd, err)) < 0)
         return -1;
     int rc = store_sync_locked(b, err);
-    remember_stamps(b);
     store_unlock(lk);
     if (rc == 0)
         take_pending(b, ch);
@@ -540,6 +573,39 @@ void store_changes_free(struct store_changes *ch)
     free(ch->expunged);
     free(ch->changed);
     memset(ch, 0, sizeof(*ch));
+}
+
+/* Under the lock at open: temporary UID lists left by a process killed while
+ * writing one, and files in tmp/ older than 36 hours (the Maildir specification's
+ * rule for abandoned deliveries). */
+static void clean_leftovers(struct store_box *b)
+{
+    static const char prefix[] = UIDLIST_FILE ".tmp";
+    time_t now = time(NULL);
+
+    for (int pass = 0; pass < 2; pass++) {
+        int fd = dup(pass == 0 ? b->dirfd : b->tmpfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        struct stat st;
+
+        if (d == NULL) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        for (int n = 0; n < 100000 && (de = readdir(d)) != NULL; n++) {
+            if (pass == 0) {
+                if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0)
+                    unlinkat(b->dirfd, de->d_name, 0);
+            } else if (de->d_name[0] != '.' &&
+                       fstatat(b->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISREG(st.st_mode) && st.st_mtime < now - 36 * 3600) {
+                unlinkat(b->tmpfd, de->d_name, 0);
+            }
+        }
+        closedir(d);
+    }
 }
 
 static int open_sub(int dirfd, const char *name)
@@ -569,8 +635,8 @@ int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_bo
         store_close(b);
         return -1;
     }
+    clean_leftovers(b);
     int rc = store_sync_locked(b, err);
-    remember_stamps(b);
     store_unlock(lk);
     if (rc < 0) {
         store_close(b);

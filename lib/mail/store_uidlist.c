@@ -307,11 +307,18 @@ int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
+        if (errno == ELOOP)
+            return -1;              /* a link planted there: rebuilt in its place */
         str_clear(err);
         str_printf(err, "open %s: %s", UIDLIST_FILE, strerror(errno));
-        return -1;
+        return -2;
     }
     rc = file_read_fd(fd, UIDLIST_FILE, UIDLIST_MAX, &buf, err);
+    if (rc < 0 && errno != EFBIG && errno != EISDIR) {
+        close(fd);
+        str_free(&buf);
+        return -2;
+    }
     close(fd);
     if (rc == 0)
         rc = uidlist_parse(buf.s != NULL ? buf.s : "", buf.len, ul, err) < 0 ? -1 : 1;

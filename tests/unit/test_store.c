@@ -4,14 +4,17 @@
 #include "unit.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "maildir.h"
 #include "store.h"
+#include "store_watch.h"
 #include "str.h"
 
 static void folder(char *dir, size_t len, const char *name)
@@ -298,5 +301,99 @@ TEST(corrupt_or_missing_list_rebuilt)
     CHECK(store_sync(b, &ch, &err) == 0 && ch.uidvalidity_changed && store_uidvalidity(b) > uv);
     store_changes_free(&ch);
     store_close(b);
+    str_free(&err);
+}
+
+TEST(watch_sees_delivery_and_unlink)
+{
+    char dir[600], p[800];
+    struct store_watch *w;
+    struct pollfd pfd;
+
+    folder(dir, sizeof(dir), "w");
+    w = store_watch_open(dir);
+    CHECK(w != NULL);
+    if (w == NULL)
+        return;
+    CHECK(!store_watch_drain(w));
+    /* Our own temporary names (leading dot) do not count. */
+    put(dir, "new/.tmpfile", "x");
+    CHECK(!store_watch_drain(w));
+    put(dir, "new/1.M1P1.h", "x\n");
+    pfd.fd = store_watch_fd(w);
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 1000) == 1);
+    CHECK(store_watch_drain(w));
+    CHECK(!store_watch_drain(w));
+    snprintf(p, sizeof(p), "%s/new/1.M1P1.h", dir);
+    unlink(p);
+    CHECK(poll(&pfd, 1, 1000) == 1 && store_watch_drain(w));
+    store_watch_close(w);
+    snprintf(p, sizeof(p), "%s/nope", dir);
+    CHECK(store_watch_open(p) == NULL);
+}
+
+/* Sets the modification time of dir/sub an hour back. */
+static void age(const char *dir, const char *sub)
+{
+    char p[800];
+    struct timespec ts[2] = { { time(NULL) - 3600, 0 }, { time(NULL) - 3600, 0 } };
+
+    snprintf(p, sizeof(p), "%s/%s", dir, sub);
+    utimensat(AT_FDCWD, p, ts, 0);
+}
+
+TEST(quick_check_still_sees_changes)
+{
+    char dir[600], p[800];
+    struct store_box *b = NULL;
+    struct str err = STR_INIT;
+    struct store_changes ch;
+
+    folder(dir, sizeof(dir), "q");
+    put(dir, "new/1.M1P1.h", "1\n");
+    age(dir, "new");
+    age(dir, "cur");
+    CHECK(store_open(dir, 0, 0, &b, &err) == 0);
+    if (b == NULL)
+        return;
+    age(dir, "new");
+    age(dir, "cur");
+    CHECK(store_sync(b, &ch, &err) == 0);       /* stamps old now: trusted */
+    store_changes_free(&ch);
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 0);
+    store_changes_free(&ch);
+    put(dir, "new/2.M1P1.h", "2\n");            /* new/ changes: seen */
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 1);
+    store_changes_free(&ch);
+    age(dir, "new");
+    age(dir, "cur");
+    CHECK(store_sync(b, &ch, &err) == 0);
+    store_changes_free(&ch);
+    snprintf(p, sizeof(p), "%s/cur/1.M1P1.h:2,", dir);
+    CHECK(unlink(p) == 0);                      /* cur/ changes: seen */
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_expunged == 1 && ch.expunged[0] == 1);
+    store_changes_free(&ch);
+    store_close(b);
+    str_free(&err);
+}
+
+TEST(read_only_sees_new_mail_without_recent)
+{
+    char dir[600];
+    struct store_box *ro = NULL;
+    struct str err = STR_INIT;
+    struct store_changes ch;
+
+    folder(dir, sizeof(dir), "r");
+    CHECK(store_open(dir, STORE_RDONLY, 0, &ro, &err) == 0);
+    if (ro == NULL)
+        return;
+    put(dir, "new/5.M1P1.h", "x\n");
+    CHECK(store_sync(ro, &ch, &err) == 0 && ch.n_added == 1);
+    store_changes_free(&ch);
+    CHECK(store_count(ro) == 1 && !(store_msg(ro, 0)->flags & STORE_F_RECENT));
+    CHECK(exists(dir, "cur/5.M1P1.h:2,"));
+    store_close(ro);
     str_free(&err);
 }
