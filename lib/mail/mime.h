@@ -334,7 +334,8 @@ struct mime_walk_ops {
 enum mime_walk_flags {
     MIME_WALK_DECODE_ALL = 1,   /* every leaf decoded, not only text/ */
 };
-/* Calls ops for each part in depth-first order.  A callback returning non-zero stops
+/* Calls ops for each part in message order (a part's header, then its body lines
+ * or its parts).  A callback returning non-zero stops
  * the walk and mime_walk returns that value; else 0. */
 int mime_walk(const struct mime_msg *m, const struct mime_walk_ops *ops, unsigned flags,
               void *arg);

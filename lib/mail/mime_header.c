@@ -180,6 +180,12 @@ static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *csl
             *cslen = (size_t)(star - (s + c0));
     }
     if (enc == 'B' || enc == 'b') {
+        for (i = t0; i < t1; i++) {
+            char c = s[i];
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                  (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '='))
+                return 0;               /* not base64: not a word */
+        }
         (void)mime_decode(MIME_ENC_BASE64, s + t0, t1 - t0, raw, MIME_FIELD_MAX);
     } else {
         for (i = t0; i < t1; i++) {
@@ -209,7 +215,7 @@ static void flush_words(struct str *raw, struct str *cs, struct str *out)
 void mime_header_decode(const char *value, size_t len, struct str *out)
 {
     struct str raw = STR_INIT, cs = STR_INIT, word = STR_INIT;
-    size_t i = 0, gap_start = 0;
+    size_t i = 0;
     bool after_word = false;
 
     while (i < len) {
@@ -229,11 +235,10 @@ void mime_header_decode(const char *value, size_t len, struct str *out)
                 str_append(&raw, word.s, word.len);
                 i += wl;
                 after_word = true;
-                gap_start = i;
                 continue;
             }
         }
-        if (after_word && is_wsp(value[i])) {
+        if (after_word && (is_wsp(value[i]) || value[i] == '\r' || value[i] == '\n')) {
             size_t j = i;
             while (j < len && (is_wsp(value[j]) || value[j] == '\r' || value[j] == '\n'))
                 j++;
@@ -261,7 +266,6 @@ void mime_header_decode(const char *value, size_t len, struct str *out)
             i = j;
         }
     }
-    (void)gap_start;
     flush_words(&raw, &cs, out);
     str_free(&raw);
     str_free(&cs);
