@@ -120,7 +120,8 @@ struct imap_seqset {
 };
 
 /* Parses a sequence set (RFC 3501 sequence-set): numbers 1..4294967295 and "*",
- * at most IMAP_SEQ_RANGES_MAX ranges.  true, or false with *why. */
+ * at most IMAP_SEQ_RANGES_MAX ranges.  true, or false with *why and the cursor where
+ * it was. */
 bool imap_p_seqset(struct imap_parser *ip, struct imap_seqset *set, const char **why);
 /* "*" becomes max (the largest number in use: message count or last UID; 0 when
  * empty) and each range is ordered lo..hi. */

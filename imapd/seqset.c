@@ -28,6 +28,7 @@ static bool seq_number(struct imap_parser *ip, uint32_t *v, const char **why)
 
 bool imap_p_seqset(struct imap_parser *ip, struct imap_seqset *set, const char **why)
 {
+    const char *start = ip->p;
     size_t cap = 0;
 
     set->r = NULL;
@@ -55,6 +56,7 @@ bool imap_p_seqset(struct imap_parser *ip, struct imap_seqset *set, const char *
     return true;
 bad:
     imap_seq_free(set);
+    ip->p = start;
     return false;
 }
 
