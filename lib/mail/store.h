@@ -26,7 +26,11 @@
  * followed by the keyword letters a..z.  P is kept as found but is no IMAP flag
  * (Dovecot ignores it too); $Forwarded is a keyword, as in Dovecot.  \Recent is per handle: the
  * handle whose sync first assigns a UID to a message sees it as recent (exactly one
- * per message, RFC 3501 2.3.2), unless opened read-only (EXAMINE). */
+ * per message, RFC 3501 2.3.2), unless opened read-only (EXAMINE).
+ *
+ * A handle is used by one thread; several handles on one folder, in one process or
+ * many, exclude each other through the lock.  No call holds the lock across
+ * returns, so a caller never deadlocks by holding two handles. */
 #ifndef POSTERN_STORE_H
 #define POSTERN_STORE_H
 
@@ -52,7 +56,10 @@ struct str;
 #define STORE_EXPUNGED_KEEP 10000   /* expunged UIDs kept for QRESYNC */
 #define STORE_LOCK_WAIT_MS 10000    /* longest wait for the UID list lock */
 
-#define STORE_RDONLY  0x1           /* EXAMINE: takes no \Recent, changes nothing */
+/* EXAMINE: takes no \Recent and refuses flag changes, expunge, append and being a
+ * copy's destination; its syncs still move new/ to cur/ and number new files, as
+ * every reader of the folder does. */
+#define STORE_RDONLY  0x1
 
 struct store_msg {
     uint32_t uid;

@@ -262,6 +262,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
     }
     store_unlock(lk);
     str_free(&nm);
+    free(sorted);
     return rc;
 }
 

@@ -307,8 +307,10 @@ int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
     if (fd < 0) {
         if (errno == ENOENT)
             return 0;
-        if (errno == ELOOP)
-            return -1;              /* a link planted there: rebuilt in its place */
+        if (errno == ELOOP) {       /* a link planted there: rebuilt in its place */
+            str_sets(err, UIDLIST_FILE " is a symbolic link");
+            return -1;
+        }
         str_clear(err);
         str_printf(err, "open %s: %s", UIDLIST_FILE, strerror(errno));
         return -2;

@@ -3,6 +3,7 @@
  * by another handle, VANISHED, keywords in Dovecot's file, append, copy and move. */
 #include "unit.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -395,5 +396,40 @@ TEST(read_only_sees_new_mail_without_recent)
     CHECK(store_count(ro) == 1 && !(store_msg(ro, 0)->flags & STORE_F_RECENT));
     CHECK(exists(dir, "cur/5.M1P1.h:2,"));
     store_close(ro);
+    str_free(&err);
+}
+
+TEST(hostile_files_in_the_folder)
+{
+    char dir[600], p[800], t[800];
+    struct store_box *b = NULL;
+    struct str err = STR_INIT;
+
+    folder(dir, sizeof(dir), "h");
+    /* Keyword lines out of range, overlong, with spaces or control bytes: skipped. */
+    put(dir, "dovecot-keywords", "0 good\n26 toofar\n-1 neg\n1 has space\n2 \x01x\nxx\n3\n"
+                                 "4 $Fine\n");
+    put(dir, "cur/1.M1P1.h:2,Sae", "x\n");
+    put(dir, "new/..", "x\n");
+    /* A symbolic link planted as the UID list: never followed, the list rebuilt. */
+    snprintf(p, sizeof(p), "%s/postern-uidlist", dir);
+    CHECK(symlink("/etc/passwd", p) == 0);
+    CHECK(store_open(dir, 0, 0, &b, &err) == 0);
+    if (b != NULL) {
+        CHECK_STR(store_keyword(b, 0), "good");
+        CHECK(store_keyword(b, 1) == NULL && store_keyword(b, 2) == NULL);
+        CHECK_STR(store_keyword(b, 4), "$Fine");
+        CHECK(store_count(b) == 1 && store_msg(b, 0)->keywords == ((1u << 0) | (1u << 4)));
+        store_close(b);
+    }
+    struct stat st;
+    CHECK(lstat(p, &st) == 0 && S_ISREG(st.st_mode));
+    /* A folder that is a link elsewhere is refused. */
+    snprintf(t, sizeof(t), "%s/link", unit_tmpdir());
+    CHECK(symlink(dir, t) == 0);
+    b = NULL;
+    CHECK(store_open(t, 0, 0, &b, &err) < 0 && b == NULL);
+    snprintf(p, sizeof(p), "%s/nope", unit_tmpdir());
+    CHECK(store_open(p, 0, 0, &b, &err) < 0 && errno == ENOENT);
     str_free(&err);
 }
