@@ -244,8 +244,10 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
 {
     struct mime_part *p = &pp->pub;
 
-    if (end < p->off)
-        end = p->off;
+    if (end < p->off) {
+        end = p->off;                   /* a boundary right where the part starts */
+        lf = pp->off_lf;
+    }
     if (pp->in_header) {
         /* no empty line: the header runs to the end, the body is empty */
         p->flags |= MIME_PART_HEADER_UNTERMINATED;
@@ -254,8 +256,13 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
         pp->body_lf = lf;
         pp->in_header = 0;
     }
-    if (end < p->body_off)
-        end = p->body_off;
+    if (end < p->body_off) {
+        /* the header's empty line ends right at the boundary: its line end is the
+         * boundary's, so the header stops before it and the body is empty */
+        p->body_off = end;
+        pp->body_line = lines;
+        pp->body_lf = lf;
+    }
     p->end = end;
     p->header_size = (p->body_off - p->off) + (pp->body_lf - pp->off_lf);
     if (end == p->body_off) {
@@ -398,6 +405,8 @@ int mime_parse(struct mime_msg *m, const char *buf, size_t len)
     size_t pos = 0;
 
     memset(m, 0, sizeof(*m));
+    if (buf == NULL)
+        buf = "";
     m->buf = buf;
     m->len = len;
     m->arena = mime_arena_new();
