@@ -245,8 +245,10 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
     struct mime_part *p = &pp->pub;
 
     if (end < p->off) {
-        end = p->off;                   /* a boundary right where the part starts */
-        lf = pp->off_lf;
+        /* a boundary right where the part starts: the part is empty, at the end of
+         * the line before (whose line end belongs to that boundary) */
+        p->off = end;
+        pp->off_lf = lf;
     }
     if (pp->in_header) {
         /* no empty line: the header runs to the end, the body is empty */
@@ -278,6 +280,7 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
 static void part_close(struct parser *ps, struct ppart *pp, size_t ls, bool at_eof)
 {
     size_t end, lines, lf;
+    bool header_open = pp->in_header;
 
     if (mime_part_is_multipart(&pp->pub) && !pp->closed && !pp->in_header &&
         pp->boundary != NULL) {
@@ -295,6 +298,9 @@ static void part_close(struct parser *ps, struct ppart *pp, size_t ls, bool at_e
         lf = ps->lonelf - (ps->prev_lone ? 1 : 0);
         part_close_at(pp, end, lines, lf);
     }
+    /* a header cut short by a boundary or the end still says what the part is */
+    if (header_open)
+        part_fields(ps, pp);
     /* a multipart with no part gets one, its whole body, so that its structure is
      * still valid (RFC 3501's body-type-mpart needs a part) */
     if (mime_part_is_multipart(&pp->pub) && pp->pub.nchildren == 0) {

@@ -507,3 +507,35 @@ TEST(limits)
     str_free(&s);
     str_free(&bs);
 }
+
+/* A boundary right after another, and a part header whose empty line is the line end
+ * of the next boundary (found by fuzz_mime): empty parts inside their parents. */
+TEST(boundary_right_after)
+{
+    struct mime_msg m;
+    size_t len;
+    char *buf = crlf("Content-Type: multipart/mixed; boundary=b\n\n--b\n--b\n\nx\n--b--\n",
+                     &len);
+
+    mime_parse(&m, buf, len);
+    CHECK_STR(bodystructure(&m, false),
+              "((\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0)"
+              "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 1 0) \"mixed\")");
+    CHECK_STR(fetch(&m, "1", 0), "");
+    CHECK_STR(fetch(&m, "1.MIME", 0), "");
+    CHECK_STR(fetch(&m, "2", 0), "x");
+    mime_free(&m);
+    free(buf);
+
+    buf = crlf("Content-Type: multipart/digest; boundary=d\n\n--d\nSubject: s\n\n--d--\n", &len);
+    mime_parse(&m, buf, len);
+    CHECK_STR(bodystructure(&m, false),
+              "((\"message\" \"rfc822\" NIL NIL NIL \"7bit\" 0 "
+              "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) "
+              "(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0) 0) \"digest\")");
+    CHECK_STR(fetch(&m, "1.MIME", 0), "Subject: s\r\n");
+    CHECK(m.root->children != NULL && m.root->children->children != NULL &&
+          m.root->children->children->off <= m.root->children->end);
+    mime_free(&m);
+    free(buf);
+}
