@@ -3,7 +3,12 @@
  * were worked out by hand from RFC 3501 7.4.2 and 6.4.5, RFC 2045-2047 and RFC 2231
  * (and agree with what Dovecot 2.3 answers for the same files, where the two RFC
  * readings can differ: line counts are the "\n" in a body, a host-less mailbox gets
- * "MISSING_DOMAIN"). */
+ * "MISSING_DOMAIN").  Known differences from Dovecot, where we follow the RFC: the
+ * line end after a closing boundary "--b--" that is followed by the parent's boundary
+ * belongs to that boundary (RFC 2046 5.1.1; Dovecot counts it in the inner part); a
+ * multipart without a usable boundary holds one text part with the whole body (Dovecot
+ * makes it empty, hiding the body from searches and checks); type and parameter names
+ * are written in lower case; parameters keep their order in the field. */
 #include "unit.h"
 
 #include <stdlib.h>
