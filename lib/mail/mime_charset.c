@@ -205,7 +205,10 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t len,
         int e = errno;
 
         if (!room(out, start, max, (size_t)(op - buf))) {
-            str_append(out, buf, max - (out->len - start));
+            size_t n = max - (out->len - start);
+            while (n > 0 && ((unsigned char)buf[n] & 0xc0) == 0x80)
+                n--;                    /* never half a character */
+            str_append(out, buf, n);
             return 0;
         }
         str_append(out, buf, (size_t)(op - buf));
