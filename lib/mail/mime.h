@@ -101,7 +101,8 @@ struct mime_part {
      * [body_off, end).  For a part of a multipart, end is before the line end that
      * precedes the next boundary (RFC 2046 5.1.1: it belongs to the boundary). */
     size_t off, body_off, end;
-    /* The same in "\r\n" octets, and the number of lines of the body. */
+    /* The same in "\r\n" octets, and the number of "\n" in the body (BODYSTRUCTURE's
+     * lines).  The root's header_size + body_size is the message's RFC822.SIZE. */
     size_t header_size, body_size, body_lines;
 
     /* Content-Type, lower case; text/plain (charset us-ascii) when absent or broken,

@@ -7,6 +7,8 @@
 #include "mime.h"
 #include "mime_int.h"
 
+#define ENCODED_WORD_MAX 1024
+
 static bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';
@@ -164,6 +166,10 @@ static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *csl
     if (enc != 'B' && enc != 'b' && enc != 'Q' && enc != 'q')
         return 0;
     t0 = i + 3;
+    /* RFC 2047 allows 75 bytes a word; more is tolerated, but within a bound, so that
+     * a value full of "=?x?q?" starts stays linear */
+    if (n - t0 > ENCODED_WORD_MAX)
+        n = t0 + ENCODED_WORD_MAX;
     for (t1 = t0; t1 + 1 < n; t1++) {
         if (s[t1] == '?' && s[t1 + 1] == '=')
             break;

@@ -51,6 +51,8 @@ static int decoded_lines(struct walk *w, const struct mime_part *p, const char *
     size_t b = 0;
     int r = 0;
 
+    if (dec->len == 0)
+        return 0;
     while (b < dec->len) {
         const char *nl = memchr(dec->s + b, '\n', dec->len - b);
         size_t n = nl != NULL ? (size_t)(nl - (dec->s + b)) : dec->len - b, next;
