@@ -79,7 +79,7 @@ ALL_LDFLAGS := $(SAN) $(HARDEN_LDFLAGS) $(LDFLAGS)
 LIBS      := $(PKG_LIBS) -lresolv
 
 # Daemons under libexec/postern/, each built from the .c files of its folder.
-DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d anvil pickup
+DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d imapd anvil pickup
 
 UTIL_SRC  := $(wildcard lib/util/*.c)
 MAIL_SRC  := $(wildcard lib/mail/*.c)
@@ -230,7 +230,8 @@ FUZZ_LINK_fuzz_smtpd_data := smtpd/data_decode.c
 FUZZ_LINK_fuzz_smtpd_cmd  := smtpd/cmd.c smtpd/params.c smtpd/auth_decode.c
 FUZZ_LINK_fuzz_smtp_mime  := smtp/smtp_mime.c
 FUZZ_LINK_fuzz_smtp_reply := smtp/smtp_reply.c smtp/smtp_ehlo.c
-FUZZ_LINK_fuzz_pop3       := pop3d/cmd.c pop3d/sasl.c smtpd/auth_decode.c
+FUZZ_LINK_fuzz_pop3       := pop3d/cmd.c smtpd/auth_decode.c
+FUZZ_LINK_fuzz_imap       := imapd/io.c imapd/parse.c imapd/seqset.c
 fuzz_link_objs = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LINK_fuzz_$(1)))
 
 ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)

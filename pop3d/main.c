@@ -7,6 +7,7 @@
 #include "anvil_clnt.h"
 #include "conf.h"
 #include "log.h"
+#include "login_serve.h"
 #include "pop3d.h"
 #include "proto.h"
 #include "server.h"
@@ -51,10 +52,36 @@ static void preauth_pre_jail(struct server *srv)
                                        ? pop3_cf.ipc_timeout_ms : ANVIL_CLNT_TIMEOUT_MS);
 }
 
+/* The refusals before a session starts, in POP3's words. */
+static const char *pop3_refusal(enum login_refusal why)
+{
+    switch (why) {
+    case LOGIN_REFUSE_BUSY:
+        return "-ERR [SYS/TEMP] server busy, try again later\r\n";
+    case LOGIN_REFUSE_EXPIRED:
+        return "-ERR [AUTH] login expired, try again\r\n";
+    case LOGIN_REFUSE_AUTH_TEMP:
+        return "-ERR [SYS/TEMP] authentication unavailable, try again later\r\n";
+    case LOGIN_REFUSE_NO_MAILBOX:
+        return "-ERR [SYS/PERM] no mailbox\r\n";
+    case LOGIN_REFUSE_MAILBOX_TEMP:
+        break;
+    }
+    return "-ERR [SYS/TEMP] cannot open the mailbox\r\n";
+}
+
+static struct login_service pop3_login = {
+    .command = "pop3d",
+    .path = PROTO_PATH_POP3,
+    .session = pop3_session,
+    .refusal = pop3_refusal,
+};
+
 static void postlogin_pre_jail(struct server *srv)
 {
     pop3_settings(srv->conf);
-    pop3_postlogin_setup(srv);
+    pop3_login.ipc_timeout_ms = pop3_cf.ipc_timeout_ms;
+    login_post_setup(srv, &pop3_login);
 }
 
 static const struct server_opts preauth_opts = {
@@ -67,7 +94,7 @@ static const struct server_opts preauth_opts = {
 static const struct server_opts postlogin_opts = {
     .name = "pop3d",
     .pre_jail = postlogin_pre_jail,
-    .loop = pop3_postlogin_loop,
+    .loop = login_post_loop,
 };
 
 int main(int argc, char **argv)

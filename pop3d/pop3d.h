@@ -71,36 +71,8 @@ int pop3_count(const char *arg, long long *out);
 /* Splits "A B" in place into two arguments; false unless there are exactly two. */
 bool pop3_two_args(char *args, char **a, char **b);
 
-/* ---- sasl.c ---- */
-/* Decodes base64 (strict: padding only at the end, no white space).  0, or -1. */
-int pop3_base64_decode(const char *in, size_t len, struct str *out);
-/* AUTH PLAIN's "authzid\0authcid\0password": 0, or -1 when malformed. */
-int pop3_sasl_plain(const struct str *decoded, struct str *user, struct str *pass);
-
 /* ---- preauth.c ---- */
 void pop3_preauth_service(struct server *srv, int *fd);
-
-/* ---- proxy.c ---- */
-/* Relays between the TLS stream and the plain socket pair end until either side
- * closes.  Closes pair. */
-void pop3_proxy(struct stream *client, int pair, int timeout_ms);
-
-/* ---- postlogin.c ---- */
-/* Before the privilege drop: who may hand clients over (master.conf). */
-void pop3_postlogin_setup(struct server *srv);
-int pop3_postlogin_loop(struct server *srv);
-
-/* ---- worker.c: the session process ---- */
-/* Passes h's client and who's session to an idle session process over ctl (the
- * post-login side's end of its socket pair).  0, or -1 (errno). */
-int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who);
-/* In a child just forked as root: enters who's Maildir (checked, then chroot there),
- * drops to who's uid and gid, serves h, then, with ctl >= 0, further sessions of the
- * same user and Maildir received on ctl, up to max_use in all (<= 0: no limit). */
-_Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_result *who,
-                                pid_t parent, long long max_use);
-/* "-ERR text" to h's client, then closes it. */
-void pop3_refuse(struct login_handoff *h, const char *text);
 
 /* ---- listcache.c ---- */
 /* The snapshot of the Maildir in the working directory (new/ moved to cur/), from

@@ -16,6 +16,7 @@
 #include "login.h"
 #include "pop3d.h"
 #include "proto.h"
+#include "sasl.h"
 #include "server.h"
 #include "sock.h"
 #include "stream.h"
@@ -123,7 +124,7 @@ static void preauth_handoff(struct preauth *p, const struct auth_result *r)
     p->done = true;
     stream_set_deadline(p->st, 0);  /* logged in: the pre-auth deadline is over */
     if (p->tls)
-        pop3_proxy(p->st, pair[0], pop3_cf.timeout_ms);
+        login_proxy(p->st, pair[0], pop3_cf.timeout_ms);
     login_handoff_free(&h);
     str_free(&err);
     return;
@@ -204,7 +205,7 @@ static int preauth_sasl_line(struct preauth *p, const char *prompt, struct str *
         preauth_error(p, "%s", "authentication cancelled");
         return 0;
     }
-    if (pop3_base64_decode(line.s, line.len, out) < 0) {
+    if (sasl_base64_decode(line.s, line.len, out) < 0) {
         wipe(&line);
         preauth_error(p, "%s", "[AUTH] malformed base64");
         return 0;
@@ -220,7 +221,7 @@ static int preauth_initial(struct preauth *p, const char *ir, struct str *out)
         str_clear(out);
         return 1;
     }
-    if (pop3_base64_decode(ir, strlen(ir), out) < 0) {
+    if (sasl_base64_decode(ir, strlen(ir), out) < 0) {
         preauth_error(p, "%s", "[AUTH] malformed base64");
         return 0;
     }
@@ -249,7 +250,7 @@ static void preauth_auth(struct preauth *p, const char *args)
     if (strcmp(mech.s, "PLAIN") == 0) {
         int r = ir != NULL ? preauth_initial(p, ir, &d) : preauth_sasl_line(p, "", &d);
         if (r == 1) {
-            if (pop3_sasl_plain(&d, &user, &pass) < 0)
+            if (sasl_plain(&d, &user, &pass) < 0)
                 preauth_error(p, "%s", "[AUTH] malformed PLAIN response");
             else
                 preauth_login(p, "PLAIN", &user, &pass);

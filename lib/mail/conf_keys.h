@@ -182,6 +182,28 @@ CONF_KEY(pop3d_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
 CONF_KEY(pop3d_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
          "TLS from the first byte (port 995) instead of STLS")
 
+/* ---- imapd ---- */
+CONF_KEY(imapd_timeout, TIME, "1800s", 1, 86400, NULL, NULL,
+         "idle time allowed between IMAP commands after login (IDLE included)")
+CONF_KEY(imapd_command_deadline, TIME, "60s", 1, 3600, NULL, NULL,
+         "time allowed for one IMAP command from its first byte (plus 1s per 16 KiB "
+         "of literal)")
+CONF_KEY(imapd_preauth_deadline, TIME, "120s", 1, 3600, NULL, NULL,
+         "time allowed from connect to a successful IMAP login, TLS handshake included")
+CONF_KEY(imapd_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
+         "IMAP BAD and NO replies after which the connection is closed")
+CONF_KEY(imapd_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
+         "TLS from the first byte (port 993) instead of STARTTLS")
+CONF_KEY(imapd_loopback_plaintext_login, BOOL, "no", 0, 1, NULL, NULL,
+         "allow LOGIN and AUTHENTICATE without TLS from loopback clients")
+CONF_KEY(imapd_client_connection_count_limit, COUNT, "50", 0, 100000, NULL, "no limit",
+         "connections one client may have open to one IMAP service before login")
+CONF_KEY(imapd_client_connection_rate_limit, COUNT, "300", 0, 1000000, NULL, "no limit",
+         "connections one client may make to one IMAP service per anvil_rate_time_unit")
+CONF_KEY(imapd_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, "host",
+         "no exceptions",
+         "clients the imapd connection limits do not apply to")
+
 /* ---- login penalties and sender ownership (auth, smtpd, pop3d) ---- */
 CONF_KEY(auth_failure_delay, TIME, "1s", 0, 60, NULL, "no delay",
          "wait before a failed login is answered; doubled with each recent failure")

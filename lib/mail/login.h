@@ -57,4 +57,9 @@ int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str 
  * stream owns the fd from now on (h->fd becomes -1). */
 struct stream *login_stream(struct login_handoff *h);
 
+/* Pre-auth side, when TLS ended there: relays between the client's TLS stream and
+ * pair (the other end went to the session) until either side closes or nothing moves
+ * for twice timeout_ms.  Closes pair. */
+void login_proxy(struct stream *client, int pair, int timeout_ms);
+
 #endif

@@ -101,7 +101,8 @@ struct mime_part {
      * [body_off, end).  For a part of a multipart, end is before the line end that
      * precedes the next boundary (RFC 2046 5.1.1: it belongs to the boundary). */
     size_t off, body_off, end;
-    /* The same in "\r\n" octets, and the number of lines of the body. */
+    /* The same in "\r\n" octets, and the number of "\n" in the body (BODYSTRUCTURE's
+     * lines).  The root's header_size + body_size is the message's RFC822.SIZE. */
     size_t header_size, body_size, body_lines;
 
     /* Content-Type, lower case; text/plain (charset us-ascii) when absent or broken,
@@ -334,7 +335,8 @@ struct mime_walk_ops {
 enum mime_walk_flags {
     MIME_WALK_DECODE_ALL = 1,   /* every leaf decoded, not only text/ */
 };
-/* Calls ops for each part in depth-first order.  A callback returning non-zero stops
+/* Calls ops for each part in message order (a part's header, then its body lines
+ * or its parts).  A callback returning non-zero stops
  * the walk and mime_walk returns that value; else 0. */
 int mime_walk(const struct mime_msg *m, const struct mime_walk_ops *ops, unsigned flags,
               void *arg);

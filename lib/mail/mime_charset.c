@@ -131,6 +131,14 @@ static bool charset_name(const char *cs, char *buf)
     return true;
 }
 
+/* Labels that say "no idea": not worth an iconv_open */
+static bool is_unknown(const char *name)
+{
+    return !strcmp(name, "unknown-8bit") || !strcmp(name, "x-unknown") ||
+           !strcmp(name, "unknown") || !strcmp(name, "x-user-defined") ||
+           !strcmp(name, "default");
+}
+
 static struct cache_slot *converter(const char *name)
 {
     struct cache_slot *s, *lru = &cache[0];
@@ -163,7 +171,7 @@ bool mime_charset_known(const char *charset)
         return false;
     if (!strcmp(name, "us-ascii") || !strcmp(name, "utf-8"))
         return true;
-    return !converter(name)->bad;
+    return !is_unknown(name) && !converter(name)->bad;
 }
 
 int mime_charset_to_utf8(const char *charset, const char *in, size_t len,
@@ -192,8 +200,8 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t len,
         utf8_clean(in, len, out, max, false);
         return 0;
     }
-    s = converter(name);
-    if (s->bad) {
+    s = is_unknown(name) ? NULL : converter(name);
+    if (s == NULL || s->bad) {
         utf8_clean(in, len, out, max, false);
         return -1;
     }
@@ -205,7 +213,10 @@ int mime_charset_to_utf8(const char *charset, const char *in, size_t len,
         int e = errno;
 
         if (!room(out, start, max, (size_t)(op - buf))) {
-            str_append(out, buf, max - (out->len - start));
+            size_t n = max - (out->len - start);
+            while (n > 0 && ((unsigned char)buf[n] & 0xc0) == 0x80)
+                n--;                    /* never half a character */
+            str_append(out, buf, n);
             return 0;
         }
         str_append(out, buf, (size_t)(op - buf));

@@ -8,7 +8,9 @@
 #include "mime.h"
 #include "mime_int.h"
 
-#define MISSING_DOMAIN "MISSING_DOMAIN"     /* as Dovecot writes a host-less mailbox */
+/* What RFC 3501 cannot express (NIL there would mean a group), written as Dovecot does */
+#define MISSING_DOMAIN "MISSING_DOMAIN"
+#define MISSING_MAILBOX "MISSING_MAILBOX"
 
 struct ap {
     const char *s;
@@ -141,7 +143,10 @@ static void addr_out(struct str *out, const struct str *name, const struct str *
     str_appendc(out, ' ');
     mime_imap_string(out, adl->len > 0 ? adl->s : NULL, adl->len);
     str_appendc(out, ' ');
-    mime_imap_string(out, mbox->s != NULL ? mbox->s : "", mbox->len);
+    if (mbox->len > 0)
+        mime_imap_string(out, mbox->s, mbox->len);
+    else
+        str_appends(out, "\"" MISSING_MAILBOX "\"");
     str_appendc(out, ' ');
     if (host->len > 0)
         mime_imap_string(out, host->s, host->len);

@@ -7,6 +7,8 @@
 #include "mime.h"
 #include "mime_int.h"
 
+#define ENCODED_WORD_MAX 1024
+
 static bool is_wsp(char c)
 {
     return c == ' ' || c == '\t';
@@ -164,6 +166,10 @@ static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *csl
     if (enc != 'B' && enc != 'b' && enc != 'Q' && enc != 'q')
         return 0;
     t0 = i + 3;
+    /* RFC 2047 allows 75 bytes a word; more is tolerated, but within a bound, so that
+     * a value full of "=?x?q?" starts stays linear */
+    if (n - t0 > ENCODED_WORD_MAX)
+        n = t0 + ENCODED_WORD_MAX;
     for (t1 = t0; t1 + 1 < n; t1++) {
         if (s[t1] == '?' && s[t1 + 1] == '=')
             break;
@@ -180,6 +186,12 @@ static size_t encoded_word(const char *s, size_t n, const char **cs, size_t *csl
             *cslen = (size_t)(star - (s + c0));
     }
     if (enc == 'B' || enc == 'b') {
+        for (i = t0; i < t1; i++) {
+            char c = s[i];
+            if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                  (c >= '0' && c <= '9') || c == '+' || c == '/' || c == '='))
+                return 0;               /* not base64: not a word */
+        }
         (void)mime_decode(MIME_ENC_BASE64, s + t0, t1 - t0, raw, MIME_FIELD_MAX);
     } else {
         for (i = t0; i < t1; i++) {
@@ -209,7 +221,7 @@ static void flush_words(struct str *raw, struct str *cs, struct str *out)
 void mime_header_decode(const char *value, size_t len, struct str *out)
 {
     struct str raw = STR_INIT, cs = STR_INIT, word = STR_INIT;
-    size_t i = 0, gap_start = 0;
+    size_t i = 0;
     bool after_word = false;
 
     while (i < len) {
@@ -229,11 +241,10 @@ void mime_header_decode(const char *value, size_t len, struct str *out)
                 str_append(&raw, word.s, word.len);
                 i += wl;
                 after_word = true;
-                gap_start = i;
                 continue;
             }
         }
-        if (after_word && is_wsp(value[i])) {
+        if (after_word && (is_wsp(value[i]) || value[i] == '\r' || value[i] == '\n')) {
             size_t j = i;
             while (j < len && (is_wsp(value[j]) || value[j] == '\r' || value[j] == '\n'))
                 j++;
@@ -261,7 +272,6 @@ void mime_header_decode(const char *value, size_t len, struct str *out)
             i = j;
         }
     }
-    (void)gap_start;
     flush_words(&raw, &cs, out);
     str_free(&raw);
     str_free(&cs);

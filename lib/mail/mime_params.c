@@ -229,8 +229,10 @@ static void params(struct mime_arena *a, struct cur *c, struct mime_param **pp,
         if (star < nl) {
             const char *t = c->s + nb + star + 1;
             size_t tl = nl - star - 1;
-            if (tl > 0 && t[tl - 1] == '*') {
-                ext = true;
+            if (tl == 0) {
+                ext = true;             /* name*= */
+            } else if (t[tl - 1] == '*') {
+                ext = true;             /* name*N*= */
                 tl--;
             }
             if (tl > 0) {

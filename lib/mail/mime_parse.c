@@ -244,8 +244,12 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
 {
     struct mime_part *p = &pp->pub;
 
-    if (end < p->off)
-        end = p->off;
+    if (end < p->off) {
+        /* a boundary right where the part starts: the part is empty, at the end of
+         * the line before (whose line end belongs to that boundary) */
+        p->off = end;
+        pp->off_lf = lf;
+    }
     if (pp->in_header) {
         /* no empty line: the header runs to the end, the body is empty */
         p->flags |= MIME_PART_HEADER_UNTERMINATED;
@@ -254,8 +258,13 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
         pp->body_lf = lf;
         pp->in_header = 0;
     }
-    if (end < p->body_off)
-        end = p->body_off;
+    if (end < p->body_off) {
+        /* the header's empty line ends right at the boundary: its line end is the
+         * boundary's, so the header stops before it and the body is empty */
+        p->body_off = end;
+        pp->body_line = lines;
+        pp->body_lf = lf;
+    }
     p->end = end;
     p->header_size = (p->body_off - p->off) + (pp->body_lf - pp->off_lf);
     if (end == p->body_off) {
@@ -271,6 +280,7 @@ static void part_close_at(struct ppart *pp, size_t end, size_t lines, size_t lf)
 static void part_close(struct parser *ps, struct ppart *pp, size_t ls, bool at_eof)
 {
     size_t end, lines, lf;
+    bool header_open = pp->in_header;
 
     if (mime_part_is_multipart(&pp->pub) && !pp->closed && !pp->in_header &&
         pp->boundary != NULL) {
@@ -288,6 +298,9 @@ static void part_close(struct parser *ps, struct ppart *pp, size_t ls, bool at_e
         lf = ps->lonelf - (ps->prev_lone ? 1 : 0);
         part_close_at(pp, end, lines, lf);
     }
+    /* a header cut short by a boundary or the end still says what the part is */
+    if (header_open)
+        part_fields(ps, pp);
     /* a multipart with no part gets one, its whole body, so that its structure is
      * still valid (RFC 3501's body-type-mpart needs a part) */
     if (mime_part_is_multipart(&pp->pub) && pp->pub.nchildren == 0) {
@@ -398,6 +411,8 @@ int mime_parse(struct mime_msg *m, const char *buf, size_t len)
     size_t pos = 0;
 
     memset(m, 0, sizeof(*m));
+    if (buf == NULL)
+        buf = "";
     m->buf = buf;
     m->len = len;
     m->arena = mime_arena_new();

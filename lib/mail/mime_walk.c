@@ -51,28 +51,29 @@ static int decoded_lines(struct walk *w, const struct mime_part *p, const char *
     size_t b = 0;
     int r = 0;
 
+    if (dec->len == 0)
+        return 0;
     while (b < dec->len) {
         const char *nl = memchr(dec->s + b, '\n', dec->len - b);
-        size_t k, n;
-        if (nl == NULL) {
-            if (!last && dec->len - b <= MIME_WALK_LINE_MAX)
-                break;
-            k = b + (dec->len - b > MIME_WALK_LINE_MAX ? MIME_WALK_LINE_MAX : dec->len - b);
-            n = k - b;
+        size_t n = nl != NULL ? (size_t)(nl - (dec->s + b)) : dec->len - b, next;
+        if (nl != NULL && n > 0 && dec->s[b + n - 1] == '\r')
+            n--;
+        if (nl == NULL && !last && n <= MIME_WALK_LINE_MAX)
+            break;                      /* wait for the rest of the line */
+        if (n > MIME_WALK_LINE_MAX) {
+            n = MIME_WALK_LINE_MAX;     /* a piece */
+            next = b + n;
         } else {
-            k = (size_t)(nl - dec->s);
-            n = k - b;
-            if (n > 0 && dec->s[b + n - 1] == '\r')
-                n--;
+            next = nl != NULL ? (size_t)(nl - dec->s) + 1 : dec->len;
         }
         str_clear(utf);
         if (charset != NULL)
             (void)mime_charset_to_utf8(charset, dec->s + b, n, utf, MIME_WALK_LINE_MAX * 4);
         else
-            str_append(utf, dec->s + b, n > MIME_WALK_LINE_MAX ? MIME_WALK_LINE_MAX : n);
+            str_append(utf, dec->s + b, n);
         if ((r = w->ops->body_line(w->arg, p, utf->s, utf->len)) != 0)
             break;
-        b = nl != NULL ? k + 1 : k;
+        b = next;
     }
     memmove(dec->s, dec->s + b, dec->len - b);
     str_truncate(dec, dec->len - b);
@@ -145,36 +146,45 @@ static int headers(struct walk *w, const struct mime_part *p, struct str *v)
     return 0;
 }
 
+/* p and what it holds, in message order (recursion bounded by MIME_DEPTH_MAX). */
+static int walk_part(struct walk *w, const struct mime_part *p, struct str *v)
+{
+    const struct mime_msg *m = w->m;
+    size_t b;
+    int r;
+
+    if ((r = headers(w, p, v)) != 0)
+        return r;
+    if (p->children == NULL)
+        return leaf_body(w, p);
+    if (!mime_part_is_multipart(p))
+        return walk_part(w, p->children, v);    /* the encapsulated message */
+    /* preamble, boundary lines and epilogue as they are, the parts between them */
+    b = p->body_off;
+    for (const struct mime_part *c = p->children; c != NULL; c = c->next) {
+        if (c->off > b && (r = raw_lines(w, p, b, c->off)) != 0)
+            return r;
+        if ((r = walk_part(w, c, v)) != 0)
+            return r;
+        b = c->end > b ? c->end : b;
+        /* the line end before a boundary belongs to it, not to a line */
+        if (b < p->end && m->buf[b] == '\r')
+            b++;
+        if (b < p->end && m->buf[b] == '\n')
+            b++;
+    }
+    if (p->end > b)
+        return raw_lines(w, p, b, p->end);
+    return 0;
+}
+
 int mime_walk(const struct mime_msg *m, const struct mime_walk_ops *ops, unsigned flags,
               void *arg)
 {
     struct walk w = { m, ops, flags, arg };
     struct str v = STR_INIT;
-    int r = 0;
+    int r = walk_part(&w, m->root, &v);
 
-    for (const struct mime_part *p = m->root; p != NULL && r == 0; p = mime_part_next(p)) {
-        if ((r = headers(&w, p, &v)) != 0)
-            break;
-        if (p->children == NULL) {
-            r = leaf_body(&w, p);
-        } else if (mime_part_is_multipart(p)) {
-            /* preamble, boundary lines and epilogue, as they are */
-            size_t b = p->body_off;
-            for (const struct mime_part *c = p->children; c != NULL && r == 0; c = c->next) {
-                if (c->off > b)
-                    r = raw_lines(&w, p, b, c->off);
-                b = c->end > b ? c->end : b;
-                /* the line end before a boundary belongs to it, not to a line */
-                if (b < p->end && m->buf[b] == '\r')
-                    b++;
-                if (b < p->end && m->buf[b] == '\n')
-                    b++;
-            }
-            if (r == 0 && p->end > b)
-                r = raw_lines(&w, p, b, p->end);
-        }
-        /* a message/rfc822 part's body is its child's header and body */
-    }
     str_free(&v);
     return r;
 }

@@ -27,6 +27,8 @@
 #define PROTO_LOGIN_POP3    "pop3"
 #define PROTO_PATH_AUTH     PROTO_LOGIN_DIR "/" PROTO_LOGIN_AUTH
 #define PROTO_PATH_POP3     PROTO_LOGIN_DIR "/" PROTO_LOGIN_POP3
+#define PROTO_LOGIN_IMAP    "imap"
+#define PROTO_PATH_IMAP     PROTO_LOGIN_DIR "/" PROTO_LOGIN_IMAP
 /* anvil: the daemons' socket, and a second one in login/ for the pre-auth processes
  * (connection counts only, see anvil(8)). */
 #define PROTO_PATH_ANVIL    PROTO_PRIVATE_DIR "/anvil"

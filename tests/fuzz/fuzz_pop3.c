@@ -20,6 +20,7 @@
 #include "fuzz_b64.h"
 #include "stream.h"
 #include "../../pop3d/pop3d.h"
+#include "sasl.h"
 #include "../../smtpd/auth_decode.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -52,7 +53,7 @@ static void check_sasl(const char *text)
     struct str d1 = STR_INIT, d2 = STR_INIT, enc = STR_INIT, user = STR_INIT,
                pass = STR_INIT, u2 = STR_INIT, p2 = STR_INIT;
     size_t len = strlen(text);
-    int r1 = pop3_base64_decode(text, len, &d1);
+    int r1 = sasl_base64_decode(text, len, &d1);
     int r2 = smtpd_b64_decode(text, len, &d2);
 
     if (r2 == 0 && (r1 != 0 || d1.len != d2.len || memcmp(d1.s, d2.s, d1.len) != 0))
@@ -62,7 +63,7 @@ static void check_sasl(const char *text)
         if (smtpd_b64_decode(enc.s, enc.len, &d2) != 0 || d1.len != d2.len
             || memcmp(d1.s, d2.s, d1.len) != 0)
             abort();
-        if (pop3_sasl_plain(&d1, &user, &pass) == 0) {
+        if (sasl_plain(&d1, &user, &pass) == 0) {
             size_t zlen = strlen(d1.s);
             if (user.len == 0 || user.len > POP3_NAME_MAX || pass.len == 0)
                 abort();

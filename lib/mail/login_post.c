@@ -1,5 +1,6 @@
-/* pop3d (post-login): accepts hand-offs from pre-auth processes on login/pop3 (from
- * the users of the pop3d -l services only: peer_allow.h), asks auth who the token
+/* The post-login service of pop3d and imapd (login_serve.h): accepts hand-offs from
+ * pre-auth processes on login/pop3 or login/imap (from the users of the daemon's -l
+ * services only: peer_allow.h), asks auth who the token
  * belongs to (a connection per question), and gives each client to a session process
  * running as the mailbox owner and chrooted into the user's Maildir (worker.c).
  * Virtual users share one uid, so a session process belongs to one user and one
@@ -30,7 +31,7 @@
 #include "login.h"
 #include "master_conf.h"
 #include "peer_allow.h"
-#include "pop3d.h"
+#include "login_serve.h"
 #include "proto.h"
 #include "server.h"
 #include "xmalloc.h"
@@ -57,11 +58,12 @@ static struct worker *workers;
 static size_t nworkers, workers_cap;
 static struct auth_clnt *auth;
 static struct peer_allow callers;
+static const struct login_service *svc_of;      /* the daemon's description */
 
-/* The services that hand clients over: pop3d -l. */
+/* The services that hand clients over: the daemon's own with -l. */
 static bool calls_postlogin(const struct master_service *svc)
 {
-    if (strcmp(svc->command, "pop3d") != 0)
+    if (strcmp(svc->command, svc_of->command) != 0)
         return false;
     for (size_t i = 0; i < svc->nargs; i++)
         if (strcmp(svc->args[i], "-l") == 0 && (i == 0 || strcmp(svc->args[i - 1], "-o") != 0))
@@ -69,12 +71,13 @@ static bool calls_postlogin(const struct master_service *svc)
     return false;
 }
 
-void pop3_postlogin_setup(struct server *srv)
+void login_post_setup(struct server *srv, const struct login_service *ls)
 {
     struct str err = STR_INIT;
 
+    svc_of = ls;
     if (peer_allow_load(srv->conf, calls_postlogin, &callers, &err) < 0)
-        log_fatal("callers of %s: %s", PROTO_PATH_POP3, err.s);
+        log_fatal("callers of %s: %s", svc_of->path, err.s);
     str_free(&err);
 }
 
@@ -241,7 +244,7 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
         auth_clnt_close(auth);
         if (sv[0] >= 0)
             close(sv[0]);
-        pop3_worker_main(sv[1], h, who, parent, reusable ? max_use : 1);
+        login_worker_main(svc_of, sv[1], h, who, parent, reusable ? max_use : 1);
     }
     /* After the fork: the child may have just made the Maildir.  Read again at the
      * next hand-off; a process whose Maildir it no longer matches is retired then. */
@@ -274,7 +277,7 @@ static void dispatch(struct server *srv, struct login_handoff *h, struct auth_re
     struct worker *w;
 
     while (reusable && (w = worker_find(who)) != NULL) {
-        if (pop3_worker_send(w->ctl, h, who) == 0) {
+        if (login_worker_send(w->ctl, h, who) == 0) {
             w->busy = true;
             return;
         }
@@ -282,7 +285,7 @@ static void dispatch(struct server *srv, struct login_handoff *h, struct auth_re
         worker_retire(w);
     }
     if (worker_fork(srv, h, who, reusable) < 0)
-        pop3_refuse(h, "[SYS/TEMP] server busy, try again later");
+        login_refuse(h, svc_of->refusal(LOGIN_REFUSE_BUSY));
 }
 
 /* One hand-off: receive, look up, dispatch. */
@@ -295,27 +298,27 @@ static void postlogin_accept(struct server *srv, int conn)
 
     login_handoff_init(&h);
     auth_result_init(&who);
-    if (!peer_allow_check(&callers, conn, PROTO_PATH_POP3)) {
+    if (!peer_allow_check(&callers, conn, svc_of->path)) {
         close(conn);
         goto done;
     }
-    if (login_receive(conn, &h, pop3_cf.ipc_timeout_ms, &err) < 0) {
+    if (login_receive(conn, &h, svc_of->ipc_timeout_ms, &err) < 0) {
         log_warn("%s", err.s);
         goto done;
     }
     if (auth == NULL)
-        auth = auth_clnt_open(PROTO_PATH_AUTH, pop3_cf.ipc_timeout_ms);
+        auth = auth_clnt_open(PROTO_PATH_AUTH, svc_of->ipc_timeout_ms);
     s = auth_lookup(auth, h.token.s, &who);
     if (s != AUTH_OK) {
         log_warn("client=[%s], user=<%s>: token lookup failed: %s", h.client.s, h.user.s,
                  who.text.s ? who.text.s : "auth unavailable");
-        pop3_refuse(&h, s == AUTH_FAIL ? "[AUTH] login expired, try again"
-                                       : "[SYS/TEMP] authentication unavailable, try again later");
+        login_refuse(&h, svc_of->refusal(s == AUTH_FAIL ? LOGIN_REFUSE_EXPIRED
+                                                        : LOGIN_REFUSE_AUTH_TEMP));
         goto done;
     }
     if (who.maildir.len == 0 || who.maildir.s[0] != '/') {
         log_warn("user=<%s>: no usable Maildir path", who.user.s);
-        pop3_refuse(&h, "[SYS/PERM] no mailbox");
+        login_refuse(&h, svc_of->refusal(LOGIN_REFUSE_NO_MAILBOX));
         goto done;
     }
     dispatch(srv, &h, &who);
@@ -336,7 +339,7 @@ static void stop_all(void)
     }
 }
 
-int pop3_postlogin_loop(struct server *srv)
+int login_post_loop(struct server *srv)
 {
     long long max_idle_ms = conf_time_ms(srv->conf, CONF_max_idle);
     long long idle_since = clock_ms();

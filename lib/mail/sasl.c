@@ -1,9 +1,10 @@
-/* SASL support for AUTH PLAIN and AUTH LOGIN (RFC 4616, RFC 5034): a strict base64
- * decoder and the PLAIN message parser.  Input is the client's, bounded by the line
- * length the caller read. */
-#include <string.h>
+/* SASL support for the PLAIN and LOGIN mechanisms of pop3d and imapd (RFC 4616,
+ * RFC 5034, RFC 3501): a strict base64 decoder and the PLAIN message parser.  Input
+ * is the client's, bounded by the line length the caller read. */
+#include "sasl.h"
 
-#include "pop3d.h"
+#include <stdbool.h>
+#include <string.h>
 
 static int b64_value(unsigned char c)
 {
@@ -20,7 +21,7 @@ static int b64_value(unsigned char c)
     return -1;
 }
 
-int pop3_base64_decode(const char *in, size_t len, struct str *out)
+int sasl_base64_decode(const char *in, size_t len, struct str *out)
 {
     str_clear(out);
     if (len % 4 != 0)
@@ -54,7 +55,7 @@ int pop3_base64_decode(const char *in, size_t len, struct str *out)
     return 0;
 }
 
-int pop3_sasl_plain(const struct str *d, struct str *user, struct str *pass)
+int sasl_plain(const struct str *d, struct str *user, struct str *pass)
 {
     const char *authz = d->s, *authc, *pw, *end = d->s + d->len;
     const char *nul1, *nul2;
@@ -77,7 +78,7 @@ int pop3_sasl_plain(const struct str *d, struct str *user, struct str *pass)
     if (nul1 != authz && ((size_t)(nul1 - authz) != (size_t)(nul2 - authc)
                           || memcmp(authz, authc, (size_t)(nul1 - authz)) != 0))
         return -1;
-    if ((size_t)(nul2 - authc) > POP3_NAME_MAX)
+    if ((size_t)(nul2 - authc) > SASL_NAME_MAX)
         return -1;
     str_set(user, authc, (size_t)(nul2 - authc));
     str_set(pass, pw, (size_t)(end - pw));

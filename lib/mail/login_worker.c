@@ -1,5 +1,5 @@
-/* pop3d (post-login): the session process.  Forked by the post-login process as root,
- * it opens the user's Maildir (no symbolic link, the user's own), chroots into it,
+/* pop3d and imapd (post-login): the session process (login_serve.h).  Forked by the
+ * post-login process as root, it opens the user's Maildir (no symbolic link, the user's own), chroots into it,
  * drops to the mailbox owner for good and serves its first session; a process for a
  * virtual user (virtual users share their uid, so the Maildir is what keeps them
  * apart) then stays and serves further sessions of the same user and Maildir only,
@@ -29,7 +29,7 @@
 #include "log.h"
 #include "login.h"
 #include "maildir.h"
-#include "pop3d.h"
+#include "login_serve.h"
 #include "priv.h"
 #include "proto.h"
 #include "sock.h"
@@ -40,7 +40,7 @@
 #define WORKER_CLIENT_MAX 63            /* longest client address carried */
 #define WORKER_MSG_MAX (2 * WORKER_TEXT_MAX + WORKER_CLIENT_MAX + LOGIN_PENDING_MAX + 512)
 
-int pop3_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who)
+int login_worker_send(int ctl, const struct login_handoff *h, const struct auth_result *who)
 {
     struct attr_list al = ATTR_LIST_INIT;
     struct str msg = STR_INIT;
@@ -216,31 +216,33 @@ static int become_user(const struct auth_result *who)
 }
 
 /* Tells the client why it cannot have its mailbox, and drops it. */
-void pop3_refuse(struct login_handoff *h, const char *text)
+void login_refuse(struct login_handoff *h, const char *line)
 {
     struct stream *st = login_stream(h);
 
     stream_set_timeout(st, 10000);
-    stream_printf(st, "-ERR %s\r\n", text);
+    stream_puts(st, line);
     stream_flush(st);
     stream_close(st);
 }
 
 /* One session in the Maildir, which the process entered (enter_maildir) for the
  * user and the Maildir of its first session: it serves no other. */
-static int worker_session(struct login_handoff *h, const struct auth_result *who,
+static int worker_session(const struct login_service *ls, struct login_handoff *h,
+                          const struct auth_result *who,
                           const char *user, const char *maildir)
 {
     if (strcmp(who->user.s, user) != 0 || strcmp(who->maildir.s, maildir) != 0) {
         log_error("user=<%s>: session sent to the process of user=<%s>", who->user.s, user);
-        pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
+        login_refuse(h, ls->refusal(LOGIN_REFUSE_MAILBOX_TEMP));
         return -1;
     }
-    return pop3_session(h, who);
+    return ls->session(h, who);
 }
 
-_Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_result *who,
-                                pid_t parent, long long max_use)
+_Noreturn void login_worker_main(const struct login_service *ls, int ctl,
+                                 struct login_handoff *h, struct auth_result *who,
+                                 pid_t parent, long long max_use)
 {
     struct sigaction sa;
     char *buf;
@@ -262,7 +264,7 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
         explicit_bzero(h->token.s, h->token.len);
     str_free(&h->token);
     if (enter_maildir(who) < 0 || become_user(who) < 0) {
-        pop3_refuse(h, "[SYS/TEMP] cannot open the mailbox");
+        login_refuse(h, ls->refusal(LOGIN_REFUSE_MAILBOX_TEMP));
         _exit(1);
     }
     /* After the drop: changing credentials clears the parent-death signal. */
@@ -271,7 +273,7 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
         _exit(0);
     user = xstrdup(who->user.s);
     maildir = xstrdup(who->maildir.s);
-    rc = worker_session(h, who, user, maildir);
+    rc = worker_session(ls, h, who, user, maildir);
     if (ctl < 0 || rc < 0)
         _exit(rc != 0);
     buf = xmalloc(WORKER_MSG_MAX + 1);
@@ -288,7 +290,7 @@ _Noreturn void pop3_worker_main(int ctl, struct login_handoff *h, struct auth_re
         r = worker_receive(ctl, buf, h, who);
         if (r <= 0)
             break;
-        if (worker_session(h, who, user, maildir) < 0)
+        if (worker_session(ls, h, who, user, maildir) < 0)
             break;
     }
     _exit(0);

@@ -1,13 +1,13 @@
-/* The TLS proxy: when TLS ended in the pre-auth process, the session got one end of a
- * socket pair, and this loop relays between it and the client's TLS stream until
- * either side closes or nothing moves for twice the session timeout.  Bytes are only
- * copied, never interpreted. */
+/* The TLS proxy of pop3d -l and imapd -l: when TLS ended in the pre-auth process, the
+ * session got one end of a socket pair, and this loop relays between it and the
+ * client's TLS stream until either side closes or nothing moves for twice the session
+ * timeout.  Bytes are only copied, never interpreted. */
 #include <errno.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "pop3d.h"
+#include "login.h"
 #include "server.h"
 #include "stream.h"
 
@@ -31,7 +31,7 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-void pop3_proxy(struct stream *client, int pair, int timeout_ms)
+void login_proxy(struct stream *client, int pair, int timeout_ms)
 {
     char buf[16384];
     int idle_ms = timeout_ms > 0 && timeout_ms < 0x3fffffff ? 2 * timeout_ms : -1;

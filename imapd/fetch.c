@@ -1,0 +1,365 @@
+/* FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2): FLAGS, UID, INTERNALDATE, RFC822.SIZE,
+ * RFC822, RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]
+ * and BODY.PEEK[section] with <origin.count>, and the macros ALL, FAST and FULL.
+ * The message is read from its file and parsed by the MIME library (mime.h), which
+ * gives the structures and the section bytes with every line end as CRLF; a body
+ * fetched without PEEK sets \Seen.  The request is the client's, the message is
+ * whoever sent it: both untrusted. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file_read.h"
+#include "imapd.h"
+#include "log.h"
+#include "mime.h"
+#include "session.h"
+#include "store.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+#define FETCH_ITEMS_MAX 64          /* items in one FETCH */
+#define FETCH_MSG_MAX ((size_t)1 << 30)     /* largest message file read */
+
+enum fetch_kind {
+    F_FLAGS, F_UID, F_INTERNALDATE, F_SIZE, F_RFC822, F_RFC822_HEADER, F_RFC822_TEXT,
+    F_ENVELOPE, F_BODY, F_BODYSTRUCTURE, F_SECTION,
+};
+
+struct fetch_item {
+    enum fetch_kind kind;
+    bool peek;
+    bool partial;
+    uint64_t origin, count;
+    struct mime_section sec;
+    struct str canon;               /* the section as it is answered */
+};
+
+struct fetch_req {
+    struct fetch_item v[FETCH_ITEMS_MAX];
+    size_t n;
+    bool need_msg;                  /* an item needs the message's bytes */
+    bool sets_seen;
+    bool has_flags, has_uid;
+};
+
+static const struct {
+    const char *name;
+    enum fetch_kind kind;
+} simple[] = {
+    { "FLAGS", F_FLAGS }, { "UID", F_UID }, { "INTERNALDATE", F_INTERNALDATE },
+    { "RFC822.SIZE", F_SIZE }, { "RFC822", F_RFC822 }, { "RFC822.HEADER", F_RFC822_HEADER },
+    { "RFC822.TEXT", F_RFC822_TEXT }, { "ENVELOPE", F_ENVELOPE },
+    { "BODYSTRUCTURE", F_BODYSTRUCTURE }, { "BODY", F_BODY },
+};
+
+static bool add(struct fetch_req *r, enum fetch_kind k)
+{
+    if (r->n == FETCH_ITEMS_MAX)
+        return false;
+    memset(&r->v[r->n], 0, sizeof(r->v[r->n]));
+    r->v[r->n].kind = k;
+    r->n++;
+    if (k == F_FLAGS)
+        r->has_flags = true;
+    if (k == F_UID)
+        r->has_uid = true;
+    if (k != F_FLAGS && k != F_UID && k != F_INTERNALDATE)
+        r->need_msg = true;
+    if (k == F_RFC822 || k == F_RFC822_TEXT)
+        r->sets_seen = true;
+    return true;
+}
+
+/* "[section]<o.n>" after BODY or BODY.PEEK. */
+static bool parse_section(struct imap_parser *ip, struct fetch_item *it)
+{
+    const char *start = ip->p + 1, *p = start;
+    bool q = false;
+    int depth = 0;
+
+    for (; p < ip->end; p++) {
+        if (q) {
+            if (*p == '\\' && p + 1 < ip->end)
+                p++;
+            else if (*p == '"')
+                q = false;
+        } else if (*p == '"') {
+            q = true;
+        } else if (*p == '(') {
+            depth++;
+        } else if (*p == ')') {
+            depth--;
+        } else if (*p == ']' && depth == 0) {
+            break;
+        }
+    }
+    if (p == ip->end || mime_section_parse(start, (size_t)(p - start), &it->sec) < 0)
+        return false;
+    ip->p = p + 1;
+    str_init(&it->canon);
+    mime_section_format(&it->sec, &it->canon);
+    if (imap_p_char(ip, '<')) {
+        if (!imap_p_number(ip, UINT32_MAX, &it->origin) || !imap_p_char(ip, '.')
+            || !imap_p_number(ip, UINT32_MAX, &it->count) || it->count == 0
+            || !imap_p_char(ip, '>'))
+            return false;
+        it->partial = true;
+    }
+    return true;
+}
+
+static bool parse_item(struct imap_parser *ip, struct fetch_req *r)
+{
+    const char *start = ip->p;
+    char name[20];
+    size_t len;
+
+    while (ip->p < ip->end && (((*ip->p | 0x20) >= 'a' && (*ip->p | 0x20) <= 'z')
+                               || (*ip->p >= '0' && *ip->p <= '9') || *ip->p == '.'))
+        ip->p++;
+    len = (size_t)(ip->p - start);
+    if (len == 0 || len >= sizeof(name))
+        return false;
+    memcpy(name, start, len);
+    name[len] = '\0';
+    if (imap_p_peek(ip, '[')) {
+        struct fetch_item *it;
+        bool peek = strcasecmp(name, "BODY.PEEK") == 0;
+        if (!peek && strcasecmp(name, "BODY") != 0)
+            return false;
+        if (!add(r, F_SECTION))
+            return false;
+        it = &r->v[r->n - 1];
+        it->peek = peek;
+        if (!peek)
+            r->sets_seen = true;
+        return parse_section(ip, it);
+    }
+    if (strcasecmp(name, "ALL") == 0 || strcasecmp(name, "FAST") == 0
+        || strcasecmp(name, "FULL") == 0) {
+        bool ok = add(r, F_FLAGS) && add(r, F_INTERNALDATE) && add(r, F_SIZE);
+        if (ok && strcasecmp(name, "FAST") != 0)
+            ok = add(r, F_ENVELOPE);
+        if (ok && strcasecmp(name, "FULL") == 0)
+            ok = add(r, F_BODY);
+        return ok;
+    }
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+        if (strcasecmp(name, simple[i].name) == 0)
+            return add(r, simple[i].kind);
+    return false;
+}
+
+static bool parse_request(struct imap_parser *ip, struct fetch_req *r)
+{
+    if (!imap_p_char(ip, '('))
+        return parse_item(ip, r);
+    do {
+        if (!parse_item(ip, r))
+            return false;
+    } while (imap_p_sp(ip));
+    return imap_p_char(ip, ')');
+}
+
+static void req_free(struct fetch_req *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (r->v[i].kind == F_SECTION) {
+            mime_section_free(&r->v[i].sec);
+            str_free(&r->v[i].canon);
+        }
+    }
+}
+
+static void put_literal(struct imap_session *s, const char *p, size_t n)
+{
+    stream_printf(s->c.st, "{%zu}\r\n", n);
+    stream_write(s->c.st, p, n);
+}
+
+static void put_internaldate(struct imap_session *s, time_t t)
+{
+    static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                       "Aug", "Sep", "Oct", "Nov", "Dec" };
+    struct tm tm;
+
+    if (gmtime_r(&t, &tm) == NULL)
+        memset(&tm, 0, sizeof(tm));
+    stream_printf(s->c.st, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d +0000\"", tm.tm_mday,
+                  mon[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+/* The section's bytes (before <partial>), or false when the part does not exist. */
+static void put_section(struct imap_session *s, const struct mime_msg *m,
+                        const struct fetch_item *it, struct str *buf)
+{
+    size_t start = 0, n;
+
+    str_clear(buf);
+    if (mime_section_fetch(m, &it->sec, 0, buf) < 0)
+        str_clear(buf);     /* RFC 3501: a part that does not exist is empty */
+    n = buf->len;
+    if (it->partial)
+        mime_partial(buf->len, it->origin, it->count, &start, &n);
+    stream_printf(s->c.st, "BODY[%s]", it->canon.s ? it->canon.s : "");
+    if (it->partial)
+        stream_printf(s->c.st, "<%llu>", (unsigned long long)it->origin);
+    stream_puts(s->c.st, " ");
+    put_literal(s, buf->s != NULL ? buf->s + start : "", n);
+}
+
+/* One message's FETCH response.  -1 when its file is gone. */
+static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, size_t i,
+                     bool uid, bool seen_set)
+{
+    const struct store_msg *sm = store_msg(s->box, i);
+    struct str data = STR_INIT, err = STR_INIT, buf = STR_INIT;
+    struct mime_msg mm;
+    bool parsed = false, first = true;
+    int rc = 0;
+
+    if (r->need_msg) {
+        int fd = store_open_msg(s->box, i);
+        if (fd < 0)
+            return -1;
+        rc = file_read_fd(fd, sm->file, FETCH_MSG_MAX, &data, &err);
+        close(fd);
+        if (rc < 0) {
+            log_warn("user=<%s>: %s", s->c.user, err.s);
+            str_free(&err);
+            str_free(&data);
+            return -1;
+        }
+        mime_parse(&mm, data.s != NULL ? data.s : "", data.len);
+        parsed = true;
+    }
+    for (size_t k = 0; k < r->n; k++)
+        if (r->v[k].kind == F_INTERNALDATE && sm->internaldate == 0)
+            (void)store_stat(s->box, i);
+    sm = store_msg(s->box, i);
+    stream_printf(s->c.st, "* %zu FETCH (", seq);
+    if (uid && !r->has_uid) {
+        stream_printf(s->c.st, "UID %u", sm->uid);
+        first = false;
+    }
+    if (seen_set && !r->has_flags) {
+        stream_puts(s->c.st, first ? "" : " ");
+        imap_put_flags(s, sm);
+        first = false;
+    }
+    for (size_t k = 0; k < r->n; k++) {
+        const struct fetch_item *it = &r->v[k];
+        const struct mime_part *root = parsed ? mm.root : NULL;
+
+        stream_puts(s->c.st, first ? "" : " ");
+        first = false;
+        switch (it->kind) {
+        case F_FLAGS:
+            imap_put_flags(s, sm);
+            break;
+        case F_UID:
+            stream_printf(s->c.st, "UID %u", sm->uid);
+            break;
+        case F_INTERNALDATE:
+            put_internaldate(s, sm->internaldate);
+            break;
+        case F_SIZE:
+            stream_printf(s->c.st, "RFC822.SIZE %zu", root->header_size + root->body_size);
+            break;
+        case F_RFC822:
+        case F_RFC822_HEADER:
+        case F_RFC822_TEXT: {
+            struct mime_section sec;
+            memset(&sec, 0, sizeof(sec));
+            sec.text = it->kind == F_RFC822 ? MIME_SECT_NONE
+                       : it->kind == F_RFC822_HEADER ? MIME_SECT_HEADER : MIME_SECT_TEXT;
+            str_clear(&buf);
+            (void)mime_section_fetch(&mm, &sec, 0, &buf);
+            stream_puts(s->c.st, it->kind == F_RFC822 ? "RFC822 "
+                                 : it->kind == F_RFC822_HEADER ? "RFC822.HEADER "
+                                                                : "RFC822.TEXT ");
+            put_literal(s, buf.s != NULL ? buf.s : "", buf.len);
+            break;
+        }
+        case F_ENVELOPE:
+            str_clear(&buf);
+            mime_imap_envelope(&mm, root, &buf);
+            stream_puts(s->c.st, "ENVELOPE ");
+            stream_write(s->c.st, buf.s, buf.len);
+            break;
+        case F_BODY:
+        case F_BODYSTRUCTURE:
+            str_clear(&buf);
+            mime_imap_bodystructure(&mm, root, it->kind == F_BODYSTRUCTURE, &buf);
+            stream_puts(s->c.st, it->kind == F_BODY ? "BODY " : "BODYSTRUCTURE ");
+            stream_write(s->c.st, buf.s, buf.len);
+            break;
+        case F_SECTION:
+            put_section(s, &mm, it, &buf);
+            break;
+        }
+    }
+    stream_puts(s->c.st, ")\r\n");
+    if (parsed)
+        mime_free(&mm);
+    str_free(&data);
+    str_free(&buf);
+    str_free(&err);
+    return 0;
+}
+
+void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
+{
+    struct fetch_req *r = xcalloc(1, sizeof(*r));
+    uint32_t *uids = NULL;
+    size_t n = 0, gone = 0;
+
+    if (!imap_p_sp(ip) || !imap_set_uids(s, ip, uid, &uids, &n))
+        goto out;
+    if (!imap_p_sp(ip) || !parse_request(ip, r) || !imap_p_eol(ip)) {
+        imap_bad(&s->c, "Invalid FETCH items");
+        goto out;
+    }
+    for (size_t k = 0; k < n && !s->c.closing; k++) {
+        long i = store_find(s->box, uids[k]);
+        size_t seq = imap_view_seq(s, uids[k]);
+        bool seen_set = false;
+
+        if (i < 0 || seq == 0) {
+            gone++;
+            continue;
+        }
+        if (r->sets_seen && !s->readonly && !(store_msg(s->box, (size_t)i)->flags & STORE_F_SEEN)) {
+            struct str err = STR_INIT;
+            uint32_t *failed = NULL;
+            size_t nf = 0;
+            if (store_set_flags(s->box, &uids[k], 1, '+', STORE_F_SEEN, 0, 0, &failed, &nf,
+                                &err) == 0)
+                seen_set = true;
+            free(failed);
+            str_free(&err);
+            i = store_find(s->box, uids[k]);
+            if (i < 0) {
+                gone++;
+                continue;
+            }
+        }
+        if (fetch_one(s, r, seq, (size_t)i, uid, seen_set) < 0)
+            gone++;
+        if (stream_error(s->c.st))
+            break;
+    }
+    imap_report_changes(s, uid);
+    if (gone > 0 && !uid)
+        imap_no(&s->c, "[EXPUNGEISSUED] Some messages were expunged meanwhile");
+    else
+        imap_ok(&s->c, "FETCH completed");
+out:
+    req_free(r);
+    free(r);
+    free(uids);
+}

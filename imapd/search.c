@@ -1,0 +1,541 @@
+/* SEARCH and UID SEARCH (RFC 3501 6.4.4) with every key of RFC 3501: the criteria
+ * are parsed into a tree (nesting bounded by SEARCH_DEPTH_MAX, keys by
+ * SEARCH_KEYS_MAX) and evaluated per message.  Text keys match case-insensitively
+ * (ASCII) as substrings: header keys against the field's value with RFC 2047 words
+ * decoded, BODY against the decoded text of every text part (mime_walk), TEXT
+ * against both.  CHARSET may be US-ASCII or UTF-8.  Criteria are the client's. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "file_read.h"
+#include "imapd.h"
+#include "log.h"
+#include "mime.h"
+#include "session.h"
+#include "store.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+#define SEARCH_DEPTH_MAX 32
+#define SEARCH_KEYS_MAX 256
+#define SEARCH_MSG_MAX ((size_t)1 << 30)
+
+enum skey {
+    K_ALL, K_SET, K_UIDSET, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_NEW, K_OLD,
+    K_RECENT, K_LARGER, K_SMALLER, K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON,
+    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND,
+};
+
+struct snode {
+    enum skey k;
+    unsigned flag;                  /* K_FLAG / K_UNFLAG */
+    int kw;                         /* K_KEYWORD: index, -1 when unknown */
+    uint64_t num;                   /* LARGER, SMALLER */
+    time_t day;                     /* dates: 00:00 UTC of the day */
+    struct str field, text;         /* HEADER field / text keys */
+    struct imap_seqset set;
+    struct snode *a, *b;            /* NOT a; OR a b; AND list via a->next */
+    struct snode *next;
+};
+
+struct sparse {
+    struct imap_session *s;
+    struct imap_parser *ip;
+    int nkeys;
+    const char *why;
+    bool needs_msg;
+};
+
+static void node_free(struct snode *n)
+{
+    while (n != NULL) {
+        struct snode *next = n->next;
+        node_free(n->a);
+        node_free(n->b);
+        str_free(&n->field);
+        str_free(&n->text);
+        imap_seq_free(&n->set);
+        free(n);
+        n = next;
+    }
+}
+
+static bool parse_date(struct imap_parser *ip, time_t *out)
+{
+    static const char *const mon[] = { "jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                       "aug", "sep", "oct", "nov", "dec" };
+    struct str s = STR_INIT;
+    struct tm tm;
+    int d, y, k;
+    char m[4];
+    bool ok;
+
+    ok = imap_p_peek(ip, '"') ? imap_p_string(ip, &s) : imap_p_atom(ip, &s, 16);
+    ok = ok && sscanf(s.s, "%2d-%3[A-Za-z]-%4d", &d, m, &y) == 3 && d >= 1 && d <= 31
+         && y >= 1900 && y <= 9999;
+    str_free(&s);
+    if (!ok)
+        return false;
+    for (k = 0; k < 12 && strcasecmp(m, mon[k]) != 0; k++)
+        ;
+    if (k == 12)
+        return false;
+    memset(&tm, 0, sizeof(tm));
+    tm.tm_mday = d;
+    tm.tm_mon = k;
+    tm.tm_year = y - 1900;
+    *out = timegm(&tm);
+    return true;
+}
+
+static struct snode *parse_key(struct sparse *p, int depth);
+
+/* Keys up to ')' or the end: an AND of them. */
+static struct snode *parse_list(struct sparse *p, int depth, bool paren)
+{
+    struct snode *head = NULL, **tail = &head, *and;
+
+    for (;;) {
+        struct snode *n = parse_key(p, depth);
+        if (n == NULL) {
+            node_free(head);
+            return NULL;
+        }
+        *tail = n;
+        tail = &n->next;
+        if (!imap_p_sp(p->ip))
+            break;
+    }
+    if (paren && !imap_p_char(p->ip, ')')) {
+        p->why = "Unbalanced parentheses";
+        node_free(head);
+        return NULL;
+    }
+    and = xcalloc(1, sizeof(*and));
+    and->k = K_AND;
+    and->a = head;
+    return and;
+}
+
+static const struct {
+    const char *name;
+    enum skey k;
+    unsigned flag;
+} flag_keys[] = {
+    { "ANSWERED", K_FLAG, STORE_F_ANSWERED }, { "DELETED", K_FLAG, STORE_F_DELETED },
+    { "DRAFT", K_FLAG, STORE_F_DRAFT }, { "FLAGGED", K_FLAG, STORE_F_FLAGGED },
+    { "SEEN", K_FLAG, STORE_F_SEEN }, { "RECENT", K_RECENT, 0 },
+    { "UNANSWERED", K_UNFLAG, STORE_F_ANSWERED }, { "UNDELETED", K_UNFLAG, STORE_F_DELETED },
+    { "UNDRAFT", K_UNFLAG, STORE_F_DRAFT }, { "UNFLAGGED", K_UNFLAG, STORE_F_FLAGGED },
+    { "UNSEEN", K_UNFLAG, STORE_F_SEEN }, { "NEW", K_NEW, 0 }, { "OLD", K_OLD, 0 },
+    { "ALL", K_ALL, 0 },
+};
+
+static const struct {
+    const char *name;
+    const char *field;              /* NULL: BODY or TEXT */
+    enum skey k;
+} text_keys[] = {
+    { "BCC", "Bcc", K_HEADER }, { "CC", "Cc", K_HEADER }, { "FROM", "From", K_HEADER },
+    { "SUBJECT", "Subject", K_HEADER }, { "TO", "To", K_HEADER }, { "BODY", NULL, K_BODY },
+    { "TEXT", NULL, K_TEXT },
+};
+
+static const struct {
+    const char *name;
+    enum skey k;
+} date_keys[] = {
+    { "BEFORE", K_BEFORE }, { "ON", K_ON }, { "SINCE", K_SINCE },
+    { "SENTBEFORE", K_SENTBEFORE }, { "SENTON", K_SENTON }, { "SENTSINCE", K_SENTSINCE },
+};
+
+static struct snode *parse_key(struct sparse *p, int depth)
+{
+    struct imap_parser *ip = p->ip;
+    struct snode *n;
+    struct str name = STR_INIT;
+
+    if (depth > SEARCH_DEPTH_MAX) {
+        p->why = "Search criteria nested too deeply";
+        return NULL;
+    }
+    if (++p->nkeys > SEARCH_KEYS_MAX) {
+        p->why = "Too many search keys";
+        return NULL;
+    }
+    if (imap_p_char(ip, '('))
+        return parse_list(p, depth + 1, true);
+    n = xcalloc(1, sizeof(*n));
+    if (imap_p_peek(ip, '*') || (ip->p < ip->end && *ip->p >= '0' && *ip->p <= '9')) {
+        n->k = K_SET;
+        if (!imap_p_seqset(ip, &n->set, &p->why))
+            goto bad;
+        return n;
+    }
+    if (!imap_p_atom(ip, &name, 16)) {
+        p->why = "Search key expected";
+        goto bad;
+    }
+    for (size_t i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++) {
+        if (strcasecmp(name.s, flag_keys[i].name) == 0) {
+            n->k = flag_keys[i].k;
+            n->flag = flag_keys[i].flag;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < sizeof(text_keys) / sizeof(text_keys[0]); i++) {
+        if (strcasecmp(name.s, text_keys[i].name) == 0) {
+            n->k = text_keys[i].k;
+            if (text_keys[i].field != NULL)
+                str_sets(&n->field, text_keys[i].field);
+            if (!imap_p_sp(ip) || !imap_p_astring(ip, &n->text)) {
+                p->why = "Search text expected";
+                goto bad;
+            }
+            p->needs_msg = true;
+            goto done;
+        }
+    }
+    for (size_t i = 0; i < sizeof(date_keys) / sizeof(date_keys[0]); i++) {
+        if (strcasecmp(name.s, date_keys[i].name) == 0) {
+            n->k = date_keys[i].k;
+            if (!imap_p_sp(ip) || !parse_date(ip, &n->day)) {
+                p->why = "Invalid date";
+                goto bad;
+            }
+            if (n->k >= K_SENTBEFORE)
+                p->needs_msg = true;
+            goto done;
+        }
+    }
+    if (strcasecmp(name.s, "HEADER") == 0) {
+        n->k = K_HEADER;
+        if (!imap_p_sp(ip) || !imap_p_astring(ip, &n->field) || !imap_p_sp(ip)
+            || !imap_p_astring(ip, &n->text) || n->field.len == 0) {
+            p->why = "HEADER needs a field name and a text";
+            goto bad;
+        }
+        p->needs_msg = true;
+    } else if (strcasecmp(name.s, "KEYWORD") == 0 || strcasecmp(name.s, "UNKEYWORD") == 0) {
+        n->k = toupper((unsigned char)name.s[0]) == 'K' ? K_KEYWORD : K_UNKEYWORD;
+        if (!imap_p_sp(ip) || !imap_p_atom(ip, &n->text, STORE_KEYWORD_LEN)) {
+            p->why = "Keyword expected";
+            goto bad;
+        }
+        n->kw = store_keyword_index(p->s->box, n->text.s, false);
+    } else if (strcasecmp(name.s, "LARGER") == 0 || strcasecmp(name.s, "SMALLER") == 0) {
+        n->k = toupper((unsigned char)name.s[0]) == 'L' ? K_LARGER : K_SMALLER;
+        if (!imap_p_sp(ip) || !imap_p_number(ip, UINT32_MAX, &n->num)) {
+            p->why = "Number expected";
+            goto bad;
+        }
+        p->needs_msg = true;
+    } else if (strcasecmp(name.s, "UID") == 0) {
+        n->k = K_UIDSET;
+        if (!imap_p_sp(ip) || !imap_p_seqset(ip, &n->set, &p->why))
+            goto bad;
+    } else if (strcasecmp(name.s, "NOT") == 0) {
+        n->k = K_NOT;
+        if (!imap_p_sp(ip) || (n->a = parse_key(p, depth + 1)) == NULL)
+            goto bad;
+    } else if (strcasecmp(name.s, "OR") == 0) {
+        n->k = K_OR;
+        if (!imap_p_sp(ip) || (n->a = parse_key(p, depth + 1)) == NULL || !imap_p_sp(ip)
+            || (n->b = parse_key(p, depth + 1)) == NULL)
+            goto bad;
+    } else {
+        p->why = "Unknown search key";
+        goto bad;
+    }
+done:
+    str_free(&name);
+    return n;
+bad:
+    if (p->why == NULL)
+        p->why = "Invalid search criteria";
+    str_free(&name);
+    node_free(n);
+    return NULL;
+}
+
+/* Case-insensitive (ASCII) substring. */
+static bool contains(const char *hay, size_t hlen, const struct str *needle)
+{
+    if (needle->len == 0)
+        return true;
+    if (hay == NULL || hlen < needle->len)
+        return false;
+    for (size_t i = 0; i + needle->len <= hlen; i++)
+        if (strncasecmp(hay + i, needle->s, needle->len) == 0)
+            return true;
+    return false;
+}
+
+/* One message being evaluated: its parse made when a key needs it. */
+struct smsg {
+    struct imap_session *s;
+    size_t i, seq;
+    const struct store_msg *m;
+    struct str data;
+    struct mime_msg mm;
+    bool parsed, failed;
+    time_t sent;                    /* the Date field's day, -1 unknown */
+};
+
+static bool load(struct smsg *x)
+{
+    struct str err = STR_INIT;
+    int fd;
+
+    if (x->parsed || x->failed)
+        return x->parsed;
+    fd = store_open_msg(x->s->box, x->i);
+    if (fd < 0 || file_read_fd(fd, x->m->file, SEARCH_MSG_MAX, &x->data, &err) < 0) {
+        x->failed = true;
+        if (fd >= 0)
+            close(fd);
+        str_free(&err);
+        return false;
+    }
+    close(fd);
+    mime_parse(&x->mm, x->data.s != NULL ? x->data.s : "", x->data.len);
+    x->parsed = true;
+    return true;
+}
+
+static bool header_has(struct smsg *x, const char *field, const struct str *text)
+{
+    struct mime_field_iter it;
+    struct mime_field f;
+    struct str v = STR_INIT, d = STR_INIT;
+    bool found = false;
+
+    if (!load(x))
+        return false;
+    mime_field_iter_init(&it, x->mm.buf + x->mm.root->off,
+                         x->mm.root->body_off - x->mm.root->off);
+    while (!found && mime_field_next(&it, &f) == 1) {
+        if (field != NULL && !mime_field_is(&f, field))
+            continue;
+        str_clear(&v);
+        str_clear(&d);
+        mime_field_value(&f, &v, MIME_FIELD_MAX);
+        mime_header_decode(v.s != NULL ? v.s : "", v.len, &d);
+        found = contains(d.s, d.len, text) || (field == NULL && contains(f.name, f.name_len, text));
+    }
+    str_free(&v);
+    str_free(&d);
+    return found;
+}
+
+struct body_match {
+    const struct str *text;
+    bool found;
+};
+
+static int body_line(void *arg, const struct mime_part *p, const char *line, size_t len)
+{
+    struct body_match *b = arg;
+
+    (void)p;
+    if (contains(line, len, b->text)) {
+        b->found = true;
+        return 1;
+    }
+    return 0;
+}
+
+static bool body_has(struct smsg *x, const struct str *text)
+{
+    struct body_match b = { text, false };
+    const struct mime_walk_ops ops = { NULL, body_line };
+
+    if (!load(x))
+        return false;
+    (void)mime_walk(&x->mm, &ops, 0, &b);
+    return b.found;
+}
+
+static time_t sent_day(struct smsg *x)
+{
+    static const char *const mon[] = { "jan", "feb", "mar", "apr", "may", "jun", "jul",
+                                       "aug", "sep", "oct", "nov", "dec" };
+    struct str v = STR_INIT;
+    const char *p;
+    int d, y, k;
+    char m[4];
+    struct tm tm;
+
+    if (x->sent != 0)
+        return x->sent;
+    x->sent = -1;
+    if (!load(x) || mime_header_get(&x->mm, x->mm.root, "Date", &v) <= 0) {
+        str_free(&v);
+        return x->sent;
+    }
+    p = v.s;
+    if (strchr(p, ',') != NULL)
+        p = strchr(p, ',') + 1;
+    if (sscanf(p, " %2d %3[A-Za-z] %4d", &d, m, &y) == 3 && d >= 1 && d <= 31) {
+        if (y < 50)
+            y += 2000;
+        else if (y < 1000)
+            y += 1900;
+        for (k = 0; k < 12 && strcasecmp(m, mon[k]) != 0; k++)
+            ;
+        if (k < 12) {
+            memset(&tm, 0, sizeof(tm));
+            tm.tm_mday = d;
+            tm.tm_mon = k;
+            tm.tm_year = y - 1900;
+            x->sent = timegm(&tm);
+        }
+    }
+    str_free(&v);
+    return x->sent;
+}
+
+static time_t day_of(time_t t)
+{
+    return t - (t % 86400 + 86400) % 86400;
+}
+
+static bool eval(struct smsg *x, const struct snode *n)
+{
+    const struct store_msg *m = x->m;
+    size_t size;
+    time_t t;
+
+    switch (n->k) {
+    case K_ALL:
+        return true;
+    case K_SET:
+        return imap_seq_has(&n->set, (uint32_t)x->seq);
+    case K_UIDSET:
+        return imap_seq_has(&n->set, m->uid);
+    case K_FLAG:
+        return (m->flags & n->flag) != 0;
+    case K_UNFLAG:
+        return (m->flags & n->flag) == 0;
+    case K_KEYWORD:
+        return n->kw >= 0 && (m->keywords & (1u << n->kw));
+    case K_UNKEYWORD:
+        return n->kw < 0 || !(m->keywords & (1u << n->kw));
+    case K_RECENT:
+        return (m->flags & STORE_F_RECENT) != 0;
+    case K_NEW:
+        return (m->flags & STORE_F_RECENT) && !(m->flags & STORE_F_SEEN);
+    case K_OLD:
+        return !(m->flags & STORE_F_RECENT);
+    case K_LARGER:
+    case K_SMALLER:
+        if (!load(x))
+            return false;
+        size = x->mm.root->header_size + x->mm.root->body_size;
+        return n->k == K_LARGER ? size > n->num : size < n->num;
+    case K_BEFORE:
+    case K_ON:
+    case K_SINCE:
+        if (m->internaldate == 0)
+            (void)store_stat(x->s->box, x->i);
+        x->m = m = store_msg(x->s->box, x->i);
+        t = day_of(m->internaldate);
+        return n->k == K_BEFORE ? t < n->day : n->k == K_ON ? t == n->day : t >= n->day;
+    case K_SENTBEFORE:
+    case K_SENTON:
+    case K_SENTSINCE:
+        t = sent_day(x);
+        if (t == -1)
+            return false;
+        return n->k == K_SENTBEFORE ? t < n->day : n->k == K_SENTON ? t == n->day
+                                                                    : t >= n->day;
+    case K_HEADER:
+        return header_has(x, n->field.s, &n->text);
+    case K_BODY:
+        return body_has(x, &n->text);
+    case K_TEXT:
+        return header_has(x, NULL, &n->text) || body_has(x, &n->text);
+    case K_NOT:
+        return !eval(x, n->a);
+    case K_OR:
+        return eval(x, n->a) || eval(x, n->b);
+    case K_AND:
+        for (const struct snode *c = n->a; c != NULL; c = c->next)
+            if (!eval(x, c))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/* Resolves "*" in the sets of the tree against the view. */
+static void resolve(struct snode *n, uint32_t nmsgs, uint32_t lastuid)
+{
+    for (; n != NULL; n = n->next) {
+        if (n->k == K_SET)
+            imap_seq_resolve(&n->set, nmsgs);
+        else if (n->k == K_UIDSET)
+            imap_seq_resolve(&n->set, lastuid);
+        resolve(n->a, nmsgs, lastuid);
+        resolve(n->b, nmsgs, lastuid);
+    }
+}
+
+void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
+{
+    struct sparse p = { s, ip, 0, NULL, false };
+    struct snode *root = NULL;
+    struct str cs = STR_INIT;
+
+    if (!imap_p_sp(ip)) {
+        imap_bad(&s->c, "SEARCH needs criteria");
+        goto out;
+    }
+    if (ip->end - ip->p > 8 && strncasecmp(ip->p, "CHARSET ", 8) == 0) {
+        ip->p += 8;
+        if (!imap_p_astring(ip, &cs) || !imap_p_sp(ip)) {
+            imap_bad(&s->c, "CHARSET needs a name");
+            goto out;
+        }
+        if (strcasecmp(cs.s, "UTF-8") != 0 && strcasecmp(cs.s, "US-ASCII") != 0) {
+            imap_no(&s->c, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
+            goto out;
+        }
+    }
+    root = parse_list(&p, 0, false);
+    if (root == NULL || !imap_p_eol(ip)) {
+        imap_bad(&s->c, "%s", p.why != NULL ? p.why : "Invalid search criteria");
+        goto out;
+    }
+    resolve(root, (uint32_t)s->nview, s->nview > 0 ? s->view[s->nview - 1] : 0);
+    stream_puts(s->c.st, "* SEARCH");
+    for (size_t k = 0; k < s->nview; k++) {
+        struct smsg x;
+        long i = store_find(s->box, s->view[k]);
+        bool hit;
+
+        if (i < 0)
+            continue;
+        memset(&x, 0, sizeof(x));
+        x.s = s;
+        x.i = (size_t)i;
+        x.seq = k + 1;
+        x.m = store_msg(s->box, (size_t)i);
+        hit = eval(&x, root);
+        if (hit)
+            stream_printf(s->c.st, " %u", uid ? s->view[k] : (uint32_t)(k + 1));
+        if (x.parsed)
+            mime_free(&x.mm);
+        str_free(&x.data);
+    }
+    stream_puts(s->c.st, "\r\n");
+    imap_report_changes(s, uid);
+    imap_ok(&s->c, "SEARCH completed");
+out:
+    node_free(root);
+    str_free(&cs);
+}

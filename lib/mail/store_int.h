@@ -1,0 +1,108 @@
+/* Internals shared by the store_*.c files (see store.h): the UID list as read from
+ * and written to postern-uidlist, the lock, and the handle. */
+#ifndef POSTERN_STORE_INT_H
+#define POSTERN_STORE_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "store.h"
+
+struct str;
+
+#define UIDLIST_FILE  "postern-uidlist"
+#define UIDLIST_LOCK  "postern-uidlist.lock"
+#define KEYWORDS_FILE "dovecot-keywords"
+#define UIDLIST_MAX   (256u << 20)      /* largest list read */
+
+struct uidlist_rec {
+    uint32_t uid;
+    uint8_t flags;
+    uint32_t keywords;
+    uint64_t modseq;
+    char *base;                         /* base name, without ":2,FLAGS" */
+    char *file;                         /* the name in cur/ when not canonical, or NULL */
+};
+
+struct uidlist_exp {
+    uint32_t uid;
+    uint64_t modseq;
+};
+
+struct uidlist {
+    uint32_t uidvalidity;
+    uint32_t nextuid;
+    uint64_t highestmodseq;
+    uint64_t exp_floor;                 /* expunges at or below it are forgotten */
+    struct uidlist_rec *v;              /* ascending by uid */
+    size_t n, cap;
+    struct uidlist_exp *exp;            /* ascending by modseq */
+    size_t nexp, capexp;
+};
+
+void uidlist_free(struct uidlist *ul);
+/* Parses text strictly; -1 (with err) when anything is out of place. */
+int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *err);
+void uidlist_format(const struct uidlist *ul, struct str *out);
+/* Reads dirfd's list: 1 when read, 0 when missing, -1 (err) when corrupt (to be
+ * rebuilt), -2 (err) on an I/O error (the sync fails, nothing is rebuilt). */
+int uidlist_read(int dirfd, struct uidlist *ul, struct str *err);
+/* Replaces the list durably (tmp, fsync, rename, fsync of the directory). */
+int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err);
+struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
+                                uint8_t flags, uint32_t keywords, uint64_t modseq);
+void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq);
+
+/* The lock: fd of the held lock file, or -1 with err (ETIMEDOUT after
+ * STORE_LOCK_WAIT_MS). */
+int store_lock(int dirfd, struct str *err);
+void store_unlock(int fd);
+
+/* A file name's parts: base length, flags and keywords from ":2,...". */
+size_t store_name_base(const char *name, uint8_t *flags, uint32_t *keywords);
+/* "BASE:2,FLAGS" into out. */
+void store_name_make(struct str *out, const char *base, size_t blen, uint8_t flags,
+                     uint32_t keywords);
+/* The name of rec's file in cur/ into out. */
+void store_rec_file(const struct uidlist_rec *rec, struct str *out);
+/* A new unique base name (without sizes) into out. */
+void store_unique_name(struct str *out);
+/* True when name is acceptable as a message file or base name. */
+bool store_base_ok(const char *s, size_t len);
+
+struct store_box {
+    char *dir;
+    int dirfd, curfd, newfd, tmpfd;
+    unsigned flags;                     /* STORE_RDONLY */
+    size_t max_msgs;
+    struct uidlist ul;
+    struct store_msg *msgs;             /* the handle's view, ascending uid */
+    size_t n, cap;
+    char *kw[STORE_KEYWORDS_MAX];
+    struct store_changes pending;       /* found by internal syncs, not yet reported */
+    struct timespec seen_new, seen_cur, seen_list;      /* for the quick check */
+    ino_t seen_list_ino;
+    bool stamps_trusted;                /* the directory stamps were old when taken */
+    bool synced;
+};
+
+/* Under the lock: reads the list, scans the directories, updates the list (written
+ * when changed) and the view; changes found go to b->pending (added UIDs of own
+ * operations excepted).  0, or -1 with err. */
+int store_sync_locked(struct store_box *b, struct str *err);
+/* store_sync_locked, unless the quick check shows nothing changed. */
+int store_sync_changed(struct store_box *b, struct str *err);
+/* Records the stamps of new/ and cur/ (before a scan) and of the list (after it
+ * was written, under the lock), for store_sync's quick check. */
+void store_stamp_dirs(struct store_box *b);
+void store_stamp_list(struct store_box *b);
+/* Writes b->ul, then rebuilds the view from it (keeping \Recent). */
+int store_commit(struct store_box *b, struct str *err);
+/* Reads dovecot-keywords into b->kw; writes it from b->kw. */
+int store_keywords_read(struct store_box *b);
+int store_keywords_write(struct store_box *b, struct str *err);
+void store_changes_add(uint32_t **v, size_t *n, uint32_t uid);
+
+#endif

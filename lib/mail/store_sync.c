@@ -1,0 +1,716 @@
+/* Opening a folder and bringing its UID list in step with the directories (see
+ * store.h): files others delivered, removed or renamed are found here.  Directory
+ * entries are untrusted: names are checked (store_base_ok) and bounded by NAME_MAX;
+ * the number of messages by the handle's limit. */
+#include "store_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "file_read.h"
+#include "log.h"
+#include "maildir_scan.h"
+#include "str.h"
+#include "xmalloc.h"
+
+/* One file found by a scan. */
+struct found {
+    char *name;             /* file name in cur/ (after the move from new/) */
+    size_t blen;            /* its base length */
+    uint8_t flags;
+    uint32_t keywords;
+    bool used;
+};
+
+struct scan {
+    struct found *v;
+    size_t n, cap;
+};
+
+static void scan_free(struct scan *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->v[i].name);
+    free(s->v);
+    memset(s, 0, sizeof(*s));
+}
+
+static int cmp_found(const void *a, const void *b)
+{
+    const struct found *x = a, *y = b;
+    size_t n = x->blen < y->blen ? x->blen : y->blen;
+    int c = memcmp(x->name, y->name, n);
+
+    if (c != 0)
+        return c;
+    return x->blen < y->blen ? -1 : x->blen > y->blen;
+}
+
+/* Delivery order: the leading seconds as a number, then the name. */
+static int cmp_delivery(const void *a, const void *b)
+{
+    const struct found *x = *(struct found *const *)a, *y = *(struct found *const *)b;
+    unsigned long long tx = strtoull(x->name, NULL, 10), ty = strtoull(y->name, NULL, 10);
+
+    if (tx != ty)
+        return tx < ty ? -1 : 1;
+    return cmp_found(x, y);
+}
+
+static int sys_fail(struct str *err, const char *what, const char *name)
+{
+    int e = errno;
+
+    str_clear(err);
+    str_printf(err, "%s %s: %s", what, name, strerror(e));
+    errno = e;
+    return -1;
+}
+
+/* Lists cur/, then new/ (moving new/ files into cur/ unless read-only; with
+ * cur_only, not at all). */
+static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct str *err)
+{
+    struct str nn = STR_INIT;
+    int rc = 0;
+
+    for (int pass = 1; pass >= (cur_only ? 1 : 0) && rc == 0; pass--) {
+        int fd = dup(pass == 0 ? b->newfd : b->curfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+
+        if (d == NULL) {
+            if (fd >= 0)
+                close(fd);
+            rc = sys_fail(err, "read", pass == 0 ? "new" : "cur");
+            break;
+        }
+        rewinddir(d);
+        while ((de = readdir(d)) != NULL) {
+            struct found f;
+            const char *name = de->d_name;
+
+            if (name[0] == '.')
+                continue;
+            f.blen = store_name_base(name, &f.flags, &f.keywords);
+            if (!store_base_ok(name, f.blen))
+                continue;
+            if (b->max_msgs > 0 && s->n >= b->max_msgs) {
+                errno = EFBIG;
+                rc = sys_fail(err, "too many messages in", b->dir);
+                break;
+            }
+            if (pass == 0) {
+                store_name_make(&nn, name, f.blen, f.flags, f.keywords);
+                if (renameat(b->newfd, name, b->curfd, nn.s) < 0)
+                    continue;       /* gone meanwhile, or taken by another reader */
+                name = nn.s;
+            }
+            f.name = xstrdup(name);
+            f.used = false;
+            if (s->n == s->cap) {
+                s->cap = s->cap ? s->cap * 2 : 256;
+                s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
+            }
+            s->v[s->n++] = f;
+        }
+        closedir(d);
+    }
+    str_free(&nn);
+    if (rc == 0 && s->n > 1) {
+        size_t k = 1;
+
+        qsort(s->v, s->n, sizeof(*s->v), cmp_found);
+        /* One base name, one message: a second file of the same base is ignored. */
+        for (size_t i = 1; i < s->n; i++) {
+            if (cmp_found(&s->v[k - 1], &s->v[i]) == 0)
+                free(s->v[i].name);
+            else
+                s->v[k++] = s->v[i];
+        }
+        s->n = k;
+    }
+    return rc;
+}
+
+static struct found *scan_find(struct scan *s, const char *base)
+{
+    struct found key = { (char *)base, strlen(base), 0, 0, false };
+
+    return s->n > 0 ? bsearch(&key, s->v, s->n, sizeof(*s->v), cmp_found) : NULL;
+}
+
+void store_changes_add(uint32_t **v, size_t *n, uint32_t uid)
+{
+    /* Grown in powers of two: n is the count, the capacity the next power. */
+    if ((*n & (*n - 1)) == 0 || *n == 0)
+        *v = xreallocarray(*v, *n ? *n * 2 : 4, sizeof(**v));
+    (*v)[(*n)++] = uid;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* A fresh UIDVALIDITY, larger than any this folder had. */
+static uint32_t new_uidvalidity(uint32_t old)
+{
+    uint32_t now = (uint32_t)time(NULL);
+
+    return now > old ? now : old + 1;
+}
+
+int store_keywords_read(struct store_box *b)
+{
+    int fd = openat(b->dirfd, KEYWORDS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct str buf = STR_INIT, err = STR_INIT;
+    const char *p, *end;
+
+    if (fd < 0)
+        return errno == ENOENT ? 0 : -1;
+    if (file_read_fd(fd, KEYWORDS_FILE, 64 * 1024, &buf, &err) < 0) {
+        close(fd);
+        str_free(&buf);
+        str_free(&err);
+        return -1;
+    }
+    close(fd);
+    p = buf.s != NULL ? buf.s : "";
+    end = p + buf.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+        char *e;
+        unsigned long idx = strtoul(p, &e, 10);
+
+        if (e > p && e < p + len && *e == ' ' && idx < STORE_KEYWORDS_MAX) {
+            size_t kl = len - (size_t)(e + 1 - p);
+            bool ok = kl > 0 && kl <= STORE_KEYWORD_LEN;
+
+            for (size_t k = 0; ok && k < kl; k++)
+                if ((unsigned char)e[1 + k] <= 0x20 || (unsigned char)e[1 + k] >= 0x7f)
+                    ok = false;
+            if (ok && (b->kw[idx] == NULL || strncmp(b->kw[idx], e + 1, kl) != 0 ||
+                       b->kw[idx][kl] != '\0')) {
+                free(b->kw[idx]);
+                b->kw[idx] = xstrndup(e + 1, kl);
+                b->pending.keywords_changed = true;
+            }
+        }
+        p += len + 1;
+    }
+    str_free(&buf);
+    str_free(&err);
+    return 0;
+}
+
+int store_keywords_write(struct store_box *b, struct str *err)
+{
+    struct str text = STR_INIT, path = STR_INIT;
+    int rc;
+
+    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
+        if (b->kw[i] != NULL)
+            str_printf(&text, "%u %s\n", i, b->kw[i]);
+    str_printf(&path, "%s/%s", b->dir, KEYWORDS_FILE);
+    rc = atomic_file_write(path.s, text.s != NULL ? text.s : "", text.len, 0600, NULL, err);
+    str_free(&text);
+    str_free(&path);
+    return rc;
+}
+
+/* Rebuilds the view from b->ul, diffing against the old view into ch (when not
+ * NULL); recent marks kept, and set for the UIDs at or above recent_from. */
+static void rebuild_view(struct store_box *b, struct store_changes *ch, uint32_t recent_from)
+{
+    struct store_msg *old = b->msgs;
+    size_t on = b->n, i = 0;
+    struct str nm = STR_INIT;
+
+    b->msgs = xreallocarray(NULL, b->ul.n ? b->ul.n : 1, sizeof(*b->msgs));
+    b->cap = b->ul.n;
+    b->n = 0;
+    for (size_t k = 0; k < b->ul.n; k++) {
+        const struct uidlist_rec *r = &b->ul.v[k];
+        struct store_msg *m = &b->msgs[b->n++];
+
+        while (i < on && old[i].uid < r->uid) {
+            if (ch != NULL)
+                store_changes_add(&ch->expunged, &ch->n_expunged, old[i].uid);
+            free(old[i].file);
+            i++;
+        }
+        memset(m, 0, sizeof(*m));
+        m->uid = r->uid;
+        m->flags = r->flags;
+        m->keywords = r->keywords;
+        m->modseq = r->modseq;
+        store_rec_file(r, &nm);
+        m->file = xmalloc(nm.len + 5);
+        memcpy(m->file, "cur/", 4);
+        memcpy(m->file + 4, nm.s, nm.len + 1);
+        if (!maildir_name_size(r->base, 'W', &m->size))
+            m->size = 0;
+        if (i < on && old[i].uid == r->uid) {
+            if (old[i].flags & STORE_F_RECENT)
+                m->flags |= STORE_F_RECENT;
+            m->internaldate = old[i].internaldate;
+            if (m->size == 0)
+                m->size = old[i].size;
+            if (ch != NULL && old[i].modseq != r->modseq)
+                store_changes_add(&ch->changed, &ch->n_changed, r->uid);
+            free(old[i].file);
+            i++;
+        } else {
+            if (recent_from != 0 && r->uid >= recent_from && !(b->flags & STORE_RDONLY))
+                m->flags |= STORE_F_RECENT;
+            if (ch != NULL)
+                store_changes_add(&ch->added, &ch->n_added, r->uid);
+        }
+    }
+    for (; i < on; i++) {
+        if (ch != NULL)
+            store_changes_add(&ch->expunged, &ch->n_expunged, old[i].uid);
+        free(old[i].file);
+    }
+    free(old);
+    str_free(&nm);
+}
+
+int store_commit(struct store_box *b, struct str *err)
+{
+    if (uidlist_write(b->dirfd, b->dir, &b->ul, err) < 0)
+        return -1;
+    rebuild_view(b, NULL, 0);
+    store_stamp_list(b);
+    return 0;
+}
+
+int store_sync_locked(struct store_box *b, struct str *err)
+{
+    struct uidlist ul;
+    struct scan s = { 0 };
+    struct str why = STR_INIT;
+    bool dirty = false;
+    int r;
+    uint32_t first_new;
+    struct found **fresh = NULL;
+    size_t nfresh = 0;
+
+    store_keywords_read(b);
+    r = uidlist_read(b->dirfd, &ul, &why);
+    if (r == -2) {
+        str_clear(err);
+        str_printf(err, "%s: %s", b->dir, why.s);
+        str_free(&why);
+        return -1;
+    }
+    if (r < 0)
+        log_warn("%s: %s; rebuilt with a new UIDVALIDITY", b->dir, why.s);
+    if (r <= 0) {
+        /* Missing or corrupt: rebuilt, every UID renewed under a new UIDVALIDITY. */
+        uint32_t old = b->ul.uidvalidity > ul.uidvalidity ? b->ul.uidvalidity : 0;
+
+        uidlist_free(&ul);
+        memset(&ul, 0, sizeof(ul));
+        ul.uidvalidity = new_uidvalidity(old);
+        ul.nextuid = 1;
+        ul.highestmodseq = 1;
+        dirty = true;
+        if (b->synced)
+            b->pending.uidvalidity_changed = true;
+    }
+    str_free(&why);
+    if (b->synced && ul.uidvalidity != b->ul.uidvalidity)
+        b->pending.uidvalidity_changed = true;
+    store_stamp_dirs(b);
+    if (scan_dirs(b, &s, false, err) < 0) {
+        uidlist_free(&ul);
+        scan_free(&s);
+        return -1;
+    }
+    /* Known messages: gone, or flags changed in their names.  A file renamed in cur/
+     * while we read it can be missed; cur/ is read again before one is declared
+     * gone. */
+    struct scan again = { 0 };
+    struct str canon = STR_INIT;
+    bool reread = false;
+    size_t k = 0;
+    for (size_t i = 0; i < ul.n; i++) {
+        struct uidlist_rec *rec = &ul.v[i];
+        struct found *f = scan_find(&s, rec->base);
+
+        if (f == NULL && !reread) {
+            reread = true;
+            if (scan_dirs(b, &again, true, err) < 0) {
+                uidlist_free(&ul);
+                scan_free(&s);
+                scan_free(&again);
+                str_free(&canon);
+                return -1;
+            }
+        }
+        if (f == NULL && (f = scan_find(&again, rec->base)) != NULL)
+            f->used = false;
+        if (f == NULL || f->used) {
+            uidlist_expunged(&ul, rec->uid, ++ul.highestmodseq);
+            free(rec->base);
+            free(rec->file);
+            dirty = true;
+            continue;
+        }
+        f->used = true;
+        if (f->flags != rec->flags || f->keywords != rec->keywords) {
+            rec->flags = f->flags;
+            rec->keywords = f->keywords;
+            rec->modseq = ++ul.highestmodseq;
+            dirty = true;
+        }
+        store_name_make(&canon, rec->base, strlen(rec->base), rec->flags, rec->keywords);
+        free(rec->file);
+        rec->file = strcmp(canon.s, f->name) != 0 ? xstrdup(f->name) : NULL;
+        ul.v[k++] = *rec;
+    }
+    ul.n = k;
+    /* New files, in delivery order. */
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.v[i].used)
+            continue;
+        fresh = xreallocarray(fresh, nfresh + 1, sizeof(*fresh));
+        fresh[nfresh++] = &s.v[i];
+    }
+    if (nfresh > 1)
+        qsort(fresh, nfresh, sizeof(*fresh), cmp_delivery);
+    first_new = ul.nextuid;
+    for (size_t i = 0; i < nfresh; i++) {
+        struct found *f = fresh[i];
+        char *base = xstrndup(f->name, f->blen);
+
+        if (ul.nextuid == UINT32_MAX) {
+            free(base);
+            break;                  /* UIDs exhausted: RFC 3501 wants a new UIDVALIDITY */
+        }
+        struct uidlist_rec *nr = uidlist_add(&ul, ul.nextuid++, base, f->flags, f->keywords,
+                                             ++ul.highestmodseq);
+        store_name_make(&canon, base, f->blen, f->flags, f->keywords);
+        if (strcmp(canon.s, f->name) != 0)
+            nr->file = xstrdup(f->name);
+        free(base);
+        dirty = true;
+    }
+    free(fresh);
+    scan_free(&s);
+    scan_free(&again);
+    str_free(&canon);
+    /* Durable before anyone sees a new UID. */
+    if (dirty && uidlist_write(b->dirfd, b->dir, &ul, err) < 0) {
+        uidlist_free(&ul);
+        return -1;
+    }
+    if (b->synced && b->pending.uidvalidity_changed && ul.uidvalidity != b->ul.uidvalidity) {
+        /* Every old UID is void: the view starts over. */
+        for (size_t i = 0; i < b->n; i++)
+            free(b->msgs[i].file);
+        b->n = 0;
+    }
+    uidlist_free(&b->ul);
+    b->ul = ul;
+    rebuild_view(b, b->synced ? &b->pending : NULL, first_new);
+    b->synced = true;
+    store_stamp_list(b);
+    return 0;
+}
+
+/* Directory stamps are trusted only when taken well after the last change they
+ * show: a file system's clock ticks coarsely, and a second change within the same
+ * tick as the first would leave the stamp as it was. */
+#define STAMP_MARGIN_NS 200000000LL
+
+static long long ts_ns(struct timespec t)
+{
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+void store_stamp_dirs(struct store_box *b)
+{
+    struct stat sn, sc;
+    struct timespec now;
+
+    b->stamps_trusted = false;
+    if (fstat(b->newfd, &sn) < 0 || fstat(b->curfd, &sc) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    b->seen_new = sn.st_mtim;
+    b->seen_cur = sc.st_mtim;
+    b->stamps_trusted = ts_ns(now) - ts_ns(sn.st_mtim) > STAMP_MARGIN_NS &&
+                        ts_ns(now) - ts_ns(sc.st_mtim) > STAMP_MARGIN_NS;
+}
+
+void store_stamp_list(struct store_box *b)
+{
+    struct stat sl;
+
+    if (fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0) {
+        b->stamps_trusted = false;
+        return;
+    }
+    b->seen_list = sl.st_mtim;
+    b->seen_list_ino = sl.st_ino;
+}
+
+/* True when neither directory nor the list changed since the last scan. */
+static bool unchanged(struct store_box *b)
+{
+    struct stat sn, sc, sl;
+
+    if (!b->synced || !b->stamps_trusted || fstat(b->newfd, &sn) < 0 ||
+        fstat(b->curfd, &sc) < 0 ||
+        fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
+        return false;
+    return ts_ns(sn.st_mtim) == ts_ns(b->seen_new) && ts_ns(sc.st_mtim) == ts_ns(b->seen_cur) &&
+           ts_ns(sl.st_mtim) == ts_ns(b->seen_list) && sl.st_ino == b->seen_list_ino;
+}
+
+int store_sync_changed(struct store_box *b, struct str *err)
+{
+    return unchanged(b) ? 0 : store_sync_locked(b, err);
+}
+
+static bool has_u32(const uint32_t *v, size_t n, uint32_t x)
+{
+    return n > 0 && bsearch(&x, v, n, sizeof(*v), cmp_u32) != NULL;
+}
+
+/* Sorts and removes duplicates. */
+static void uniq(uint32_t *v, size_t *n)
+{
+    size_t k = 0;
+
+    if (*n > 1)
+        qsort(v, *n, sizeof(*v), cmp_u32);
+    for (size_t i = 0; i < *n; i++)
+        if (k == 0 || v[k - 1] != v[i])
+            v[k++] = v[i];
+    *n = k;
+}
+
+/* Keeps from v only what keep() says, given the other lists. */
+static void filter(uint32_t *v, size_t *n, const uint32_t *drop1, size_t n1,
+                   const uint32_t *drop2, size_t n2, const struct store_box *b, bool present)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < *n; i++) {
+        if (has_u32(drop1, n1, v[i]) || has_u32(drop2, n2, v[i]))
+            continue;
+        if (present && store_find(b, v[i]) < 0)
+            continue;
+        v[k++] = v[i];
+    }
+    *n = k;
+}
+
+/* The accumulated changes, made consistent: a UID both added and expunged since
+ * the last report was never seen and is left out; a flag change is reported only
+ * for a message the caller already knows and that is still there. */
+static void take_pending(struct store_box *b, struct store_changes *ch)
+{
+    struct store_changes *p = &b->pending;
+    uint32_t *both = NULL;
+    size_t nboth = 0;
+
+    uniq(p->added, &p->n_added);
+    uniq(p->expunged, &p->n_expunged);
+    uniq(p->changed, &p->n_changed);
+    for (size_t i = 0; i < p->n_added; i++)
+        if (has_u32(p->expunged, p->n_expunged, p->added[i]))
+            store_changes_add(&both, &nboth, p->added[i]);
+    filter(p->added, &p->n_added, both, nboth, NULL, 0, b, true);
+    filter(p->expunged, &p->n_expunged, both, nboth, NULL, 0, b, false);
+    filter(p->changed, &p->n_changed, p->added, p->n_added, both, nboth, b, true);
+    free(both);
+    if (ch != NULL)
+        *ch = *p;
+    else
+        store_changes_free(p);
+    memset(p, 0, sizeof(*p));
+}
+
+int store_sync(struct store_box *b, struct store_changes *ch, struct str *err)
+{
+    int lk;
+
+    if (ch != NULL)
+        memset(ch, 0, sizeof(*ch));
+    if (unchanged(b)) {
+        take_pending(b, ch);
+        return 0;
+    }
+    if ((lk = store_lock(b->dirfd, err)) < 0)
+        return -1;
+    int rc = store_sync_locked(b, err);
+    store_unlock(lk);
+    if (rc == 0)
+        take_pending(b, ch);
+    return rc;
+}
+
+void store_changes_free(struct store_changes *ch)
+{
+    free(ch->added);
+    free(ch->expunged);
+    free(ch->changed);
+    memset(ch, 0, sizeof(*ch));
+}
+
+/* Under the lock at open: temporary UID lists left by a process killed while
+ * writing one, and files in tmp/ older than 36 hours (the Maildir specification's
+ * rule for abandoned deliveries). */
+static void clean_leftovers(struct store_box *b)
+{
+    static const char prefix[] = UIDLIST_FILE ".tmp";
+    time_t now = time(NULL);
+
+    for (int pass = 0; pass < 2; pass++) {
+        int fd = dup(pass == 0 ? b->dirfd : b->tmpfd);
+        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+        struct dirent *de;
+        struct stat st;
+
+        if (d == NULL) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        for (int n = 0; n < 100000 && (de = readdir(d)) != NULL; n++) {
+            if (pass == 0) {
+                if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0)
+                    unlinkat(b->dirfd, de->d_name, 0);
+            } else if (de->d_name[0] != '.' &&
+                       fstatat(b->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISREG(st.st_mode) && st.st_mtime < now - 36 * 3600) {
+                unlinkat(b->tmpfd, de->d_name, 0);
+            }
+        }
+        closedir(d);
+    }
+}
+
+static int open_sub(int dirfd, const char *name)
+{
+    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_box **out,
+               struct str *err)
+{
+    struct store_box *b = xcalloc(1, sizeof(*b));
+    int lk;
+
+    b->dir = xstrdup(dir);
+    b->flags = flags;
+    b->max_msgs = max_msgs;
+    b->curfd = b->newfd = b->tmpfd = -1;
+    b->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (b->dirfd < 0 || (b->curfd = open_sub(b->dirfd, "cur")) < 0 ||
+        (b->newfd = open_sub(b->dirfd, "new")) < 0 ||
+        (b->tmpfd = open_sub(b->dirfd, "tmp")) < 0) {
+        sys_fail(err, "open folder", dir);
+        store_close(b);
+        return -1;
+    }
+    if ((lk = store_lock(b->dirfd, err)) < 0) {
+        store_close(b);
+        return -1;
+    }
+    clean_leftovers(b);
+    int rc = store_sync_locked(b, err);
+    store_unlock(lk);
+    if (rc < 0) {
+        store_close(b);
+        return -1;
+    }
+    memset(&b->pending, 0, sizeof(b->pending));
+    *out = b;
+    return 0;
+}
+
+void store_close(struct store_box *b)
+{
+    int e = errno;
+
+    if (b == NULL)
+        return;
+    for (int *fd = &b->dirfd; fd <= &b->tmpfd; fd++)
+        if (*fd >= 0)
+            close(*fd);
+    for (size_t i = 0; i < b->n; i++)
+        free(b->msgs[i].file);
+    free(b->msgs);
+    uidlist_free(&b->ul);
+    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
+        free(b->kw[i]);
+    store_changes_free(&b->pending);
+    free(b->dir);
+    free(b);
+    errno = e;
+}
+
+uint32_t store_uidvalidity(const struct store_box *b) { return b->ul.uidvalidity; }
+uint32_t store_uidnext(const struct store_box *b) { return b->ul.nextuid; }
+uint64_t store_highestmodseq(const struct store_box *b) { return b->ul.highestmodseq; }
+const char *store_dir(const struct store_box *b) { return b->dir; }
+size_t store_count(const struct store_box *b) { return b->n; }
+
+const struct store_msg *store_msg(const struct store_box *b, size_t i)
+{
+    return i < b->n ? &b->msgs[i] : NULL;
+}
+
+long store_find(const struct store_box *b, uint32_t uid)
+{
+    size_t lo = 0, hi = b->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        if (b->msgs[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < b->n && b->msgs[lo].uid == uid ? (long)lo : -1;
+}
+
+const char *store_keyword(const struct store_box *b, unsigned i)
+{
+    return i < STORE_KEYWORDS_MAX ? b->kw[i] : NULL;
+}
+
+uint32_t *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
+                         bool *complete)
+{
+    uint32_t *v = xreallocarray(NULL, b->ul.nexp ? b->ul.nexp : 1, sizeof(*v));
+    size_t k = 0;
+
+    for (size_t i = 0; i < b->ul.nexp; i++)
+        if (b->ul.exp[i].modseq > since)
+            v[k++] = b->ul.exp[i].uid;
+    if (k > 1)
+        qsort(v, k, sizeof(*v), cmp_u32);
+    *n = k;
+    *complete = since >= b->ul.exp_floor;
+    return v;
+}

@@ -1,0 +1,381 @@
+/* The UID list file, postern-uidlist (format in postern-maildir(5)), its lock, and
+ * the parts of a Maildir file name.  The file may have been damaged or written by
+ * someone else: it is parsed strictly, and any fault makes the caller rebuild it. */
+#include "store_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "atomic_file.h"
+#include "file_read.h"
+#include "str.h"
+#include "xmalloc.h"
+
+#define UIDLIST_MAGIC "postern-uidlist 1\n"
+
+/* The Maildir flag letters, sorted, and their bits. */
+static const struct {
+    char letter;
+    uint8_t bit;
+} letters[] = {
+    { 'D', STORE_F_DRAFT }, { 'F', STORE_F_FLAGGED }, { 'P', STORE_F_PASSED },
+    { 'R', STORE_F_ANSWERED }, { 'S', STORE_F_SEEN }, { 'T', STORE_F_DELETED },
+};
+
+void uidlist_free(struct uidlist *ul)
+{
+    for (size_t i = 0; i < ul->n; i++) {
+        free(ul->v[i].base);
+        free(ul->v[i].file);
+    }
+    free(ul->v);
+    free(ul->exp);
+    memset(ul, 0, sizeof(*ul));
+}
+
+struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
+                                uint8_t flags, uint32_t keywords, uint64_t modseq)
+{
+    struct uidlist_rec *r;
+
+    if (ul->n == ul->cap) {
+        ul->cap = ul->cap ? ul->cap * 2 : 64;
+        ul->v = xreallocarray(ul->v, ul->cap, sizeof(*ul->v));
+    }
+    r = &ul->v[ul->n++];
+    r->uid = uid;
+    r->flags = flags;
+    r->keywords = keywords;
+    r->modseq = modseq;
+    r->base = xstrdup(base);
+    r->file = NULL;
+    return r;
+}
+
+void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq)
+{
+    if (ul->nexp >= STORE_EXPUNGED_KEEP) {
+        size_t drop = ul->nexp - STORE_EXPUNGED_KEEP + 1;
+
+        for (size_t i = 0; i < drop; i++)
+            if (ul->exp[i].modseq > ul->exp_floor)
+                ul->exp_floor = ul->exp[i].modseq;
+        memmove(ul->exp, ul->exp + drop, (ul->nexp - drop) * sizeof(*ul->exp));
+        ul->nexp -= drop;
+    }
+    if (ul->nexp == ul->capexp) {
+        ul->capexp = ul->capexp ? ul->capexp * 2 : 64;
+        ul->exp = xreallocarray(ul->exp, ul->capexp, sizeof(*ul->exp));
+    }
+    ul->exp[ul->nexp].uid = uid;
+    ul->exp[ul->nexp].modseq = modseq;
+    ul->nexp++;
+}
+
+bool store_base_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > 255 || s[0] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c <= 0x20 || c == 0x7f || c == '/' || c == ':')
+            return false;
+    }
+    return true;
+}
+
+size_t store_name_base(const char *name, uint8_t *flags, uint32_t *keywords)
+{
+    const char *colon = strchr(name, ':');
+    uint8_t f = 0;
+    uint32_t kw = 0;
+
+    if (colon != NULL && colon[1] == '2' && colon[2] == ',') {
+        for (const char *p = colon + 3; *p != '\0'; p++) {
+            if (*p >= 'a' && *p <= 'z')
+                kw |= 1u << (*p - 'a');
+            for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+                if (*p == letters[k].letter)
+                    f |= letters[k].bit;
+        }
+    }
+    *flags = f;
+    *keywords = kw;
+    return colon != NULL ? (size_t)(colon - name) : strlen(name);
+}
+
+void store_name_make(struct str *out, const char *base, size_t blen, uint8_t flags,
+                     uint32_t keywords)
+{
+    str_clear(out);
+    str_append(out, base, blen);
+    str_append(out, ":2,", 3);
+    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+        if (flags & letters[k].bit)
+            str_appendc(out, letters[k].letter);
+    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
+        if (keywords & (1u << i))
+            str_appendc(out, (char)('a' + i));
+}
+
+void store_rec_file(const struct uidlist_rec *rec, struct str *out)
+{
+    if (rec->file != NULL)
+        str_sets(out, rec->file);
+    else
+        store_name_make(out, rec->base, strlen(rec->base), rec->flags, rec->keywords);
+}
+
+void store_unique_name(struct str *out)
+{
+    static unsigned counter;
+    struct timeval tv;
+    char host[256];
+
+    gettimeofday(&tv, NULL);
+    if (gethostname(host, sizeof(host) - 1) < 0)
+        strcpy(host, "localhost");
+    host[sizeof(host) - 1] = '\0';
+    str_clear(out);
+    str_printf(out, "%lld.M%ldP%ldQ%u.", (long long)tv.tv_sec, (long)tv.tv_usec,
+               (long)getpid(), ++counter);
+    /* The Maildir specification's escapes for '/' and ':' in the host name. */
+    for (const char *h = host; *h != '\0'; h++) {
+        if (*h == '/')
+            str_appends(out, "\\057");
+        else if (*h == ':')
+            str_appends(out, "\\072");
+        else if ((unsigned char)*h > 0x20 && (unsigned char)*h < 0x7f)
+            str_appendc(out, *h);
+    }
+}
+
+/* Parsing. */
+
+static bool get_u64(const char **p, const char *end, uint64_t *out)
+{
+    uint64_t v = 0;
+    const char *s = *p;
+
+    if (s >= end || *s < '0' || *s > '9')
+        return false;
+    while (s < end && *s >= '0' && *s <= '9') {
+        if (v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+        s++;
+    }
+    *p = s;
+    *out = v;
+    return true;
+}
+
+static bool get_u32(const char **p, const char *end, uint32_t *out)
+{
+    uint64_t v;
+
+    if (!get_u64(p, end, &v) || v > UINT32_MAX)
+        return false;
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool expect(const char **p, const char *end, const char *lit)
+{
+    size_t n = strlen(lit);
+
+    if ((size_t)(end - *p) < n || memcmp(*p, lit, n) != 0)
+        return false;
+    *p += n;
+    return true;
+}
+
+static int bad(struct str *err, size_t line, const char *what)
+{
+    str_clear(err);
+    str_printf(err, "%s line %zu: %s", UIDLIST_FILE, line, what);
+    errno = EINVAL;
+    return -1;
+}
+
+int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *err)
+{
+    const char *p = text, *end = text + len;
+    size_t line = 2;
+    struct str flags = STR_INIT;
+
+    memset(ul, 0, sizeof(*ul));
+    if (!expect(&p, end, UIDLIST_MAGIC))
+        return bad(err, 1, "not a postern-uidlist version 1");
+    if (!expect(&p, end, "V ") || !get_u32(&p, end, &ul->uidvalidity) ||
+        !expect(&p, end, " N ") || !get_u32(&p, end, &ul->nextuid) ||
+        !expect(&p, end, " M ") || !get_u64(&p, end, &ul->highestmodseq) ||
+        !expect(&p, end, " E ") || !get_u64(&p, end, &ul->exp_floor) ||
+        !expect(&p, end, "\n") || ul->uidvalidity == 0 || ul->nextuid == 0 ||
+        ul->exp_floor > ul->highestmodseq)
+        return bad(err, line, "bad header");
+    while (p < end) {
+        line++;
+        if (*p == 'X') {
+            uint32_t uid;
+            uint64_t ms;
+
+            p++;
+            if (!expect(&p, end, " ") || !get_u32(&p, end, &uid) || !expect(&p, end, " ") ||
+                !get_u64(&p, end, &ms) || !expect(&p, end, "\n") || uid == 0 ||
+                uid >= ul->nextuid || ms > ul->highestmodseq || ms <= ul->exp_floor ||
+                (ul->nexp > 0 && ms < ul->exp[ul->nexp - 1].modseq))
+                goto corrupt;
+            if (ul->nexp >= STORE_EXPUNGED_KEEP)
+                goto corrupt;
+            uidlist_expunged(ul, uid, ms);
+        } else {
+            uint32_t uid;
+            uint64_t ms;
+            const char *fs, *bs, *nl;
+            uint8_t f;
+            uint32_t kw;
+
+            if (!get_u32(&p, end, &uid) || !expect(&p, end, " ") || !get_u64(&p, end, &ms) ||
+                !expect(&p, end, " "))
+                goto corrupt;
+            fs = p;
+            while (p < end && *p != ' ' && *p != '\n')
+                p++;
+            if (!expect(&p, end, " "))
+                goto corrupt;
+            bs = p;
+            nl = memchr(p, '\n', (size_t)(end - p));
+            if (nl == NULL || !store_base_ok(bs, (size_t)(nl - bs)) || uid == 0 ||
+                uid >= ul->nextuid || ms == 0 || ms > ul->highestmodseq ||
+                (ul->n > 0 && uid <= ul->v[ul->n - 1].uid))
+                goto corrupt;
+            str_set(&flags, "x:2,", 4);
+            if (!(bs - fs == 2 && fs[0] == '-'))
+                str_append(&flags, fs, (size_t)(bs - fs - 1));
+            store_name_base(flags.s, &f, &kw);
+            {
+                char *b = xstrndup(bs, (size_t)(nl - bs));
+                uidlist_add(ul, uid, b, f, kw, ms);
+                free(b);
+            }
+            p = nl + 1;
+        }
+    }
+    str_free(&flags);
+    return 0;
+corrupt:
+    str_free(&flags);
+    uidlist_free(ul);
+    return bad(err, line, "malformed or out of order");
+}
+
+void uidlist_format(const struct uidlist *ul, struct str *out)
+{
+    struct str fl = STR_INIT;
+
+    str_clear(out);
+    str_appends(out, UIDLIST_MAGIC);
+    str_printf(out, "V %" PRIu32 " N %" PRIu32 " M %" PRIu64 " E %" PRIu64 "\n",
+               ul->uidvalidity, ul->nextuid, ul->highestmodseq, ul->exp_floor);
+    for (size_t i = 0; i < ul->nexp; i++)
+        str_printf(out, "X %" PRIu32 " %" PRIu64 "\n", ul->exp[i].uid, ul->exp[i].modseq);
+    for (size_t i = 0; i < ul->n; i++) {
+        const struct uidlist_rec *r = &ul->v[i];
+
+        store_name_make(&fl, "", 0, r->flags, r->keywords);
+        str_printf(out, "%" PRIu32 " %" PRIu64 " %s %s\n", r->uid, r->modseq,
+                   fl.len > 3 ? fl.s + 3 : "-", r->base);
+    }
+    str_free(&fl);
+}
+
+int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
+{
+    int fd = openat(dirfd, UIDLIST_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct str buf = STR_INIT;
+    int rc;
+
+    memset(ul, 0, sizeof(*ul));
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        if (errno == ELOOP) {       /* a link planted there: rebuilt in its place */
+            str_sets(err, UIDLIST_FILE " is a symbolic link");
+            return -1;
+        }
+        str_clear(err);
+        str_printf(err, "open %s: %s", UIDLIST_FILE, strerror(errno));
+        return -2;
+    }
+    rc = file_read_fd(fd, UIDLIST_FILE, UIDLIST_MAX, &buf, err);
+    if (rc < 0 && errno != EFBIG && errno != EISDIR) {
+        close(fd);
+        str_free(&buf);
+        return -2;
+    }
+    close(fd);
+    if (rc == 0)
+        rc = uidlist_parse(buf.s != NULL ? buf.s : "", buf.len, ul, err) < 0 ? -1 : 1;
+    str_free(&buf);
+    return rc;
+}
+
+int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err)
+{
+    struct str text = STR_INIT, path = STR_INIT;
+    int rc;
+
+    (void)dirfd;
+    uidlist_format(ul, &text);
+    str_printf(&path, "%s/%s", dir, UIDLIST_FILE);
+    rc = atomic_file_write(path.s, text.s, text.len, 0600, NULL, err);
+    str_free(&text);
+    str_free(&path);
+    return rc;
+}
+
+/* The lock. */
+
+int store_lock(int dirfd, struct str *err)
+{
+    int fd = openat(dirfd, UIDLIST_LOCK, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct flock fl;
+    struct timespec pause = { 0, 2000000 };
+
+    if (fd < 0) {
+        str_clear(err);
+        str_printf(err, "open %s: %s", UIDLIST_LOCK, strerror(errno));
+        return -1;
+    }
+    for (unsigned waited = 0;; waited += 2) {
+        memset(&fl, 0, sizeof(fl));
+        fl.l_type = F_WRLCK;
+        fl.l_whence = SEEK_SET;
+        if (fcntl(fd, F_OFD_SETLK, &fl) == 0)
+            return fd;
+        if ((errno != EAGAIN && errno != EACCES) || waited >= STORE_LOCK_WAIT_MS) {
+            int e = errno == EAGAIN || errno == EACCES ? ETIMEDOUT : errno;
+
+            close(fd);
+            str_clear(err);
+            str_printf(err, "lock %s: %s", UIDLIST_LOCK, strerror(e));
+            errno = e;
+            return -1;
+        }
+        nanosleep(&pause, NULL);
+    }
+}
+
+void store_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd);
+}
