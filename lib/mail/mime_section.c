@@ -45,7 +45,9 @@ static int field_list(const char *s, size_t len, size_t *i, struct mime_section 
             while (*i < len && s[*i] != '"') {
                 if (s[*i] == '\\' && *i + 1 < len)
                     (*i)++;
-                if (s[*i] == '\r' || s[*i] == '\n' || s[*i] == '\0')
+                /* TEXT-CHAR of RFC 3501: 7-bit, no CR, LF or NUL */
+                if (s[*i] == '\r' || s[*i] == '\n' || s[*i] == '\0' ||
+                    (unsigned char)s[*i] >= 0x80)
                     goto out;
                 str_appendc(&name, s[(*i)++]);
             }

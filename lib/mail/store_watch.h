@@ -1,5 +1,5 @@
 /* Noticing changes to a folder made by other processes (local delivery into new/,
- * POP3 or mutt in cur/) through inotify, so a session learns of a delivery at once.
+ * POP3 or mutt in cur/) through inotify, so an open folder learns of a delivery at once.
  * The caller polls the descriptor for POLLIN, then drains it and syncs the folder. */
 #ifndef POSTERN_STORE_WATCH_H
 #define POSTERN_STORE_WATCH_H

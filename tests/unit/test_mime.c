@@ -406,7 +406,7 @@ TEST(section_parse)
     static const char *const bad[] = {
         "0", "1.", "1..2", "01", "HEADER.FIELDS", "HEADER.FIELDS ()", "HEADER.FIELDS (A",
         "MIME", "1.MIMEX", "TEXTX", "4294967296", "1.HEADER.FIELDS (\"a)",
-        "HEADER.FIELDS  (A)", "1.2.", ".1",
+        "HEADER.FIELDS  (A)", "1.2.", ".1", "HEADER.FIELDS (\"\xff\")",
     };
 
     CHECK(mime_section_parse(spec, strlen(spec), &sec) == 0);
