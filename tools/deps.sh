@@ -20,8 +20,14 @@ BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev li
 #   postfix                  the peer of the interoperability tests and of make bench
 #   pflogsumm                the log summariser the log-format tests feed
 #   systemd                  systemd-analyze: the unit file passes verify
+#   isync curl               IMAP clients (mbsync, curl's imap:// URLs)
+#   dovecot-core             doveadm reads the Maildirs imapd writes
+#   opendkim opendkim-tools python3-dkim, spamass-milter spamassassin spamd spamc,
+#   clamav-daemon clamav-milter, rspamd
+#                            the mail filters the milter tests run on loopback
 TEST_PKGS="python3 python3-pytest python3-dnslib swaks libnet-ssleay-perl openssl man-db \
-fetchmail passwd postfix pflogsumm systemd"
+fetchmail passwd postfix pflogsumm systemd isync curl dovecot-core opendkim opendkim-tools \
+python3-dkim spamass-milter spamassassin spamd spamc clamav-daemon clamav-milter rspamd"
 
 case "${1:-check}" in
     check) want="$BUILD_PKGS $TEST_PKGS" ;;
@@ -56,6 +62,14 @@ fi
 
 echo "Installing missing Debian packages:$missing"
 export DEBIAN_FRONTEND=noninteractive
+# The servers among them (dovecot, the filters, freshclam) are test peers that the
+# tests start on their own ports: their packages must not start the system's copies.
+# policy-rc.d (Debian's invoke-rc.d policy) says no for the time of the install.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" || exit 1
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -q >/dev/null || exit 1
 others="" postfix=""
 for p in $missing; do

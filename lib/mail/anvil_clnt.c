@@ -95,6 +95,7 @@ static int anvil_counts_scan(const struct attr_list *reply, const char *n1, unsi
         str_free(&err);
         return -1;
     }
+    str_free(&err);
     *v1 = (unsigned)a;
     *v2 = (unsigned)b;
     return 0;

@@ -348,7 +348,10 @@ def _sanitized():
         return b"__asan_init" in f.read()
 
 
-GREETING_BOUND_S = 15 if _sanitized() else 5
+# Not a speed target (make bench measures): without the limits the flood would hold
+# every process for smtpd_timeout (300s) and 127.0.0.4 would get master's "busy"
+# refusal, never a 220; the bound leaves room for a loaded machine.
+GREETING_BOUND_S = 45 if _sanitized() else 30
 
 
 def port_of(inst, name):
@@ -408,8 +411,8 @@ def service_pids(inst, daemon, service):
 
 def test_flood_from_one_address_leaves_room_for_others(limits_mta):
     """150 connections at once from 127.0.0.3: at most 50 (the count limit) are
-    served, the rest get 421 at once; meanwhile 127.0.0.4 gets its greeting within
-    5 seconds (GREETING_BOUND_S), and the refusals are logged once."""
+    served, the rest get 421 at once; meanwhile 127.0.0.4 gets its greeting (within
+    GREETING_BOUND_S), and the refusals are logged once."""
     import selectors
     mark = limits_mta.log_mark()
     flood = []
