@@ -8,23 +8,9 @@
 
 #include "mime.h"
 #include "mime_int.h"
+#include "base64.h"
 
 enum { Q_TEXT, Q_CR, Q_EQ, Q_EQHEX, Q_EQWS, Q_EQCR };
-
-static int b64val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
 
 static int hexval(unsigned char c)
 {
@@ -87,7 +73,7 @@ static void b64_update(struct mime_decoder *d, const unsigned char *s, size_t le
             d->b64_end = true;
             break;
         }
-        if ((v = b64val(s[i])) < 0)
+        if ((v = base64_value(s[i], '/')) < 0)
             continue;
         d->bits = ((d->bits << 6) | (unsigned)v) & 0xffffu;
         d->nbits += 6;

@@ -1,6 +1,7 @@
 /* Modified UTF-7 <-> UTF-8 (see mutf7.h).  Input is hostile: every length is checked,
  * the decoder accepts only the one canonical spelling (it re-encodes and compares). */
 #include "mutf7.h"
+#include "base64.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -9,21 +10,6 @@
 
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == ',')
-        return 63;
-    return -1;
-}
 
 static void put_utf8(struct str *out, uint32_t cp)
 {
@@ -179,7 +165,7 @@ static int decode(const unsigned char *s, size_t len, struct str *out)
         }
         start = i;
         while (i < len && s[i] != '-') {
-            int v = b64_value(s[i]);
+            int v = base64_value(s[i], ',');
 
             if (v < 0)
                 return -1;

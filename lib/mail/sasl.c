@@ -2,24 +2,10 @@
  * RFC 5034, RFC 3501): a strict base64 decoder and the PLAIN message parser.  Input
  * is the client's, bounded by the line length the caller read. */
 #include "sasl.h"
+#include "base64.h"
 
 #include <stdbool.h>
 #include <string.h>
-
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
 
 int sasl_base64_decode(const char *in, size_t len, struct str *out)
 {
@@ -40,7 +26,7 @@ int sasl_base64_decode(const char *in, size_t len, struct str *out)
             }
             if (pad > 0)
                 return -1;      /* data after padding */
-            v[k] = b64_value(c);
+            v[k] = base64_value(c, '/');
             if (v[k] < 0)
                 return -1;
         }
