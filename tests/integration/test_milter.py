@@ -248,3 +248,35 @@ def test_bad_milter_name_is_refused():
         assert p.returncode != 0 and "smtpd_milters" in p.stdout + p.stderr
     finally:
         inst.cleanup()
+
+
+def test_content_checks_run_before_the_milters():
+    """header_checks come first: the filter sees their PREPEND, and a message they
+    reject never reaches the filter's end of message."""
+    port = reserve_port()
+    flt = Milter(port, Behaviour())
+    inst = start_instance(users=("dave@example.test",), start=False,
+                          config={"smtpd_milters": f"inet:127.0.0.1:{port}",
+                                  "milter_content_timeout": "3s"})
+    try:
+        table = inst.map_path("header_checks.pcre")
+        with open(table, "w") as f:
+            f.write("/^Subject: .*PREPENDME/ PREPEND X-Checked: yes\n"
+                    "/^Subject: .*REJECTBYCHECK/ REJECT refused by a header check\n")
+        inst.config(header_checks=f"pcre:{table}")
+        inst.start()
+        mid, data = message("please PREPENDME")
+        assert send(inst, ["dave@example.test"], data)[0] == 250
+        got = inst.wait_message("dave@example.test", mid)
+        head = got.split(b"\n\n", 1)[0]
+        assert b"X-Checked: yes" in head and b"X-Test-Milter: seen" in head
+        seen = [m for m in flt.messages if any(mid in v for _, v in m["headers"])][-1]
+        assert ("X-Checked", "yes") in [(n, v.strip()) for n, v in seen["headers"]]
+
+        mid2, data2 = message("REJECTBYCHECK now")
+        code, text = send(inst, ["dave@example.test"], data2)
+        assert code == 550 and b"refused by a header check" in text
+        assert not [m for m in flt.messages if any(mid2 in v for _, v in m["headers"])]
+    finally:
+        inst.cleanup()
+        flt.stop()
