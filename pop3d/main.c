@@ -99,17 +99,5 @@ static const struct server_opts postlogin_opts = {
 
 int main(int argc, char **argv)
 {
-    bool preauth = false;
-    int n = 0;
-
-    /* "-l" is ours; the skeleton sees the rest. */
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && strcmp(argv[i], "-l") == 0 && strcmp(argv[i - 1], "-o") != 0) {
-            preauth = true;
-            continue;
-        }
-        argv[n++] = argv[i];
-    }
-    argv[n] = NULL;
-    server_main(n, argv, preauth ? &preauth_opts : &postlogin_opts);
+    login_daemon_main(argc, argv, &preauth_opts, &postlogin_opts);
 }

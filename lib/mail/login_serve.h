@@ -49,6 +49,12 @@ int login_worker_send(int ctl, const struct login_handoff *h, const struct auth_
 _Noreturn void login_worker_main(const struct login_service *ls, int ctl,
                                  struct login_handoff *h, struct auth_result *who,
                                  pid_t parent, long long max_use);
+/* The main of pop3d and imapd: "-l" among the arguments (not as an "-o" value) picks
+ * the pre-auth mode, preauth; otherwise the post-login service, postlogin.  The
+ * server skeleton (server.h) sees the other arguments. */
+struct server_opts;
+_Noreturn void login_daemon_main(int argc, char **argv, const struct server_opts *preauth,
+                                 const struct server_opts *postlogin);
 /* Sends line to h's client, then closes it. */
 void login_refuse(struct login_handoff *h, const char *line);
 
