@@ -69,104 +69,44 @@ static void preauth_capa_line(struct preauth *p, struct str *out)
 
 /* Hands the client to the post-login service after the tagged OK.  On failure the
  * client, told it is logged in, gets BYE. */
-static void preauth_handoff(struct preauth *p, const struct auth_result *r)
+static void preauth_handoff(struct preauth *p, const struct login_attempt *a,
+                            const struct auth_result *r)
 {
-    struct login_handoff h;
-    struct str err = STR_INIT, capa = STR_INIT;
-    int pair[2] = { -1, -1 };
-    int rc;
+    struct str capa = STR_INIT;
 
-    login_handoff_init(&h);
     imap_capa_session(&capa);
     imap_ok(&p->c, "[CAPABILITY %s] Logged in", capa.s);
     str_free(&capa);
-    if (stream_flush(p->c.st) < 0) {
-        p->c.closing = true;
+    p->c.closing = true;
+    if (stream_flush(p->c.st) < 0)
         return;
+    if (login_hand_over(a, p->c.st, PROTO_LOGIN_IMAP, r, imap_cf.ipc_timeout_ms,
+                        imap_cf.timeout_ms) < 0) {
+        stream_puts(p->c.st, "* BYE [UNAVAILABLE] mailbox not available now, try again later\r\n");
+        stream_flush(p->c.st);
     }
-    str_sets(&h.service, PROTO_SERVICE_IMAP);
-    str_set(&h.token, r->token.s, r->token.len);
-    str_set(&h.user, r->user.s, r->user.len);
-    str_sets(&h.client, p->addr);
-    h.tls = p->tls;
-    while (stream_pending(p->c.st) > 0 && h.pending.len < LOGIN_PENDING_MAX) {
-        char buf[4096];
-        size_t want = LOGIN_PENDING_MAX - h.pending.len;
-        ssize_t n = stream_read(p->c.st, buf, want < sizeof(buf) ? want : sizeof(buf));
-        if (n <= 0)
-            break;
-        str_append(&h.pending, buf, (size_t)n);
-    }
-    if (p->tls) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
-            log_warn("socketpair: %m");
-            goto fail;
-        }
-        h.fd = pair[1];
-    } else {
-        h.fd = stream_fd(p->c.st);
-    }
-    rc = login_send(PROTO_LOGIN_IMAP, &h, imap_cf.ipc_timeout_ms, &err);
-    if (p->tls)
-        close(pair[1]);
-    h.fd = -1;                  /* the stream or the pair owns it */
-    if (rc < 0) {
-        log_warn("client=[%s], user=<%s>: %s", p->addr, r->user.s ? r->user.s : "", err.s);
-        goto fail;
-    }
-    p->c.closing = true;
-    stream_set_deadline(p->c.st, 0);    /* logged in: the pre-auth deadline is over */
-    if (p->tls)
-        login_proxy(p->c.st, pair[0], imap_cf.timeout_ms);
-    login_handoff_free(&h);
-    str_free(&err);
-    return;
-
-fail:
-    if (pair[0] >= 0)
-        close(pair[0]);
-    stream_puts(p->c.st, "* BYE [UNAVAILABLE] mailbox not available now, try again later\r\n");
-    stream_flush(p->c.st);
-    p->c.closing = true;
-    login_handoff_free(&h);
-    str_free(&err);
 }
 
 /* Checks user and password with auth; hands off on success. */
 static void preauth_login(struct preauth *p, const char *method, const struct str *user,
                           const struct str *pass)
 {
+    struct login_attempt a = {
+        .service = PROTO_SERVICE_IMAP, .auth_path = PROTO_LOGIN_AUTH, .method = method,
+        .client = p->addr, .client_fd = stream_fd(p->c.st), .tls = p->tls,
+        .name_max = IMAP_NAME_MAX, .auth_timeout_ms = imap_cf.auth_timeout_ms,
+    };
     struct auth_result r;
-    struct auth_clnt *ac;
-    enum auth_status s = AUTH_TEMPFAIL;
 
     auth_result_init(&r);
-    if (user->len == 0 || user->len > IMAP_NAME_MAX || memchr(user->s, '\0', user->len)
-        || pass->len == 0 || memchr(pass->s, '\0', pass->len)) {
-        s = AUTH_FAIL;
-    } else {
-        ac = auth_clnt_open(PROTO_LOGIN_AUTH, imap_cf.auth_timeout_ms);
-        s = auth_login(ac, PROTO_SERVICE_IMAP, user->s, pass->s, stream_fd(p->c.st), &r);
-        auth_clnt_close(ac);
-        /* auth's penalty for recent failures: this process waits, not auth */
-        auth_delay_wait(r.delay_ms, &server_stop);
-    }
-    switch (s) {
+    switch (login_check_password(&a, user, pass, &r)) {
     case AUTH_OK:
-        log_info("login: client=[%s], user=<%s>, method=%s%s", p->addr,
-                 r.user.s ? r.user.s : user->s, method, p->tls ? ", tls" : "");
-        if (r.user.len == 0)
-            str_set(&r.user, user->s, user->len);
-        preauth_handoff(p, &r);
+        preauth_handoff(p, &a, &r);
         break;
     case AUTH_FAIL:
-        log_info("authentication failed: client=[%s], user=<%s>, method=%s", p->addr,
-                 user->s ? user->s : "", method);
         imap_no(&p->c, "[AUTHENTICATIONFAILED] Authentication failed");
         break;
     default:
-        log_warn("authentication unavailable: client=[%s], user=<%s>: %s", p->addr,
-                 user->s ? user->s : "", r.text.s ? r.text.s : "auth failed");
         imap_no(&p->c, "[UNAVAILABLE] Authentication unavailable, try again later");
         break;
     }

@@ -76,104 +76,42 @@ static void preauth_error(struct preauth *p, const char *fmt, const char *arg)
         p->done = true;
 }
 
-/* Hands the client to the post-login service.  On success the client is no longer
- * ours (or we proxy it to the end); on failure it is told to come back later. */
-static void preauth_handoff(struct preauth *p, const struct auth_result *r)
+/* Hands the client to the post-login service, which answers the login.  On failure
+ * the client is told to come back later. */
+static void preauth_handoff(struct preauth *p, const struct login_attempt *a,
+                            const struct auth_result *r)
 {
-    struct login_handoff h;
-    struct str err = STR_INIT;
-    int pair[2] = { -1, -1 };
-    int rc;
-
-    login_handoff_init(&h);
+    p->done = true;
     /* Replies to pipelined commands before the login go out before the session's. */
-    if (stream_flush(p->st) < 0) {
-        p->done = true;
+    if (stream_flush(p->st) < 0)
         return;
+    if (login_hand_over(a, p->st, PROTO_LOGIN_POP3, r, pop3_cf.ipc_timeout_ms,
+                        pop3_cf.timeout_ms) < 0) {
+        stream_puts(p->st, "-ERR [SYS/TEMP] mailbox not available now, try again later\r\n");
+        stream_flush(p->st);
     }
-    str_sets(&h.service, PROTO_SERVICE_POP3);
-    str_set(&h.token, r->token.s, r->token.len);
-    str_set(&h.user, r->user.s, r->user.len);
-    str_sets(&h.client, p->addr);
-    h.tls = p->tls;
-    while (stream_pending(p->st) > 0 && h.pending.len < LOGIN_PENDING_MAX) {
-        char buf[4096];
-        size_t want = LOGIN_PENDING_MAX - h.pending.len;
-        ssize_t n = stream_read(p->st, buf, want < sizeof(buf) ? want : sizeof(buf));
-        if (n <= 0)
-            break;
-        str_append(&h.pending, buf, (size_t)n);
-    }
-    if (p->tls) {
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
-            log_warn("socketpair: %m");
-            goto fail;
-        }
-        h.fd = pair[1];
-    } else {
-        h.fd = stream_fd(p->st);
-    }
-    rc = login_send(PROTO_LOGIN_POP3, &h, pop3_cf.ipc_timeout_ms, &err);
-    if (p->tls)
-        close(pair[1]);
-    h.fd = -1;                  /* the stream or the pair owns it */
-    if (rc < 0) {
-        log_warn("client=[%s], user=<%s>: %s", p->addr, r->user.s ? r->user.s : "", err.s);
-        goto fail;
-    }
-    p->done = true;
-    stream_set_deadline(p->st, 0);  /* logged in: the pre-auth deadline is over */
-    if (p->tls)
-        login_proxy(p->st, pair[0], pop3_cf.timeout_ms);
-    login_handoff_free(&h);
-    str_free(&err);
-    return;
-
-fail:
-    if (pair[0] >= 0)
-        close(pair[0]);
-    stream_puts(p->st, "-ERR [SYS/TEMP] mailbox not available now, try again later\r\n");
-    stream_flush(p->st);
-    p->done = true;
-    login_handoff_free(&h);
-    str_free(&err);
 }
 
 /* Checks user and password with auth; hands off on success. */
 static void preauth_login(struct preauth *p, const char *method, const struct str *user,
                           const struct str *pass)
 {
+    struct login_attempt a = {
+        .service = PROTO_SERVICE_POP3, .auth_path = PROTO_LOGIN_AUTH, .method = method,
+        .client = p->addr, .client_fd = stream_fd(p->st), .tls = p->tls,
+        .name_max = POP3_NAME_MAX, .auth_timeout_ms = pop3_cf.auth_timeout_ms,
+    };
     struct auth_result r;
-    struct auth_clnt *ac;
-    enum auth_status s = AUTH_TEMPFAIL;
 
     auth_result_init(&r);
-    if (user->len == 0 || user->len > POP3_NAME_MAX || memchr(user->s, '\0', user->len)
-        || pass->len == 0 || memchr(pass->s, '\0', pass->len)) {
-        s = AUTH_FAIL;
-    } else {
-        ac = auth_clnt_open(PROTO_LOGIN_AUTH, pop3_cf.auth_timeout_ms);
-        s = auth_login(ac, PROTO_SERVICE_POP3, user->s, pass->s, stream_fd(p->st), &r);
-        auth_clnt_close(ac);
-        /* auth's penalty for recent failures: this process waits, not auth */
-        auth_delay_wait(r.delay_ms, &server_stop);
-    }
-    switch (s) {
+    switch (login_check_password(&a, user, pass, &r)) {
     case AUTH_OK:
-        log_info("login: client=[%s], user=<%s>, method=%s%s", p->addr,
-                 r.user.s ? r.user.s : user->s, method, p->tls ? ", tls" : "");
-        if (r.user.len == 0)
-            str_set(&r.user, user->s, user->len);
-        preauth_handoff(p, &r);
+        preauth_handoff(p, &a, &r);
         break;
     case AUTH_FAIL:
-        log_info("authentication failed: client=[%s], user=<%s>, method=%s", p->addr,
-                 user->s ? user->s : "", method);
         preauth_error(p, "%s", "[AUTH] authentication failed");
         break;
     default:
-        log_warn("authentication unavailable: client=[%s], user=<%s>: %s", p->addr,
-                 user->s ? user->s : "", r.text.s ? r.text.s : "auth failed");
         preauth_error(p, "%s", "[SYS/TEMP] authentication unavailable, try again later");
         break;
     }

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "auth_clnt.h"
 #include "str.h"
 
 struct stream;
@@ -56,6 +57,33 @@ int login_receive(int conn, struct login_handoff *h, int timeout_ms, struct str 
 /* A stream over h->fd that yields h->pending before anything read from the fd.  The
  * stream owns the fd from now on (h->fd becomes -1). */
 struct stream *login_stream(struct login_handoff *h);
+
+
+/* One login on the pre-auth side: who is asking, and how. */
+struct login_attempt {
+    const char *service;        /* PROTO_SERVICE_POP3, PROTO_SERVICE_IMAP */
+    const char *auth_path;      /* auth's socket */
+    const char *method;         /* for the log: "PLAIN", "LOGIN", "USER" */
+    const char *client;         /* the client's address, for logs and the hand-off */
+    int client_fd;              /* the client's socket: auth reads its address there */
+    bool tls;
+    size_t name_max;            /* longest user name accepted */
+    int auth_timeout_ms;
+};
+
+/* Pre-auth side: asks auth about user and pass (an empty or NUL-holding name or
+ * password, or a name over a->name_max, fails without asking), waits out the
+ * penalty auth names, and logs the outcome.  On AUTH_OK, r->user is the login. */
+enum auth_status login_check_password(const struct login_attempt *a, const struct str *user,
+                                      const struct str *pass, struct auth_result *r);
+
+/* Pre-auth side: gives the client on st, logged in as r says and already told so
+ * (the reply flushed), to the post-login service at path, with what it has
+ * pipelined since; with a->tls, then relays for it until it ends (login_proxy).
+ * 0 once handed over; -1 (logged) when the service could not take it, and the
+ * caller tells the client. */
+int login_hand_over(const struct login_attempt *a, struct stream *st, const char *path,
+                    const struct auth_result *r, int ipc_timeout_ms, int proxy_timeout_ms);
 
 /* Pre-auth side, when TLS ended there: relays between the client's TLS stream and
  * pair (the other end went to the session) until either side closes or nothing moves

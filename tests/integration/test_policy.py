@@ -148,13 +148,33 @@ def test_dnsbl_listed_client_refused_with_reason(mta, dns):
 
 
 def test_dnsbl_result_cached(mta, dns):
-    rcpt(mta, "x@sender.test", client="127.0.0.1")
-    before = sum(1 for q in dns.queries if q[0].startswith("1.0.0.127.bl.test"))
-    code, _ = rcpt(mta, "x@sender.test", client="127.0.0.1")
-    assert code == 554
-    after = sum(1 for q in dns.queries if q[0].startswith("1.0.0.127.bl.test"))
-    # the failed list (down.test) is asked again; a clean answer is kept
-    assert after == before
+    """Each smtpd process asks a list once and answers later clients from its cache:
+    a connection served by a process that already had the answer asks nothing (the
+    failed list, down.test, is asked again; a clean answer is kept)."""
+    listed = re.compile(r"smtpd\[(\d+)\]: dnsbl: \[127\.0\.0\.1\] listed by bl\.test")
+    reject = re.compile(r"smtpd\[(\d+)\]: NOQUEUE: reject: RCPT from \[127\.0\.0\.1\]")
+
+    def queries():
+        return sum(1 for q in dns.queries if q[0].startswith("1.0.0.127.bl.test"))
+
+    def pids(lines, pattern):
+        return {pattern.search(line).group(1) for line in lines}
+
+    knowing = pids(mta.log_lines(listed, since=0), listed)
+    cached = 0
+    for _ in range(12):         # processes are picked by the kernel: try until two hits
+        mark, before = mta.log_mark(), queries()
+        code, _ = rcpt(mta, "x@sender.test", client="127.0.0.1")
+        assert code == 554
+        pid = pids([mta.wait_log(reject, since=mark)], reject).pop()
+        if pid in knowing:
+            assert queries() == before, f"smtpd[{pid}] asked bl.test again"
+            assert not mta.log_lines(listed, since=mark)
+            cached += 1
+            if cached == 2:
+                break
+        knowing |= pids(mta.log_lines(listed, since=mark), listed)
+    assert cached == 2, "no process served 127.0.0.1 twice"
 
 
 def test_dnsbl_below_threshold_and_filter(mta):
