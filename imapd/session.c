@@ -63,6 +63,7 @@ static const struct {
 static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
 {
     struct str cap = STR_INIT, done = STR_INIT;
+    unsigned want = 0;
     int n = 0;
 
     while (imap_p_sp(ip)) {
@@ -70,9 +71,10 @@ static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
             break;
         n++;
         for (size_t i = 0; i < sizeof(enables) / sizeof(enables[0]); i++) {
-            if (strcasecmp(cap.s, enables[i].name) != 0 || (s->enabled & enables[i].bit))
+            if (strcasecmp(cap.s, enables[i].name) != 0
+                || ((s->enabled | want) & enables[i].bit))
                 continue;
-            s->enabled |= enables[i].bit;
+            want |= enables[i].bit;
             str_appendc(&done, ' ');
             str_appends(&done, enables[i].name);
         }
@@ -80,6 +82,7 @@ static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
     if (n == 0 || !imap_p_eol(ip)) {
         imap_bad(&s->c, "ENABLE needs capability names");
     } else {
+        s->enabled |= want;
         stream_printf(s->c.st, "* ENABLED%s\r\n", done.len > 0 ? done.s : "");
         if (done.len > 0)
             log_info("enable: user=<%s>:%s", s->c.user, done.s);

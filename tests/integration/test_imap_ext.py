@@ -276,8 +276,10 @@ def test_utf8_accept(imap):
     assert st == '* STATUS "Gr\u00fc\u00dfe" (MESSAGES 1)\r\n'.encode(), st
     assert r.cmd(b'x CREATE "\xff\xfe"')[-1].startswith(b"x NO")
     r.close()
-    # without ENABLE: names stay modified UTF-7, UTF8 APPEND is refused
+    # without ENABLE (a BAD one enables nothing): names stay modified UTF-7, UTF8
+    # APPEND is refused
     r = Raw(imap, USERS[3])
+    assert r.cmd(b"e ENABLE UTF8=ACCEPT (")[-1].startswith(b"e BAD")
     got = list_lines(r.ok(b'l LIST "" "Gr*"'))
     assert list(got) == ["Gr&APwA3w-e"], got
     out = r.cmd(b"a APPEND INBOX UTF8 (~{3+}\r\nabc)")
