@@ -12,7 +12,7 @@
 
 void imap_capa_preauth(struct str *out, bool login_ok, bool tls_offer)
 {
-    str_sets(out, "IMAP4rev1 SASL-IR ID ENABLE LITERAL+");
+    str_sets(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE LITERAL+");
     if (tls_offer)
         str_appends(out, " STARTTLS");
     if (login_ok)
@@ -23,8 +23,12 @@ void imap_capa_preauth(struct str *out, bool login_ok, bool tls_offer)
 
 void imap_capa_session(struct str *out)
 {
-    str_sets(out, "IMAP4rev1 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS MOVE "
-                  "UNSELECT CHILDREN SPECIAL-USE");
+    str_sets(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS "
+                  "MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE ESEARCH SEARCHRES "
+                  "LIST-EXTENDED LIST-STATUS STATUS=SIZE UTF8=ACCEPT");
+    /* RFC 7889: the server-wide limit; none is said when there is none */
+    if (imap_cf.append_limit > 0)
+        str_printf(out, " APPENDLIMIT=%llu", imap_cf.append_limit);
 }
 
 /* ID: "(" *(string SP nstring) ")" or NIL; logged (printable ASCII only), answered

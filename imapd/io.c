@@ -192,6 +192,10 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
                 stream_printf(c->st, "%s BAD [TOOBIG] literal too large\r\n", c->tag);
                 stream_puts(c->st, "* BYE literal too large\r\n");
                 c->closing = true;
+            } else if (is_append(cmd)) {
+                /* APPEND over message_size_limit: RFC 7889 (APPENDLIMIT) says NO */
+                imap_no(c, "[TOOBIG] message larger than %llu bytes",
+                        (unsigned long long)limit);
             } else {
                 imap_bad(c, "[TOOBIG] literal too large");
             }

@@ -1,8 +1,10 @@
-/* Folder commands of the authenticated state (RFC 3501 6.3.3-6.3.11; RFC 6154
- * SPECIAL-USE and RFC 3348 CHILDREN attributes in LIST; RFC 4315 APPENDUID): CREATE,
- * DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE, LIST, LSUB, STATUS and APPEND, over the
- * store's folders (store_folder.h), whose name rules keep every name inside the
- * Maildir.  Names and message data come from the client. */
+/* Folder commands of the authenticated state (RFC 3501 6.3.3-6.3.11): CREATE (with
+ * RFC 6154 CREATE-SPECIAL-USE), DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and APPEND
+ * (RFC 4315 APPENDUID, RFC 6855 UTF8 literals), over the store's folders
+ * (store_folder.h), whose name rules keep every name inside the Maildir; folder names
+ * on the wire (modified UTF-7, or UTF-8 after ENABLE UTF8=ACCEPT or IMAP4rev2).  LIST,
+ * LSUB and STATUS are in list.c and status.c.  Names and message data come from the
+ * client. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +13,11 @@
 
 #include "imapd.h"
 #include "log.h"
+#include "mutf7.h"
 #include "session.h"
 #include "store.h"
 #include "store_folder.h"
 #include "stream.h"
-
-#define IMAP_LIST_MAX 100000        /* folders in one LIST answer */
 
 bool imap_p_mailbox(struct imap_session *s, struct imap_parser *ip, struct str *name)
 {
@@ -26,6 +27,18 @@ bool imap_p_mailbox(struct imap_session *s, struct imap_parser *ip, struct str *
     if (!imap_p_astring(ip, name)) {
         imap_bad(&s->c, "Mailbox name expected");
         return false;
+    }
+    if (IMAP_UTF8_NAMES(s)) {
+        /* RFC 6855 3: UTF-8 on the wire, the store's modified UTF-7 on disk */
+        struct str m = STR_INIT;
+
+        if (utf8_to_mutf7(name->s, name->len, &m) < 0) {
+            str_free(&m);
+            imap_no(&s->c, "[CANNOT] Invalid mailbox name: not UTF-8");
+            return false;
+        }
+        str_set(name, m.s, m.len);
+        str_free(&m);
     }
     if (store_name_is_inbox(name->s))
         str_sets(name, "INBOX");
@@ -47,8 +60,7 @@ bool imap_folder_path(struct imap_session *s, const char *name, struct str *path
     return ok;
 }
 
-/* Reports a store error as NO: what does not exist, what is refused, what failed. */
-static void folder_no(struct imap_session *s, const char *what, const struct str *err, int e)
+void imap_folder_no(struct imap_session *s, const char *what, const struct str *err, int e)
 {
     if (e == ENOENT) {
         imap_no(&s->c, "[NONEXISTENT] %s: %s", what, err->s ? err->s : "no such mailbox");
@@ -58,6 +70,26 @@ static void folder_no(struct imap_session *s, const char *what, const struct str
         log_warn("user=<%s>: %s: %s", s->c.user, what, err->s ? err->s : "failed");
         imap_no(&s->c, "[CANNOT] %s: %s", what, err->s ? err->s : "failed");
     }
+}
+
+void imap_put_mailbox(struct imap_session *s, const char *name)
+{
+    struct str u = STR_INIT;
+
+    if (!IMAP_UTF8_NAMES(s) || mutf7_to_utf8(name, strlen(name), &u) < 0) {
+        imap_put_string(s->c.st, name, strlen(name));
+    } else {
+        /* a quoted string with UTF-8 in it (RFC 6855 3, RFC 9051 4.3): the store's
+         * names hold no CR, LF or NUL */
+        stream_puts(s->c.st, "\"");
+        for (size_t i = 0; i < u.len; i++) {
+            if (u.s[i] == '"' || u.s[i] == '\\')
+                stream_write(s->c.st, "\\", 1);
+            stream_write(s->c.st, u.s + i, 1);
+        }
+        stream_puts(s->c.st, "\"");
+    }
+    str_free(&u);
 }
 
 /* One mailbox argument and the end of the command. */
@@ -72,29 +104,87 @@ static bool one_mailbox(struct imap_session *s, struct imap_parser *ip, struct s
     return true;
 }
 
+/* CREATE-SPECIAL-USE (RFC 6154 3): " (USE (\\Sent ...))" after the name.  *use gets
+ * the one special use named (0 for none); false with BAD or NO [USEATTR] sent. */
+static bool create_params(struct imap_session *s, struct imap_parser *ip, unsigned *use)
+{
+    struct str w = STR_INIT;
+    bool ok = false;
+    int n = 0;
+
+    *use = 0;
+    if (!imap_p_sp(ip) || !imap_p_char(ip, '(') || !imap_p_atom(ip, &w, 16)
+        || strcasecmp(w.s, "USE") != 0 || !imap_p_sp(ip) || !imap_p_char(ip, '(')) {
+        imap_bad(&s->c, "CREATE takes only (USE (attributes))");
+        goto out;
+    }
+    while (!imap_p_char(ip, ')')) {
+        unsigned bit = 0;
+
+        if ((n++ > 0 && !imap_p_sp(ip)) || !imap_p_char(ip, '\\')
+            || !imap_p_atom(ip, &w, 32)) {
+            imap_bad(&s->c, "Invalid special-use attribute list");
+            goto out;
+        }
+        for (unsigned b = STORE_LIST_DRAFTS; b & STORE_LIST_SPECIAL_MASK; b <<= 1) {
+            const char *u = store_special_use_name(b);
+            if (u != NULL && strcasecmp(u + 1, w.s) == 0)
+                bit = b;
+        }
+        if (bit == 0) {
+            imap_no(&s->c, "[USEATTR] \\%s is not a special use this server keeps", w.s);
+            goto out;
+        }
+        if (*use != 0 && *use != bit) {
+            imap_no(&s->c, "[USEATTR] One special use per mailbox");
+            goto out;
+        }
+        *use = bit;
+    }
+    if (!imap_p_char(ip, ')') || !imap_p_eol(ip)) {
+        imap_bad(&s->c, "Unexpected arguments");
+        goto out;
+    }
+    ok = true;
+out:
+    str_free(&w);
+    return ok;
+}
+
 static void cmd_create(struct imap_session *s, struct imap_parser *ip)
 {
     struct str name = STR_INIT, err = STR_INIT;
+    unsigned use = 0;
     int r;
 
     if (!imap_p_sp(ip) || !imap_p_mailbox(s, ip, &name))
         goto out;
-    /* a trailing separator only says the client means a parent (RFC 3501 6.3.3) */
-    if (!imap_p_eol(ip)) {
-        imap_bad(&s->c, "Unexpected arguments");
+    if (!imap_p_eol(ip) && !create_params(s, ip, &use))
         goto out;
-    }
     if (strcmp(name.s, "INBOX") == 0) {
         imap_no(&s->c, "[ALREADYEXISTS] INBOX always exists");
         goto out;
     }
     r = store_folder_create(IMAP_MAILDIR, name.s, &err);
-    if (r < 0)
-        folder_no(s, "CREATE", &err, errno);
-    else if (r == 1)
+    if (r < 0) {
+        imap_folder_no(s, "CREATE", &err, errno);
+    } else if (r == 1) {
         imap_no(&s->c, "[ALREADYEXISTS] Mailbox exists");
-    else
+    } else if (use != 0 && store_special_use_set(IMAP_MAILDIR, name.s, use, &err) < 0) {
+        /* RFC 6154 3: the mailbox is not created when its use cannot be kept */
+        struct str err2 = STR_INIT;
+
+        log_warn("user=<%s>: special use of %s: %s", s->c.user, name.s, err.s);
+        if (store_folder_delete(IMAP_MAILDIR, name.s, &err2) < 0)
+            log_warn("user=<%s>: removing %s again: %s", s->c.user, name.s, err2.s);
+        str_free(&err2);
+        imap_no(&s->c, "[SERVERBUG] Cannot record the special use");
+    } else {
+        if (use != 0)
+            log_info("create: user=<%s>, mailbox=%s, use=%s", s->c.user, name.s,
+                     store_special_use_name(use));
         imap_ok(&s->c, "CREATE completed");
+    }
 out:
     str_free(&name);
     str_free(&err);
@@ -115,7 +205,7 @@ static void cmd_delete(struct imap_session *s, struct imap_parser *ip)
         stream_puts(s->c.st, "* OK [CLOSED] Mailbox deleted\r\n");
     }
     if (store_folder_delete(IMAP_MAILDIR, name.s, &err) < 0)
-        folder_no(s, "DELETE", &err, errno);
+        imap_folder_no(s, "DELETE", &err, errno);
     else
         imap_ok(&s->c, "DELETE completed");
 out:
@@ -143,7 +233,7 @@ static void cmd_rename(struct imap_session *s, struct imap_parser *ip)
         stream_puts(s->c.st, "* OK [CLOSED] Mailbox renamed\r\n");
     }
     if (store_folder_rename(IMAP_MAILDIR, from.s, to.s, &err) < 0)
-        folder_no(s, "RENAME", &err, errno);
+        imap_folder_no(s, "RENAME", &err, errno);
     else
         imap_ok(&s->c, "RENAME completed");
 out:
@@ -159,7 +249,7 @@ static void subscribe(struct imap_session *s, struct imap_parser *ip, bool on)
     if (!one_mailbox(s, ip, &name))
         goto out;
     if (store_subscribe(IMAP_MAILDIR, name.s, on, &err) < 0)
-        folder_no(s, on ? "SUBSCRIBE" : "UNSUBSCRIBE", &err, errno);
+        imap_folder_no(s, on ? "SUBSCRIBE" : "UNSUBSCRIBE", &err, errno);
     else
         imap_ok(&s->c, "%s completed", on ? "SUBSCRIBE" : "UNSUBSCRIBE");
 out:
@@ -175,150 +265,6 @@ static void cmd_subscribe(struct imap_session *s, struct imap_parser *ip)
 static void cmd_unsubscribe(struct imap_session *s, struct imap_parser *ip)
 {
     subscribe(s, ip, false);
-}
-
-static void list_common(struct imap_session *s, struct imap_parser *ip, bool lsub)
-{
-    struct str ref = STR_INIT, pat = STR_INIT, full = STR_INIT, err = STR_INIT;
-    struct store_list l = { NULL, 0, 0 };
-    const char *what = lsub ? "LSUB" : "LIST";
-
-    if (!imap_p_sp(ip) || !imap_p_astring(ip, &ref) || !imap_p_sp(ip)
-        || !imap_p_list_mailbox(ip, &pat) || !imap_p_eol(ip)) {
-        imap_bad(&s->c, "%s needs a reference and a pattern", what);
-        goto out;
-    }
-    if (pat.len == 0) {
-        if (!lsub)
-            stream_puts(s->c.st, "* LIST (\\Noselect) \".\" \"\"\r\n");
-        imap_ok(&s->c, "%s completed", what);
-        goto out;
-    }
-    str_set(&full, ref.s, ref.len);
-    str_append(&full, pat.s, pat.len);
-    if (store_folder_list(IMAP_MAILDIR, full.s, lsub, IMAP_LIST_MAX, &l, &err) < 0) {
-        log_warn("user=<%s>: %s: %s", s->c.user, what, err.s);
-        imap_no(&s->c, "[SERVERBUG] %s failed", what);
-        goto out;
-    }
-    for (size_t i = 0; i < l.n; i++) {
-        unsigned a = l.v[i].attrs;
-        bool first = true;
-
-        stream_printf(s->c.st, "* %s (", what);
-        if (a & (STORE_LIST_NOSELECT | STORE_LIST_NONEXISTENT)) {
-            stream_puts(s->c.st, "\\Noselect");
-            first = false;
-        }
-        if (!lsub && (a & (STORE_LIST_HASCHILDREN | STORE_LIST_HASNOCHILDREN))) {
-            stream_printf(s->c.st, "%s%s", first ? "" : " ",
-                          a & STORE_LIST_HASCHILDREN ? "\\HasChildren" : "\\HasNoChildren");
-            first = false;
-        }
-        if (!lsub && (a & STORE_LIST_SPECIAL_MASK)) {
-            const char *u = store_special_use_name(a & STORE_LIST_SPECIAL_MASK);
-            if (u != NULL)
-                stream_printf(s->c.st, "%s%s", first ? "" : " ", u);
-        }
-        stream_puts(s->c.st, ") \".\" ");
-        imap_put_string(s->c.st, l.v[i].name, strlen(l.v[i].name));
-        stream_puts(s->c.st, "\r\n");
-    }
-    imap_ok(&s->c, "%s completed", what);
-out:
-    store_list_free(&l);
-    str_free(&ref);
-    str_free(&pat);
-    str_free(&full);
-    str_free(&err);
-}
-
-static void cmd_list(struct imap_session *s, struct imap_parser *ip)
-{
-    list_common(s, ip, false);
-}
-
-static void cmd_lsub(struct imap_session *s, struct imap_parser *ip)
-{
-    list_common(s, ip, true);
-}
-
-#define ST_MESSAGES 0x1
-#define ST_RECENT 0x2
-#define ST_UIDNEXT 0x4
-#define ST_UIDVALIDITY 0x8
-#define ST_UNSEEN 0x10
-
-static void cmd_status(struct imap_session *s, struct imap_parser *ip)
-{
-    static const char *const names[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-                                         "UNSEEN" };
-    struct str name = STR_INIT, item = STR_INIT, path = STR_INIT, err = STR_INIT;
-    struct store_box *b = NULL;
-    unsigned want = 0;
-    size_t n, recent = 0, unseen = 0;
-    bool first = true;
-
-    if (!imap_p_sp(ip) || !imap_p_mailbox(s, ip, &name))
-        goto out;
-    if (!imap_p_sp(ip) || !imap_p_char(ip, '(')) {
-        imap_bad(&s->c, "STATUS needs a list of items");
-        goto out;
-    }
-    do {
-        unsigned i;
-        if (!imap_p_atom(ip, &item, 16)) {
-            imap_bad(&s->c, "Invalid STATUS item");
-            goto out;
-        }
-        for (i = 0; i < 5 && strcasecmp(item.s, names[i]) != 0; i++)
-            ;
-        if (i == 5) {
-            imap_bad(&s->c, "Unknown STATUS item");
-            goto out;
-        }
-        want |= 1u << i;
-    } while (imap_p_sp(ip));
-    if (!imap_p_char(ip, ')') || !imap_p_eol(ip)) {
-        imap_bad(&s->c, "Invalid STATUS arguments");
-        goto out;
-    }
-    if (!imap_folder_path(s, name.s, &path))
-        goto out;
-    if (store_open(path.s, STORE_RDONLY, IMAP_FOLDER_MSGS_MAX, &b, &err) < 0) {
-        b = NULL;
-        folder_no(s, "STATUS", &err, errno);
-        goto out;
-    }
-    n = store_count(b);
-    for (size_t i = 0; i < n; i++) {
-        const struct store_msg *m = store_msg(b, i);
-        if (m->flags & STORE_F_RECENT)
-            recent++;
-        if (!(m->flags & STORE_F_SEEN))
-            unseen++;
-    }
-    stream_puts(s->c.st, "* STATUS ");
-    imap_put_string(s->c.st, name.s, name.len);
-    stream_puts(s->c.st, " (");
-    for (unsigned i = 0; i < 5; i++) {
-        unsigned long long v;
-        if (!(want & (1u << i)))
-            continue;
-        v = i == 0 ? n : i == 1 ? recent : i == 2 ? store_uidnext(b)
-            : i == 3 ? store_uidvalidity(b) : unseen;
-        stream_printf(s->c.st, "%s%s %llu", first ? "" : " ", names[i], v);
-        first = false;
-    }
-    stream_puts(s->c.st, ")\r\n");
-    imap_ok(&s->c, "STATUS completed");
-out:
-    if (b != NULL)
-        store_close(b);
-    str_free(&name);
-    str_free(&item);
-    str_free(&path);
-    str_free(&err);
 }
 
 /* date-time: "dd-Mon-yyyy hh:mm:ss +zzzz" (day may be " d"). */
@@ -395,7 +341,18 @@ static void cmd_append(struct imap_session *s, struct imap_parser *ip)
             goto out;
         }
     }
-    if (!imap_p_peek(ip, '{') || !imap_p_string(ip, &msg) || !imap_p_eol(ip)) {
+    if (ip->end - ip->p > 7 && strncasecmp(ip->p, "UTF8 (~{", 8) == 0) {
+        /* RFC 6855 4: "UTF8 (" literal8 ")", a message with UTF-8 headers */
+        if (!(s->enabled & IMAP_EN_UTF8)) {
+            imap_bad(&s->c, "UTF8 needs ENABLE UTF8=ACCEPT");
+            goto out;
+        }
+        ip->p += 7;
+        if (!imap_p_string(ip, &msg) || !imap_p_char(ip, ')') || !imap_p_eol(ip)) {
+            imap_bad(&s->c, "APPEND UTF8 needs the message as a literal8");
+            goto out;
+        }
+    } else if (!imap_p_peek(ip, '{') || !imap_p_string(ip, &msg) || !imap_p_eol(ip)) {
         imap_bad(&s->c, "APPEND needs the message as a literal");
         goto out;
     }
@@ -434,9 +391,9 @@ const struct imap_command imap_mailbox_commands[] = {
     { "RENAME", cmd_rename, 0 },
     { "SUBSCRIBE", cmd_subscribe, 0 },
     { "UNSUBSCRIBE", cmd_unsubscribe, 0 },
-    { "LIST", cmd_list, 0 },
-    { "LSUB", cmd_lsub, 0 },
-    { "STATUS", cmd_status, 0 },
+    { "LIST", imap_cmd_list, 0 },
+    { "LSUB", imap_cmd_lsub, 0 },
+    { "STATUS", imap_cmd_status, 0 },
     { "APPEND", cmd_append, 0 },
 };
 const size_t imap_mailbox_ncommands = sizeof(imap_mailbox_commands)

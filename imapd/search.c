@@ -1,6 +1,9 @@
 /* SEARCH and UID SEARCH (RFC 3501 6.4.4) with every key of RFC 3501: the criteria
  * are parsed into a tree (nesting bounded by SEARCH_DEPTH_MAX, keys by
- * SEARCH_KEYS_MAX) and evaluated per message.  Text keys match case-insensitively
+ * SEARCH_KEYS_MAX) and evaluated per message.  RETURN (MIN MAX COUNT ALL) answers
+ * with ESEARCH (RFC 4731), as every SEARCH does after ENABLE IMAP4rev2; RETURN (SAVE)
+ * keeps the result for "$" (SEARCHRES, RFC 5182), which later commands and SEARCH
+ * itself may name.  Text keys match case-insensitively
  * (ASCII) as substrings: header keys against the field's value with RFC 2047 words
  * decoded, BODY against the decoded text of every text part (mime_walk), TEXT
  * against both.  CHARSET may be US-ASCII or UTF-8.  Criteria are the client's. */
@@ -27,8 +30,15 @@
 enum skey {
     K_ALL, K_SET, K_UIDSET, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_NEW, K_OLD,
     K_RECENT, K_LARGER, K_SMALLER, K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON,
-    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND,
+    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND, K_SAVED,
 };
+
+/* RETURN options (RFC 4731, 5182). */
+#define R_MIN   0x1
+#define R_MAX   0x2
+#define R_ALL   0x4
+#define R_COUNT 0x8
+#define R_SAVE  0x10
 
 struct snode {
     enum skey k;
@@ -170,6 +180,10 @@ static struct snode *parse_key(struct sparse *p, int depth)
     if (imap_p_char(ip, '('))
         return parse_list(p, depth + 1, true);
     n = xcalloc(1, sizeof(*n));
+    if (imap_p_char(ip, '$')) {
+        n->k = K_SAVED;
+        return n;
+    }
     if (imap_p_peek(ip, '*') || (ip->p < ip->end && *ip->p >= '0' && *ip->p <= '9')) {
         n->k = K_SET;
         if (!imap_p_seqset(ip, &n->set, &p->why))
@@ -236,7 +250,11 @@ static struct snode *parse_key(struct sparse *p, int depth)
         p->needs_msg = true;
     } else if (strcasecmp(name.s, "UID") == 0) {
         n->k = K_UIDSET;
-        if (!imap_p_sp(ip) || !imap_p_seqset(ip, &n->set, &p->why))
+        if (!imap_p_sp(ip))
+            goto bad;
+        if (imap_p_char(ip, '$'))
+            n->k = K_SAVED;
+        else if (!imap_p_seqset(ip, &n->set, &p->why))
             goto bad;
     } else if (strcasecmp(name.s, "NOT") == 0) {
         n->k = K_NOT;
@@ -399,6 +417,13 @@ static time_t sent_day(struct smsg *x)
     return x->sent;
 }
 
+static int cmp_uid(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
 static time_t day_of(time_t t)
 {
     return t - (t % 86400 + 86400) % 86400;
@@ -459,6 +484,9 @@ static bool eval(struct smsg *x, const struct snode *n)
         return body_has(x, &n->text);
     case K_TEXT:
         return header_has(x, NULL, &n->text) || body_has(x, &n->text);
+    case K_SAVED:
+        return x->s->nsaved > 0 && bsearch(&m->uid, x->s->saved, x->s->nsaved,
+                                           sizeof(*x->s->saved), cmp_uid) != NULL;
     case K_NOT:
         return !eval(x, n->a);
     case K_OR:
@@ -485,38 +513,150 @@ static void resolve(struct snode *n, uint32_t nmsgs, uint32_t lastuid)
     }
 }
 
+void imap_saved_clear(struct imap_session *s)
+{
+    free(s->saved);
+    s->saved = NULL;
+    s->nsaved = 0;
+}
+
+/* RETURN "(" [option *(SP option)] ")": the options, R_ALL when none is named. */
+static bool parse_return(struct imap_parser *ip, unsigned *ret)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } opts[] = {
+        { "MIN", R_MIN }, { "MAX", R_MAX }, { "ALL", R_ALL }, { "COUNT", R_COUNT },
+        { "SAVE", R_SAVE },
+    };
+    struct str o = STR_INIT;
+    bool ok = imap_p_char(ip, '(');
+
+    *ret = 0;
+    while (ok && !imap_p_char(ip, ')')) {
+        size_t i;
+
+        if ((*ret != 0 && !imap_p_sp(ip)) || !imap_p_atom(ip, &o, 16)) {
+            ok = false;
+            break;
+        }
+        for (i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+            if (strcasecmp(o.s, opts[i].name) == 0)
+                break;
+        if (i == sizeof(opts) / sizeof(opts[0])) {
+            ok = false;
+            break;
+        }
+        *ret |= opts[i].bit;
+    }
+    str_free(&o);
+    if (ok && *ret == 0)
+        *ret = R_ALL;
+    return ok && imap_p_sp(ip);
+}
+
+/* A set as RFC 4731 writes it ("2,10:15,47") of ascending numbers. */
+static void put_set(struct stream *st, const uint32_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+
+        while (j + 1 < n && v[j + 1] == v[j] + 1)
+            j++;
+        stream_printf(st, "%s%u", i ? "," : "", v[i]);
+        if (j > i)
+            stream_printf(st, ":%u", v[j]);
+        i = j;
+    }
+}
+
+/* The matches (by UID, ascending) as ESEARCH says them (RFC 4731 3.1). */
+static void put_esearch(struct imap_session *s, bool uid, unsigned ret, const uint32_t *hits,
+                        size_t n)
+{
+    uint32_t *num = xreallocarray(NULL, n > 0 ? n : 1, sizeof(*num));
+
+    for (size_t i = 0; i < n; i++)
+        num[i] = uid ? hits[i] : (uint32_t)imap_view_seq(s, hits[i]);
+    stream_printf(s->c.st, "* ESEARCH (TAG \"%s\")%s", s->c.tag, uid ? " UID" : "");
+    if ((ret & R_MIN) && n > 0)
+        stream_printf(s->c.st, " MIN %u", num[0]);
+    if ((ret & R_MAX) && n > 0)
+        stream_printf(s->c.st, " MAX %u", num[n - 1]);
+    if (ret & R_COUNT)
+        stream_printf(s->c.st, " COUNT %zu", n);
+    if ((ret & R_ALL) && n > 0) {
+        stream_puts(s->c.st, " ALL ");
+        put_set(s->c.st, num, n);
+    }
+    stream_puts(s->c.st, "\r\n");
+    free(num);
+}
+
+/* RFC 5182 2.4: with MIN or MAX but neither ALL nor COUNT, only those are kept. */
+static void save_result(struct imap_session *s, unsigned ret, const uint32_t *hits, size_t n)
+{
+    imap_saved_clear(s);
+    if (n == 0)
+        return;
+    s->saved = xreallocarray(NULL, n, sizeof(*s->saved));
+    if ((ret & (R_MIN | R_MAX)) && !(ret & (R_ALL | R_COUNT))) {
+        if (ret & R_MIN)
+            s->saved[s->nsaved++] = hits[0];
+        if ((ret & R_MAX) && (s->nsaved == 0 || hits[n - 1] != hits[0]))
+            s->saved[s->nsaved++] = hits[n - 1];
+    } else {
+        memcpy(s->saved, hits, n * sizeof(*hits));
+        s->nsaved = n;
+    }
+}
+
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
 {
     struct sparse p = { s, ip, 0, NULL, false };
     struct snode *root = NULL;
     struct str cs = STR_INIT;
+    uint32_t *hits = NULL;
+    size_t nhits = 0;
+    unsigned ret = 0;
+    bool esearch = IMAP_REV2(s);
 
     if (!imap_p_sp(ip)) {
         imap_bad(&s->c, "SEARCH needs criteria");
         goto out;
     }
+    if (ip->end - ip->p > 7 && strncasecmp(ip->p, "RETURN ", 7) == 0) {
+        ip->p += 7;
+        if (!parse_return(ip, &ret)) {
+            imap_bad(&s->c, "Invalid RETURN options");
+            goto fail;
+        }
+        esearch = true;
+    }
     if (ip->end - ip->p > 8 && strncasecmp(ip->p, "CHARSET ", 8) == 0) {
         ip->p += 8;
         if (!imap_p_astring(ip, &cs) || !imap_p_sp(ip)) {
             imap_bad(&s->c, "CHARSET needs a name");
-            goto out;
+            goto fail;
         }
         if (strcasecmp(cs.s, "UTF-8") != 0 && strcasecmp(cs.s, "US-ASCII") != 0) {
             imap_no(&s->c, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset");
-            goto out;
+            goto fail;
         }
     }
     root = parse_list(&p, 0, false);
     if (root == NULL || !imap_p_eol(ip)) {
         imap_bad(&s->c, "%s", p.why != NULL ? p.why : "Invalid search criteria");
-        goto out;
+        goto fail;
     }
+    if (esearch && ret == 0)
+        ret = R_ALL;
     resolve(root, (uint32_t)s->nview, s->nview > 0 ? s->view[s->nview - 1] : 0);
-    stream_puts(s->c.st, "* SEARCH");
+    hits = xreallocarray(NULL, s->nview > 0 ? s->nview : 1, sizeof(*hits));
     for (size_t k = 0; k < s->nview; k++) {
         struct smsg x;
         long i = store_find(s->box, s->view[k]);
-        bool hit;
 
         if (i < 0)
             continue;
@@ -525,17 +665,32 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
         x.i = (size_t)i;
         x.seq = k + 1;
         x.m = store_msg(s->box, (size_t)i);
-        hit = eval(&x, root);
-        if (hit)
-            stream_printf(s->c.st, " %u", uid ? s->view[k] : (uint32_t)(k + 1));
+        if (eval(&x, root))
+            hits[nhits++] = s->view[k];
         if (x.parsed)
             mime_free(&x.mm);
         str_free(&x.data);
     }
-    stream_puts(s->c.st, "\r\n");
+    if (!esearch) {
+        stream_puts(s->c.st, "* SEARCH");
+        for (size_t k = 0; k < nhits; k++)
+            stream_printf(s->c.st, " %u", uid ? hits[k] : (uint32_t)imap_view_seq(s, hits[k]));
+        stream_puts(s->c.st, "\r\n");
+    } else if (ret & (R_MIN | R_MAX | R_ALL | R_COUNT)) {
+        put_esearch(s, uid, ret, hits, nhits);
+    }
+    /* "$" in this very command meant the result before it (RFC 5182 2.1) */
+    if (ret & R_SAVE)
+        save_result(s, ret, hits, nhits);
     imap_report_changes(s, uid);
     imap_ok(&s->c, "SEARCH completed");
+    goto out;
+fail:
+    /* RFC 5182 2.1: a failed SEARCH that would have saved leaves "$" empty */
+    if (ret & R_SAVE)
+        imap_saved_clear(s);
 out:
+    free(hits);
     node_free(root);
     str_free(&cs);
 }

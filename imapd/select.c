@@ -40,7 +40,7 @@ void imap_put_flags(struct imap_session *s, const struct store_msg *m)
         stream_printf(s->c.st, "%s%s", first ? "" : " ", kw);
         first = false;
     }
-    if (m->flags & STORE_F_RECENT)
+    if ((m->flags & STORE_F_RECENT) && !IMAP_REV2(s))       /* RFC 9051 has no \Recent */
         stream_printf(s->c.st, "%s\\Recent", first ? "" : " ");
     stream_puts(s->c.st, ")");
 }
@@ -148,7 +148,9 @@ void imap_report_changes(struct imap_session *s, bool expunges)
             if (store_msg(s->box, i)->flags & STORE_F_RECENT)
                 recent++;
         view_load(s);
-        stream_printf(s->c.st, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, recent);
+        stream_printf(s->c.st, "* %zu EXISTS\r\n", n);
+        if (!IMAP_REV2(s))
+            stream_printf(s->c.st, "* %zu RECENT\r\n", recent);
     }
     for (size_t k = 0; k < ch.n_changed; k++) {
         long i = store_find(s->box, ch.changed[k]);
@@ -173,6 +175,7 @@ void imap_unselect(struct imap_session *s)
     s->watch = NULL;
     s->nview = 0;
     s->n_exp_pending = 0;
+    imap_saved_clear(s);
     str_clear(&s->box_name);
 }
 
@@ -187,7 +190,8 @@ static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bo
         imap_bad(&s->c, "Unexpected arguments");
         goto out;
     }
-    /* RFC 3501: a failed SELECT leaves no folder selected. */
+    /* RFC 3501: a failed SELECT leaves no folder selected; RFC 5182: "$" is empty */
+    imap_saved_clear(s);
     if (s->box != NULL) {
         imap_unselect(s);
         stream_puts(s->c.st, "* OK [CLOSED] Previous mailbox closed\r\n");
@@ -227,9 +231,15 @@ static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bo
         put_flag_names(s);
         stream_puts(s->c.st, " \\*)] Flags permitted\r\n");
     }
-    stream_printf(s->c.st, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, recent);
-    if (unseen > 0)
-        stream_printf(s->c.st, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
+    if (IMAP_REV2(s)) {
+        /* RFC 9051 6.3.2: a LIST response, no RECENT and no UNSEEN code */
+        stream_printf(s->c.st, "* %zu EXISTS\r\n", n);
+        imap_list_one(s, name.s);
+    } else {
+        stream_printf(s->c.st, "* %zu EXISTS\r\n* %zu RECENT\r\n", n, recent);
+        if (unseen > 0)
+            stream_printf(s->c.st, "* OK [UNSEEN %zu] First unseen\r\n", unseen);
+    }
     stream_printf(s->c.st, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted "
                   "next UID\r\n", store_uidvalidity(s->box), store_uidnext(s->box));
     imap_ok(&s->c, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
@@ -569,6 +579,19 @@ bool imap_set_uids(struct imap_session *s, struct imap_parser *ip, bool uid, uin
 
     *uids = NULL;
     *n = 0;
+    if (imap_p_char(ip, '$')) {
+        /* SEARCHRES: the saved UIDs still in the view, in either form */
+        for (size_t i = 0; i < s->nsaved; i++) {
+            if (imap_view_seq(s, s->saved[i]) == 0)
+                continue;
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 64;
+                *uids = xreallocarray(*uids, cap, sizeof(**uids));
+            }
+            (*uids)[(*n)++] = s->saved[i];
+        }
+        return true;
+    }
     if (!imap_p_seqset(ip, &set, &why)) {
         imap_bad(&s->c, "%s", why);
         return false;

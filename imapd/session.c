@@ -49,25 +49,47 @@ static void cmd_id(struct imap_session *s, struct imap_parser *ip)
     imap_cmd_id(&s->c, ip);
 }
 
-/* ENABLE (RFC 5161): none of the extensions it can enable is offered yet, so each
- * capability named is checked for form and none is enabled. */
+/* ENABLE (RFC 5161): the extensions that change what the server says, each a bit in
+ * s->enabled; other names are checked for form and left alone.  "* ENABLED" names
+ * only what this command newly turned on. */
+static const struct {
+    const char *name;
+    unsigned bit;
+} enables[] = {
+    { "UTF8=ACCEPT", IMAP_EN_UTF8 },
+    { "IMAP4rev2", IMAP_EN_REV2 },
+};
+
 static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
 {
-    struct str cap = STR_INIT;
+    struct str cap = STR_INIT, done = STR_INIT;
+    unsigned want = 0;
     int n = 0;
 
     while (imap_p_sp(ip)) {
         if (!imap_p_atom(ip, &cap, 64))
             break;
         n++;
+        for (size_t i = 0; i < sizeof(enables) / sizeof(enables[0]); i++) {
+            if (strcasecmp(cap.s, enables[i].name) != 0
+                || ((s->enabled | want) & enables[i].bit))
+                continue;
+            want |= enables[i].bit;
+            str_appendc(&done, ' ');
+            str_appends(&done, enables[i].name);
+        }
     }
     if (n == 0 || !imap_p_eol(ip)) {
         imap_bad(&s->c, "ENABLE needs capability names");
     } else {
-        stream_puts(s->c.st, "* ENABLED\r\n");
+        s->enabled |= want;
+        stream_printf(s->c.st, "* ENABLED%s\r\n", done.len > 0 ? done.s : "");
+        if (done.len > 0)
+            log_info("enable: user=<%s>:%s", s->c.user, done.s);
         imap_ok(&s->c, "ENABLE completed");
     }
     str_free(&cap);
+    str_free(&done);
 }
 
 /* NAMESPACE (RFC 2342): one personal namespace, "" with "." as the hierarchy
@@ -181,6 +203,7 @@ int imap_session(struct login_handoff *h, const struct auth_result *who)
     imap_unselect(&s);
     free(s.view);
     free(s.exp_pending);
+    free(s.saved);
     str_free(&s.box_name);
     stream_flush(s.c.st);
     stream_close(s.c.st);

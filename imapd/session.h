@@ -28,7 +28,17 @@ struct imap_session {
     size_t nview, view_cap;
     uint32_t *exp_pending;          /* expunges seen during FETCH, STORE or SEARCH, */
     size_t n_exp_pending;           /* to be told at the next command that may */
+    unsigned enabled;               /* IMAP_EN_*: what ENABLE turned on */
+    uint32_t *saved;                /* SEARCHRES "$": the UIDs SEARCH RETURN (SAVE) */
+    size_t nsaved;                  /* kept, ascending; emptied by SELECT (RFC 5182) */
 };
+
+/* ENABLE (RFC 5161): one bit an extension that changes what the server says. */
+#define IMAP_EN_UTF8      0x1       /* UTF8=ACCEPT (RFC 6855): UTF-8 folder names */
+#define IMAP_EN_REV2      0x2       /* IMAP4rev2 (RFC 9051) */
+/* Folder names go on the wire as UTF-8 (UTF8=ACCEPT, or IMAP4rev2). */
+#define IMAP_UTF8_NAMES(s) (((s)->enabled & (IMAP_EN_UTF8 | IMAP_EN_REV2)) != 0)
+#define IMAP_REV2(s)      (((s)->enabled & IMAP_EN_REV2) != 0)
 
 #define IMAP_CMD_NOARGS   0x1       /* takes no arguments */
 #define IMAP_CMD_SELECTED 0x2       /* only in the selected state */
@@ -51,7 +61,8 @@ void imap_unselect(struct imap_session *s);
 /* Writes " FLAGS (...)" items for message m. */
 void imap_put_flags(struct imap_session *s, const struct store_msg *m);
 /* A sequence set of the command into UIDs of the view (uid: a UID set): ascending,
- * malloc'ed, *n of them.  false with a BAD or NO already sent. */
+ * malloc'ed, *n of them; "$" (SEARCHRES) is the saved result, in either form.  false
+ * with a BAD or NO already sent. */
 bool imap_set_uids(struct imap_session *s, struct imap_parser *ip, bool uid, uint32_t **uids,
                    size_t *n);
 /* The sequence number of uid in the client's view, or 0. */
@@ -68,11 +79,35 @@ extern const size_t imap_mailbox_ncommands;
 bool imap_p_mailbox(struct imap_session *s, struct imap_parser *ip, struct str *name);
 /* The folder's directory for name into path.  false with NO sent. */
 bool imap_folder_path(struct imap_session *s, const char *name, struct str *path);
+/* Writes a folder name (the store's modified UTF-7) as the client reads names: as
+ * it is, or as a UTF-8 quoted string after ENABLE UTF8=ACCEPT or IMAP4rev2. */
+void imap_put_mailbox(struct imap_session *s, const char *name);
+/* A store error as NO: [NONEXISTENT], [ALREADYEXISTS] or [CANNOT] by errno e. */
+void imap_folder_no(struct imap_session *s, const char *what, const struct str *err, int e);
+
+/* ---- list.c: LIST (RFC 3501, 5258 LIST-EXTENDED, 5819 LIST-STATUS) and LSUB ---- */
+void imap_cmd_list(struct imap_session *s, struct imap_parser *ip);
+void imap_cmd_lsub(struct imap_session *s, struct imap_parser *ip);
+/* "* LIST (attributes) "." name" for one folder (IMAP4rev2's SELECT). */
+void imap_list_one(struct imap_session *s, const char *name);
+
+/* ---- status.c: STATUS (RFC 3501, 8438 SIZE, 9051 DELETED, 7889 APPENDLIMIT) ---- */
+void imap_cmd_status(struct imap_session *s, struct imap_parser *ip);
+/* Parses "(" item *(SP item) ")" into a STATUS item mask.  false with *why. */
+bool imap_p_status_items(struct imap_parser *ip, unsigned *want, const char **why);
+/* Writes "* STATUS name (...)" for the folder; 0, or -1 with errno and err (nothing
+ * written). */
+int imap_status_put(struct imap_session *s, const char *name, unsigned want,
+                    struct str *err);
+
+/* ---- searchres: the saved result of SEARCH RETURN (SAVE) (RFC 5182) ---- */
+/* Forgets the saved result (SELECT, EXAMINE, CLOSE, UNSELECT). */
+void imap_saved_clear(struct imap_session *s);
 
 /* ---- fetch.c ---- */
 void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid);
 
-/* ---- search.c ---- */
+/* ---- search.c: SEARCH, ESEARCH (RFC 4731) and SEARCHRES (RFC 5182) ---- */
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid);
 
 /* ---- idle.c ---- */

@@ -21,12 +21,13 @@ BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev li
 #   pflogsumm                the log summariser the log-format tests feed
 #   systemd                  systemd-analyze: the unit file passes verify
 #   isync curl               IMAP clients (mbsync, curl's imap:// URLs)
+#   offlineimap3             an IMAP client that syncs both ways (test_imap_ext)
 #   dovecot-core             doveadm reads the Maildirs imapd writes
 #   opendkim opendkim-tools python3-dkim, spamass-milter spamassassin spamd spamc,
 #   clamav-daemon clamav-milter, rspamd
 #                            the mail filters the milter tests run on loopback
 TEST_PKGS="python3 python3-pytest python3-dnslib swaks libnet-ssleay-perl openssl man-db \
-fetchmail passwd postfix pflogsumm systemd isync curl dovecot-core opendkim opendkim-tools \
+fetchmail passwd postfix pflogsumm systemd isync curl offlineimap3 dovecot-core opendkim opendkim-tools \
 python3-dkim spamass-milter spamassassin spamd spamc clamav-daemon clamav-milter rspamd"
 
 case "${1:-check}" in
