@@ -24,7 +24,7 @@ void imap_capa_preauth(struct str *out, bool login_ok, bool tls_offer)
 void imap_capa_session(struct str *out)
 {
     str_sets(out, "IMAP4rev1 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS MOVE "
-                  "UNSELECT CHILDREN SPECIAL-USE");
+                  "UNSELECT CHILDREN SPECIAL-USE CONDSTORE QRESYNC");
 }
 
 /* ID: "(" *(string SP nstring) ")" or NIL; logged (printable ASCII only), answered

@@ -248,11 +248,13 @@ static void cmd_lsub(struct imap_session *s, struct imap_parser *ip)
 #define ST_UIDNEXT 0x4
 #define ST_UIDVALIDITY 0x8
 #define ST_UNSEEN 0x10
+#define ST_HIGHESTMODSEQ 0x20
+#define ST_NITEMS 6
 
 static void cmd_status(struct imap_session *s, struct imap_parser *ip)
 {
     static const char *const names[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-                                         "UNSEEN" };
+                                         "UNSEEN", "HIGHESTMODSEQ" };
     struct str name = STR_INIT, item = STR_INIT, path = STR_INIT, err = STR_INIT;
     struct store_box *b = NULL;
     unsigned want = 0;
@@ -271,9 +273,9 @@ static void cmd_status(struct imap_session *s, struct imap_parser *ip)
             imap_bad(&s->c, "Invalid STATUS item");
             goto out;
         }
-        for (i = 0; i < 5 && strcasecmp(item.s, names[i]) != 0; i++)
+        for (i = 0; i < ST_NITEMS && strcasecmp(item.s, names[i]) != 0; i++)
             ;
-        if (i == 5) {
+        if (i == ST_NITEMS) {
             imap_bad(&s->c, "Unknown STATUS item");
             goto out;
         }
@@ -283,6 +285,8 @@ static void cmd_status(struct imap_session *s, struct imap_parser *ip)
         imap_bad(&s->c, "Invalid STATUS arguments");
         goto out;
     }
+    if (want & ST_HIGHESTMODSEQ)
+        imap_condstore_on(s);
     if (!imap_folder_path(s, name.s, &path))
         goto out;
     if (store_open(path.s, STORE_RDONLY, IMAP_FOLDER_MSGS_MAX, &b, &err) < 0) {
@@ -301,12 +305,12 @@ static void cmd_status(struct imap_session *s, struct imap_parser *ip)
     stream_puts(s->c.st, "* STATUS ");
     imap_put_string(s->c.st, name.s, name.len);
     stream_puts(s->c.st, " (");
-    for (unsigned i = 0; i < 5; i++) {
+    for (unsigned i = 0; i < ST_NITEMS; i++) {
         unsigned long long v;
         if (!(want & (1u << i)))
             continue;
         v = i == 0 ? n : i == 1 ? recent : i == 2 ? store_uidnext(b)
-            : i == 3 ? store_uidvalidity(b) : unseen;
+            : i == 3 ? store_uidvalidity(b) : i == 4 ? unseen : store_highestmodseq(b);
         stream_printf(s->c.st, "%s%s %llu", first ? "" : " ", names[i], v);
         first = false;
     }

@@ -1,4 +1,5 @@
-/* SEARCH and UID SEARCH (RFC 3501 6.4.4) with every key of RFC 3501: the criteria
+/* SEARCH and UID SEARCH (RFC 3501 6.4.4) with every key of RFC 3501 and RFC 7162's
+ * MODSEQ (the result then ends with the highest MODSEQ found): the criteria
  * are parsed into a tree (nesting bounded by SEARCH_DEPTH_MAX, keys by
  * SEARCH_KEYS_MAX) and evaluated per message.  Text keys match case-insensitively
  * (ASCII) as substrings: header keys against the field's value with RFC 2047 words
@@ -27,7 +28,7 @@
 enum skey {
     K_ALL, K_SET, K_UIDSET, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_NEW, K_OLD,
     K_RECENT, K_LARGER, K_SMALLER, K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON,
-    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND,
+    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND, K_MODSEQ,
 };
 
 struct snode {
@@ -48,6 +49,7 @@ struct sparse {
     int nkeys;
     const char *why;
     bool needs_msg;
+    bool modseq;                    /* a MODSEQ key: the result says the highest */
 };
 
 static void node_free(struct snode *n)
@@ -238,6 +240,13 @@ static struct snode *parse_key(struct sparse *p, int depth)
         n->k = K_UIDSET;
         if (!imap_p_sp(ip) || !imap_p_seqset(ip, &n->set, &p->why))
             goto bad;
+    } else if (strcasecmp(name.s, "MODSEQ") == 0) {
+        n->k = K_MODSEQ;
+        if (!imap_p_search_modseq(ip, &n->num)) {
+            p->why = "MODSEQ needs a mod-sequence from 0 to 2^63-1";
+            goto bad;
+        }
+        p->modseq = true;
     } else if (strcasecmp(name.s, "NOT") == 0) {
         n->k = K_NOT;
         if (!imap_p_sp(ip) || (n->a = parse_key(p, depth + 1)) == NULL)
@@ -459,6 +468,8 @@ static bool eval(struct smsg *x, const struct snode *n)
         return body_has(x, &n->text);
     case K_TEXT:
         return header_has(x, NULL, &n->text) || body_has(x, &n->text);
+    case K_MODSEQ:
+        return m->modseq >= n->num;
     case K_NOT:
         return !eval(x, n->a);
     case K_OR:
@@ -487,7 +498,8 @@ static void resolve(struct snode *n, uint32_t nmsgs, uint32_t lastuid)
 
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
 {
-    struct sparse p = { s, ip, 0, NULL, false };
+    struct sparse p = { s, ip, 0, NULL, false, false };
+    uint64_t top = 0;
     struct snode *root = NULL;
     struct str cs = STR_INIT;
 
@@ -511,6 +523,8 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
         imap_bad(&s->c, "%s", p.why != NULL ? p.why : "Invalid search criteria");
         goto out;
     }
+    if (p.modseq)
+        imap_condstore_on(s);
     resolve(root, (uint32_t)s->nview, s->nview > 0 ? s->view[s->nview - 1] : 0);
     stream_puts(s->c.st, "* SEARCH");
     for (size_t k = 0; k < s->nview; k++) {
@@ -528,10 +542,14 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
         hit = eval(&x, root);
         if (hit)
             stream_printf(s->c.st, " %u", uid ? s->view[k] : (uint32_t)(k + 1));
+        if (hit && x.m->modseq > top)
+            top = x.m->modseq;
         if (x.parsed)
             mime_free(&x.mm);
         str_free(&x.data);
     }
+    if (p.modseq && top > 0)
+        stream_printf(s->c.st, " (MODSEQ %llu)", (unsigned long long)top);
     stream_puts(s->c.st, "\r\n");
     imap_report_changes(s, uid);
     imap_ok(&s->c, "SEARCH completed");

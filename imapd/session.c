@@ -49,25 +49,28 @@ static void cmd_id(struct imap_session *s, struct imap_parser *ip)
     imap_cmd_id(&s->c, ip);
 }
 
-/* ENABLE (RFC 5161): none of the extensions it can enable is offered yet, so each
- * capability named is checked for form and none is enabled. */
+/* ENABLE (RFC 5161): CONDSTORE and QRESYNC (condstore.c) can be enabled; other names
+ * are checked for form and ignored.  ENABLED lists what this command turned on. */
 static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
 {
-    struct str cap = STR_INIT;
+    struct str cap = STR_INIT, on = STR_INIT;
     int n = 0;
 
     while (imap_p_sp(ip)) {
         if (!imap_p_atom(ip, &cap, 64))
             break;
+        if (imap_ext_enable(s, cap.s))
+            str_printf(&on, " %s", cap.s);
         n++;
     }
     if (n == 0 || !imap_p_eol(ip)) {
         imap_bad(&s->c, "ENABLE needs capability names");
     } else {
-        stream_puts(s->c.st, "* ENABLED\r\n");
+        stream_printf(s->c.st, "* ENABLED%s\r\n", on.len > 0 ? on.s : "");
         imap_ok(&s->c, "ENABLE completed");
     }
     str_free(&cap);
+    str_free(&on);
 }
 
 /* NAMESPACE (RFC 2342): one personal namespace, "" with "." as the hierarchy
