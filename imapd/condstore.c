@@ -204,12 +204,17 @@ void imap_put_vanished_since(struct imap_session *s, const struct imap_seqset *k
     const struct imap_seqset *k = known != NULL && known->n > 0 ? known : &every;
     size_t n, m = 0;
     bool complete;
-    uint32_t *gone = store_vanished(s->box, since, &n, &complete);
+    struct store_range *gone = store_vanished(s->box, since, &n, &complete);
 
     if (complete) {
-        for (size_t i = 0; i < n; i++)
-            if (imap_seq_has_sorted(k, gone[i]))
-                ranges_add(&r, gone[i], gone[i]);
+        /* Both ascending and disjoint: their intersection, range by range. */
+        for (size_t i = 0, j = 0; i < n; i++) {
+            while (j < k->n && k->r[j].hi < gone[i].lo)
+                j++;
+            for (size_t jj = j; jj < k->n && k->r[jj].lo <= gone[i].hi; jj++)
+                ranges_add(&r, k->r[jj].lo > gone[i].lo ? k->r[jj].lo : gone[i].lo,
+                           k->r[jj].hi < gone[i].hi ? k->r[jj].hi : gone[i].hi);
+        }
     } else {
         /* Expunges that old are forgotten: every known UID not present is told
          * (the client drops those it already knew were gone).  k is normalized,
