@@ -25,7 +25,7 @@ void imap_capa_session(struct str *out)
 {
     str_sets(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS "
                   "MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE ESEARCH SEARCHRES "
-                  "LIST-EXTENDED LIST-STATUS STATUS=SIZE UTF8=ACCEPT");
+                  "LIST-EXTENDED LIST-STATUS STATUS=SIZE UTF8=ACCEPT CONDSTORE QRESYNC");
     /* RFC 7889: the server-wide limit; none is said when there is none */
     if (imap_cf.append_limit > 0)
         str_printf(out, " APPENDLIMIT=%llu", imap_cf.append_limit);

@@ -1,6 +1,7 @@
 /* FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2): FLAGS, UID, INTERNALDATE, RFC822.SIZE,
  * RFC822, RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]
- * and BODY.PEEK[section] with <origin.count>, and the macros ALL, FAST and FULL.
+ * and BODY.PEEK[section] with <origin.count>, the macros ALL, FAST and FULL, and
+ * RFC 7162's MODSEQ with the modifiers CHANGEDSINCE and VANISHED (condstore.c).
  * The message is read from its file and parsed by the MIME library (mime.h), which
  * gives the structures and the section bytes with every line end as CRLF; a body
  * fetched without PEEK sets \Seen.  The request is the client's, the message is
@@ -26,7 +27,7 @@
 
 enum fetch_kind {
     F_FLAGS, F_UID, F_INTERNALDATE, F_SIZE, F_RFC822, F_RFC822_HEADER, F_RFC822_TEXT,
-    F_ENVELOPE, F_BODY, F_BODYSTRUCTURE, F_SECTION,
+    F_ENVELOPE, F_BODY, F_BODYSTRUCTURE, F_SECTION, F_MODSEQ,
 };
 
 struct fetch_item {
@@ -43,7 +44,7 @@ struct fetch_req {
     size_t n;
     bool need_msg;                  /* an item needs the message's bytes */
     bool sets_seen;
-    bool has_flags, has_uid;
+    bool has_flags, has_uid, has_modseq;
 };
 
 static const struct {
@@ -53,7 +54,7 @@ static const struct {
     { "FLAGS", F_FLAGS }, { "UID", F_UID }, { "INTERNALDATE", F_INTERNALDATE },
     { "RFC822.SIZE", F_SIZE }, { "RFC822", F_RFC822 }, { "RFC822.HEADER", F_RFC822_HEADER },
     { "RFC822.TEXT", F_RFC822_TEXT }, { "ENVELOPE", F_ENVELOPE },
-    { "BODYSTRUCTURE", F_BODYSTRUCTURE }, { "BODY", F_BODY },
+    { "BODYSTRUCTURE", F_BODYSTRUCTURE }, { "BODY", F_BODY }, { "MODSEQ", F_MODSEQ },
 };
 
 static bool add(struct fetch_req *r, enum fetch_kind k)
@@ -67,7 +68,9 @@ static bool add(struct fetch_req *r, enum fetch_kind k)
         r->has_flags = true;
     if (k == F_UID)
         r->has_uid = true;
-    if (k != F_FLAGS && k != F_UID && k != F_INTERNALDATE)
+    if (k == F_MODSEQ)
+        r->has_modseq = true;
+    if (k != F_FLAGS && k != F_UID && k != F_INTERNALDATE && k != F_MODSEQ)
         r->need_msg = true;
     if (k == F_RFC822 || k == F_RFC822_TEXT)
         r->sets_seen = true;
@@ -301,8 +304,13 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
         case F_SECTION:
             put_section(s, &mm, it, &buf);
             break;
+        case F_MODSEQ:
+            stream_printf(s->c.st, "MODSEQ (%llu)", (unsigned long long)sm->modseq);
+            break;
         }
     }
+    if (seen_set && (s->enabled & IMAP_EN_CONDSTORE) && !r->has_modseq)
+        stream_printf(s->c.st, " MODSEQ (%llu)", (unsigned long long)sm->modseq);
     stream_puts(s->c.st, ")\r\n");
     if (parsed)
         mime_free(&mm);
@@ -317,13 +325,28 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
     struct fetch_req *r = xcalloc(1, sizeof(*r));
     uint32_t *uids = NULL;
     size_t n = 0, gone = 0;
+    struct imap_parser at_set;
+    uint64_t changedsince;
+    bool vanished;
 
-    if (!imap_p_sp(ip) || !imap_set_uids(s, ip, uid, &uids, &n))
+    if (!imap_p_sp(ip))
+        goto bad;
+    at_set = *ip;
+    if (!imap_set_uids(s, ip, uid, &uids, &n))
         goto out;
-    if (!imap_p_sp(ip) || !parse_request(ip, r) || !imap_p_eol(ip)) {
-        imap_bad(&s->c, "Invalid FETCH items");
+    if (!imap_p_sp(ip) || !parse_request(ip, r))
+        goto bad;
+    if (!imap_p_fetch_mods(s, ip, uid, &changedsince, &vanished))
         goto out;
-    }
+    if (!imap_p_eol(ip))
+        goto bad;
+    /* RFC 7162 3.1.4: CHANGEDSINCE implies MODSEQ; asking for MODSEQ enables. */
+    if ((changedsince != 0 && !r->has_modseq && !add(r, F_MODSEQ)))
+        goto bad;
+    if (r->has_modseq)
+        imap_condstore_on(s);
+    if (vanished)
+        imap_fetch_vanished(s, &at_set, changedsince);
     for (size_t k = 0; k < n && !s->c.closing; k++) {
         long i = store_find(s->box, uids[k]);
         size_t seq = imap_view_seq(s, uids[k]);
@@ -333,6 +356,8 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
             gone++;
             continue;
         }
+        if (changedsince != 0 && store_msg(s->box, (size_t)i)->modseq <= changedsince)
+            continue;
         if (r->sets_seen && !s->readonly && !(store_msg(s->box, (size_t)i)->flags & STORE_F_SEEN)) {
             struct str err = STR_INIT;
             uint32_t *failed = NULL;
@@ -358,6 +383,9 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
         imap_no(&s->c, "[EXPUNGEISSUED] Some messages were expunged meanwhile");
     else
         imap_ok(&s->c, "FETCH completed");
+    goto out;
+bad:
+    imap_bad(&s->c, "Invalid FETCH items");
 out:
     req_free(r);
     free(r);

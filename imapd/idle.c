@@ -1,7 +1,8 @@
 /* IDLE (RFC 2177): the client waits and is told at once what changes in the selected
  * folder: inotify on its new/ and cur/ (store_watch.h) wakes the session for a
  * delivery, an expunge or a flag change by any other process, and the folder is
- * synced and the news sent (EXISTS, EXPUNGE, FETCH FLAGS).  Without a watch (the
+ * synced and the news sent (EXISTS, EXPUNGE or with QRESYNC VANISHED, FETCH FLAGS
+ * with MODSEQ once CONDSTORE is on: imap_report_changes).  Without a watch (the
  * inotify limit reached) the folder is synced every IDLE_POLL_MS.  The client's
  * "DONE" ends it; imapd_timeout still applies. */
 #include <errno.h>

@@ -128,6 +128,12 @@ bool imap_p_seqset(struct imap_parser *ip, struct imap_seqset *set, const char *
 void imap_seq_resolve(struct imap_seqset *set, uint32_t max);
 bool imap_seq_has(const struct imap_seqset *set, uint32_t v);
 void imap_seq_free(struct imap_seqset *set);
+/* After imap_seq_resolve: ranges sorted and merged where they touch. */
+void imap_seq_normalize(struct imap_seqset *set);
+/* After imap_seq_normalize: whether v is in the set (a binary search). */
+bool imap_seq_has_sorted(const struct imap_seqset *set, uint32_t v);
+/* After imap_seq_resolve: the number of values named (repeats counted). */
+uint64_t imap_seq_count(const struct imap_seqset *set);
 
 /* ---- capa.c: what is offered ---- */
 /* The CAPABILITY list (without "* CAPABILITY "): before login, login_ok tells

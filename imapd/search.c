@@ -1,4 +1,5 @@
-/* SEARCH and UID SEARCH (RFC 3501 6.4.4) with every key of RFC 3501: the criteria
+/* SEARCH and UID SEARCH (RFC 3501 6.4.4) with every key of RFC 3501 and RFC 7162's
+ * MODSEQ (the result then ends with the highest MODSEQ found): the criteria
  * are parsed into a tree (nesting bounded by SEARCH_DEPTH_MAX, keys by
  * SEARCH_KEYS_MAX) and evaluated per message.  RETURN (MIN MAX COUNT ALL) answers
  * with ESEARCH (RFC 4731), as every SEARCH does after ENABLE IMAP4rev2; RETURN (SAVE)
@@ -30,7 +31,7 @@
 enum skey {
     K_ALL, K_SET, K_UIDSET, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_NEW, K_OLD,
     K_RECENT, K_LARGER, K_SMALLER, K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON,
-    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND, K_SAVED,
+    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND, K_SAVED, K_MODSEQ,
 };
 
 /* RETURN options (RFC 4731, 5182). */
@@ -58,6 +59,7 @@ struct sparse {
     int nkeys;
     const char *why;
     bool needs_msg;
+    bool modseq;                    /* a MODSEQ key: the result says the highest */
 };
 
 static void node_free(struct snode *n)
@@ -256,6 +258,13 @@ static struct snode *parse_key(struct sparse *p, int depth)
             n->k = K_SAVED;
         else if (!imap_p_seqset(ip, &n->set, &p->why))
             goto bad;
+    } else if (strcasecmp(name.s, "MODSEQ") == 0) {
+        n->k = K_MODSEQ;
+        if (!imap_p_search_modseq(ip, &n->num)) {
+            p->why = "MODSEQ needs a mod-sequence from 0 to 2^63-1";
+            goto bad;
+        }
+        p->modseq = true;
     } else if (strcasecmp(name.s, "NOT") == 0) {
         n->k = K_NOT;
         if (!imap_p_sp(ip) || (n->a = parse_key(p, depth + 1)) == NULL)
@@ -487,6 +496,8 @@ static bool eval(struct smsg *x, const struct snode *n)
     case K_SAVED:
         return x->s->nsaved > 0 && bsearch(&m->uid, x->s->saved, x->s->nsaved,
                                            sizeof(*x->s->saved), cmp_uid) != NULL;
+    case K_MODSEQ:
+        return m->modseq >= n->num;
     case K_NOT:
         return !eval(x, n->a);
     case K_OR:
@@ -571,9 +582,10 @@ static void put_set(struct stream *st, const uint32_t *v, size_t n)
     }
 }
 
-/* The matches (by UID, ascending) as ESEARCH says them (RFC 4731 3.1). */
+/* The matches (by UID, ascending) as ESEARCH says them (RFC 4731 3.1), with the
+ * highest mod-sequence among them when modseq > 0. */
 static void put_esearch(struct imap_session *s, bool uid, unsigned ret, const uint32_t *hits,
-                        size_t n)
+                        size_t n, uint64_t modseq)
 {
     uint32_t *num = xreallocarray(NULL, n > 0 ? n : 1, sizeof(*num));
 
@@ -590,6 +602,9 @@ static void put_esearch(struct imap_session *s, bool uid, unsigned ret, const ui
         stream_puts(s->c.st, " ALL ");
         put_set(s->c.st, num, n);
     }
+    /* RFC 7162 3.1.5: "MODSEQ" with the highest mod-sequence of what matched */
+    if (modseq > 0)
+        stream_printf(s->c.st, " MODSEQ %llu", (unsigned long long)modseq);
     stream_puts(s->c.st, "\r\n");
     free(num);
 }
@@ -614,7 +629,8 @@ static void save_result(struct imap_session *s, unsigned ret, const uint32_t *hi
 
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
 {
-    struct sparse p = { s, ip, 0, NULL, false };
+    struct sparse p = { s, ip, 0, NULL, false, false };
+    uint64_t top = 0;
     struct snode *root = NULL;
     struct str cs = STR_INIT;
     uint32_t *hits = NULL;
@@ -652,6 +668,8 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
     }
     if (esearch && ret == 0)
         ret = R_ALL;
+    if (p.modseq)
+        imap_condstore_on(s);
     resolve(root, (uint32_t)s->nview, s->nview > 0 ? s->view[s->nview - 1] : 0);
     hits = xreallocarray(NULL, s->nview > 0 ? s->nview : 1, sizeof(*hits));
     for (size_t k = 0; k < s->nview; k++) {
@@ -665,8 +683,11 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
         x.i = (size_t)i;
         x.seq = k + 1;
         x.m = store_msg(s->box, (size_t)i);
-        if (eval(&x, root))
+        if (eval(&x, root)) {
             hits[nhits++] = s->view[k];
+            if (x.m->modseq > top)
+                top = x.m->modseq;
+        }
         if (x.parsed)
             mime_free(&x.mm);
         str_free(&x.data);
@@ -675,9 +696,12 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
         stream_puts(s->c.st, "* SEARCH");
         for (size_t k = 0; k < nhits; k++)
             stream_printf(s->c.st, " %u", uid ? hits[k] : (uint32_t)imap_view_seq(s, hits[k]));
+        /* RFC 7162 3.1.5: the highest mod-sequence of what matched */
+        if (p.modseq && top > 0)
+            stream_printf(s->c.st, " (MODSEQ %llu)", (unsigned long long)top);
         stream_puts(s->c.st, "\r\n");
     } else if (ret & (R_MIN | R_MAX | R_ALL | R_COUNT)) {
-        put_esearch(s, uid, ret, hits, nhits);
+        put_esearch(s, uid, ret, hits, nhits, p.modseq ? top : 0);
     }
     /* "$" in this very command meant the result before it (RFC 5182 2.1) */
     if (ret & R_SAVE)

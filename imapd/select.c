@@ -2,7 +2,8 @@
  * RFC 4315 UIDPLUS): SELECT and EXAMINE, the client's view of the folder (its UIDs
  * by sequence number) and the untagged EXPUNGE, EXISTS and FETCH FLAGS that keep it
  * in step with what other connections and deliveries did, CLOSE, UNSELECT, CHECK,
- * EXPUNGE, UID EXPUNGE, STORE, COPY, MOVE and the UID prefix.  The folder itself is
+ * EXPUNGE, UID EXPUNGE, STORE (with RFC 7162's UNCHANGEDSINCE), COPY, MOVE and the
+ * UID prefix; VANISHED replaces EXPUNGE once QRESYNC is on.  The folder itself is
  * the store's (store.h); commands are untrusted. */
 #include <errno.h>
 #include <stdlib.h>
@@ -82,17 +83,33 @@ size_t imap_view_seq(const struct imap_session *s, uint32_t uid)
     return lo < s->nview && s->view[lo] == uid ? lo + 1 : 0;
 }
 
-/* Says "* N EXPUNGE" for each of uids (ascending) in the view, and drops them. */
+/* Says "* N EXPUNGE" for each of uids (ascending) in the view, or once QRESYNC is
+ * enabled "* VANISHED set" of them all (RFC 7162 3.2.10), and drops them. */
 static void report_expunged(struct imap_session *s, const uint32_t *uids, size_t n)
 {
+    uint32_t *gone = xreallocarray(NULL, n ? n : 1, sizeof(*gone));
+    size_t ngone = 0;
+
     for (size_t k = 0; k < n; k++) {
         size_t seq = imap_view_seq(s, uids[k]);
         if (seq == 0)
             continue;
-        stream_printf(s->c.st, "* %zu EXPUNGE\r\n", seq);
+        if (s->enabled & IMAP_EN_QRESYNC)
+            gone[ngone++] = uids[k];
+        else
+            stream_printf(s->c.st, "* %zu EXPUNGE\r\n", seq);
         memmove(s->view + seq - 1, s->view + seq, (s->nview - seq) * sizeof(*s->view));
         s->nview--;
     }
+    imap_put_vanished(s, false, gone, ngone);
+    free(gone);
+}
+
+/* " MODSEQ (n)" once CONDSTORE is on (RFC 7162 3.1: every FETCH of a flag change). */
+static void put_modseq(struct imap_session *s, const struct store_msg *m)
+{
+    if (s->enabled & IMAP_EN_CONDSTORE)
+        stream_printf(s->c.st, " MODSEQ (%llu)", (unsigned long long)m->modseq);
 }
 
 void imap_report_changes(struct imap_session *s, bool expunges)
@@ -159,7 +176,9 @@ void imap_report_changes(struct imap_session *s, bool expunges)
             continue;
         stream_printf(s->c.st, "* %zu FETCH (", seq);
         imap_put_flags(s, store_msg(s->box, (size_t)i));
-        stream_printf(s->c.st, " UID %u)\r\n", ch.changed[k]);
+        stream_printf(s->c.st, " UID %u", ch.changed[k]);
+        put_modseq(s, store_msg(s->box, (size_t)i));
+        stream_puts(s->c.st, ")\r\n");
     }
     store_changes_free(&ch);
 }
@@ -182,9 +201,13 @@ void imap_unselect(struct imap_session *s)
 static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bool readonly)
 {
     struct str name = STR_INIT, path = STR_INIT, err = STR_INIT;
+    struct imap_select_params sp;
     size_t n, recent = 0, unseen = 0;
 
+    memset(&sp, 0, sizeof(sp));
     if (!imap_p_sp(ip) || !imap_p_mailbox(s, ip, &name))
+        goto out;
+    if (!imap_p_select_params(s, ip, &sp))
         goto out;
     if (!imap_p_eol(ip)) {
         imap_bad(&s->c, "Unexpected arguments");
@@ -196,6 +219,8 @@ static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bo
         imap_unselect(s);
         stream_puts(s->c.st, "* OK [CLOSED] Previous mailbox closed\r\n");
     }
+    if (sp.condstore)
+        imap_condstore_on(s);
     if (!imap_folder_path(s, name.s, &path))
         goto out;
     if (store_open(path.s, readonly ? STORE_RDONLY : 0, IMAP_FOLDER_MSGS_MAX, &s->box,
@@ -242,9 +267,15 @@ static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bo
     }
     stream_printf(s->c.st, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] Predicted "
                   "next UID\r\n", store_uidvalidity(s->box), store_uidnext(s->box));
+    /* Every folder keeps mod-sequences: HIGHESTMODSEQ always, NOMODSEQ never. */
+    stream_printf(s->c.st, "* OK [HIGHESTMODSEQ %llu] Highest\r\n",
+                  (unsigned long long)store_highestmodseq(s->box));
+    if (sp.qresync)
+        imap_qresync_report(s, &sp);
     imap_ok(&s->c, "[%s] %s completed", readonly ? "READ-ONLY" : "READ-WRITE",
             readonly ? "EXAMINE" : "SELECT");
 out:
+    imap_select_params_free(&sp);
     str_free(&name);
     str_free(&path);
     str_free(&err);
@@ -389,16 +420,48 @@ bool imap_p_flags(struct store_box *box, struct imap_parser *ip, bool bare, bool
     return ok && (paren || n > 0);
 }
 
+/* The answer to a STORE: FETCH FLAGS of each message (unless .SILENT), with UID and
+ * MODSEQ once CONDSTORE is on; .SILENT with UNCHANGEDSINCE still tells each changed
+ * message's new MODSEQ (RFC 7162 3.1.3).  old: the MODSEQs before, by index in uids. */
+static void store_report(struct imap_session *s, const uint32_t *uids, size_t n,
+                         const uint64_t *old, const uint32_t *failed, size_t nfailed,
+                         bool uid, bool silent, bool cond)
+{
+    bool condstore = (s->enabled & IMAP_EN_CONDSTORE) != 0;
+
+    for (size_t k = 0, f = 0; k < n; k++) {
+        long i = store_find(s->box, uids[k]);
+        size_t seq = imap_view_seq(s, uids[k]);
+        const struct store_msg *m;
+
+        while (f < nfailed && failed[f] < uids[k])
+            f++;
+        if (i < 0 || seq == 0 || (f < nfailed && failed[f] == uids[k]))
+            continue;
+        m = store_msg(s->box, (size_t)i);
+        if (silent && !(cond && m->modseq != old[k]))
+            continue;
+        stream_printf(s->c.st, "* %zu FETCH (", seq);
+        if (!silent)
+            imap_put_flags(s, m);
+        if (uid || condstore)
+            stream_printf(s->c.st, "%sUID %u", silent ? "" : " ", uids[k]);
+        put_modseq(s, m);
+        stream_puts(s->c.st, ")\r\n");
+    }
+}
+
 static void cmd_store_common(struct imap_session *s, struct imap_parser *ip, bool uid)
 {
-    struct str item = STR_INIT, err = STR_INIT;
+    struct str item = STR_INIT, err = STR_INIT, mod = STR_INIT;
     uint32_t *uids = NULL, *failed = NULL;
+    uint64_t *old = NULL, unchangedsince;
     size_t n = 0, nfailed = 0;
     unsigned flags;
     uint32_t keywords;
     const char *why;
     char op = '=';
-    bool silent;
+    bool silent, cond;
 
     if (!imap_p_sp(ip) || !imap_set_uids(s, ip, uid, &uids, &n))
         goto out;
@@ -406,6 +469,8 @@ static void cmd_store_common(struct imap_session *s, struct imap_parser *ip, boo
         imap_bad(&s->c, "STORE needs +FLAGS, -FLAGS or FLAGS and a flag list");
         goto out;
     }
+    if (!imap_p_store_mods(s, ip, &cond, &unchangedsince))
+        goto out;
     if (imap_p_char(ip, '+'))
         op = '+';
     else if (imap_p_char(ip, '-'))
@@ -425,29 +490,41 @@ static void cmd_store_common(struct imap_session *s, struct imap_parser *ip, boo
         imap_bad(&s->c, "%s", why);
         goto out;
     }
-    if (store_set_flags(s->box, uids, n, op, flags, keywords, 0, &failed, &nfailed, &err) < 0) {
+    old = xreallocarray(NULL, n ? n : 1, sizeof(*old));
+    for (size_t k = 0; k < n; k++) {
+        long i = store_find(s->box, uids[k]);
+        old[k] = i >= 0 ? store_msg(s->box, (size_t)i)->modseq : 0;
+    }
+    if (cond && unchangedsince == 0) {
+        /* Every message has a MODSEQ above 0: each one fails the test. */
+        failed = xreallocarray(NULL, n ? n : 1, sizeof(*failed));
+        for (size_t k = 0; k < n; k++)
+            if (store_find(s->box, uids[k]) >= 0)
+                failed[nfailed++] = uids[k];
+    } else if (store_set_flags(s->box, uids, n, op, flags, keywords, unchangedsince,
+                               &failed, &nfailed, &err) < 0) {
         log_warn("user=<%s>: store in %s: %s", s->c.user, s->box_name.s, err.s);
         imap_no(&s->c, "[SERVERBUG] Cannot change flags");
         goto out;
     }
-    for (size_t k = 0; k < n && !silent; k++) {
-        long i = store_find(s->box, uids[k]);
-        size_t seq = imap_view_seq(s, uids[k]);
-        if (i < 0 || seq == 0)
-            continue;
-        stream_printf(s->c.st, "* %zu FETCH (", seq);
-        imap_put_flags(s, store_msg(s->box, (size_t)i));
-        if (uid)
-            stream_printf(s->c.st, " UID %u", uids[k]);
-        stream_puts(s->c.st, ")\r\n");
-    }
+    store_report(s, uids, n, old, failed, nfailed, uid, silent, cond);
     imap_report_changes(s, false);
-    imap_ok(&s->c, "STORE completed");
+    if (nfailed > 0) {
+        /* MODIFIED names UIDs for UID STORE, message numbers for STORE. */
+        for (size_t k = 0; !uid && k < nfailed; k++)
+            failed[k] = (uint32_t)imap_view_seq(s, failed[k]);
+        imap_uid_set_str(&mod, failed, nfailed);
+        imap_ok(&s->c, "[MODIFIED %s] Conditional STORE failed", mod.s);
+    } else {
+        imap_ok(&s->c, "STORE completed");
+    }
 out:
     free(uids);
     free(failed);
+    free(old);
     str_free(&item);
     str_free(&err);
+    str_free(&mod);
 }
 
 static void cmd_store(struct imap_session *s, struct imap_parser *ip)

@@ -78,6 +78,54 @@ bool imap_seq_has(const struct imap_seqset *set, uint32_t v)
     return false;
 }
 
+static int cmp_range(const void *a, const void *b)
+{
+    const struct imap_range *x = a, *y = b;
+
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+void imap_seq_normalize(struct imap_seqset *set)
+{
+    size_t k = 0;
+
+    if (set->n < 2)
+        return;
+    qsort(set->r, set->n, sizeof(*set->r), cmp_range);
+    for (size_t i = 1; i < set->n; i++) {
+        if ((uint64_t)set->r[i].lo <= (uint64_t)set->r[k].hi + 1) {
+            if (set->r[i].hi > set->r[k].hi)
+                set->r[k].hi = set->r[i].hi;
+        } else {
+            set->r[++k] = set->r[i];
+        }
+    }
+    set->n = k + 1;
+}
+
+bool imap_seq_has_sorted(const struct imap_seqset *set, uint32_t v)
+{
+    size_t lo = 0, hi = set->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set->r[mid].hi < v)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < set->n && set->r[lo].lo <= v;
+}
+
+uint64_t imap_seq_count(const struct imap_seqset *set)
+{
+    uint64_t n = 0;
+
+    for (size_t i = 0; i < set->n; i++)
+        n += (uint64_t)set->r[i].hi - set->r[i].lo + 1;
+    return n;
+}
+
 void imap_seq_free(struct imap_seqset *set)
 {
     free(set->r);

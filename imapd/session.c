@@ -50,8 +50,12 @@ static void cmd_id(struct imap_session *s, struct imap_parser *ip)
 }
 
 /* ENABLE (RFC 5161): the extensions that change what the server says, each a bit in
- * s->enabled; other names are checked for form and left alone.  "* ENABLED" names
- * only what this command newly turned on. */
+ * s->enabled: UTF8=ACCEPT and IMAP4rev2 here, CONDSTORE and QRESYNC in condstore.c;
+ * other names are checked for form and left alone.  Nothing is enabled unless the
+ * whole command is valid.  "* ENABLED" names only what this command turned on. */
+#define ENABLE_NAMES_MAX 16
+#define ENABLE_NAME_MAX 64
+
 static const struct {
     const char *name;
     unsigned bit;
@@ -60,35 +64,50 @@ static const struct {
     { "IMAP4rev2", IMAP_EN_REV2 },
 };
 
-static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
+static bool enable_one(struct imap_session *s, const char *name)
 {
-    struct str cap = STR_INIT, done = STR_INIT;
-    unsigned want = 0;
-    int n = 0;
-
-    while (imap_p_sp(ip)) {
-        if (!imap_p_atom(ip, &cap, 64))
-            break;
-        n++;
-        for (size_t i = 0; i < sizeof(enables) / sizeof(enables[0]); i++) {
-            if (strcasecmp(cap.s, enables[i].name) != 0
-                || ((s->enabled | want) & enables[i].bit))
-                continue;
-            want |= enables[i].bit;
-            str_appendc(&done, ' ');
-            str_appends(&done, enables[i].name);
+    for (size_t i = 0; i < sizeof(enables) / sizeof(enables[0]); i++) {
+        if (strcasecmp(name, enables[i].name) == 0) {
+            if (s->enabled & enables[i].bit)
+                return false;
+            s->enabled |= enables[i].bit;
+            return true;
         }
     }
-    if (n == 0 || !imap_p_eol(ip)) {
-        imap_bad(&s->c, "ENABLE needs capability names");
+    return imap_ext_enable(s, name);
+}
+
+static void cmd_enable(struct imap_session *s, struct imap_parser *ip)
+{
+    struct str names[ENABLE_NAMES_MAX], done = STR_INIT;
+    int n = 0;
+    bool ok = true;
+
+    while (ok && imap_p_sp(ip)) {
+        if (n == ENABLE_NAMES_MAX) {
+            ok = false;
+            break;
+        }
+        str_init(&names[n]);
+        ok = imap_p_atom(ip, &names[n], ENABLE_NAME_MAX);
+        n++;
+    }
+    if (!ok || n == 0 || !imap_p_eol(ip)) {
+        imap_bad(&s->c, "ENABLE needs up to %d capability names", ENABLE_NAMES_MAX);
     } else {
-        s->enabled |= want;
+        for (int i = 0; i < n; i++) {
+            if (enable_one(s, names[i].s)) {
+                str_appendc(&done, ' ');
+                str_appends(&done, names[i].s);
+            }
+        }
         stream_printf(s->c.st, "* ENABLED%s\r\n", done.len > 0 ? done.s : "");
         if (done.len > 0)
             log_info("enable: user=<%s>:%s", s->c.user, done.s);
         imap_ok(&s->c, "ENABLE completed");
     }
-    str_free(&cap);
+    for (int i = 0; i < n; i++)
+        str_free(&names[i]);
     str_free(&done);
 }
 

@@ -36,6 +36,8 @@ struct imap_session {
 /* ENABLE (RFC 5161): one bit an extension that changes what the server says. */
 #define IMAP_EN_UTF8      0x1       /* UTF8=ACCEPT (RFC 6855): UTF-8 folder names */
 #define IMAP_EN_REV2      0x2       /* IMAP4rev2 (RFC 9051) */
+#define IMAP_EN_CONDSTORE 0x4       /* RFC 7162 3.1: by ENABLE or an enabling command */
+#define IMAP_EN_QRESYNC   0x8       /* RFC 7162 3.2: by ENABLE only; implies CONDSTORE */
 /* Folder names go on the wire as UTF-8 (UTF8=ACCEPT, or IMAP4rev2). */
 #define IMAP_UTF8_NAMES(s) (((s)->enabled & (IMAP_EN_UTF8 | IMAP_EN_REV2)) != 0)
 #define IMAP_REV2(s)      (((s)->enabled & IMAP_EN_REV2) != 0)
@@ -109,6 +111,60 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid);
 
 /* ---- search.c: SEARCH, ESEARCH (RFC 4731) and SEARCHRES (RFC 5182) ---- */
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid);
+
+/* ---- condstore.c: RFC 7162 CONDSTORE and QRESYNC ---- */
+#define IMAP_MODSEQ_MAX 9223372036854775807ULL  /* mod-sequence-value: 63 bits */
+
+/* ENABLE of one capability name: true when it is CONDSTORE or QRESYNC and was not
+ * enabled before (it then goes in the untagged ENABLED). */
+bool imap_ext_enable(struct imap_session *s, const char *name);
+/* A CONDSTORE enabling command (RFC 7162 3.1): the first one while a folder is
+ * selected says the folder's HIGHESTMODSEQ. */
+void imap_condstore_on(struct imap_session *s);
+/* A mod-sequence-value (1..2^63-1), or with zero_ok a mod-sequence-valzer. */
+bool imap_p_modseq(struct imap_parser *ip, bool zero_ok, uint64_t *out);
+/* STORE's "(UNCHANGEDSINCE n)" when the cursor is on '(': *set tells whether it was
+ * there.  false with BAD sent. */
+bool imap_p_store_mods(struct imap_session *s, struct imap_parser *ip, bool *set,
+                       uint64_t *unchangedsince);
+/* FETCH's modifiers " (CHANGEDSINCE n [VANISHED])" when present.  false with BAD sent. */
+bool imap_p_fetch_mods(struct imap_session *s, struct imap_parser *ip, bool uid,
+                       uint64_t *changedsince, bool *vanished);
+/* SEARCH's "MODSEQ [entry-name entry-type] n" after the key name.  false on a
+ * syntax error. */
+bool imap_p_search_modseq(struct imap_parser *ip, uint64_t *out);
+/* UID FETCH ... (CHANGEDSINCE n VANISHED): "* VANISHED (EARLIER) ..." for the UIDs of
+ * the set at *at_set (read again) that went since n. */
+void imap_fetch_vanished(struct imap_session *s, const struct imap_parser *at_set,
+                         uint64_t since);
+/* The UIDs vanished since a mod-sequence among the known ones (NULL: all; else
+ * normalized), as "* VANISHED (EARLIER) ...": exact while the store remembers
+ * expunges that old, else every known UID above floor and below UIDNEXT that is
+ * not present. */
+void imap_put_vanished_since(struct imap_session *s, const struct imap_seqset *known,
+                             uint64_t since, uint32_t floor);
+/* "* VANISHED set" (or EARLIER) of uids, ascending; nothing when n is 0. */
+void imap_put_vanished(struct imap_session *s, bool earlier, const uint32_t *uids, size_t n);
+/* A UID set as "1:3,7" into out, uids ascending. */
+void imap_uid_set_str(struct str *out, const uint32_t *uids, size_t n);
+
+/* ---- qresync.c: SELECT and EXAMINE parameters (RFC 7162 3.1.8, 3.2.5) ---- */
+struct imap_select_params {
+    bool condstore;                 /* (CONDSTORE) */
+    bool qresync;                   /* (QRESYNC (...)) */
+    uint32_t uidvalidity;
+    uint64_t modseq;
+    struct imap_seqset known;       /* known-uids (n == 0: none given) */
+    struct imap_seqset seqs, uids;  /* seq-match-data (n == 0: none given) */
+};
+
+/* " (param ...)" after the mailbox name, when there.  false with BAD sent. */
+bool imap_p_select_params(struct imap_session *s, struct imap_parser *ip,
+                          struct imap_select_params *p);
+void imap_select_params_free(struct imap_select_params *p);
+/* After a SELECT with QRESYNC whose UIDVALIDITY matches: VANISHED (EARLIER) and
+ * FETCH (UID FLAGS MODSEQ) for what changed since the client's mod-sequence. */
+void imap_qresync_report(struct imap_session *s, struct imap_select_params *p);
 
 /* ---- idle.c ---- */
 void imap_cmd_idle(struct imap_session *s, struct imap_parser *ip);

@@ -1,6 +1,7 @@
 /* STATUS (RFC 3501 6.3.10) with the items of later RFCs: SIZE (RFC 8438, the sum of
  * the messages' RFC822.SIZE), DELETED (RFC 9051, messages with \Deleted) and
- * APPENDLIMIT (RFC 7889, the server-wide message_size_limit, NIL for none); the same
+ * APPENDLIMIT (RFC 7889, the server-wide message_size_limit, NIL for none) and
+ * HIGHESTMODSEQ (RFC 7162, which also enables CONDSTORE); the same
  * answer serves LIST-STATUS (list.c).  The folder is opened read-only through the
  * store; names and items come from the client. */
 #include <errno.h>
@@ -16,12 +17,12 @@
 
 enum {
     ST_MESSAGES, ST_RECENT, ST_UIDNEXT, ST_UIDVALIDITY, ST_UNSEEN, ST_DELETED, ST_SIZE,
-    ST_APPENDLIMIT, ST_N
+    ST_APPENDLIMIT, ST_HIGHESTMODSEQ, ST_N
 };
 
 static const char *const items[ST_N] = {
     "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
-    "APPENDLIMIT",
+    "APPENDLIMIT", "HIGHESTMODSEQ",
 };
 
 bool imap_p_status_items(struct imap_parser *ip, unsigned *want, const char **why)
@@ -80,10 +81,13 @@ int imap_status_put(struct imap_session *s, const char *name, unsigned want, str
         return -1;
     }
     str_free(&path);
+    if (want & (1u << ST_HIGHESTMODSEQ))
+        imap_condstore_on(s);
     n = store_count(b);
     v[ST_MESSAGES] = n;
     v[ST_UIDNEXT] = store_uidnext(b);
     v[ST_UIDVALIDITY] = store_uidvalidity(b);
+    v[ST_HIGHESTMODSEQ] = store_highestmodseq(b);
     for (size_t i = 0; i < n; i++) {
         const struct store_msg *m = store_msg(b, i);
 

@@ -5,7 +5,8 @@
  *
  * State on disk, per folder directory:
  *   postern-uidlist       UIDVALIDITY, next UID, highest MODSEQ, each message's UID,
- *                         MODSEQ, flags and base name, recent expunges; replaced
+ *                         MODSEQ, flags and base name, recent expunges as UID
+ *                         ranges with their MODSEQ; replaced
  *                         atomically (tmp, fsync, rename, fsync of the directory)
  *   postern-uidlist.lock  held with an fcntl open-file-description lock while the
  *                         list is read, the directories scanned and the list replaced;
@@ -53,7 +54,7 @@ struct str;
 
 #define STORE_KEYWORDS_MAX 26       /* letters a..z, as Dovecot */
 #define STORE_KEYWORD_LEN  100      /* longest keyword name */
-#define STORE_EXPUNGED_KEEP 10000   /* expunged UIDs kept for QRESYNC */
+#define STORE_EXPUNGED_KEEP 10000   /* records of expunged UID ranges kept for QRESYNC */
 #define STORE_LOCK_WAIT_MS 10000    /* longest wait for the UID list lock */
 
 /* EXAMINE: takes no \Recent and refuses flag changes, expunge, append and being a
@@ -127,11 +128,16 @@ int store_keyword_index(struct store_box *b, const char *name, bool create);
 int store_sync(struct store_box *b, struct store_changes *ch, struct str *err);
 void store_changes_free(struct store_changes *ch);
 
-/* UIDs expunged with a MODSEQ above since, ascending, for VANISHED (EARLIER).
- * *complete is false when expunges that old were already forgotten (then the caller
- * must treat every UID not present as vanished).  Returns a malloc'ed array. */
-uint32_t *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
-                         bool *complete);
+/* UIDs expunged with a MODSEQ above since, for VANISHED (EARLIER): *n ranges,
+ * ascending and disjoint.  A range may also hold UIDs expunged earlier (never one
+ * present).  *complete is false when expunges that old were already forgotten
+ * (then the caller must treat every UID not present as vanished).  Returns a
+ * malloc'ed array. */
+struct store_range {
+    uint32_t lo, hi;
+};
+struct store_range *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
+                                   bool *complete);
 
 /* STORE: for each uid, flags and keywords become (op '+') old | set, (op '-')
  * old & ~set, (op '=') set.  With unchangedsince (non-zero), a message whose MODSEQ

@@ -26,8 +26,10 @@ struct uidlist_rec {
     char *file;                         /* the name in cur/ when not canonical, or NULL */
 };
 
+/* Expunged UIDs lo..hi, none of them present any more, the last of them at modseq:
+ * the expunges of one operation share a record when nothing present lies between. */
 struct uidlist_exp {
-    uint32_t uid;
+    uint32_t lo, hi;
     uint64_t modseq;
 };
 
@@ -38,7 +40,7 @@ struct uidlist {
     uint64_t exp_floor;                 /* expunges at or below it are forgotten */
     struct uidlist_rec *v;              /* ascending by uid */
     size_t n, cap;
-    struct uidlist_exp *exp;            /* ascending by modseq */
+    struct uidlist_exp *exp;            /* ascending by modseq, STORE_EXPUNGED_KEEP at most */
     size_t nexp, capexp;
 };
 
@@ -53,7 +55,10 @@ int uidlist_read(int dirfd, struct uidlist *ul, struct str *err);
 int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err);
 struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
                                 uint8_t flags, uint32_t keywords, uint64_t modseq);
-void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq);
+/* Records uid expunged at modseq; join: no UID present lies between the last one
+ * recorded and uid, which then share a record when their modseqs follow.  The
+ * oldest records beyond STORE_EXPUNGED_KEEP are forgotten (exp_floor rises). */
+void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq, bool join);
 
 /* The lock: fd of the held lock file, or -1 with err (ETIMEDOUT after
  * STORE_LOCK_WAIT_MS). */

@@ -215,7 +215,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
     int lk, rc = 0;
     size_t k = 0;
     struct str nm = STR_INIT;
-    bool dirty = false;
+    bool dirty = false, join = false;
 
     if (done != NULL) {
         *done = NULL;
@@ -244,7 +244,8 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
             }
         }
         if (want) {
-            uidlist_expunged(&b->ul, rec->uid, ++b->ul.highestmodseq);
+            uidlist_expunged(&b->ul, rec->uid, ++b->ul.highestmodseq, join);
+            join = true;
             if (done != NULL)
                 store_changes_add(done, n_done, rec->uid);
             free(rec->base);
@@ -252,6 +253,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
             dirty = true;
         } else {
             b->ul.v[k++] = *rec;
+            join = false;
         }
     }
     b->ul.n = k;

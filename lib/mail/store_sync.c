@@ -346,7 +346,7 @@ int store_sync_locked(struct store_box *b, struct str *err)
      * gone. */
     struct scan again = { 0 };
     struct str canon = STR_INIT;
-    bool reread = false;
+    bool reread = false, join = false;
     size_t k = 0;
     for (size_t i = 0; i < ul.n; i++) {
         struct uidlist_rec *rec = &ul.v[i];
@@ -365,12 +365,14 @@ int store_sync_locked(struct store_box *b, struct str *err)
         if (f == NULL && (f = scan_find(&again, rec->base)) != NULL)
             f->used = false;
         if (f == NULL || f->used) {
-            uidlist_expunged(&ul, rec->uid, ++ul.highestmodseq);
+            uidlist_expunged(&ul, rec->uid, ++ul.highestmodseq, join);
+            join = true;
             free(rec->base);
             free(rec->file);
             dirty = true;
             continue;
         }
+        join = false;
         f->used = true;
         if (f->flags != rec->flags || f->keywords != rec->keywords) {
             rec->flags = f->flags;
@@ -699,17 +701,40 @@ const char *store_keyword(const struct store_box *b, unsigned i)
     return i < STORE_KEYWORDS_MAX ? b->kw[i] : NULL;
 }
 
-uint32_t *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
-                         bool *complete)
+static int cmp_range(const void *a, const void *b)
 {
-    uint32_t *v = xreallocarray(NULL, b->ul.nexp ? b->ul.nexp : 1, sizeof(*v));
+    const struct store_range *x = a, *y = b;
+
+    return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+struct store_range *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
+                                   bool *complete)
+{
+    struct store_range *v = xreallocarray(NULL, b->ul.nexp ? b->ul.nexp : 1, sizeof(*v));
     size_t k = 0;
 
-    for (size_t i = 0; i < b->ul.nexp; i++)
-        if (b->ul.exp[i].modseq > since)
-            v[k++] = b->ul.exp[i].uid;
-    if (k > 1)
-        qsort(v, k, sizeof(*v), cmp_u32);
+    for (size_t i = 0; i < b->ul.nexp; i++) {
+        if (b->ul.exp[i].modseq > since) {
+            v[k].lo = b->ul.exp[i].lo;
+            v[k].hi = b->ul.exp[i].hi;
+            k++;
+        }
+    }
+    if (k > 1) {
+        size_t m = 0;
+
+        qsort(v, k, sizeof(*v), cmp_range);
+        for (size_t i = 1; i < k; i++) {
+            if ((uint64_t)v[i].lo <= (uint64_t)v[m].hi + 1) {
+                if (v[i].hi > v[m].hi)
+                    v[m].hi = v[i].hi;
+            } else {
+                v[++m] = v[i];
+            }
+        }
+        k = m + 1;
+    }
     *n = k;
     *complete = since >= b->ul.exp_floor;
     return v;

@@ -59,8 +59,15 @@ struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *ba
     return r;
 }
 
-void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq)
+void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq, bool join)
 {
+    struct uidlist_exp *last = ul->nexp > 0 ? &ul->exp[ul->nexp - 1] : NULL;
+
+    if (join && last != NULL && last->hi < uid && last->modseq + 1 == modseq) {
+        last->hi = uid;
+        last->modseq = modseq;
+        return;
+    }
     if (ul->nexp >= STORE_EXPUNGED_KEEP) {
         size_t drop = ul->nexp - STORE_EXPUNGED_KEEP + 1;
 
@@ -74,7 +81,8 @@ void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq)
         ul->capexp = ul->capexp ? ul->capexp * 2 : 64;
         ul->exp = xreallocarray(ul->exp, ul->capexp, sizeof(*ul->exp));
     }
-    ul->exp[ul->nexp].uid = uid;
+    ul->exp[ul->nexp].lo = uid;
+    ul->exp[ul->nexp].hi = uid;
     ul->exp[ul->nexp].modseq = modseq;
     ul->nexp++;
 }
@@ -224,18 +232,23 @@ int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *
     while (p < end) {
         line++;
         if (*p == 'X') {
-            uint32_t uid;
+            uint32_t lo, hi;
             uint64_t ms;
 
             p++;
-            if (!expect(&p, end, " ") || !get_u32(&p, end, &uid) || !expect(&p, end, " ") ||
-                !get_u64(&p, end, &ms) || !expect(&p, end, "\n") || uid == 0 ||
-                uid >= ul->nextuid || ms > ul->highestmodseq || ms <= ul->exp_floor ||
-                (ul->nexp > 0 && ms < ul->exp[ul->nexp - 1].modseq))
+            if (!expect(&p, end, " ") || !get_u32(&p, end, &lo))
+                goto corrupt;
+            hi = lo;
+            if (expect(&p, end, ":") && !get_u32(&p, end, &hi))
+                goto corrupt;
+            if (!expect(&p, end, " ") || !get_u64(&p, end, &ms) || !expect(&p, end, "\n") ||
+                lo == 0 || hi < lo || hi >= ul->nextuid || ms > ul->highestmodseq ||
+                ms <= ul->exp_floor || (ul->nexp > 0 && ms < ul->exp[ul->nexp - 1].modseq))
                 goto corrupt;
             if (ul->nexp >= STORE_EXPUNGED_KEEP)
                 goto corrupt;
-            uidlist_expunged(ul, uid, ms);
+            uidlist_expunged(ul, lo, ms, false);
+            ul->exp[ul->nexp - 1].hi = hi;
         } else {
             uint32_t uid;
             uint64_t ms;
@@ -285,8 +298,14 @@ void uidlist_format(const struct uidlist *ul, struct str *out)
     str_appends(out, UIDLIST_MAGIC);
     str_printf(out, "V %" PRIu32 " N %" PRIu32 " M %" PRIu64 " E %" PRIu64 "\n",
                ul->uidvalidity, ul->nextuid, ul->highestmodseq, ul->exp_floor);
-    for (size_t i = 0; i < ul->nexp; i++)
-        str_printf(out, "X %" PRIu32 " %" PRIu64 "\n", ul->exp[i].uid, ul->exp[i].modseq);
+    for (size_t i = 0; i < ul->nexp; i++) {
+        const struct uidlist_exp *x = &ul->exp[i];
+
+        if (x->hi > x->lo)
+            str_printf(out, "X %" PRIu32 ":%" PRIu32 " %" PRIu64 "\n", x->lo, x->hi, x->modseq);
+        else
+            str_printf(out, "X %" PRIu32 " %" PRIu64 "\n", x->lo, x->modseq);
+    }
     for (size_t i = 0; i < ul->n; i++) {
         const struct uidlist_rec *r = &ul->v[i];
 

@@ -115,8 +115,8 @@ TEST(uids_for_deliveries_and_moves)
     /* VANISHED (EARLIER): uid 1 went at a modseq above ms. */
     size_t nv;
     bool complete;
-    uint32_t *v = store_vanished(b, ms, &nv, &complete);
-    CHECK(nv == 1 && v[0] == 1 && complete);
+    struct store_range *v = store_vanished(b, ms, &nv, &complete);
+    CHECK(nv == 1 && v[0].lo == 1 && v[0].hi == 1 && complete);
     free(v);
     v = store_vanished(b, store_highestmodseq(b), &nv, &complete);
     CHECK(nv == 0);
