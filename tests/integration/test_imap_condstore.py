@@ -176,6 +176,12 @@ def test_modseq_fetch_changedsince_status(imap):
     assert re.match(r"\* SEARCH [\d ]+ \(MODSEQ \d+\)$", lines[0]), lines
     text, lines = ok(c, "SEARCH MODSEQ 9223372036854775807")
     assert lines == ["* SEARCH"]
+    # ESEARCH (RFC 4731) carries the highest MODSEQ of what matched (RFC 7162 3.1.5)
+    text, lines = ok(c, "SEARCH RETURN (ALL COUNT) MODSEQ %d" % (hms + 1))
+    m = re.match(r'\* ESEARCH \(TAG "[^"]+"\) COUNT 2 ALL 2:3 MODSEQ (\d+)$', lines[0])
+    assert m and int(m.group(1)) == f2[uids[2]][1], lines
+    text, lines = ok(c, "SEARCH RETURN (COUNT) MODSEQ 9223372036854775807")
+    assert re.match(r'\* ESEARCH \(TAG "[^"]+"\) COUNT 0$', lines[0]), lines
     c.logout()
 
 
