@@ -398,7 +398,7 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
 {
     struct str buf = STR_INIT;
     const char *why = NULL;
-    size_t mod_bytes = 0;
+    size_t mod_bytes = 0, env_changes = 0;
     char rc;
 
     r->verdict = MILTER_CONTINUE;
@@ -503,10 +503,29 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
                        && strings(buf.s, buf.len, s, 1)) {
                 r->quarantine = true;
                 str_sets(&r->reason, s[0]);
-            } else if (rc == SMFIR_CHGFROM || rc == SMFIR_ADDRCPT || rc == SMFIR_DELRCPT
-                       || rc == SMFIR_ADDRCPT_PAR) {
-                fail(m, r, "envelope changes are not supported", NULL);
-                break;
+            } else if ((rc == SMFIR_CHGFROM && (m->actions & SMFIF_CHGFROM))
+                       || (rc == SMFIR_ADDRCPT && (m->actions & SMFIF_ADDRCPT))
+                       || (rc == SMFIR_ADDRCPT_PAR && (m->actions & SMFIF_ADDRCPT_PAR))
+                       || (rc == SMFIR_DELRCPT && (m->actions & SMFIF_DELRCPT))) {
+                /* The address, then (CHGFROM, ADDRCPT_PAR) its ESMTP parameters. */
+                bool params = rc == SMFIR_CHGFROM || rc == SMFIR_ADDRCPT_PAR;
+                enum milter_mod_type t = rc == SMFIR_CHGFROM ? MILTER_MOD_CHGFROM
+                                         : rc == SMFIR_DELRCPT ? MILTER_MOD_DELRCPT
+                                                               : MILTER_MOD_ADDRCPT;
+
+                if (!strings(buf.s, buf.len, s, 1) || s[0][0] == '\0'
+                    || strlen(s[0]) > 2000) {
+                    fail(m, r, "bad envelope change", NULL);
+                    break;
+                }
+                if (++env_changes > MILTER_ENV_MAX) {
+                    fail(m, r, "too many envelope changes", NULL);
+                    break;
+                }
+                if (params && strings(buf.s, buf.len, s, 2) && s[1][0] != '\0')
+                    add_mod(r, t, 0, s[1], s[0], strlen(s[0]));
+                else
+                    add_mod(r, t, 0, NULL, s[0], strlen(s[0]));
             } else {
                 fail(m, r, "a reply that this stage does not allow", NULL);
                 break;
