@@ -340,6 +340,8 @@ HEADER_PCRE = r"""/^Subject: reject me/ REJECT header says no
 /^X-Old: (.*)/ REPLACE X-New: was $1
 /^Subject: tag me/ PREPEND X-Tag: tagged
 /^Subject: fine/ OK
+/^Subject: redirect me/ REDIRECT redir@example.test
+/^Subject: bad redirect/ REDIRECT not-an-address
 """
 MIME_PCRE = r"""/^Content-(Type|Disposition):.*name="?[^"]*\.exe"?/ REJECT executables refused
 """
@@ -347,11 +349,13 @@ BODY_PCRE = r"""/secret-phrase/ REJECT body says no
 /^(a+)+$/ WARN catastrophic
 """
 BODY_CDB = "forbiddenword REJECT cdb body says no\n"
+REDIR = "redir@example.test"
 
 
 @pytest.fixture(scope="module")
 def cmta():
-    inst = start_instance(users=(ALICE,), start=False, config={"mynetworks": "192.0.2.0/24"})
+    inst = start_instance(users=(ALICE, REDIR), start=False,
+                          config={"mynetworks": "192.0.2.0/24"})
     try:
         maps = os.path.join(inst.conf_dir, "maps")
         for name, text in (("header.pcre", HEADER_PCRE), ("mime.pcre", MIME_PCRE),
@@ -425,6 +429,36 @@ def test_header_warn_ignore_replace_prepend(cmta):
     code, _, _ = deliver(cmta, f"Message-ID: {mid2}\nSubject: tag me\n\nbody\n")
     msg = cmta.wait_message(ALICE, message_id=mid2)
     assert b"X-Tag: tagged\nSubject: tag me\n" in msg.replace(b"\r\n", b"\n")
+
+
+def test_header_redirect_replaces_every_recipient(cmta):
+    mark = cmta.log_mark()
+    mid = f"<redir.{time.time()}@example.org>"
+    with cmta.smtp() as s:
+        s.ehlo("client.example.org")
+        assert s.mail("sender@example.org")[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        assert s.rcpt("postmaster@example.test")[0] == 250
+        code, text = s.data(f"Message-ID: {mid}\r\nSubject: redirect me\r\n\r\nbody\r\n"
+                            .encode())
+    assert code == 250
+    qid = text.decode().split()[-1]
+    cmta.wait_log(re.compile(rf"{qid}: redirect: header Subject: redirect me from .*: "
+                             r"redir@example\.test"), since=mark)
+    cmta.wait_message(REDIR, message_id=mid)
+    cmta.wait_settled(mark)
+    assert not cmta.find_messages(ALICE, mid)
+    assert len(cmta.find_messages(REDIR, mid)) == 1
+    assert f"{qid}: to=<{ALICE}>" not in cmta.log_since(mark)
+
+
+def test_bad_redirect_is_logged_and_ignored(cmta):
+    mark = cmta.log_mark()
+    mid = f"<badredir.{time.time()}@example.org>"
+    code, _, qid = deliver(cmta, f"Message-ID: {mid}\nSubject: bad redirect\n\nbody\n")
+    assert code == 250
+    cmta.wait_log(qid, 'unsupported action "REDIRECT not-an-address"', since=mark)
+    cmta.wait_message(ALICE, message_id=mid)
 
 
 def test_header_ok_and_body_not_header(cmta):
