@@ -537,6 +537,72 @@ def test_broken_header_checks_refused_at_start(tmp_path):
         inst.cleanup()
 
 
+@pytest.mark.parametrize("key", ["header_checks", "mime_header_checks", "body_checks"])
+def test_broken_pattern_refused_at_reload(key):
+    """A table edited into a broken pattern while the system runs: reload names its
+    file:line and refuses, the running system keeps going; fixed, it reloads."""
+    inst = start_instance(users=(ALICE,), start=False)
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "checks.pcre")
+        with open(path, "w") as f:
+            f.write("/^Subject: no/ REJECT no\n")
+        inst.config(**{key: "pcre:" + path})
+        inst.start()
+        with open(path, "w") as f:
+            f.write("/^Subject: no/ REJECT no\n/ok/ WARN\n/(unclosed/ REJECT\n")
+        r = inst.run("reload", check=False)
+        assert r.returncode != 0
+        assert "checks.pcre:3:" in r.stdout + r.stderr and "not reloaded" in r.stderr
+        with open(path, "w") as f:
+            f.write("/^Subject: no/ REJECT no\n")
+        inst.run("reload")
+        mid = f"<after.reload.{time.time()}@example.org>"
+        inst.submit("sender@example.org", [ALICE],
+                    f"Message-ID: {mid}\r\nSubject: yes\r\n\r\nbody\r\n".encode())
+        inst.wait_message(ALICE, message_id=mid)
+    finally:
+        inst.cleanup()
+
+
+BODY_ACTIONS = r"""/^discard this body/ DISCARD body discard
+/^hold this body/ HOLD body hold
+/^warn this body/ WARN body warn
+/^redirect this body/ REDIRECT redir@example.test
+"""
+
+
+def test_body_checks_actions():
+    """DISCARD, HOLD, WARN and REDIRECT from body_checks, as from header_checks."""
+    inst = start_instance(users=(ALICE, REDIR), start=False)
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "body.pcre")
+        with open(path, "w") as f:
+            f.write(BODY_ACTIONS)
+        inst.config(body_checks="pcre:" + path)
+        inst.start()
+        mark = inst.log_mark()
+        code, _, qid = deliver(inst, "Subject: a\n\ndiscard this body\n")
+        assert code == 250
+        inst.wait_log(qid, "discard: body discard this body", since=mark)
+        code, _, qid2 = deliver(inst, "Subject: b\n\nhold this body\n")
+        inst.wait_log(qid2, "hold: body hold this body", since=mark)
+        assert qid2 in inst.queue_files("hold")
+        mid = f"<bw.{time.time()}@example.org>"
+        code, _, qid3 = deliver(inst, f"Message-ID: {mid}\nSubject: c\n\nwarn this body\n")
+        inst.wait_log(qid3, "warning: body warn this body", since=mark)
+        inst.wait_message(ALICE, message_id=mid)
+        mid = f"<br.{time.time()}@example.org>"
+        code, _, qid4 = deliver(inst, f"Message-ID: {mid}\nSubject: d\n\nredirect this body\n")
+        inst.wait_log(qid4, "redirect: body redirect this body", since=mark)
+        inst.wait_message(REDIR, message_id=mid)
+        inst.wait_settled(mark)
+        assert not inst.find_messages(ALICE, mid)
+        for sub in ("incoming", "active", "deferred"):
+            assert qid not in inst.queue_files(sub)
+    finally:
+        inst.cleanup()
+
+
 def test_bad_dnsbl_item_refused_by_check():
     inst = start_instance(start=False)
     try:
