@@ -309,6 +309,8 @@ int smtpd_milter_message(struct smtpd_session *s, struct str *msg, const char *c
         int e = r.nmods > 0 ? milter_env_apply(s->txn.qw, s->cf->resolve, s->txn.id, &r,
                                                &why) : 0;
 
+        if (e == 0)
+            s->txn.nrcpt = qw_rcpt_count(s->txn.qw);
         if (e < 0) {
             smtpd_reject(s, cmd, NULL, 451, "4.3.0", "%s", why.s ? why.s : "try again later");
             rc = -1;

@@ -68,6 +68,7 @@ struct milter_result {
     size_t nmods;
 };
 
+/* init allocates nothing; free releases everything and leaves r initialised. */
 void milter_result_init(struct milter_result *r);
 void milter_result_free(struct milter_result *r);
 
