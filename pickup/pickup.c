@@ -5,7 +5,8 @@
  * owner and every address, decides the sender itself from the owner's uid (the
  * file's -f stands only for trusted_users), writes a queue file with the queue
  * writer, removes the maildrop file only once the queue file is durable, and wakes
- * qmgr.  A file it cannot take goes to corrupt/ with a log line. */
+ * qmgr.  With non_smtpd_milters the message is kept in memory and goes through the
+ * filters first (pickup_milter.c).  A file it cannot take goes to corrupt/ with a log line. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +30,7 @@
 #include "ipc_proto.h"
 #include "log.h"
 #include "maildrop.h"
+#include "pickup.h"
 #include "priv.h"
 #include "proto.h"
 #include "queue.h"
@@ -44,6 +46,7 @@
 #define PICKUP_CLIENTS_MAX 32
 #define PICKUP_FRAME_MAX 1024
 #define PICKUP_CLIENT_TIMEOUT_MS 1000
+#define PICKUP_KEEP_MAX (64u * 1024 * 1024)   /* a message kept for the milters */
 
 struct pickup {
     struct conf *conf;
@@ -57,6 +60,7 @@ struct pickup {
     const char *myhostname;
     size_t content_max;
     struct resolve_clnt *resolve;
+    struct pickup_milters *milters;     /* non_smtpd_milters, or NULL */
     bool want_scan;
     bool more;                          /* the last scan stopped at PICKUP_BATCH */
     time_t next_scan;
@@ -115,6 +119,10 @@ struct take {
     bool tempfail;              /* the resolver could not answer: try again later */
     char **finals;              /* recipients written so far */
     size_t nfinal, cap;
+    bool keeping;               /* the message is kept for the milters */
+    bool to_hold;               /* a milter quarantined it */
+    bool keep_too_big;
+    struct str keep;
 };
 
 /* An address of the file (internal form, or bare) checked as an SMTP path would be,
@@ -241,7 +249,9 @@ static int take_envelope(void *arg, const struct maildrop_env *env)
                conf_str(p->conf, CONF_mail_name), (unsigned long)t->owner, t->id);
     header_date(&hdr, time(NULL));
     str_appendc(&hdr, '\n');
-    if (!t->io_error && qw_content(t->qw, hdr.s, hdr.len) < 0)
+    if (t->keeping)
+        str_append(&t->keep, hdr.s, hdr.len);
+    else if (!t->io_error && qw_content(t->qw, hdr.s, hdr.len) < 0)
         t->io_error = true;
     str_free(&err);
     str_free(&a);
@@ -253,11 +263,64 @@ static int take_content(void *arg, const char *data, size_t len)
 {
     struct take *t = arg;
 
+    if (t->keeping) {
+        if (t->keep.len + len > PICKUP_KEEP_MAX)
+            t->keep_too_big = true;
+        else
+            str_append(&t->keep, data, len);
+        return 0;
+    }
     if (qw_content(t->qw, data, len) < 0) {
         t->io_error = true;
         return 2;
     }
     return 0;
+}
+
+/* The kept message through non_smtpd_milters (pickup_milter.c), then into the queue
+ * file.  TAKE: the content is written, the caller commits.  Otherwise the file is
+ * discarded (*gone) or stays for a later scan, logged; t->qw is aborted. */
+static enum pickup_milter_verdict take_milters(struct pickup *p, struct take *t, int dirfd,
+                                               bool *gone)
+{
+    struct str why = STR_INIT;
+    const char *to = "incoming";
+    enum pickup_milter_verdict v;
+
+    if (t->keep_too_big) {
+        log_warn("maildrop/%s: too large for the milters: will try again", t->name);
+        v = PICKUP_MILTER_TEMPFAIL;
+    } else {
+        v = pickup_milter_run(p->milters, t->qw, p->resolve, t->id, &t->keep, &to, &why);
+    }
+    if (v == PICKUP_MILTER_REJECT && qw_edit_attr(t->qw, "reject", why.s) < 0)
+        t->io_error = true;
+    if ((v == PICKUP_MILTER_TAKE || v == PICKUP_MILTER_REJECT) && !t->io_error
+        && t->keep.len > 0 && qw_content(t->qw, t->keep.s, t->keep.len) < 0)
+        t->io_error = true;
+    if (t->io_error) {
+        log_warn("maildrop/%s: queue file write error: will try again", t->name);
+        v = PICKUP_MILTER_TEMPFAIL;
+    }
+    if (v == PICKUP_MILTER_TAKE || v == PICKUP_MILTER_REJECT) {
+        t->to_hold = strcmp(to, "hold") == 0;
+        str_free(&why);
+        return PICKUP_MILTER_TAKE;
+    }
+    qw_abort(t->qw);
+    t->qw = NULL;
+    if (v == PICKUP_MILTER_DISCARD) {
+        *gone = true;
+        if (unlinkat(dirfd, t->name, 0) < 0)
+            log_warn("maildrop/%s: cannot remove: %s", t->name, strerror(errno));
+        log_info("%s: uid=%lu from=<%s>, maildrop=%s: discarded by a filter", t->id,
+                 (unsigned long)t->owner, t->sender.s, t->name);
+    } else {
+        log_warn("%s: maildrop/%s: %s: will try again", t->id, t->name,
+                 why.len ? why.s : "temporary failure");
+    }
+    str_free(&why);
+    return v;
 }
 
 /* Moves maildrop/name to corrupt/ under a fresh queue id, with a log line.  true
@@ -316,12 +379,16 @@ static bool take_file(struct pickup *p, int dirfd, const char *name)
                                                                      : "not a regular file");
     }
     t.owner = sb.st_uid;
+    t.keeping = p->milters != NULL;
     rc = maildrop_read(fd, p->content_max, &ops, &t, &env, &err);
     read_errno = errno;
     close(fd);
-    if (rc == 0 && !t.io_error) {
+    if (rc == 0 && !t.io_error && t.keeping
+        && take_milters(p, &t, dirfd, &gone) != PICKUP_MILTER_TAKE) {
+        /* discarded, or left for a later scan: logged */
+    } else if (rc == 0 && !t.io_error) {
         str_clear(&err);
-        if (qw_commit(t.qw, "incoming", &err) < 0) {
+        if (qw_commit(t.qw, t.to_hold ? "hold" : "incoming", &err) < 0) {
             t.qw = NULL;
             log_warn("maildrop/%s: cannot queue: %s", name, err.s);
         } else {
@@ -333,8 +400,8 @@ static bool take_file(struct pickup *p, int dirfd, const char *name)
             if (t.forged)
                 log_warn("%s: uid=%lu: sender <%s> replaced by <%s>: uid not in trusted_users",
                          t.id, (unsigned long)t.owner, t.asked.s, t.sender.s);
-            log_info("%s: uid=%lu from=<%s>, maildrop=%s", t.id, (unsigned long)t.owner,
-                     t.sender.s, name);
+            log_info("%s: uid=%lu from=<%s>, maildrop=%s%s", t.id, (unsigned long)t.owner,
+                     t.sender.s, name, t.to_hold ? " (queue hold)" : "");
             (void)wakeup_send(PROTO_PATH_QMGR, PROTO_REQ_WAKEUP);
         }
     } else {
@@ -355,6 +422,7 @@ static bool take_file(struct pickup *p, int dirfd, const char *name)
     str_free(&t.sender);
     str_free(&t.why);
     str_free(&t.asked);
+    str_free(&t.keep);
     for (size_t i = 0; i < t.nfinal; i++)
         free(t.finals[i]);
     free(t.finals);
@@ -540,6 +608,7 @@ static int pickup_loop(struct server *srv)
     p->want_scan = true;            /* what was dropped while the system was down */
     p->resolve = resolve_clnt_open(PROTO_PATH_RESOLVE,
                                    (int)conf_time_ms(p->conf, CONF_ipc_timeout));
+    p->milters = pickup_milter_setup(p->conf);
 
     while (!server_stop && !server_reload && !server_orphaned()) {
         time_t now = time(NULL);
@@ -554,6 +623,7 @@ static int pickup_loop(struct server *srv)
     while (p->nclients > 0)
         client_drop(p, p->nclients - 1);
     resolve_clnt_close(p->resolve);
+    pickup_milter_free(p->milters);
     free(p->trusted);
     free(p);
     return 0;

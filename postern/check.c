@@ -180,7 +180,8 @@ static void check_paths(struct checker *ck)
 
 /* The content filtering keys whose syntax is more than a string or a list:
  * content_filter ("transport:nexthop", the transport a master.conf service name qmgr
- * can use), junk_headers, junk_folder and the names in smtpd_milters. */
+ * can use), junk_headers, junk_folder and the names in smtpd_milters and
+ * non_smtpd_milters. */
 static void check_filtering(struct checker *ck)
 {
     const char *cf = conf_str(ck->c, CONF_content_filter);
@@ -204,8 +205,9 @@ static void check_filtering(struct checker *ck)
         junk_free(&jt);
     if (folder[0] != '\0' && !junk_folder_name_ok(folder))
         problem(ck, "junk_folder = %s: not a Maildir++ folder name", folder);
-    {
-        char **specs = conf_list(ck->c, CONF_smtpd_milters);
+    for (int k = 0; k < 2; k++) {
+        enum conf_key key = k == 0 ? CONF_smtpd_milters : CONF_non_smtpd_milters;
+        char **specs = conf_list(ck->c, key);
         struct milter_timeouts t = { 1, 1, 1 };
 
         for (size_t i = 0; specs[i] != NULL; i++) {
@@ -213,7 +215,7 @@ static void check_filtering(struct checker *ck)
 
             str_clear(&err);
             if (milter_new(specs[i], &t, &m, &err) < 0)
-                problem(ck, "smtpd_milters: %s", err.s);
+                problem(ck, "%s: %s", conf_key_name(key), err.s);
             else
                 milter_free(m);
         }

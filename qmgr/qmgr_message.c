@@ -262,6 +262,10 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
     /* An after-queue filter named when the message arrived replaces the route of
      * every deliverable recipient (those refused by the tables still fail here). */
     const char *filter = queue_file_attr(&m->qf, "content_filter");
+    /* A message a filter refused after it was already taken from its sender (mail
+     * from pickup, whose sendmail(1) has gone): every recipient bounces with the
+     * filter's reason. */
+    const char *refused = queue_file_attr(&m->qf, "reject");
     struct str ftr = STR_INIT, fnh = STR_INIT;
 
     if (filter != NULL && filter[0] == '\0')
@@ -276,6 +280,11 @@ static void route_apply(struct qmgr *q, struct qmsg *m, struct route_entry *e, s
         struct qtransport *tp;
         struct qjob *job;
 
+        if (refused != NULL) {
+            const char *text = split_dsn(refused, '5', dsn, "message content rejected");
+            qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_BOUNCE, dsn, text);
+            continue;
+        }
         if (e[k].failed) {
             qmgr_rcpt_result(q, m, e[k].index, NULL, "none", DELIVER_DEFER, "4.3.0",
                              "address resolver unavailable");

@@ -17,7 +17,9 @@
 #include "log.h"
 #include "map.h"
 #include "mime.h"
+#include "addr.h"
 #include "queue.h"
+#include "resolve_clnt.h"
 #include "smtpd.h"
 #include "xmalloc.h"
 
@@ -135,6 +137,33 @@ static void edit_add(struct run *r, size_t off, size_t len, const char *text, bo
     }
 }
 
+/* REDIRECT's argument: one address with a domain. */
+static bool redirect_ok(const char *text)
+{
+    struct str a = STR_INIT;
+    const char *rest = NULL, *why = NULL;
+    bool ok = addr_parse_path(text, ADDR_ALLOW_BARE, &a, &rest, &why) == 0 && *rest == '\0'
+              && a.len > 0 && strchr(a.s, '@') != NULL;
+
+    str_free(&a);
+    return ok;
+}
+
+/* FILTER's argument: transport:nexthop, as content_filter (qmgr reads it). */
+static bool filter_ok(const char *text)
+{
+    const char *colon = strchr(text, ':');
+    size_t n = colon ? (size_t)(colon - text) : 0;
+
+    if (n == 0 || n >= 32 || strspn(text, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n
+        || strlen(text) > 300)
+        return false;
+    for (const char *p = colon + 1; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
 /* Looks line up in ml and acts.  raw/rawlen: the header field in the buffer (NULL
  * for a body line, where IGNORE, REPLACE and PREPEND do not apply). */
 static int check(struct run *r, struct maplist *ml, const char *what, const char *line,
@@ -174,6 +203,13 @@ static int check(struct run *r, struct maplist *ml, const char *what, const char
         r->s->txn.policy.hold = true;
     } else if (word_is(val, "WARN", &text)) {
         log_action(r, "warning", what, line, len, text);
+    } else if (word_is(val, "REDIRECT", &text) && redirect_ok(text)) {
+        /* the last REDIRECT wins, as in Postfix */
+        log_action(r, "redirect", what, line, len, text);
+        str_sets(&r->s->txn.policy.redirect, text);
+    } else if (word_is(val, "FILTER", &text) && filter_ok(text)) {
+        log_action(r, "filter", what, line, len, text);
+        str_sets(&r->s->txn.policy.filter, text);
     } else if (word_is(val, "OK", &text) || word_is(val, "DUNNO", &text)) {
         /* nothing */
     } else if (raw != NULL && word_is(val, "IGNORE", &text)) {
@@ -267,5 +303,53 @@ int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *
         free(r.edits[i].text);
     free(r.edits);
     mime_free(&m);
+    return rc;
+}
+
+int smtpd_checks_envelope(struct smtpd_session *s, const char *cmd)
+{
+    struct smtpd_txn *t = &s->txn;
+    struct smtpd_policy_txn *p = &t->policy;
+    int rc = 0;
+
+    if (p->filter.len > 0 && qw_edit_attr(t->qw, "content_filter", p->filter.s) < 0) {
+        log_warn("%s: queue file write error", t->id);
+        smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+        return -1;
+    }
+    if (p->redirect.len > 0) {
+        /* every recipient replaced by the address, expanded as RCPT TO would be; one
+         * the resolver refuses is kept as given, for qmgr to bounce */
+        struct router_verdict v;
+        struct str a = STR_INIT;
+        const char *rest, *why;
+
+        (void)addr_parse_path(p->redirect.s, ADDR_ALLOW_BARE, &a, &rest, &why);
+        addr_fold_domain(a.s);
+        router_verdict_init(&v);
+        resolve_verify(s->cf->resolve, a.s, &v);
+        if (v.status == ROUTER_TEMPFAIL) {
+            smtpd_reject(s, cmd, NULL, 451, "4.3.0", "%s", v.text.s ? v.text.s
+                                                                  : "try again later");
+            rc = -1;
+        }
+        while (rc == 0 && qw_rcpt_count(t->qw) > 0)
+            if (qw_edit_del_rcpt(t->qw, qw_rcpt_count(t->qw) - 1) < 0)
+                rc = -1;
+        if (rc == 0 && v.status == ROUTER_OK) {
+            for (size_t i = 0; i < v.nexpanded && rc == 0; i++)
+                rc = qw_recipient(t->qw, v.expanded[i], a.s, NULL);
+        } else if (rc == 0) {
+            rc = qw_recipient(t->qw, a.s, a.s, NULL);
+        }
+        if (rc < 0 && v.status != ROUTER_TEMPFAIL) {
+            log_warn("%s: queue file write error", t->id);
+            smtpd_reply(s, 451, "4.3.0 Error: queue file write error");
+        }
+        if (rc == 0)
+            t->nrcpt = qw_rcpt_count(t->qw);
+        router_verdict_free(&v);
+        str_free(&a);
+    }
     return rc;
 }

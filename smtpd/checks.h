@@ -19,9 +19,15 @@ bool smtpd_checks_enabled(void);
 /* The most content kept for the checks (bytes). */
 size_t smtpd_checks_max(long long message_size_limit);
 /* Runs the checks over the message buf[0..len) and appends it, with the header edits
- * (IGNORE, REPLACE, PREPEND), to out.  Sets the transaction's hold or discard.  0 to
+ * (IGNORE, REPLACE, PREPEND), to out.  Sets the transaction's hold, discard,
+ * redirect or filter.  0 to
  * go on with the commit; 1 after a REJECT (code, dsn and text set, already logged). */
 int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *code,
                      const char **dsn, char *text, size_t text_size, struct str *out);
+
+/* The checks' REDIRECT (every recipient replaced) and FILTER (the message's
+ * content_filter) applied to the queue file before its content: 0, or -1 after a
+ * temporary failure reply. */
+int smtpd_checks_envelope(struct smtpd_session *s, const char *cmd);
 
 #endif

@@ -184,6 +184,8 @@ static void data_end(struct smtpd_session *s, struct smtpd_data *d, const char *
             ok = false;
         } else if (!smtpd_checks_enabled()) {
             str_append(&msg, buf, d->keep.len);
+        } else if (!t->policy.discard && smtpd_checks_envelope(s, cmd) < 0) {
+            ok = false;                 /* answered */
         }
     }
     to = t->policy.hold ? "hold" : "incoming";

@@ -14,6 +14,7 @@
 #include "headers.h"
 #include "log.h"
 #include "milter.h"
+#include "milter_msg.h"
 #include "smtpd.h"
 #include "str.h"
 #include "xmalloc.h"
@@ -285,246 +286,45 @@ int smtpd_milter_data(struct smtpd_session *s, const char *cmd)
 
 /* ---- the message ---- */
 
-/* One header field of the message being changed: its raw text ("Name: value\n",
- * continuation lines included). */
-struct field {
-    char *name;
-    struct str raw;
-};
-
-struct fields {
-    struct field *f;
-    size_t n;
-};
-
-static void fields_insert(struct fields *fs, size_t at, const char *name, size_t nlen,
-                          const char *raw, size_t rlen)
-{
-    fs->f = xreallocarray(fs->f, fs->n + 1, sizeof(*fs->f));
-    memmove(fs->f + at + 1, fs->f + at, (fs->n - at) * sizeof(*fs->f));
-    fs->f[at].name = xstrndup(name, nlen);
-    str_init(&fs->f[at].raw);
-    str_set(&fs->f[at].raw, raw, rlen);
-    fs->n++;
-}
-
-static void fields_free(struct fields *fs)
-{
-    for (size_t i = 0; i < fs->n; i++) {
-        free(fs->f[i].name);
-        str_free(&fs->f[i].raw);
-    }
-    free(fs->f);
-}
-
-/* "Name: value\n" from a filter's name and value: CR LF and bare CR become LF, and a
- * line break not followed by white space gets a tab (it must stay one field). */
-static void field_text(struct str *out, const char *name, const char *value)
-{
-    str_clear(out);
-    str_printf(out, "%s:", name);
-    if (*value != ' ' && *value != '\t' && *value != '\0')
-        str_appendc(out, ' ');
-    for (const char *p = value; *p; p++) {
-        if (*p == '\r' && p[1] == '\n')
-            continue;
-        if (*p == '\r' || *p == '\n') {
-            str_appendc(out, '\n');
-            if (p[1] != ' ' && p[1] != '\t' && p[1] != '\0')
-                str_appendc(out, '\t');
-            continue;
-        }
-        str_appendc(out, *p);
-    }
-    str_appendc(out, '\n');
-}
-
-/* The value of a raw field as a filter expects it: after "Name:" and one space,
- * without its last line end. */
-static void field_value(const char *raw, size_t len, size_t name_len, struct str *out)
-{
-    size_t i = name_len;
-
-    while (i < len && raw[i] != ':')
-        i++;
-    if (i < len)
-        i++;
-    if (i < len && raw[i] == ' ')
-        i++;
-    while (len > i && (raw[len - 1] == '\n' || raw[len - 1] == '\r'))
-        len--;
-    str_set(out, raw + i, len - i);
-}
-
-struct msg_arg {
-    struct smtpd_session *s;
-    const struct fields *fs;
-    const char *body;               /* CRLF line ends */
-    size_t body_len;
-};
-
-static void do_content(struct milter *m, void *arg, struct milter_result *r)
-{
-    struct msg_arg *a = arg;
-    const char *macros[] = { "i", a->s->txn.id, NULL };
-    struct str v = STR_INIT;
-
-    for (size_t i = 0; i < a->fs->n && r->verdict == MILTER_CONTINUE; i++) {
-        field_value(a->fs->f[i].raw.s, a->fs->f[i].raw.len, strlen(a->fs->f[i].name), &v);
-        milter_header(m, a->fs->f[i].name, v.s ? v.s : "", r);
-    }
-    str_free(&v);
-    if (r->verdict == MILTER_CONTINUE)
-        milter_eoh(m, r);
-    if (r->verdict == MILTER_CONTINUE)
-        milter_body(m, a->body, a->body_len, r);
-    if (r->verdict == MILTER_CONTINUE) {
-        milter_macros(m, 'E', macros);
-        milter_eom(m, r);
-    } else if (r->verdict == MILTER_ACCEPT) {
-        milter_abort(m);
-    }
-}
-
-/* Applies one filter's changes to the fields and the body (LF line ends). */
-static void apply(const struct milter_result *r, struct fields *fs, struct str *body,
-                  bool *body_replaced)
-{
-    struct str text = STR_INIT;
-
-    for (size_t k = 0; k < r->nmods; k++) {
-        const struct milter_mod *md = &r->mods[k];
-
-        switch (md->type) {
-        case MILTER_MOD_ADDHDR:
-        case MILTER_MOD_INSHDR: {
-            size_t at = md->type == MILTER_MOD_ADDHDR || md->index > fs->n ? fs->n
-                                                                            : md->index;
-            field_text(&text, md->name, md->value.s);
-            fields_insert(fs, at, md->name, strlen(md->name), text.s, text.len);
-            break;
-        }
-        case MILTER_MOD_CHGHDR: {
-            unsigned long seen = 0;
-            size_t i;
-
-            for (i = 0; i < fs->n; i++)
-                if (strcasecmp(fs->f[i].name, md->name) == 0 && ++seen == md->index)
-                    break;
-            if (i == fs->n) {
-                /* No such field: a non-empty value adds it (as Sendmail does). */
-                if (md->value.len > 0) {
-                    field_text(&text, md->name, md->value.s);
-                    fields_insert(fs, fs->n, md->name, strlen(md->name), text.s, text.len);
-                }
-            } else if (md->value.len == 0) {
-                free(fs->f[i].name);
-                str_free(&fs->f[i].raw);
-                memmove(fs->f + i, fs->f + i + 1, (fs->n - i - 1) * sizeof(*fs->f));
-                fs->n--;
-            } else {
-                field_text(&text, md->name, md->value.s);
-                str_set(&fs->f[i].raw, text.s, text.len);
-            }
-            break;
-        }
-        case MILTER_MOD_BODY:
-            if (!*body_replaced) {
-                str_clear(body);
-                *body_replaced = true;
-            }
-            for (size_t i = 0; i < md->value.len; i++)
-                if (md->value.s[i] != '\r' || (i + 1 < md->value.len && md->value.s[i + 1] != '\n'))
-                    str_appendc(body, md->value.s[i] == '\r' ? '\n' : md->value.s[i]);
-            break;
-        }
-    }
-    str_free(&text);
-}
-
 int smtpd_milter_message(struct smtpd_session *s, struct str *msg, const char *cmd,
                          const char **to)
 {
-    struct fields fs = { NULL, 0 };
-    struct header_reader hr;
-    struct header_field f;
-    struct str body = STR_INIT, crlf = STR_INIT;
-    size_t hlen = header_section_len(msg->s ? msg->s : "", msg->len);
-    size_t nfields = 0, raw_len = 0;
-    bool body_replaced = false;
+    struct milter_result r;
+    struct str why = STR_INIT;
+    const char *who = NULL;
     int rc = 0;
 
-    *to = "incoming";
     if (s->milters == NULL)
         return 0;
-    header_reader_init(&hr, msg->s ? msg->s : "", msg->len);
-    while (header_next(&hr, &f) == 1) {
-        fields_insert(&fs, nfields, f.name, f.name_len, f.raw, f.raw_len);
-        raw_len += f.raw_len;
-        nfields++;
-    }
-    header_reader_free(&hr);
-    /* The body after the empty line that ends the header, with CRLF for the filters. */
-    {
-        size_t start = hlen;
+    milter_result_init(&r);
+    milter_msg_run(s->milters->m, s->milters->n, s->txn.id, s->cf->milter->def, msg, &r,
+                   &who);
+    if (r.verdict == MILTER_DISCARD) {
+        log_info("%s: milter-discard: END-OF-MESSAGE from [%s]: %s", s->txn.id, s->addr,
+                 who ? who : "");
+        *to = NULL;
+    } else if (refuse(s, cmd, NULL, &r) < 0) {
+        rc = -1;
+    } else {
+        int e = r.nmods > 0 ? milter_env_apply(s->txn.qw, s->cf->resolve, s->txn.id, &r,
+                                               &why) : 0;
 
-        str_set(&body, msg->s ? msg->s + start : "", msg->len - start);
-        str_reserve(&crlf, body.len + body.len / 32);
-        for (size_t i = 0; i < body.len; i++) {
-            if (body.s[i] == '\n')
-                str_appendc(&crlf, '\r');
-            str_appendc(&crlf, body.s[i]);
-        }
-    }
-    for (size_t i = 0; i < s->milters->n && rc == 0; i++) {
-        struct milter *m = s->milters->m[i];
-        struct milter_result r;
-        struct msg_arg a = { s, &fs, crlf.s ? crlf.s : "", crlf.len };
-
-        if (milter_done(m) && !milter_failed(m))
-            continue;
-        milter_result_init(&r);
-        if (milter_failed(m))
-            r.verdict = MILTER_FAILED;
-        else
-            do_content(m, &a, &r);
-        if (r.verdict == MILTER_DISCARD) {
-            log_info("%s: milter-discard: END-OF-MESSAGE from [%s]: %s", s->txn.id, s->addr,
-                     milter_name(m));
-            *to = NULL;
-            milter_result_free(&r);
-            break;
-        }
-        if (refuse(s, cmd, NULL, &r) < 0) {
+        if (e == 0)
+            s->txn.nrcpt = qw_rcpt_count(s->txn.qw);
+        if (e < 0) {
+            smtpd_reject(s, cmd, NULL, 451, "4.3.0", "%s", why.s ? why.s : "try again later");
             rc = -1;
-        } else if (r.verdict != MILTER_FAILED) {
-            apply(&r, &fs, &body, &body_replaced);
-            if (r.quarantine) {
-                log_info("%s: milter-hold: END-OF-MESSAGE from [%s]: %s: %s", s->txn.id,
-                         s->addr, milter_name(m), r.reason.s ? r.reason.s : "");
-                *to = "hold";
-            }
+        } else if (e == 1) {
+            log_info("%s: milter-discard: END-OF-MESSAGE from [%s]: every recipient removed "
+                     "by a filter", s->txn.id, s->addr);
+            *to = NULL;
+        } else if (r.quarantine) {
+            log_info("%s: milter-hold: END-OF-MESSAGE from [%s]: %s: %s", s->txn.id, s->addr,
+                     who ? who : "", r.reason.s ? r.reason.s : "");
+            *to = "hold";
         }
-        milter_result_free(&r);
     }
-    if (rc == 0 && *to != NULL) {
-        /* The message as the filters left it: the fields, the empty line that ended
-         * the header (when there was one), the body. */
-        struct str out = STR_INIT;
-
-        for (size_t i = 0; i < fs.n; i++)
-            str_append(&out, fs.f[i].raw.s, fs.f[i].raw.len);
-        if (hlen > raw_len)
-            str_append(&out, msg->s + raw_len, hlen - raw_len);
-        else if (body_replaced && fs.n > 0)
-            str_appendc(&out, '\n');
-        if (body.len > 0)
-            str_append(&out, body.s, body.len);
-        str_free(msg);
-        *msg = out;
-    }
-    fields_free(&fs);
-    str_free(&body);
-    str_free(&crlf);
+    milter_result_free(&r);
+    str_free(&why);
     return rc;
 }

@@ -81,6 +81,8 @@ void smtpd_policy_setup(struct smtpd_conf *cf, const struct conf *c)
 void smtpd_policy_txn_free(struct smtpd_policy_txn *p)
 {
     str_free(&p->why);
+    str_free(&p->redirect);
+    str_free(&p->filter);
     memset(p, 0, sizeof(*p));
 }
 

@@ -19,12 +19,15 @@ struct smtpd_policy_session {
     struct str dnsbl_reply;     /* the 554 text when listed */
 };
 
-/* What a transaction remembers: a cached sender domain verdict, HOLD and DISCARD. */
+/* What a transaction remembers: a cached sender domain verdict, HOLD and DISCARD,
+ * and the content checks' REDIRECT and FILTER. */
 struct smtpd_policy_txn {
     int sender_domain;          /* 0 not asked, 1 exists, 2 unknown, 3 DNS failure,
                                  * 5 null MX */
     bool hold;
     bool discard;
+    struct str redirect;        /* a content check's REDIRECT address, or empty */
+    struct str filter;          /* a content check's FILTER transport:nexthop, or empty */
     struct str why;             /* "RCPT from [ip]: <what>: text" for the log */
 };
 

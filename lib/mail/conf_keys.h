@@ -319,7 +319,7 @@ CONF_KEY(smtp_helo_timeout, TIME, "300s", 1, 86400, NULL, NULL,
 CONF_KEY(smtp_data_timeout, TIME, "600s", 1, 86400, NULL, NULL,
          "time allowed for one block of message data")
 
-/* ---- content filtering: milters (smtpd), after-queue filter (smtpd, pickup, qmgr),
+/* ---- content filtering: milters (smtpd, pickup), after-queue filter (smtpd, pickup, qmgr),
  * Junk folder (local) ---- */
 CONF_KEY(content_filter, STR, "", 0, 300, NULL, "no after-queue filter",
          "transport:nexthop that mail received by smtpd or pickup is sent through once "
@@ -331,6 +331,9 @@ CONF_KEY(junk_folder, STR, "Junk", 0, 200, NULL, "spam is delivered to the inbox
          "Maildir++ folder, without its leading dot, that local delivers spam into")
 CONF_KEY(smtpd_milters, LIST, "", 0, 16, NULL, "no milters",
          "mail filters smtpd asks, in order: inet:host:port or unix:path")
+CONF_KEY(non_smtpd_milters, LIST, "", 0, 16, NULL, "no milters",
+         "mail filters pickup asks about mail from sendmail(1), in order: inet:host:port "
+         "or unix:path")
 CONF_KEY(milter_connect_timeout, TIME, "30s", 1, 3600, NULL, NULL,
          "time allowed to connect to a milter and negotiate")
 CONF_KEY(milter_command_timeout, TIME, "30s", 1, 3600, NULL, NULL,

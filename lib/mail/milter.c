@@ -108,10 +108,12 @@ struct milter {
 
 void milter_result_init(struct milter_result *r)
 {
+    /* Nothing allocated: milter_result_free leaves r ready for use again, and a
+     * result freed twice leaks nothing. */
     memset(r, 0, sizeof(*r));
     r->verdict = MILTER_CONTINUE;
-    str_init(&r->reply);
-    str_init(&r->reason);
+    r->reply = (struct str)STR_INIT;
+    r->reason = (struct str)STR_INIT;
 }
 
 void milter_result_free(struct milter_result *r)
@@ -374,6 +376,17 @@ static void add_mod(struct milter_result *r, enum milter_mod_type type, unsigned
     str_set(&md->value, value, vlen);
 }
 
+/* A header field name (RFC 5322 2.2: printable ASCII but ':'), at most 200 bytes. */
+static bool field_name_ok(const char *name)
+{
+    size_t n = 0;
+
+    for (; name[n] != '\0'; n++)
+        if ((unsigned char)name[n] <= 32 || (unsigned char)name[n] >= 127 || name[n] == ':')
+            return false;
+    return n > 0 && n <= 200;
+}
+
 /* Splits data into n NUL-terminated strings: true when exactly that many (at least)
  * fit inside len. */
 static bool strings(const char *data, size_t len, const char **out, size_t n)
@@ -398,7 +411,7 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
 {
     struct str buf = STR_INIT;
     const char *why = NULL;
-    size_t mod_bytes = 0;
+    size_t mod_bytes = 0, env_changes = 0;
     char rc;
 
     r->verdict = MILTER_CONTINUE;
@@ -486,12 +499,16 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
         {
             const char *s[2];
 
-            if (rc == SMFIR_ADDHEADER && (m->actions & SMFIF_ADDHDRS)
-                && strings(buf.s, buf.len, s, 2)) {
+            if (rc == SMFIR_ADDHEADER && (m->actions & SMFIF_ADDHDRS)) {
+                if (!strings(buf.s, buf.len, s, 2) || !field_name_ok(s[0])) {
+                    fail(m, r, "bad header change", NULL);
+                    break;
+                }
                 add_mod(r, MILTER_MOD_ADDHDR, 0, s[0], s[1], strlen(s[1]));
             } else if ((rc == SMFIR_INSHEADER && (m->actions & SMFIF_ADDHDRS))
                        || (rc == SMFIR_CHGHEADER && (m->actions & SMFIF_CHGHDRS))) {
-                if (buf.len < 4 || !strings(buf.s + 4, buf.len - 4, s, 2)) {
+                if (buf.len < 4 || !strings(buf.s + 4, buf.len - 4, s, 2)
+                    || !field_name_ok(s[0])) {
                     fail(m, r, "bad header change", NULL);
                     break;
                 }
@@ -503,10 +520,29 @@ static void exchange(struct milter *m, char cmd, const void *data, size_t len, b
                        && strings(buf.s, buf.len, s, 1)) {
                 r->quarantine = true;
                 str_sets(&r->reason, s[0]);
-            } else if (rc == SMFIR_CHGFROM || rc == SMFIR_ADDRCPT || rc == SMFIR_DELRCPT
-                       || rc == SMFIR_ADDRCPT_PAR) {
-                fail(m, r, "envelope changes are not supported", NULL);
-                break;
+            } else if ((rc == SMFIR_CHGFROM && (m->actions & SMFIF_CHGFROM))
+                       || (rc == SMFIR_ADDRCPT && (m->actions & SMFIF_ADDRCPT))
+                       || (rc == SMFIR_ADDRCPT_PAR && (m->actions & SMFIF_ADDRCPT_PAR))
+                       || (rc == SMFIR_DELRCPT && (m->actions & SMFIF_DELRCPT))) {
+                /* The address, then (CHGFROM, ADDRCPT_PAR) its ESMTP parameters. */
+                bool params = rc == SMFIR_CHGFROM || rc == SMFIR_ADDRCPT_PAR;
+                enum milter_mod_type t = rc == SMFIR_CHGFROM ? MILTER_MOD_CHGFROM
+                                         : rc == SMFIR_DELRCPT ? MILTER_MOD_DELRCPT
+                                                               : MILTER_MOD_ADDRCPT;
+
+                if (!strings(buf.s, buf.len, s, 1) || s[0][0] == '\0'
+                    || strlen(s[0]) > 2000) {
+                    fail(m, r, "bad envelope change", NULL);
+                    break;
+                }
+                if (++env_changes > MILTER_ENV_MAX) {
+                    fail(m, r, "too many envelope changes", NULL);
+                    break;
+                }
+                if (params && strings(buf.s, buf.len, s, 2) && s[1][0] != '\0')
+                    add_mod(r, t, 0, s[1], s[0], strlen(s[0]));
+                else
+                    add_mod(r, t, 0, NULL, s[0], strlen(s[0]));
             } else {
                 fail(m, r, "a reply that this stage does not allow", NULL);
                 break;

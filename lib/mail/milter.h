@@ -23,6 +23,7 @@
 #define MILTER_CHUNK 65535u             /* body bytes sent in one frame */
 #define MILTER_MODS_MAX (64u << 20)     /* bytes of all changes to one message */
 #define MILTER_MODS_COUNT 10000         /* changes to one message */
+#define MILTER_ENV_MAX 1000             /* envelope changes to one message */
 #define MILTER_VERSION 6
 
 /* What a stage's reply asks for. */
@@ -42,6 +43,12 @@ enum milter_mod_type {
     MILTER_MOD_CHGHDR,      /* index (1-based among fields of that name), name,
                              * value (empty: delete the field) */
     MILTER_MOD_BODY,        /* value: a piece of the new body (CRLF line ends) */
+    /* Envelope changes (each only when the filter asked for it at negotiation):
+     * value is the address as the filter sent it ("<a@b>" or bare), name its ESMTP
+     * parameters or NULL. */
+    MILTER_MOD_CHGFROM,     /* SMFIR_CHGFROM: a new sender */
+    MILTER_MOD_ADDRCPT,     /* SMFIR_ADDRCPT, SMFIR_ADDRCPT_PAR: a recipient added */
+    MILTER_MOD_DELRCPT,     /* SMFIR_DELRCPT: a recipient removed */
 };
 
 struct milter_mod {
@@ -61,6 +68,7 @@ struct milter_result {
     size_t nmods;
 };
 
+/* init allocates nothing; free releases everything and leaves r initialised. */
 void milter_result_init(struct milter_result *r);
 void milter_result_free(struct milter_result *r);
 

@@ -87,6 +87,18 @@ int qw_sender(struct queue_writer *qw, const char *sender);
 int qw_attr(struct queue_writer *qw, const char *name, const char *value);
 int qw_recipient(struct queue_writer *qw, const char *addr, const char *orcpt,
                  const char *notify);     /* orcpt, notify may be NULL */
+/* Envelope edits, allowed after the sender and before the first content: a new
+ * sender, an attribute set (added or replaced), a recipient removed (recipients are
+ * added with qw_recipient).  The file is written again at the first content or the
+ * commit; removing every recipient makes that fail (EINVAL): a message for nobody is
+ * the caller's to discard.  0, or -1 (an edit out of its place fails the file). */
+size_t qw_rcpt_count(const struct queue_writer *qw);
+const char *qw_rcpt_addr(const struct queue_writer *qw, size_t i);
+const char *qw_rcpt_orcpt(const struct queue_writer *qw, size_t i);   /* may be NULL */
+const char *qw_envelope_sender(const struct queue_writer *qw);
+int qw_edit_sender(struct queue_writer *qw, const char *sender);
+int qw_edit_attr(struct queue_writer *qw, const char *name, const char *value);
+int qw_edit_del_rcpt(struct queue_writer *qw, size_t i);
 int qw_content(struct queue_writer *qw, const void *data, size_t len);
 size_t qw_content_size(const struct queue_writer *qw);
 /* Writes E, fsyncs the file, renames it into qdir/to (e.g. "incoming"), fsyncs

@@ -2,7 +2,13 @@
  * O_EXCL, written through a 64 KiB buffer, and made visible by qw_commit() only
  * after its E record is on disk: fsync, rename without overwriting, fsync of the
  * target directory.  The writer enforces the record order; the envelope values come
- * from our own daemons, the content from the network (it is only copied). */
+ * from our own daemons, the content from the network (it is only copied).
+ *
+ * The envelope is also kept in memory, so that content checks and milters, which see
+ * the whole message before a byte of it is written, may still change the sender, an
+ * attribute or the recipients: the edits mark the envelope dirty, and the first
+ * content (or the commit) cuts the file back to its T record and writes the envelope
+ * again from memory. */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,10 @@
 
 enum qw_state { QW_START, QW_SENDER, QW_ATTRS, QW_RCPTS, QW_CONTENT, QW_FAILED };
 
+struct qw_rcpt {
+    char *addr, *orcpt, *notify;    /* orcpt, notify may be NULL */
+};
+
 struct queue_writer {
     int fd;
     enum qw_state state;
@@ -36,6 +46,13 @@ struct queue_writer {
     size_t content_size;
     size_t olen;                /* bytes in obuf */
     size_t clen;                /* bytes in cbuf (content not yet in a record) */
+    off_t written;              /* bytes written to fd */
+    off_t env_off;              /* where the S record starts */
+    bool dirty;                 /* the envelope was edited: write it again */
+    char *sender;               /* the envelope, as written or edited */
+    char **attrs;               /* "name=value" */
+    size_t nattrs;
+    struct qw_rcpt *rcpts;
     char obuf[QW_BUF];
     char cbuf[QW_CHUNK];
 };
@@ -53,6 +70,7 @@ static int qw_flush(struct queue_writer *qw)
 {
     if (qw->olen > 0 && fd_write_all(qw->fd, qw->obuf, qw->olen) < 0)
         return qw_fail(qw, errno);
+    qw->written += (off_t)qw->olen;
     qw->olen = 0;
     return 0;
 }
@@ -66,6 +84,7 @@ static int qw_out(struct queue_writer *qw, const void *data, size_t n)
             return -1;
         if (fd_write_all(qw->fd, p, n) < 0)
             return qw_fail(qw, errno);
+        qw->written += (off_t)n;
         return 0;
     }
     if (n > QW_BUF - qw->olen && qw_flush(qw) < 0)
@@ -138,6 +157,7 @@ struct queue_writer *qw_create(const char *qdir, char id[QUEUE_ID_SIZE], struct 
     snprintf(arrival, sizeof(arrival), "%lld", (long long)time(NULL));
     qw_record_s(qw, 'V', QUEUE_FORMAT_VERSION);
     qw_record_s(qw, 'T', arrival);
+    qw->env_off = qw->written + (off_t)qw->olen;
     return qw;
 }
 
@@ -147,6 +167,7 @@ int qw_sender(struct queue_writer *qw, const char *sender)
         return -1;
     if (qw_record_s(qw, 'S', sender) < 0)
         return -1;
+    qw->sender = xstrdup(sender);
     qw->state = QW_SENDER;
     return 0;
 }
@@ -161,9 +182,12 @@ int qw_attr(struct queue_writer *qw, const char *name, const char *value)
         return -1;
     str_printf(&rec, "%s=%s", name, value);
     rc = qw_record(qw, 'A', rec.s, rec.len);
-    str_free(&rec);
-    if (rc == 0)
+    if (rc == 0) {
+        qw->attrs = xreallocarray(qw->attrs, qw->nattrs + 1, sizeof(*qw->attrs));
+        qw->attrs[qw->nattrs++] = str_detach(&rec);
         qw->state = QW_ATTRS;
+    }
+    str_free(&rec);
     return rc;
 }
 
@@ -180,8 +204,119 @@ int qw_recipient(struct queue_writer *qw, const char *addr, const char *orcpt,
         return -1;
     if (qw_record_s(qw, 'R', addr) < 0)
         return -1;
+    qw->rcpts = xreallocarray(qw->rcpts, qw->nrcpt + 1, sizeof(*qw->rcpts));
+    qw->rcpts[qw->nrcpt].addr = xstrdup(addr);
+    qw->rcpts[qw->nrcpt].orcpt = orcpt ? xstrdup(orcpt) : NULL;
+    qw->rcpts[qw->nrcpt].notify = notify ? xstrdup(notify) : NULL;
     qw->nrcpt++;
     qw->state = QW_RCPTS;
+    return 0;
+}
+
+/* ---- envelope edits before the content ---- */
+
+size_t qw_rcpt_count(const struct queue_writer *qw)
+{
+    return qw->nrcpt;
+}
+
+const char *qw_rcpt_addr(const struct queue_writer *qw, size_t i)
+{
+    return i < qw->nrcpt ? qw->rcpts[i].addr : NULL;
+}
+
+const char *qw_rcpt_orcpt(const struct queue_writer *qw, size_t i)
+{
+    return i < qw->nrcpt ? qw->rcpts[i].orcpt : NULL;
+}
+
+const char *qw_envelope_sender(const struct queue_writer *qw)
+{
+    return qw->sender;
+}
+
+static int qw_edit_ok(struct queue_writer *qw)
+{
+    return qw_order(qw, qw->state >= QW_SENDER && qw->state <= QW_RCPTS);
+}
+
+int qw_edit_sender(struct queue_writer *qw, const char *sender)
+{
+    if (qw_edit_ok(qw) < 0)
+        return -1;
+    free(qw->sender);
+    qw->sender = xstrdup(sender);
+    qw->dirty = true;
+    return 0;
+}
+
+int qw_edit_attr(struct queue_writer *qw, const char *name, const char *value)
+{
+    size_t nlen = strlen(name);
+    struct str rec = STR_INIT;
+
+    if (qw_order(qw, qw->state >= QW_SENDER && qw->state <= QW_RCPTS && nlen > 0
+                         && strspn(name, ATTR_NAME_CHARS) == nlen) < 0)
+        return -1;
+    str_printf(&rec, "%s=%s", name, value);
+    for (size_t i = 0; i < qw->nattrs; i++) {
+        if (strncmp(qw->attrs[i], name, nlen) == 0 && qw->attrs[i][nlen] == '=') {
+            free(qw->attrs[i]);
+            qw->attrs[i] = str_detach(&rec);
+            qw->dirty = true;
+            return 0;
+        }
+    }
+    qw->attrs = xreallocarray(qw->attrs, qw->nattrs + 1, sizeof(*qw->attrs));
+    qw->attrs[qw->nattrs++] = str_detach(&rec);
+    qw->dirty = true;
+    return 0;
+}
+
+static void rcpt_free(struct qw_rcpt *r)
+{
+    free(r->addr);
+    free(r->orcpt);
+    free(r->notify);
+}
+
+int qw_edit_del_rcpt(struct queue_writer *qw, size_t i)
+{
+    if (qw_order(qw, qw->state >= QW_SENDER && qw->state <= QW_RCPTS && i < qw->nrcpt) < 0)
+        return -1;
+    rcpt_free(&qw->rcpts[i]);
+    memmove(qw->rcpts + i, qw->rcpts + i + 1, (qw->nrcpt - i - 1) * sizeof(*qw->rcpts));
+    qw->nrcpt--;
+    qw->dirty = true;
+    return 0;
+}
+
+/* Writes the edited envelope again over what the file holds after its T record. */
+static int qw_rewrite(struct queue_writer *qw)
+{
+    if (!qw->dirty)
+        return 0;
+    if (qw_flush(qw) < 0)
+        return -1;
+    if (ftruncate(qw->fd, qw->env_off) < 0 || lseek(qw->fd, qw->env_off, SEEK_SET) < 0)
+        return qw_fail(qw, errno);
+    qw->written = qw->env_off;
+    qw->dirty = false;
+    if (qw_record_s(qw, 'S', qw->sender ? qw->sender : "") < 0)
+        return -1;
+    for (size_t i = 0; i < qw->nattrs; i++)
+        if (qw_record_s(qw, 'A', qw->attrs[i]) < 0)
+            return -1;
+    for (size_t i = 0; i < qw->nrcpt; i++) {
+        const struct qw_rcpt *r = &qw->rcpts[i];
+
+        if ((r->orcpt != NULL && qw_record_s(qw, 'O', r->orcpt) < 0)
+            || (r->notify != NULL && qw_record_s(qw, 'N', r->notify) < 0)
+            || qw_record_s(qw, 'R', r->addr) < 0)
+            return -1;
+    }
+    if (qw->nrcpt == 0)
+        return qw_fail(qw, EINVAL);     /* a message for nobody is never committed */
     return 0;
 }
 
@@ -200,6 +335,8 @@ int qw_content(struct queue_writer *qw, const void *data, size_t len)
     const char *p = data;
 
     if (qw_order(qw, qw->state == QW_RCPTS || qw->state == QW_CONTENT) < 0)
+        return -1;
+    if (qw->state == QW_RCPTS && qw_rewrite(qw) < 0)
         return -1;
     qw->state = QW_CONTENT;
     if (len > SIZE_MAX - qw->content_size)
@@ -230,6 +367,13 @@ static void qw_free(struct queue_writer *qw)
         close(qw->fd);
     str_free(&qw->qdir);
     str_free(&qw->tmp_path);
+    free(qw->sender);
+    for (size_t i = 0; i < qw->nattrs; i++)
+        free(qw->attrs[i]);
+    free(qw->attrs);
+    for (size_t i = 0; i < qw->nrcpt; i++)
+        rcpt_free(&qw->rcpts[i]);
+    free(qw->rcpts);
     free(qw);
 }
 
@@ -268,7 +412,8 @@ int qw_commit(struct queue_writer *qw, const char *to, struct str *err)
                                        : strerror(qw->error));
         goto fail;
     }
-    if (qw_content_flush(qw) < 0 || qw_record(qw, 'E', "", 0) < 0 || qw_flush(qw) < 0) {
+    if ((qw->state == QW_RCPTS && qw_rewrite(qw) < 0)
+        || qw_content_flush(qw) < 0 || qw_record(qw, 'E', "", 0) < 0 || qw_flush(qw) < 0) {
         str_printf(err, "write %s: %s", qw->tmp_path.s, strerror(errno));
         goto fail;
     }

@@ -2,6 +2,9 @@
 """make bench: end-to-end throughput of a live Postern instance (SMTP in, Maildir out),
 with the disk's fsync floor and CPU per message measured in the same run, and the same
 load against a private Postfix instance when Debian's postfix is installed (root only).
+The same load is also run with a header_checks table of 100 patterns, and with one
+milter (rspamd's proxy worker, when rspamd is installed) in the path, each reported
+beside the plain run, so that the cost of each is visible (bench_filters.py).
 
 Figures are reported as rates and as ratios to the peer measured in the same run: these
 machines are noisy, so absolute numbers mean little across runs."""
@@ -105,9 +108,14 @@ def count_new(maildir):
         return 0
 
 
-def run_postern():
+def run_postern(config=None, setup=None):
+    """One run; config: extra postern.conf settings; setup(inst) -> more settings,
+    called before the start (to write a table, for example)."""
     inst = Instance(domains=("bench.test",), config={"maillog_file": ""})
     inst.add_user(RCPT)
+    inst.config(**(config or {}))
+    if setup is not None:
+        inst.config(**setup(inst))
     # Foreground master as our child: at stop, wait4 gives the CPU of the whole tree.
     log = open(os.path.join(inst.dir, "stderr.log"), "w")
     master = subprocess.Popen([POSTERN, "-c", inst.conf_dir, "start", "-f"],
@@ -141,6 +149,7 @@ def main():
         import bench_postfix
     except ImportError:
         bench_postfix = None
+    pf = None
     if bench_postfix and bench_postfix.available():
         pf = bench_postfix.run(load, count_new, CLIENTS, MESSAGES, RCPT)
         print(f"postfix  accepted {pf['accepted']:8.0f} msg/s   delivered end-to-end "
@@ -149,6 +158,8 @@ def main():
               f"CPU per message {pt['cpu_ms'] / pf['cpu_ms']:.2f}x")
     else:
         print("postfix: not measured (needs Debian's postfix package and root)")
+    import bench_filters
+    bench_filters.main(run_postern, pt, pf)
     import bench_pop3
     bench_pop3.main()
 

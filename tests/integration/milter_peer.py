@@ -167,3 +167,17 @@ def quarantine(reason):
 
 ACCEPT, CONTINUE, REJECT, TEMPFAIL, DISCARD = (frame(b"a"), frame(b"c"), frame(b"r"),
                                                frame(b"t"), frame(b"d"))
+
+
+def change_from(addr, params=""):
+    return frame(b"e", addr.encode() + b"\0" + (params.encode() + b"\0" if params else b""))
+
+
+def add_rcpt(addr, params=None):
+    if params is None:
+        return frame(b"+", addr.encode() + b"\0")
+    return frame(b"2", addr.encode() + b"\0" + params.encode() + b"\0")
+
+
+def del_rcpt(addr):
+    return frame(b"-", addr.encode() + b"\0")

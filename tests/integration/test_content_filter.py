@@ -166,3 +166,36 @@ def test_filter_down_defers_and_nothing_is_lost():
         assert f"{qid}: removed" not in inst.log_since(mark)
     finally:
         inst.cleanup()
+
+
+def test_header_checks_filter_action():
+    """A header_checks FILTER sends that one message through the filter; the others
+    go straight to delivery.  The reinjection listener turns the checks off."""
+    fport, rport = reserve_port(), reserve_port()
+    inst = start_instance(users=("carol@example.test",), start=False)
+    table = inst.map_path("filter.pcre")
+    with open(table, "w") as f:
+        f.write(f"/^Subject: please filter/ FILTER smtp:[127.0.0.1]:{fport}\n")
+    inst.config(header_checks=f"pcre:{table}")
+    with open(os.path.join(inst.conf_dir, "master.conf"), "a") as f:
+        f.write(f"reinject     inet    127.0.0.1:{rport}   -   y   10   smtpd"
+                " -o header_checks= -o mynetworks=127.0.0.0/8\n")
+    flt = SmtpFilter(fport, rport)
+    try:
+        inst.start()
+        mark = inst.log_mark()
+        mid, data = message("please filter")
+        qid = inst.submit(SENDER, ["carol@example.test"], data)
+        got = inst.wait_message("carol@example.test", mid, timeout=30)
+        assert b"X-Filtered: by the test filter" in got
+        inst.wait_log(qid, "filter: header Subject: please filter", since=mark)
+        mid2, data2 = message("plain")
+        inst.submit(SENDER, ["carol@example.test"], data2)
+        got = inst.wait_message("carol@example.test", mid2, timeout=30)
+        assert b"X-Filtered" not in got
+        inst.wait_settled(mark, timeout=30)
+        assert sum(mid.encode() in d for d in flt.received) == 1
+        assert not any(mid2.encode() in d for d in flt.received)
+    finally:
+        inst.cleanup()
+        flt.stop()

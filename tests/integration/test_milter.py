@@ -10,8 +10,9 @@ import pytest
 
 from conftest import start_instance
 from instance import reserve_port, wait_for
-from milter_peer import (ACCEPT, DISCARD, TEMPFAIL, Milter, add_header, change_header,
-                         insert_header, quarantine, replace_body, reply)
+from milter_peer import (ACCEPT, DISCARD, TEMPFAIL, Milter, add_header, add_rcpt,
+                         change_from, change_header, del_rcpt, insert_header, quarantine,
+                         replace_body, reply)
 
 SENDER = "sender@remote.test"
 
@@ -35,6 +36,25 @@ class Behaviour:
             return [TEMPFAIL]
         if b"DISCARDME" in body:
             return [DISCARD]
+        env = []
+        if b"CHGFROMME" in body:
+            env.append(change_from("<changed@remote.test>", "BODY=8BITMIME"))
+        if b"ADDRCPTME" in body:
+            env.append(add_rcpt("<bob@example.test>"))
+        if b"ADDPARME" in body:
+            env.append(add_rcpt("<carol@example.test>", "NOTIFY=NEVER"))
+        if b"ADDUNKNOWN" in body:
+            env.append(add_rcpt("<nosuchuser@example.test>"))
+        if b"ADDBAD" in body:
+            env.append(add_rcpt("<not an address>"))
+        if b"DELRCPTME" in body:
+            env.append(del_rcpt("<alice@example.test>"))
+        if b"DELALLME" in body:
+            env += [del_rcpt("<alice@example.test>"), del_rcpt("<bob@example.test>")]
+        if b"MANYRCPTS" in body:
+            env += [add_rcpt(f"<x{i}@example.test>") for i in range(1001)]
+        if env:
+            return env + [ACCEPT]
         out = [add_header("X-Test-Milter", "seen"),
                insert_header(0, "X-Inserted-First", "yes"),
                change_header(1, "Subject", "changed by milter")]
@@ -52,7 +72,8 @@ def env():
     port = reserve_port()
     flt = Milter(port, Behaviour())
     inst = start_instance(users=("alice@example.test", "bob@example.test",
-                                 "blocked@example.test", "later@example.test"),
+                                 "carol@example.test", "blocked@example.test",
+                                 "later@example.test"),
                           config={"smtpd_milters": f"inet:127.0.0.1:{port}",
                                   "milter_command_timeout": "3s",
                                   "milter_content_timeout": "3s",
@@ -189,6 +210,99 @@ def test_bdat_goes_through_the_filter(env):
         s.send(b"BDAT %d LAST\r\n" % len(data) + data)
         code, text = s.getreply()
         assert code == 550 and b"content refused" in text
+
+
+def test_sender_changed(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("change from", body="CHGFROMME")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 250, text
+    qid = text.decode().split()[-1]
+    got = inst.wait_message("alice@example.test", mid)
+    assert got.startswith(b"Return-Path: <changed@remote.test>\n")
+    inst.wait_log(qid, "sender changed to <changed@remote.test>", since=mark)
+
+
+def test_recipients_added(env):
+    """SMFIR_ADDRCPT and SMFIR_ADDRCPT_PAR: the added recipients get the message, an
+    unknown one is logged and left out, and the others still get theirs."""
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("add rcpt", body="ADDRCPTME ADDPARME ADDUNKNOWN ADDBAD")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 250, text
+    qid = text.decode().split()[-1]
+    for who in ("alice", "bob", "carol"):
+        inst.wait_message(f"{who}@example.test", mid)
+    inst.wait_log(qid, "recipient added: <bob@example.test>", since=mark)
+    inst.wait_log(qid, "recipient <nosuchuser@example.test> not added", since=mark)
+    inst.wait_log(qid, "bad address in an envelope change", since=mark)
+    inst.wait_settled(mark)
+    assert not inst.queue_files("deferred")
+    assert not inst.find_messages("alice@example.test", mid)[1:]   # one copy each
+
+
+def test_recipient_deleted(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("del rcpt", body="DELRCPTME")
+    code, text = send(inst, ["alice@example.test", "bob@example.test"], data)
+    assert code == 250, text
+    qid = text.decode().split()[-1]
+    inst.wait_message("bob@example.test", mid)
+    inst.wait_log(qid, "recipient removed: <alice@example.test>", since=mark)
+    inst.wait_settled(mark)
+    assert not inst.find_messages("alice@example.test", mid)
+
+
+def test_every_recipient_deleted_discards(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("del all", body="DELALLME")
+    code, text = send(inst, ["alice@example.test", "bob@example.test"], data)
+    assert code == 250, text
+    qid = text.decode().split()[-1]
+    inst.wait_log(qid, "every recipient removed by a filter", since=mark)
+    inst.wait_settled(mark)
+    assert qid not in inst.queue_files("incoming") + inst.queue_files("hold")
+    for who in ("alice", "bob"):
+        assert not inst.find_messages(f"{who}@example.test", mid)
+
+
+def test_too_many_envelope_changes_is_a_filter_failure(env):
+    inst, _ = env
+    mark = inst.log_mark()
+    mid, data = message("many rcpts", body="MANYRCPTS")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 451 and b"4.7.1" in text, (code, text)
+    inst.wait_log("too many envelope changes", since=mark)
+    inst.wait_settled(mark)
+    assert not inst.find_messages("alice@example.test", mid)
+
+
+def test_envelope_change_not_negotiated_is_refused():
+    """A filter that did not ask for SMFIF_ADDRCPT at negotiation and sends one anyway
+    broke the protocol: the message gets the default action (tempfail)."""
+    port = reserve_port()
+    flt = Milter(port, Behaviour(), actions=0x1FF & ~0x04)
+    inst = start_instance(users=("erin@example.test", "bob@example.test"),
+                          config={"smtpd_milters": f"inet:127.0.0.1:{port}",
+                                  "milter_content_timeout": "3s"})
+    try:
+        mark = inst.log_mark()
+        mid, data = message("not negotiated", body="ADDRCPTME")
+        code, text = send(inst, ["erin@example.test"], data)
+        assert code == 451, (code, text)
+        inst.wait_log("a reply that this stage does not allow", since=mark)
+        # a change it did ask for still works
+        mid, data = message("negotiated", body="CHGFROMME")
+        assert send(inst, ["erin@example.test"], data)[0] == 250
+        got = inst.wait_message("erin@example.test", mid)
+        assert got.startswith(b"Return-Path: <changed@remote.test>\n")
+    finally:
+        inst.cleanup()
+        flt.stop()
 
 
 @pytest.mark.parametrize("misbehave", ["garbage", "hang", "close", "wrong", "huge", "down"])

@@ -360,6 +360,8 @@ HEADER_PCRE = r"""/^Subject: reject me/ REJECT header says no
 /^X-Old: (.*)/ REPLACE X-New: was $1
 /^Subject: tag me/ PREPEND X-Tag: tagged
 /^Subject: fine/ OK
+/^Subject: redirect me/ REDIRECT redir@example.test
+/^Subject: bad redirect/ REDIRECT not-an-address
 """
 MIME_PCRE = r"""/^Content-(Type|Disposition):.*name="?[^"]*\.exe"?/ REJECT executables refused
 """
@@ -367,11 +369,13 @@ BODY_PCRE = r"""/secret-phrase/ REJECT body says no
 /^(a+)+$/ WARN catastrophic
 """
 BODY_CDB = "forbiddenword REJECT cdb body says no\n"
+REDIR = "redir@example.test"
 
 
 @pytest.fixture(scope="module")
 def cmta():
-    inst = start_instance(users=(ALICE,), start=False, config={"mynetworks": "192.0.2.0/24"})
+    inst = start_instance(users=(ALICE, REDIR), start=False,
+                          config={"mynetworks": "192.0.2.0/24"})
     try:
         maps = os.path.join(inst.conf_dir, "maps")
         for name, text in (("header.pcre", HEADER_PCRE), ("mime.pcre", MIME_PCRE),
@@ -447,6 +451,36 @@ def test_header_warn_ignore_replace_prepend(cmta):
     assert b"X-Tag: tagged\nSubject: tag me\n" in msg.replace(b"\r\n", b"\n")
 
 
+def test_header_redirect_replaces_every_recipient(cmta):
+    mark = cmta.log_mark()
+    mid = f"<redir.{time.time()}@example.org>"
+    with cmta.smtp() as s:
+        s.ehlo("client.example.org")
+        assert s.mail("sender@example.org")[0] == 250
+        assert s.rcpt(ALICE)[0] == 250
+        assert s.rcpt("postmaster@example.test")[0] == 250
+        code, text = s.data(f"Message-ID: {mid}\r\nSubject: redirect me\r\n\r\nbody\r\n"
+                            .encode())
+    assert code == 250
+    qid = text.decode().split()[-1]
+    cmta.wait_log(re.compile(rf"{qid}: redirect: header Subject: redirect me from .*: "
+                             r"redir@example\.test"), since=mark)
+    cmta.wait_message(REDIR, message_id=mid)
+    cmta.wait_settled(mark)
+    assert not cmta.find_messages(ALICE, mid)
+    assert len(cmta.find_messages(REDIR, mid)) == 1
+    assert f"{qid}: to=<{ALICE}>" not in cmta.log_since(mark)
+
+
+def test_bad_redirect_is_logged_and_ignored(cmta):
+    mark = cmta.log_mark()
+    mid = f"<badredir.{time.time()}@example.org>"
+    code, _, qid = deliver(cmta, f"Message-ID: {mid}\nSubject: bad redirect\n\nbody\n")
+    assert code == 250
+    cmta.wait_log(qid, 'unsupported action "REDIRECT not-an-address"', since=mark)
+    cmta.wait_message(ALICE, message_id=mid)
+
+
 def test_header_ok_and_body_not_header(cmta):
     # a body line that looks like a header is not a header
     mid = f"<ok.{time.time()}@example.org>"
@@ -519,6 +553,72 @@ def test_broken_header_checks_refused_at_start(tmp_path):
         inst.config(header_checks="pcre:" + path)
         r = inst.run("check", check=False)
         assert r.returncode != 0 and "hdr.pcre:2:" in r.stdout + r.stderr
+    finally:
+        inst.cleanup()
+
+
+@pytest.mark.parametrize("key", ["header_checks", "mime_header_checks", "body_checks"])
+def test_broken_pattern_refused_at_reload(key):
+    """A table edited into a broken pattern while the system runs: reload names its
+    file:line and refuses, the running system keeps going; fixed, it reloads."""
+    inst = start_instance(users=(ALICE,), start=False)
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "checks.pcre")
+        with open(path, "w") as f:
+            f.write("/^Subject: no/ REJECT no\n")
+        inst.config(**{key: "pcre:" + path})
+        inst.start()
+        with open(path, "w") as f:
+            f.write("/^Subject: no/ REJECT no\n/ok/ WARN\n/(unclosed/ REJECT\n")
+        r = inst.run("reload", check=False)
+        assert r.returncode != 0
+        assert "checks.pcre:3:" in r.stdout + r.stderr and "not reloaded" in r.stderr
+        with open(path, "w") as f:
+            f.write("/^Subject: no/ REJECT no\n")
+        inst.run("reload")
+        mid = f"<after.reload.{time.time()}@example.org>"
+        inst.submit("sender@example.org", [ALICE],
+                    f"Message-ID: {mid}\r\nSubject: yes\r\n\r\nbody\r\n".encode())
+        inst.wait_message(ALICE, message_id=mid)
+    finally:
+        inst.cleanup()
+
+
+BODY_ACTIONS = r"""/^discard this body/ DISCARD body discard
+/^hold this body/ HOLD body hold
+/^warn this body/ WARN body warn
+/^redirect this body/ REDIRECT redir@example.test
+"""
+
+
+def test_body_checks_actions():
+    """DISCARD, HOLD, WARN and REDIRECT from body_checks, as from header_checks."""
+    inst = start_instance(users=(ALICE, REDIR), start=False)
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "body.pcre")
+        with open(path, "w") as f:
+            f.write(BODY_ACTIONS)
+        inst.config(body_checks="pcre:" + path)
+        inst.start()
+        mark = inst.log_mark()
+        code, _, qid = deliver(inst, "Subject: a\n\ndiscard this body\n")
+        assert code == 250
+        inst.wait_log(qid, "discard: body discard this body", since=mark)
+        code, _, qid2 = deliver(inst, "Subject: b\n\nhold this body\n")
+        inst.wait_log(qid2, "hold: body hold this body", since=mark)
+        assert qid2 in inst.queue_files("hold")
+        mid = f"<bw.{time.time()}@example.org>"
+        code, _, qid3 = deliver(inst, f"Message-ID: {mid}\nSubject: c\n\nwarn this body\n")
+        inst.wait_log(qid3, "warning: body warn this body", since=mark)
+        inst.wait_message(ALICE, message_id=mid)
+        mid = f"<br.{time.time()}@example.org>"
+        code, _, qid4 = deliver(inst, f"Message-ID: {mid}\nSubject: d\n\nredirect this body\n")
+        inst.wait_log(qid4, "redirect: body redirect this body", since=mark)
+        inst.wait_message(REDIR, message_id=mid)
+        inst.wait_settled(mark)
+        assert not inst.find_messages(ALICE, mid)
+        for sub in ("incoming", "active", "deferred"):
+            assert qid not in inst.queue_files(sub)
     finally:
         inst.cleanup()
 

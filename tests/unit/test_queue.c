@@ -538,3 +538,108 @@ TEST(defer_record)
     CHECK(queue_defer_remove(q, id) == 0);      /* already gone: fine */
     str_free(&err);
 }
+
+/* Envelope edits before the content: the file holds the edited envelope only. */
+TEST(envelope_edits)
+{
+    char id[QUEUE_ID_SIZE], path[600];
+    struct str err = STR_INIT;
+    struct queue_writer *qw;
+    struct queue_file qf;
+
+    make_queue();
+    qw = qw_create(qdir, id, &err);
+    CHECK(qw != NULL);
+    if (qw == NULL)
+        return;
+    CHECK(qw_sender(qw, "old@b.example") == 0);
+    CHECK(qw_attr(qw, "protocol", "ESMTP") == 0);
+    CHECK(qw_recipient(qw, "one@c.example", "rfc822;One@c.example", NULL) == 0);
+    CHECK(qw_recipient(qw, "two@c.example", NULL, "NEVER") == 0);
+    CHECK(qw_rcpt_count(qw) == 2);
+    CHECK_STR(qw_rcpt_orcpt(qw, 0), "rfc822;One@c.example");
+    CHECK(qw_rcpt_addr(qw, 2) == NULL);
+    CHECK(qw_edit_sender(qw, "new@b.example") == 0);
+    CHECK_STR(qw_envelope_sender(qw), "new@b.example");
+    CHECK(qw_edit_attr(qw, "protocol", "ESMTPS") == 0);
+    CHECK(qw_edit_attr(qw, "content_filter", "smtp:[127.0.0.1]:10024") == 0);
+    CHECK(qw_edit_attr(qw, "bad name", "x") < 0);
+    qw_abort(qw);
+
+    qw = qw_create(qdir, id, &err);
+    CHECK(qw != NULL);
+    if (qw == NULL)
+        return;
+    CHECK(qw_sender(qw, "old@b.example") == 0);
+    CHECK(qw_attr(qw, "protocol", "ESMTP") == 0);
+    CHECK(qw_recipient(qw, "one@c.example", "rfc822;One@c.example", NULL) == 0);
+    CHECK(qw_recipient(qw, "two@c.example", NULL, "NEVER") == 0);
+    CHECK(qw_edit_sender(qw, "new@b.example") == 0);
+    CHECK(qw_edit_attr(qw, "protocol", "ESMTPS") == 0);
+    CHECK(qw_edit_attr(qw, "content_filter", "smtp:[127.0.0.1]:10024") == 0);
+    CHECK(qw_edit_del_rcpt(qw, 0) == 0);
+    CHECK(qw_recipient(qw, "three@c.example", NULL, NULL) == 0);
+    CHECK(qw_rcpt_count(qw) == 2);
+    CHECK(qw_content(qw, "Subject: x\n\nbody\n", 17) == 0);
+    /* no edit once the content has begun */
+    CHECK(qw_edit_sender(qw, "late@b.example") < 0);
+    CHECK(qw_commit(qw, "incoming", &err) < 0);
+
+    qw = qw_create(qdir, id, &err);
+    CHECK(qw != NULL);
+    if (qw == NULL)
+        return;
+    CHECK(qw_sender(qw, "old@b.example") == 0);
+    CHECK(qw_attr(qw, "protocol", "ESMTP") == 0);
+    CHECK(qw_recipient(qw, "one@c.example", "rfc822;One@c.example", NULL) == 0);
+    CHECK(qw_recipient(qw, "two@c.example", NULL, "NEVER") == 0);
+    CHECK(qw_edit_sender(qw, "new@b.example") == 0);
+    CHECK(qw_edit_attr(qw, "protocol", "ESMTPS") == 0);
+    CHECK(qw_edit_attr(qw, "content_filter", "smtp:[127.0.0.1]:10024") == 0);
+    CHECK(qw_edit_del_rcpt(qw, 0) == 0);
+    CHECK(qw_edit_del_rcpt(qw, 5) < 0);
+    qw_abort(qw);
+
+    /* the whole sequence, committed */
+    qw = qw_create(qdir, id, &err);
+    CHECK(qw != NULL);
+    if (qw == NULL)
+        return;
+    CHECK(qw_sender(qw, "old@b.example") == 0);
+    CHECK(qw_attr(qw, "protocol", "ESMTP") == 0);
+    CHECK(qw_recipient(qw, "one@c.example", "rfc822;One@c.example", NULL) == 0);
+    CHECK(qw_recipient(qw, "two@c.example", NULL, "NEVER") == 0);
+    CHECK(qw_edit_sender(qw, "new@b.example") == 0);
+    CHECK(qw_edit_attr(qw, "protocol", "ESMTPS") == 0);
+    CHECK(qw_edit_attr(qw, "content_filter", "smtp:[127.0.0.1]:10024") == 0);
+    CHECK(qw_edit_del_rcpt(qw, 0) == 0);
+    CHECK(qw_recipient(qw, "three@c.example", NULL, NULL) == 0);
+    CHECK(qw_content(qw, "Subject: x\n\nbody\n", 17) == 0);
+    CHECK(qw_commit(qw, "incoming", &err) == 0);
+    snprintf(path, sizeof(path), "%s/incoming/%s", qdir, id);
+    CHECK(queue_file_open(path, O_RDONLY, &qf, &err) == 0);
+    CHECK_STR(qf.sender, "new@b.example");
+    CHECK_STR(queue_file_attr(&qf, "protocol"), "ESMTPS");
+    CHECK_STR(queue_file_attr(&qf, "content_filter"), "smtp:[127.0.0.1]:10024");
+    CHECK(qf.nrcpt == 2);
+    if (qf.nrcpt == 2) {
+        CHECK_STR(qf.rcpt[0].addr, "two@c.example");
+        CHECK_STR(qf.rcpt[0].notify, "NEVER");
+        CHECK_STR(qf.rcpt[1].addr, "three@c.example");
+    }
+    CHECK(qf.content_size == 17);
+    queue_file_close(&qf);
+
+    /* every recipient removed: never committed */
+    qw = qw_create(qdir, id, &err);
+    CHECK(qw != NULL);
+    if (qw == NULL)
+        return;
+    CHECK(qw_sender(qw, "") == 0);
+    CHECK(qw_recipient(qw, "one@c.example", NULL, NULL) == 0);
+    CHECK(qw_edit_del_rcpt(qw, 0) == 0);
+    CHECK(qw_commit(qw, "incoming", &err) < 0);
+    snprintf(path, sizeof(path), "%s/incoming/%s", qdir, id);
+    CHECK(access(path, F_OK) < 0);
+    str_free(&err);
+}
