@@ -29,7 +29,7 @@
 
 static struct maplist *hdr_maps, *mime_maps, *body_maps;
 
-static struct maplist *maps_open(const struct conf *c, enum conf_key k)
+struct maplist *smtpd_maps_open(const struct conf *c, enum conf_key k)
 {
     struct str err = STR_INIT;
     const char *spec = conf_str(c, k);
@@ -47,9 +47,9 @@ static struct maplist *maps_open(const struct conf *c, enum conf_key k)
 
 void smtpd_checks_setup(const struct conf *c)
 {
-    hdr_maps = maps_open(c, CONF_header_checks);
-    mime_maps = maps_open(c, CONF_mime_header_checks);
-    body_maps = maps_open(c, CONF_body_checks);
+    hdr_maps = smtpd_maps_open(c, CONF_header_checks);
+    mime_maps = smtpd_maps_open(c, CONF_mime_header_checks);
+    body_maps = smtpd_maps_open(c, CONF_body_checks);
 }
 
 bool smtpd_checks_enabled(void)

@@ -12,6 +12,13 @@
 struct smtpd_session;
 struct conf;
 
+#include "conf.h"
+
+struct maplist;
+
+/* The tables a setting names (none when it is empty), opened and pinned before the
+ * chroot; one that cannot be opened is fatal, naming the setting. */
+struct maplist *smtpd_maps_open(const struct conf *c, enum conf_key k);
 /* Opens the tables (before chroot); a table that cannot be opened is fatal. */
 void smtpd_checks_setup(const struct conf *c);
 /* true when some table is set: the content is then kept in memory until its end. */

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "checks.h"
 #include "conf.h"
 #include "dns.h"
 #include "dnsbl.h"
@@ -31,32 +32,16 @@ static struct {
     long threshold;
 } pol;
 
-static struct maplist *maps_open(const struct conf *c, enum conf_key k)
-{
-    struct str err = STR_INIT;
-    const char *spec = conf_str(c, k);
-    struct maplist *ml;
-
-    if (spec == NULL || spec[0] == '\0')
-        return NULL;
-    ml = maplist_open(spec, &err);
-    if (ml == NULL)
-        log_fatal("%s: %s", conf_key_name(k), err.s ? err.s : "cannot open");
-    maplist_pin(ml);
-    str_free(&err);
-    return ml;
-}
-
 void smtpd_policy_setup(struct smtpd_conf *cf, const struct conf *c)
 {
     struct str err = STR_INIT;
     char **sites;
 
     (void)cf;
-    pol.client = maps_open(c, CONF_check_client_access);
-    pol.helo = maps_open(c, CONF_check_helo_access);
-    pol.sender = maps_open(c, CONF_check_sender_access);
-    pol.recipient = maps_open(c, CONF_check_recipient_access);
+    pol.client = smtpd_maps_open(c, CONF_check_client_access);
+    pol.helo = smtpd_maps_open(c, CONF_check_helo_access);
+    pol.sender = smtpd_maps_open(c, CONF_check_sender_access);
+    pol.recipient = smtpd_maps_open(c, CONF_check_recipient_access);
     pol.non_fqdn_helo = conf_bool(c, CONF_smtpd_reject_non_fqdn_helo_hostname);
     pol.non_fqdn_sender = conf_bool(c, CONF_smtpd_reject_non_fqdn_sender);
     pol.non_fqdn_recipient = conf_bool(c, CONF_smtpd_reject_non_fqdn_recipient);
