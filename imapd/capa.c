@@ -25,6 +25,8 @@ void imap_capa_session(struct str *out)
 {
     str_sets(out, "IMAP4rev1 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS MOVE "
                   "UNSELECT CHILDREN SPECIAL-USE");
+    /* compress.c */
+    str_appends(out, " COMPRESS=DEFLATE");
 }
 
 /* ID: "(" *(string SP nstring) ")" or NIL; logged (printable ASCII only), answered

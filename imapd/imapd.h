@@ -55,6 +55,7 @@ struct imap_conn {
     const char *user;               /* NULL before login, for logs */
     unsigned errors;                /* BAD and NO counted against imapd_error_limit */
     bool closing;                   /* the connection is to be closed */
+    bool compressed;                /* COMPRESS DEFLATE is on (compress.c) */
     long long phase_deadline;       /* clock_ms() end of the pre-auth phase, or 0 */
     char tag[IMAP_TAG_MAX + 1];     /* of the command being answered ("*" when none) */
 };

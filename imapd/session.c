@@ -92,6 +92,7 @@ static const struct imap_command commands[] = {
     { "ID", cmd_id, 0 },
     { "ENABLE", cmd_enable, 0 },
     { "NAMESPACE", cmd_namespace, IMAP_CMD_NOARGS },
+    { "COMPRESS", imap_cmd_compress, 0 },
     { "LOGIN", cmd_already, 0 },
     { "AUTHENTICATE", cmd_already, 0 },
     { "STARTTLS", cmd_already, 0 },

@@ -75,6 +75,9 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid);
 /* ---- search.c ---- */
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid);
 
+/* ---- compress.c ---- */
+void imap_cmd_compress(struct imap_session *s, struct imap_parser *ip);
+
 /* ---- idle.c ---- */
 void imap_cmd_idle(struct imap_session *s, struct imap_parser *ip);
 
