@@ -25,8 +25,8 @@ void imap_capa_session(struct str *out)
 {
     str_sets(out, "IMAP4rev1 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS MOVE "
                   "UNSELECT CHILDREN SPECIAL-USE");
-    /* compress.c */
-    str_appends(out, " COMPRESS=DEFLATE");
+    /* compress.c; BINARY: fetch.c and APPEND's literal8 */
+    str_appends(out, " COMPRESS=DEFLATE BINARY");
 }
 
 /* ID: "(" *(string SP nstring) ")" or NIL; logged (printable ASCII only), answered

@@ -103,6 +103,8 @@ bool imap_p_atom(struct imap_parser *ip, struct str *out, size_t max);
 bool imap_p_tag(struct imap_parser *ip, struct str *out);
 /* A quoted string or a literal (no NUL in either). */
 bool imap_p_string(struct imap_parser *ip, struct str *out);
+/* A literal8 "~{n}" (RFC 3516: NUL allowed), or a string as imap_p_string. */
+bool imap_p_string8(struct imap_parser *ip, struct str *out);
 /* An atom with ']' allowed, or a string. */
 bool imap_p_astring(struct imap_parser *ip, struct str *out);
 /* A LIST pattern: list-char atoms ('%' '*' allowed) or a string. */

@@ -5,16 +5,15 @@ decompression bomb bounded by the line and literal limits; and mbsync, which use
 COMPRESS=DEFLATE when offered."""
 
 import os
-import re
 import shutil
 import socket
 import ssl
 import subprocess
-import zlib
 
 import pytest
 
 from conftest import start_instance
+from imap_raw import Client
 from instance import wait_for
 
 USER = "alice@example.test"
@@ -41,68 +40,8 @@ def imap(request):
     inst.cleanup()
 
 
-class Client:
-    """A line-at-a-time IMAP client that can switch to raw deflate both ways."""
-
-    def __init__(self, sock):
-        self.s = sock
-        self.s.settimeout(TIMEOUT)
-        self.buf = b""
-        self.z_out = self.z_in = None
-        self.wire_in = 0
-        self.n = 0
-
-    def compress(self):
-        self.z_out = zlib.compressobj(6, zlib.DEFLATED, -15)
-        self.z_in = zlib.decompressobj(-15)
-
-    def send(self, data):
-        if self.z_out is not None:
-            data = self.z_out.compress(data) + self.z_out.flush(zlib.Z_SYNC_FLUSH)
-        self.s.sendall(data)
-
-    def more(self):
-        chunk = self.s.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed by the server")
-        self.wire_in += len(chunk)
-        if self.z_in is not None:
-            chunk = self.z_in.decompress(chunk)
-        self.buf += chunk
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            self.more()
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
-
-    def literal(self, n):
-        while len(self.buf) < n:
-            self.more()
-        data, self.buf = self.buf[:n], self.buf[n:]
-        return data
-
-    def cmd(self, text):
-        """Sends a command; returns (tagged line, untagged lines with literals inline)."""
-        self.n += 1
-        tag = f"c{self.n}".encode()
-        self.send(tag + b" " + text + b"\r\n")
-        untagged = []
-        while True:
-            ln = self.line()
-            m = re.search(rb"\{(\d+)\}$", ln)
-            while m:
-                ln += b"\r\n" + self.literal(int(m.group(1)))
-                rest = self.line()
-                ln += rest
-                m = re.search(rb"\{(\d+)\}$", rest)
-            if ln.startswith(tag + b" "):
-                return ln[len(tag) + 1:], untagged
-            untagged.append(ln)
-
-
 def login(sock):
-    c = Client(sock)
+    c = Client(sock, TIMEOUT)
     assert c.line().startswith(b"* OK")
     tagged, _ = c.cmd(f"LOGIN {USER} {PASSWORD}".encode())
     assert tagged.startswith(b"OK"), tagged
