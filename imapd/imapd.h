@@ -39,6 +39,7 @@ struct imap_conf {
     int auth_timeout_ms;            /* auth_request_timeout */
     long long error_limit;          /* imapd_error_limit */
     unsigned long long append_limit;  /* message_size_limit (0: none) */
+    size_t index_limit;             /* imapd_index_cache_limit (0: no cache) */
     bool wrapper;                   /* imapd_tls_wrapper: TLS from the first byte */
     bool loopback_plaintext;        /* imapd_loopback_plaintext_login */
     struct tls_ctx *tls;            /* NULL without a certificate */

@@ -179,6 +179,7 @@ int imap_session(struct login_handoff *h, const struct auth_result *who)
         stream_puts(s.c.st, "* BYE Server shutting down\r\n");
     log_info("logout: user=<%s>, client=[%s], %s", s.c.user, s.c.client,
              s.logout ? "logout" : timed_out ? "timeout" : "disconnected");
+    imap_fetch_cache_done(&s);
     imap_unselect(&s);
     free(s.view);
     free(s.exp_pending);
