@@ -151,6 +151,8 @@ def main():
         print("postfix: not measured (needs Debian's postfix package and root)")
     import bench_pop3
     bench_pop3.main()
+    import bench_imap
+    bench_imap.main()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ commands, and byte-exact replies.  Every read has a timeout."""
 import re
 import zlib
 
+LITERAL = re.compile(rb"~?\{(\d+)\}$")
+
 
 class Client:
     """A line-at-a-time IMAP client that can switch to raw deflate both ways."""
@@ -12,7 +14,8 @@ class Client:
     def __init__(self, sock, timeout=30):
         self.s = sock
         self.s.settimeout(timeout)
-        self.buf = b""
+        self.buf = bytearray()
+        self.pos = 0                # bytes of buf already taken
         self.z_out = self.z_in = None
         self.wire_in = 0
         self.n = 0
@@ -27,40 +30,54 @@ class Client:
         self.s.sendall(data)
 
     def more(self):
-        chunk = self.s.recv(65536)
+        chunk = self.s.recv(262144)
         if not chunk:
             raise ConnectionError("closed by the server")
         self.wire_in += len(chunk)
         if self.z_in is not None:
             chunk = self.z_in.decompress(chunk)
+        if self.pos > 1 << 20:
+            del self.buf[:self.pos]
+            self.pos = 0
         self.buf += chunk
 
     def line(self):
-        while b"\r\n" not in self.buf:
+        start = self.pos
+        while True:
+            i = self.buf.find(b"\r\n", start)
+            if i >= 0:
+                ln = bytes(self.buf[self.pos:i])
+                self.pos = i + 2
+                return ln
+            start = max(self.pos, len(self.buf) - 1)
             self.more()
-        ln, self.buf = self.buf.split(b"\r\n", 1)
-        return ln
 
     def literal(self, n):
-        while len(self.buf) < n:
+        while len(self.buf) - self.pos < n:
             self.more()
-        data, self.buf = self.buf[:n], self.buf[n:]
+        data = bytes(self.buf[self.pos:self.pos + n])
+        self.pos += n
         return data
 
-    def cmd(self, text):
-        """Sends a command; returns (tagged line, untagged lines with literals inline)."""
+    def cmd(self, text, collect=True):
+        """Sends a command; returns (tagged line, untagged lines with literals inline;
+        only their count when collect is false)."""
         self.n += 1
         tag = f"c{self.n}".encode()
         self.send(tag + b" " + text + b"\r\n")
-        untagged = []
+        untagged = [] if collect else 0
         while True:
             ln = self.line()
-            m = re.search(rb"~?\{(\d+)\}$", ln)
-            while m:
-                ln += b"\r\n" + self.literal(int(m.group(1)))
-                rest = self.line()
-                ln += rest
-                m = re.search(rb"~?\{(\d+)\}$", rest)
+            if ln.endswith(b"}"):
+                m = LITERAL.search(ln)
+                while m:
+                    ln += b"\r\n" + self.literal(int(m.group(1)))
+                    rest = self.line()
+                    ln += rest
+                    m = LITERAL.search(rest)
             if ln.startswith(tag + b" "):
                 return ln[len(tag) + 1:], untagged
-            untagged.append(ln)
+            if collect:
+                untagged.append(ln)
+            else:
+                untagged += 1
