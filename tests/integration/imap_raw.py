@@ -42,14 +42,14 @@ class Client:
         self.buf += chunk
 
     def line(self):
-        start = self.pos
+        scanned = 0                 # bytes after pos searched already (more() may move pos)
         while True:
-            i = self.buf.find(b"\r\n", start)
+            i = self.buf.find(b"\r\n", self.pos + scanned)
             if i >= 0:
                 ln = bytes(self.buf[self.pos:i])
                 self.pos = i + 2
                 return ln
-            start = max(self.pos, len(self.buf) - 1)
+            scanned = max(0, len(self.buf) - self.pos - 1)
             self.more()
 
     def literal(self, n):
