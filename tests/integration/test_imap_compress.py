@@ -203,3 +203,27 @@ SyncState *
     imap.wait_log("compress: user=<alice@example.test>", "deflate", since=mark)
     got = list((local / "INBOX" / "cur").iterdir()) + list((local / "INBOX" / "new").iterdir())
     assert any(b"Message-ID: <mbsync-z@example.org>" in f.read_bytes() for f in got)
+
+
+def test_idle_under_compression(imap):
+    """An idling compressed session gets the EXISTS of a message another session
+    appends at once (each burst of output ends in a sync flush)."""
+    c = plain(imap)
+    assert c.cmd(b"COMPRESS DEFLATE")[0].startswith(b"OK")
+    c.compress()
+    tagged, unt = c.cmd(b"SELECT INBOX")
+    assert tagged.startswith(b"OK"), tagged
+    n = int(next(u for u in unt if u.endswith(b"EXISTS")).split()[1])
+    c.send(b"i1 IDLE\r\n")
+    assert c.line().startswith(b"+")
+    other = plain(imap)
+    append(other, b"From: x@example.test\r\nSubject: while idling\r\n\r\nhi\r\n")
+    other.cmd(b"LOGOUT")
+    assert c.line() == b"* %d EXISTS" % (n + 1)
+    c.send(b"DONE\r\n")
+    ln = c.line()
+    while not ln.startswith(b"i1 "):
+        ln = c.line()
+    assert ln.startswith(b"i1 OK"), ln
+    c.cmd(b"LOGOUT")
+    c.s.close()
