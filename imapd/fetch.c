@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fetch_cache.h"
 #include "file_read.h"
 #include "imap_index.h"
 #include "imapd.h"
@@ -276,120 +277,6 @@ static void put_section(struct imap_session *s, const struct mime_msg *m,
     put_literal(s, buf->s != NULL ? buf->s + start : "", n);
 }
 
-/* ---- the index cache of the selected folder ---- */
-
-/* Kept in this process while the same folder (directory and UIDVALIDITY) is the one
- * fetched from; saved when it has grown by an eighth (at least 64 entries), when
- * another folder's is opened, and at the end of the session. */
-static struct imap_index *cache;
-static size_t cache_added;
-
-static bool cache_keep(void *arg, uint32_t uid, const char *base)
-{
-    struct store_box *b = arg;
-    long i = store_find(b, uid);
-    const char *mb;
-    size_t ml;
-
-    if (i < 0)
-        return false;
-    imap_index_base(store_msg(b, (size_t)i)->file, &mb, &ml);
-    return strlen(base) == ml && memcmp(base, mb, ml) == 0;
-}
-
-static void cache_save(struct imap_session *s, struct store_box *b)
-{
-    struct str err = STR_INIT;
-
-    if (cache != NULL && imap_index_save(cache, b != NULL ? cache_keep : NULL, b, &err) < 0)
-        log_warn("user=<%s>: index cache not saved: %s", s->c.user, err.s);
-    cache_added = 0;
-    str_free(&err);
-}
-
-void imap_fetch_cache_done(struct imap_session *s)
-{
-    if (cache == NULL)
-        return;
-    if (s->box != NULL && strcmp(store_dir(s->box), imap_index_dir(cache)) == 0
-        && store_uidvalidity(s->box) == imap_index_uidvalidity(cache))
-        cache_save(s, s->box);
-    else
-        cache_save(s, NULL);
-    imap_index_close(cache);
-    cache = NULL;
-}
-
-static struct imap_index *cache_for(struct imap_session *s)
-{
-    struct str why = STR_INIT;
-
-    if (imap_cf.index_limit == 0)
-        return NULL;
-    if (cache != NULL && strcmp(store_dir(s->box), imap_index_dir(cache)) == 0
-        && store_uidvalidity(s->box) == imap_index_uidvalidity(cache))
-        return cache;
-    if (cache != NULL) {
-        /* another folder's: its messages are not at hand to filter by */
-        cache_save(s, NULL);
-        imap_index_close(cache);
-    }
-    cache = imap_index_open(store_dir(s->box), store_uidvalidity(s->box), imap_cf.index_limit,
-                            &why);
-    cache_added = 0;
-    if (why.len > 0)
-        log_info("index cache of %s ignored and rebuilt: user=<%s>: %s", s->box_name.s,
-                 s->c.user, why.s);
-    str_free(&why);
-    return cache;
-}
-
-/* What the index cache holds for a message, made from its parse. */
-struct fetch_meta {
-    struct imap_index_entry e;
-    struct str env, body, bs;
-};
-
-static void meta_make(struct fetch_meta *fm, const struct store_msg *sm, const struct mime_msg *mm)
-{
-    const char *b;
-    size_t bl;
-
-    str_init(&fm->env);
-    str_init(&fm->body);
-    str_init(&fm->bs);
-    mime_imap_envelope(mm, mm->root, &fm->env);
-    mime_imap_bodystructure(mm, mm->root, false, &fm->body);
-    mime_imap_bodystructure(mm, mm->root, true, &fm->bs);
-    imap_index_base(sm->file, &b, &bl);
-    memset(&fm->e, 0, sizeof(fm->e));
-    fm->e.uid = sm->uid;
-    fm->e.size = mm->root->header_size + mm->root->body_size;
-    fm->e.base = NULL;
-    fm->e.envelope = fm->env.s;
-    fm->e.envelope_len = fm->env.len;
-    fm->e.body = fm->body.s;
-    fm->e.body_len = fm->body.len;
-    fm->e.bodystructure = fm->bs.s;
-    fm->e.bodystructure_len = fm->bs.len;
-    if (cache != NULL && bl < 256) {
-        char base[256];
-        memcpy(base, b, bl);
-        base[bl] = '\0';
-        fm->e.base = base;
-        if (imap_index_put(cache, &fm->e))
-            cache_added++;
-        fm->e.base = NULL;
-    }
-}
-
-static void meta_free(struct fetch_meta *fm)
-{
-    str_free(&fm->env);
-    str_free(&fm->body);
-    str_free(&fm->bs);
-}
-
 /* One message's FETCH response.  -1 when its file is gone, -2 (nothing sent) when a
  * BINARY part's encoding is unknown. */
 static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, size_t i,
@@ -398,17 +285,13 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
     const struct store_msg *sm = store_msg(s->box, i);
     struct str data = STR_INIT, err = STR_INIT, buf = STR_INIT;
     struct mime_msg mm;
-    struct fetch_meta fm;
+    struct imap_cache_meta fm;
     const struct imap_index_entry *ce = NULL;
     bool parsed = false, first = true, made = false;
     int rc = 0;
 
-    if (r->need_meta && cache != NULL) {
-        const char *b;
-        size_t bl;
-        imap_index_base(sm->file, &b, &bl);
-        ce = imap_index_get(cache, sm->uid, b, bl);
-    }
+    if (r->need_meta)
+        ce = imap_cache_get(sm);
     if (r->need_msg || (r->need_meta && ce == NULL)) {
         int fd = store_open_msg(s->box, i);
         if (fd < 0)
@@ -430,7 +313,7 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
             return -2;
         }
         if (r->need_meta && ce == NULL) {
-            meta_make(&fm, sm, &mm);
+            imap_cache_make(s, &fm, sm, &mm);
             made = true;
             ce = &fm.e;
         }
@@ -505,7 +388,7 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
     }
     stream_puts(s->c.st, ")\r\n");
     if (made)
-        meta_free(&fm);
+        imap_cache_meta_free(&fm);
     if (parsed)
         mime_free(&mm);
     str_free(&data);
@@ -527,7 +410,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
         goto out;
     }
     if (r->need_meta)
-        (void)cache_for(s);
+        imap_cache_open(s);
     for (size_t k = 0; k < n && !s->c.closing; k++) {
         long i = store_find(s->box, uids[k]);
         size_t seq = imap_view_seq(s, uids[k]);
@@ -563,8 +446,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
         if (stream_error(s->c.st))
             break;
     }
-    if (cache != NULL && cache_added >= 64 && cache_added * 8 >= imap_index_count(cache))
-        cache_save(s, s->box);
+    imap_cache_command_end(s);
     imap_report_changes(s, uid);
     if (r->unknown_cte)
         imap_no(&s->c, "[UNKNOWN-CTE] Unknown content transfer encoding");

@@ -71,7 +71,8 @@ bool imap_folder_path(struct imap_session *s, const char *name, struct str *path
 
 /* ---- fetch.c ---- */
 void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid);
-/* Saves and drops the index cache FETCH keeps (at the end of a session). */
+/* Saves and drops the index cache FETCH keeps (fetch_cache.c), at the end of a
+ * session. */
 void imap_fetch_cache_done(struct imap_session *s);
 
 /* ---- search.c ---- */
