@@ -27,7 +27,7 @@ SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 PYTHON    ?= /usr/bin/python3
 PKG_CONFIG ?= pkg-config
 
-PKGS      := libssl libcrypto libbsd-overlay libcdb libpcre2-8 libcrypt
+PKGS      := libssl libcrypto libbsd-overlay libcdb libpcre2-8 libcrypt zlib
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 # tinycdb's .pc file is missing on some systems; fall back to -lcdb.

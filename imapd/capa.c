@@ -26,6 +26,8 @@ void imap_capa_session(struct str *out)
     str_sets(out, "IMAP4rev1 IMAP4rev2 SASL-IR ID ENABLE LITERAL+ NAMESPACE IDLE UIDPLUS "
                   "MOVE UNSELECT CHILDREN SPECIAL-USE CREATE-SPECIAL-USE ESEARCH SEARCHRES "
                   "LIST-EXTENDED LIST-STATUS STATUS=SIZE UTF8=ACCEPT CONDSTORE QRESYNC");
+    /* compress.c; BINARY: fetch.c and APPEND's literal8 */
+    str_appends(out, " COMPRESS=DEFLATE BINARY");
     /* RFC 7889: the server-wide limit; none is said when there is none */
     if (imap_cf.append_limit > 0)
         str_printf(out, " APPENDLIMIT=%llu", imap_cf.append_limit);

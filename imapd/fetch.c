@@ -1,11 +1,14 @@
 /* FETCH and UID FETCH (RFC 3501 6.4.5, 7.4.2): FLAGS, UID, INTERNALDATE, RFC822.SIZE,
  * RFC822, RFC822.HEADER, RFC822.TEXT, ENVELOPE, BODY, BODYSTRUCTURE, BODY[section]
  * and BODY.PEEK[section] with <origin.count>, the macros ALL, FAST and FULL, and
- * RFC 7162's MODSEQ with the modifiers CHANGEDSINCE and VANISHED (condstore.c).
+ * RFC 7162's MODSEQ with the modifiers CHANGEDSINCE and VANISHED (condstore.c), and
+ * RFC 3516's BINARY[part]<origin.count>, BINARY.PEEK[part] and BINARY.SIZE[part].
  * The message is read from its file and parsed by the MIME library (mime.h), which
  * gives the structures and the section bytes with every line end as CRLF; a body
- * fetched without PEEK sets \Seen.  The request is the client's, the message is
- * whoever sent it: both untrusted. */
+ * fetched without PEEK sets \Seen.  RFC822.SIZE, ENVELOPE, BODY and BODYSTRUCTURE
+ * come from the folder's index cache (imap_index.h) when it knows the message, and
+ * go into it when it does not, so a warm folder answers them without opening files.
+ * The request is the client's, the message is whoever sent it: both untrusted. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fetch_cache.h"
 #include "file_read.h"
+#include "imap_index.h"
 #include "imapd.h"
 #include "log.h"
 #include "mime.h"
@@ -27,7 +32,7 @@
 
 enum fetch_kind {
     F_FLAGS, F_UID, F_INTERNALDATE, F_SIZE, F_RFC822, F_RFC822_HEADER, F_RFC822_TEXT,
-    F_ENVELOPE, F_BODY, F_BODYSTRUCTURE, F_SECTION, F_MODSEQ,
+    F_ENVELOPE, F_BODY, F_BODYSTRUCTURE, F_SECTION, F_MODSEQ, F_BINARY, F_BINARY_SIZE,
 };
 
 struct fetch_item {
@@ -37,14 +42,18 @@ struct fetch_item {
     uint64_t origin, count;
     struct mime_section sec;
     struct str canon;               /* the section as it is answered */
+    struct str bin;                 /* BINARY: the decoded part of this message */
+    int bin_rc;                     /* and mime_section_fetch's answer for it */
 };
 
 struct fetch_req {
     struct fetch_item v[FETCH_ITEMS_MAX];
     size_t n;
     bool need_msg;                  /* an item needs the message's bytes */
+    bool need_meta;                 /* an item the index cache can answer */
     bool sets_seen;
     bool has_flags, has_uid, has_modseq;
+    bool unknown_cte;               /* a BINARY part had an unknown encoding */
 };
 
 static const struct {
@@ -70,14 +79,17 @@ static bool add(struct fetch_req *r, enum fetch_kind k)
         r->has_uid = true;
     if (k == F_MODSEQ)
         r->has_modseq = true;
-    if (k != F_FLAGS && k != F_UID && k != F_INTERNALDATE && k != F_MODSEQ)
+    if (k == F_SIZE || k == F_ENVELOPE || k == F_BODY || k == F_BODYSTRUCTURE)
+        r->need_meta = true;
+    else if (k != F_FLAGS && k != F_UID && k != F_INTERNALDATE && k != F_MODSEQ)
         r->need_msg = true;
     if (k == F_RFC822 || k == F_RFC822_TEXT)
         r->sets_seen = true;
     return true;
 }
 
-/* "[section]<o.n>" after BODY or BODY.PEEK. */
+/* "[section]<o.n>" after BODY or BODY.PEEK; "[part]<o.n>" after BINARY and
+ * BINARY.PEEK, "[part]" after BINARY.SIZE (RFC 3516 section-binary: numbers only). */
 static bool parse_section(struct imap_parser *ip, struct fetch_item *it)
 {
     const char *start = ip->p + 1, *p = start;
@@ -104,8 +116,11 @@ static bool parse_section(struct imap_parser *ip, struct fetch_item *it)
         return false;
     ip->p = p + 1;
     str_init(&it->canon);
+    str_init(&it->bin);
     mime_section_format(&it->sec, &it->canon);
-    if (imap_p_char(ip, '<')) {
+    if (it->kind != F_SECTION && it->sec.text != MIME_SECT_NONE)
+        return false;
+    if (it->kind != F_BINARY_SIZE && imap_p_char(ip, '<')) {
         if (!imap_p_number(ip, UINT32_MAX, &it->origin) || !imap_p_char(ip, '.')
             || !imap_p_number(ip, UINT32_MAX, &it->count) || it->count == 0
             || !imap_p_char(ip, '>'))
@@ -131,14 +146,18 @@ static bool parse_item(struct imap_parser *ip, struct fetch_req *r)
     name[len] = '\0';
     if (imap_p_peek(ip, '[')) {
         struct fetch_item *it;
-        bool peek = strcasecmp(name, "BODY.PEEK") == 0;
-        if (!peek && strcasecmp(name, "BODY") != 0)
+        enum fetch_kind k = F_SECTION;
+        bool peek = strcasecmp(name, "BODY.PEEK") == 0 || strcasecmp(name, "BINARY.PEEK") == 0;
+        if (strncasecmp(name, "BINARY", 6) == 0)
+            k = strcasecmp(name, "BINARY.SIZE") == 0 ? F_BINARY_SIZE : F_BINARY;
+        if (!peek && k != F_BINARY_SIZE && strcasecmp(name, "BODY") != 0
+            && strcasecmp(name, "BINARY") != 0)
             return false;
-        if (!add(r, F_SECTION))
+        if (!add(r, k))
             return false;
         it = &r->v[r->n - 1];
-        it->peek = peek;
-        if (!peek)
+        it->peek = peek || k == F_BINARY_SIZE;
+        if (!it->peek)
             r->sets_seen = true;
         return parse_section(ip, it);
     }
@@ -171,9 +190,11 @@ static bool parse_request(struct imap_parser *ip, struct fetch_req *r)
 static void req_free(struct fetch_req *r)
 {
     for (size_t i = 0; i < r->n; i++) {
-        if (r->v[i].kind == F_SECTION) {
+        if (r->v[i].kind == F_SECTION || r->v[i].kind == F_BINARY
+            || r->v[i].kind == F_BINARY_SIZE) {
             mime_section_free(&r->v[i].sec);
             str_free(&r->v[i].canon);
+            str_free(&r->v[i].bin);
         }
     }
 }
@@ -182,6 +203,50 @@ static void put_literal(struct imap_session *s, const char *p, size_t n)
 {
     stream_printf(s->c.st, "{%zu}\r\n", n);
     stream_write(s->c.st, p, n);
+}
+
+/* BINARY data: a literal8 "~{n}" when it holds a NUL (RFC 3516), else a literal. */
+static void put_literal8(struct imap_session *s, const char *p, size_t n)
+{
+    if (memchr(p, '\0', n) != NULL)
+        stream_puts(s->c.st, "~");
+    put_literal(s, p, n);
+}
+
+/* BINARY and BINARY.SIZE items of message mm decoded into each item's bin (before
+ * the response starts, since an unknown encoding makes the command NO).  false when
+ * a part's encoding is unknown. */
+static bool binary_prepare(struct fetch_req *r, const struct mime_msg *mm)
+{
+    for (size_t k = 0; k < r->n; k++) {
+        struct fetch_item *it = &r->v[k];
+        if (it->kind != F_BINARY && it->kind != F_BINARY_SIZE)
+            continue;
+        str_clear(&it->bin);
+        it->bin_rc = mime_section_fetch(mm, &it->sec, MIME_FETCH_BINARY, &it->bin);
+        if (it->bin_rc == -2)
+            return false;
+        if (it->bin_rc < 0)
+            str_clear(&it->bin);    /* a part that does not exist is empty */
+    }
+    return true;
+}
+
+static void put_binary(struct imap_session *s, const struct fetch_item *it)
+{
+    size_t start = 0, n = it->bin.len;
+
+    if (it->kind == F_BINARY_SIZE) {
+        stream_printf(s->c.st, "BINARY.SIZE[%s] %zu", it->canon.s ? it->canon.s : "", n);
+        return;
+    }
+    if (it->partial)
+        mime_partial(it->bin.len, it->origin, it->count, &start, &n);
+    stream_printf(s->c.st, "BINARY[%s]", it->canon.s ? it->canon.s : "");
+    if (it->partial)
+        stream_printf(s->c.st, "<%llu>", (unsigned long long)it->origin);
+    stream_puts(s->c.st, " ");
+    put_literal8(s, it->bin.s != NULL ? it->bin.s + start : "", n);
 }
 
 static void put_internaldate(struct imap_session *s, time_t t)
@@ -215,17 +280,22 @@ static void put_section(struct imap_session *s, const struct mime_msg *m,
     put_literal(s, buf->s != NULL ? buf->s + start : "", n);
 }
 
-/* One message's FETCH response.  -1 when its file is gone. */
+/* One message's FETCH response.  -1 when its file is gone, -2 (nothing sent) when a
+ * BINARY part's encoding is unknown. */
 static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, size_t i,
                      bool uid, bool seen_set)
 {
     const struct store_msg *sm = store_msg(s->box, i);
     struct str data = STR_INIT, err = STR_INIT, buf = STR_INIT;
     struct mime_msg mm;
-    bool parsed = false, first = true;
+    struct imap_cache_meta fm;
+    const struct imap_index_entry *ce = NULL;
+    bool parsed = false, first = true, made = false;
     int rc = 0;
 
-    if (r->need_msg) {
+    if (r->need_meta)
+        ce = imap_cache_get(sm);
+    if (r->need_msg || (r->need_meta && ce == NULL)) {
         int fd = store_open_msg(s->box, i);
         if (fd < 0)
             return -1;
@@ -239,6 +309,17 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
         }
         mime_parse(&mm, data.s != NULL ? data.s : "", data.len);
         parsed = true;
+        if (!binary_prepare(r, &mm)) {
+            mime_free(&mm);
+            str_free(&data);
+            str_free(&err);
+            return -2;
+        }
+        if (r->need_meta && ce == NULL) {
+            imap_cache_make(s, &fm, sm, &mm);
+            made = true;
+            ce = &fm.e;
+        }
     }
     for (size_t k = 0; k < r->n; k++)
         if (r->v[k].kind == F_INTERNALDATE && sm->internaldate == 0)
@@ -256,7 +337,6 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
     }
     for (size_t k = 0; k < r->n; k++) {
         const struct fetch_item *it = &r->v[k];
-        const struct mime_part *root = parsed ? mm.root : NULL;
 
         stream_puts(s->c.st, first ? "" : " ");
         first = false;
@@ -271,7 +351,7 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
             put_internaldate(s, sm->internaldate);
             break;
         case F_SIZE:
-            stream_printf(s->c.st, "RFC822.SIZE %zu", root->header_size + root->body_size);
+            stream_printf(s->c.st, "RFC822.SIZE %llu", (unsigned long long)ce->size);
             break;
         case F_RFC822:
         case F_RFC822_HEADER:
@@ -289,17 +369,16 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
             break;
         }
         case F_ENVELOPE:
-            str_clear(&buf);
-            mime_imap_envelope(&mm, root, &buf);
             stream_puts(s->c.st, "ENVELOPE ");
-            stream_write(s->c.st, buf.s, buf.len);
+            stream_write(s->c.st, ce->envelope, ce->envelope_len);
             break;
         case F_BODY:
+            stream_puts(s->c.st, "BODY ");
+            stream_write(s->c.st, ce->body, ce->body_len);
+            break;
         case F_BODYSTRUCTURE:
-            str_clear(&buf);
-            mime_imap_bodystructure(&mm, root, it->kind == F_BODYSTRUCTURE, &buf);
-            stream_puts(s->c.st, it->kind == F_BODY ? "BODY " : "BODYSTRUCTURE ");
-            stream_write(s->c.st, buf.s, buf.len);
+            stream_puts(s->c.st, "BODYSTRUCTURE ");
+            stream_write(s->c.st, ce->bodystructure, ce->bodystructure_len);
             break;
         case F_SECTION:
             put_section(s, &mm, it, &buf);
@@ -307,11 +386,17 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
         case F_MODSEQ:
             stream_printf(s->c.st, "MODSEQ (%llu)", (unsigned long long)sm->modseq);
             break;
+        case F_BINARY:
+        case F_BINARY_SIZE:
+            put_binary(s, it);
+            break;
         }
     }
     if (seen_set && (s->enabled & IMAP_EN_CONDSTORE) && !r->has_modseq)
         stream_printf(s->c.st, " MODSEQ (%llu)", (unsigned long long)sm->modseq);
     stream_puts(s->c.st, ")\r\n");
+    if (made)
+        imap_cache_meta_free(&fm);
     if (parsed)
         mime_free(&mm);
     str_free(&data);
@@ -347,6 +432,8 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
         imap_condstore_on(s);
     if (vanished)
         imap_fetch_vanished(s, &at_set, changedsince);
+    if (r->need_meta)
+        imap_cache_open(s);
     for (size_t k = 0; k < n && !s->c.closing; k++) {
         long i = store_find(s->box, uids[k]);
         size_t seq = imap_view_seq(s, uids[k]);
@@ -373,13 +460,22 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
                 continue;
             }
         }
-        if (fetch_one(s, r, seq, (size_t)i, uid, seen_set) < 0)
+        switch (fetch_one(s, r, seq, (size_t)i, uid, seen_set)) {
+        case -1:
             gone++;
+            break;
+        case -2:
+            r->unknown_cte = true;
+            break;
+        }
         if (stream_error(s->c.st))
             break;
     }
+    imap_cache_command_end(s);
     imap_report_changes(s, uid);
-    if (gone > 0 && !uid)
+    if (r->unknown_cte)
+        imap_no(&s->c, "[UNKNOWN-CTE] Unknown content transfer encoding");
+    else if (gone > 0 && !uid)
         imap_no(&s->c, "[EXPUNGEISSUED] Some messages were expunged meanwhile");
     else
         imap_ok(&s->c, "FETCH completed");

@@ -39,6 +39,7 @@ struct imap_conf {
     int auth_timeout_ms;            /* auth_request_timeout */
     long long error_limit;          /* imapd_error_limit */
     unsigned long long append_limit;  /* message_size_limit (0: none) */
+    size_t index_limit;             /* imapd_index_cache_limit (0: no cache) */
     bool wrapper;                   /* imapd_tls_wrapper: TLS from the first byte */
     bool loopback_plaintext;        /* imapd_loopback_plaintext_login */
     struct tls_ctx *tls;            /* NULL without a certificate */
@@ -55,6 +56,7 @@ struct imap_conn {
     const char *user;               /* NULL before login, for logs */
     unsigned errors;                /* BAD and NO counted against imapd_error_limit */
     bool closing;                   /* the connection is to be closed */
+    bool compressed;                /* COMPRESS DEFLATE is on (compress.c) */
     long long phase_deadline;       /* clock_ms() end of the pre-auth phase, or 0 */
     char tag[IMAP_TAG_MAX + 1];     /* of the command being answered ("*" when none) */
 };
@@ -102,6 +104,8 @@ bool imap_p_atom(struct imap_parser *ip, struct str *out, size_t max);
 bool imap_p_tag(struct imap_parser *ip, struct str *out);
 /* A quoted string or a literal (no NUL in either). */
 bool imap_p_string(struct imap_parser *ip, struct str *out);
+/* A literal8 "~{n}" (RFC 3516: NUL allowed), or a string as imap_p_string. */
+bool imap_p_string8(struct imap_parser *ip, struct str *out);
 /* An atom with ']' allowed, or a string. */
 bool imap_p_astring(struct imap_parser *ip, struct str *out);
 /* A LIST pattern: list-char atoms ('%' '*' allowed) or a string. */

@@ -76,7 +76,7 @@ static void take_tag(struct imap_conn *c, const char *s, size_t len)
 }
 
 /* One line, its end removed: 1, 0 when too long (skipped to its end, bounded),
- * -1 on EOF or error. */
+ * -2 when too long to skip (over IMAP_DISCARD_MAX), -1 on EOF or error. */
 static int read_line(struct imap_conn *c, struct str *line)
 {
     int r = stream_getline(c->st, line, IMAP_LINE_MAX + 2);
@@ -91,7 +91,7 @@ static int read_line(struct imap_conn *c, struct str *line)
                 skipped += rest.len;
         }
         str_free(&rest);
-        return r == STREAM_LINE ? 0 : -1;
+        return r == STREAM_LINE ? 0 : r == STREAM_PARTIAL ? -2 : -1;
     }
     if (r != STREAM_LINE)
         return -1;
@@ -159,9 +159,19 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
         bool plus;
         int r = read_line(c, &line);
 
+        if (r == -2) {
+            log_info("command line over %d bytes, closing: client=[%s]", IMAP_DISCARD_MAX,
+                     c->client);
+            stream_puts(c->st, "* BYE Command line too long\r\n");
+            c->closing = true;
+            res = IMAP_READ_BAD;
+            break;
+        }
         if (r < 0) {
             if (errno == ETIMEDOUT && clock_ms() >= deadline)
                 timeout_kind = "command line deadline exceeded";
+            else if (errno == EPROTO)
+                log_info("corrupt compressed input: client=[%s]", c->client);
             break;
         }
         if (cmd->len == 0)

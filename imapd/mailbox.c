@@ -352,7 +352,8 @@ static void cmd_append(struct imap_session *s, struct imap_parser *ip)
             imap_bad(&s->c, "APPEND UTF8 needs the message as a literal8");
             goto out;
         }
-    } else if (!imap_p_peek(ip, '{') || !imap_p_string(ip, &msg) || !imap_p_eol(ip)) {
+    } else if (!(imap_p_peek(ip, '{') || imap_p_peek(ip, '~')) || !imap_p_string8(ip, &msg)
+               || !imap_p_eol(ip)) {
         imap_bad(&s->c, "APPEND needs the message as a literal");
         goto out;
     }

@@ -30,6 +30,7 @@ static void imap_settings(const struct conf *c)
     imap_cf.wrapper = conf_bool(c, CONF_imapd_tls_wrapper);
     imap_cf.loopback_plaintext = conf_bool(c, CONF_imapd_loopback_plaintext_login);
     imap_cf.hostname = conf_str(c, CONF_myhostname);
+    imap_cf.index_limit = (size_t)conf_size(c, CONF_imapd_index_cache_limit);
 }
 
 static void preauth_pre_jail(struct server *srv)

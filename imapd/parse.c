@@ -91,7 +91,7 @@ static bool quoted(struct imap_parser *ip, struct str *out)
     return true;
 }
 
-static bool literal(struct imap_parser *ip, struct str *out)
+static bool literal_any(struct imap_parser *ip, struct str *out, bool nul_ok)
 {
     const char *p = ip->p + 1;
     size_t n = 0;
@@ -109,11 +109,23 @@ static bool literal(struct imap_parser *ip, struct str *out)
     if (ip->end - p < 3 || p[0] != '}' || p[1] != '\r' || p[2] != '\n')
         return false;
     p += 3;
-    if ((size_t)(ip->end - p) < n || memchr(p, '\0', n) != NULL)
+    if ((size_t)(ip->end - p) < n || (!nul_ok && memchr(p, '\0', n) != NULL))
         return false;
     str_set(out, p, n);
     ip->p = p + n;
     return true;
+}
+
+static bool literal(struct imap_parser *ip, struct str *out)
+{
+    return literal_any(ip, out, false);
+}
+
+bool imap_p_string8(struct imap_parser *ip, struct str *out)
+{
+    if (imap_p_char(ip, '~'))
+        return imap_p_peek(ip, '{') && literal_any(ip, out, true);
+    return imap_p_string(ip, out);
 }
 
 bool imap_p_string(struct imap_parser *ip, struct str *out)

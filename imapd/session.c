@@ -133,6 +133,7 @@ static const struct imap_command commands[] = {
     { "ID", cmd_id, 0 },
     { "ENABLE", cmd_enable, 0 },
     { "NAMESPACE", cmd_namespace, IMAP_CMD_NOARGS },
+    { "COMPRESS", imap_cmd_compress, 0 },
     { "LOGIN", cmd_already, 0 },
     { "AUTHENTICATE", cmd_already, 0 },
     { "STARTTLS", cmd_already, 0 },
@@ -219,6 +220,7 @@ int imap_session(struct login_handoff *h, const struct auth_result *who)
         stream_puts(s.c.st, "* BYE Server shutting down\r\n");
     log_info("logout: user=<%s>, client=[%s], %s", s.c.user, s.c.client,
              s.logout ? "logout" : timed_out ? "timeout" : "disconnected");
+    imap_fetch_cache_done(&s);
     imap_unselect(&s);
     free(s.view);
     free(s.exp_pending);

@@ -108,6 +108,9 @@ void imap_saved_clear(struct imap_session *s);
 
 /* ---- fetch.c ---- */
 void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid);
+/* Saves and drops the index cache FETCH keeps (fetch_cache.c), at the end of a
+ * session. */
+void imap_fetch_cache_done(struct imap_session *s);
 
 /* ---- search.c: SEARCH, ESEARCH (RFC 4731) and SEARCHRES (RFC 5182) ---- */
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid);
@@ -165,6 +168,9 @@ void imap_select_params_free(struct imap_select_params *p);
 /* After a SELECT with QRESYNC whose UIDVALIDITY matches: VANISHED (EARLIER) and
  * FETCH (UID FLAGS MODSEQ) for what changed since the client's mod-sequence. */
 void imap_qresync_report(struct imap_session *s, struct imap_select_params *p);
+
+/* ---- compress.c ---- */
+void imap_cmd_compress(struct imap_session *s, struct imap_parser *ip);
 
 /* ---- idle.c ---- */
 void imap_cmd_idle(struct imap_session *s, struct imap_parser *ip);

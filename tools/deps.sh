@@ -7,7 +7,7 @@
 #   deps.sh run      build dependencies only
 #   deps.sh list     print the package names (for INSTALL)
 set -u
-BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev libcrypt-dev"
+BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev libcrypt-dev zlib1g-dev"
 # What the tests run, each package for:
 #   python3 python3-pytest   the integration tests
 #   python3-dnslib           the test DNS server (tests/integration/dnsserver.py)
@@ -23,11 +23,12 @@ BUILD_PKGS="gcc make pkg-config libssl-dev libbsd-dev libcdb-dev libpcre2-dev li
 #   isync curl               IMAP clients (mbsync, curl's imap:// URLs)
 #   offlineimap3             an IMAP client that syncs both ways (test_imap_ext)
 #   dovecot-core             doveadm reads the Maildirs imapd writes
+#   dovecot-imapd            the IMAP peer of make bench
 #   opendkim opendkim-tools python3-dkim, spamass-milter spamassassin spamd spamc,
 #   clamav-daemon clamav-milter, rspamd
 #                            the mail filters the milter tests run on loopback
 TEST_PKGS="python3 python3-pytest python3-dnslib swaks libnet-ssleay-perl openssl man-db \
-fetchmail passwd postfix pflogsumm systemd isync curl offlineimap3 dovecot-core opendkim opendkim-tools \
+fetchmail passwd postfix pflogsumm systemd isync curl offlineimap3 dovecot-core dovecot-imapd opendkim opendkim-tools \
 python3-dkim spamass-milter spamassassin spamd spamc clamav-daemon clamav-milter rspamd"
 
 case "${1:-check}" in

@@ -182,6 +182,20 @@ void *stream_transport_ctx(const struct stream *st)
     return st->ctx;
 }
 
+int stream_push_filter(struct stream *st, const struct stream_ops *ops, void *ctx,
+                       struct stream_lower *lower, struct str *unread)
+{
+    if (stream_flush(st) < 0)
+        return -1;
+    str_set(unread, st->ibuf + st->ipos, st->ilen);
+    lower->ops = st->ops;
+    lower->ctx = st->ctx;
+    st->ops = ops;
+    st->ctx = ctx;
+    st->ipos = st->ilen = 0;
+    return 0;
+}
+
 size_t stream_pending(const struct stream *st)
 {
     size_t n = st->ilen;

@@ -53,6 +53,20 @@ int stream_clear_timeout(struct stream *st);
 size_t stream_set_transport(struct stream *st, const struct stream_ops *ops, void *ctx);
 void *stream_transport_ctx(const struct stream *st);
 
+/* A filter between the buffers and the transport (COMPRESS=DEFLATE): the filter's
+ * functions read and write through the transport that was there before, which
+ * stream_push_filter hands over in *lower; the filter's free must free lower too.
+ * Pending output is flushed through the old transport first.  Input already read
+ * but not yet consumed came from the peer after the command that started the filter,
+ * so it belongs to the filter: it is moved to *unread (cleared first), for the filter
+ * to decode before it reads more. */
+struct stream_lower {
+    const struct stream_ops *ops;
+    void *ctx;
+};
+int stream_push_filter(struct stream *st, const struct stream_ops *ops, void *ctx,
+                       struct stream_lower *lower, struct str *unread);
+
 /* Bytes readable without blocking: our input buffer plus the transport's. */
 size_t stream_pending(const struct stream *st);
 

@@ -162,6 +162,8 @@ def main():
     bench_filters.main(run_postern, pt, pf)
     import bench_pop3
     bench_pop3.main()
+    import bench_imap
+    bench_imap.main()
 
 
 if __name__ == "__main__":

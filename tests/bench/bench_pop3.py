@@ -23,26 +23,20 @@ installs nothing.  Figures are rates and ratios measured in the same run."""
 
 import contextlib
 import ctypes
-import multiprocessing
 import os
-import pwd
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
-from instance import Instance, POSTERN, reserve_port, wait_for  # noqa: E402
-from bench_postfix import set_subreaper, session_members, reap  # noqa: E402
+from instance import Instance  # noqa: E402
+from bench_postfix import set_subreaper  # noqa: E402
+from bench_dovecot import (TIMEOUT, chown_tree, dovecot_available, dovecot_server,  # noqa: E402
+                           link_tree, mail_owner, median, postern_server, run_procs,
+                           run_threads)
 
-DOVECOT = "/usr/sbin/dovecot"
-DOVECOT_POP3 = "/usr/lib/dovecot/pop3"
 DOMAIN = "bench.test"
 PASSWORD = "bench-secret"
 USERS = 10
@@ -51,7 +45,6 @@ LOGINS = int(os.environ.get("BENCH_POP3_LOGINS", "100"))        # per trial, all
 TRIALS = int(os.environ.get("BENCH_POP3_TRIALS", "3"))
 SIZE = 4096
 WINDOW = 8                 # RETR commands in flight per client
-TIMEOUT = 60               # seconds, every socket operation
 CLIENT_COUNTS = (1, 10)
 
 
@@ -85,24 +78,6 @@ def fill(maildir, count, uid, gid):
         names[name] = w
     chown_tree(maildir, uid, gid)
     return names
-
-
-def link_tree(src, dst, uid, gid):
-    """The same message files (hard links, same names) in a second Maildir."""
-    for d in ("tmp", "new", "cur"):
-        os.makedirs(os.path.join(dst, d), exist_ok=True)
-        for name in os.listdir(os.path.join(src, d)):
-            os.link(os.path.join(src, d, name), os.path.join(dst, d, name))
-    chown_tree(dst, uid, gid)
-
-
-def chown_tree(top, uid, gid):
-    if os.geteuid() != 0:
-        return
-    for root, dirs, files in os.walk(top):
-        os.chown(root, uid, gid)
-        for f in files:
-            os.chown(os.path.join(root, f), uid, gid)
 
 
 # ---- a minimal POP3 client ----
@@ -206,35 +181,6 @@ def sizes_of(port, user):
 
 # ---- load ----
 
-def run_threads(clients, work, barrier=None, t_go=None):
-    """Runs work(n) in clients threads; returns (seconds, sum of results).  With a
-    barrier (that work waits at), the clock starts at t_go[0], which the barrier's
-    action sets.  Any failure of a client fails the measurement."""
-    results = [0] * clients
-    errors = []
-
-    def body(n):
-        try:
-            results[n] = work(n)
-        except Exception as e:  # reported below
-            errors.append(f"client {n}: {e}")
-            if barrier is not None:
-                barrier.abort()
-
-    threads = [threading.Thread(target=body, args=(n,), daemon=True) for n in range(clients)]
-    t0 = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=900)
-        if t.is_alive():
-            raise TimeoutError("a POP3 client did not finish within 900 s")
-    elapsed = time.monotonic() - (t_go[0] if barrier is not None else t0)
-    if errors:
-        raise RuntimeError("; ".join(errors[:3]))
-    return elapsed, sum(results)
-
-
 def logins(port, clients):
     """Logins per second: each client connects, logs in and quits, LOGINS/clients times."""
     per = max(1, LOGINS // clients)
@@ -245,40 +191,8 @@ def logins(port, clients):
             p.login(address(n))
             p.quit()
         return per
-    secs, done = run_threads(clients, work)
+    secs, done = run_threads(clients, work, "POP3 client")
     return done / secs
-
-
-def run_procs(clients, work):
-    """work(n, barrier) in clients separate processes (one interpreter each, so the
-    clients are not held back by one interpreter's lock); the clock starts when all have
-    passed the barrier.  Returns (seconds, sum of results); any failure fails it."""
-    ctx = multiprocessing.get_context("fork")
-    t_go = ctx.Value("d", 0.0)
-
-    def go():
-        t_go.value = time.monotonic()
-    barrier = ctx.Barrier(clients, action=go, timeout=TIMEOUT)
-    results = ctx.Array("q", clients)
-
-    def body(n):
-        try:
-            results[n] = work(n, barrier)
-        except Exception as e:
-            sys.stderr.write(f"POP3 client {n}: {e}\n")
-            barrier.abort()
-            raise
-    procs = [ctx.Process(target=body, args=(n,), daemon=True) for n in range(clients)]
-    for pr in procs:
-        pr.start()
-    for pr in procs:
-        pr.join(timeout=900)
-        if pr.is_alive():
-            pr.kill()
-            raise TimeoutError("a POP3 client did not finish within 900 s")
-    if any(pr.exitcode != 0 for pr in procs):
-        raise RuntimeError("a POP3 client failed")
-    return time.monotonic() - t_go.value, sum(results)
 
 
 def retrieval(port, clients, sizes):
@@ -294,7 +208,7 @@ def retrieval(port, clients, sizes):
             got = p.retr_all(sizes[n])
             p.quit()
             return got
-        secs, done = run_procs(clients, work)
+        secs, done = run_procs(clients, work, "POP3 client")
         total_secs += secs
         total += done
         if total_secs >= 1.0:
@@ -312,111 +226,7 @@ def warm_up(port):
     return sizes
 
 
-def median(values):
-    v = sorted(values)
-    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
-
-
-# ---- processes ----
-
-def stop_session(leader, what):
-    """SIGTERM to a session leader we started, then the same (SIGKILL after a grace
-    period) for any member of its session still running; as subreaper we reap them."""
-    if leader.poll() is None:
-        leader.send_signal(signal.SIGTERM)
-        try:
-            leader.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            leader.kill()
-            leader.wait(timeout=15)
-    deadline = time.monotonic() + 15
-    while True:
-        live = []
-        for pid, state in session_members(leader.pid).items():
-            if reap(pid) is None and state != "Z":
-                live.append(pid)
-        if not live:
-            return
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} processes would not stop: {live}")
-        sig = signal.SIGKILL if time.monotonic() > deadline - 10 else signal.SIGTERM
-        for pid in live:
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.1)
-
-
-def pop3_answers(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-            s.settimeout(5)
-            ok = s.recv(512).startswith(b"+OK")
-            s.sendall(b"QUIT\r\n")
-            return ok
-    except OSError:
-        return False
-
-
-@contextlib.contextmanager
-def postern_server(inst):
-    """Runs the instance's master in the foreground as our child; yields the POP3 port."""
-    log = open(os.path.join(inst.dir, "stderr.log"), "w")
-    master = subprocess.Popen([POSTERN, "-c", inst.conf_dir, "start", "-f"],
-                              stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                              start_new_session=True)
-    try:
-        wait_for(lambda: pop3_answers(inst.port("pop3")) or master.poll() is not None,
-                 timeout=30, what="postern pop3 to answer")
-        if master.poll() is not None:
-            raise RuntimeError(f"postern master exited ({master.returncode})")
-        yield inst.port("pop3")
-    finally:
-        try:
-            stop_session(master, "postern")
-        finally:
-            log.close()
-
-
-def dovecot_available():
-    if os.geteuid() != 0:
-        return "needs root"
-    if not (os.path.exists(DOVECOT) and os.path.exists(DOVECOT_POP3)):
-        return "needs Debian's dovecot-pop3d package"
-    for u in ("dovecot", "dovenull"):
-        try:
-            pwd.getpwnam(u)
-        except KeyError:
-            return f"user {u} missing"
-    return None
-
-
-def dovecot_conf(top, port, uid, gid):
-    return f"""# Private Dovecot for the POP3 bench: loopback only, nothing outside {top}.
-instance_name = postern-bench-{os.getpid()}
-base_dir = {top}/run
-state_dir = {top}/state
-listen = 127.0.0.1
-protocols = pop3
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-log_path = {top}/dovecot.log
-info_log_path = {top}/dovecot.log
-first_valid_uid = {uid}
-first_valid_gid = {gid}
-mail_location = maildir:~
-pop3_no_flag_updates = yes
-passdb {{
-  driver = passwd-file
-  args = scheme=CRYPT username_format=%u {top}/passwd
-}}
-userdb {{
-  driver = static
-  args = uid={uid} gid={gid} home={top}/mail/%d/%n
-}}
-service pop3-login {{
+POP3_SERVICES = """service pop3-login {{
   inet_listener pop3 {{
     address = 127.0.0.1
     port = {port}
@@ -431,72 +241,7 @@ service pop3 {{
   service_count = 0
   process_limit = 100
 }}
-service imap-login {{
-  inet_listener imap {{
-    port = 0
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service lmtp {{
-  unix_listener lmtp {{
-    mode = 0
-  }}
-}}
 """
-
-
-@contextlib.contextmanager
-def dovecot_server(inst, uid, gid):
-    """A private Dovecot with the instance's users and (linked) Maildirs; yields its port."""
-    top = tempfile.mkdtemp(prefix="bench-dovecot-", dir="/tmp")
-    conf = os.path.join(top, "dovecot.conf")
-    master = None
-    ready = False
-    try:
-        os.chmod(top, 0o755)
-        for d in ("run", "state", "mail"):
-            os.mkdir(os.path.join(top, d), 0o755)
-        # The same users and hashes as Postern's passwd map.
-        with open(inst.map_path("passwd")) as f, open(os.path.join(top, "passwd"), "w") as out:
-            for line in f:
-                fields = line.split()
-                if len(fields) == 2 and not line.startswith("#"):
-                    out.write(f"{fields[0]}:{{CRYPT}}{fields[1]}\n")
-        for n in range(USERS):
-            local, domain = address(n).split("@")
-            link_tree(inst.maildir(address(n)), os.path.join(top, "mail", domain, local),
-                      uid, gid)
-        chown_tree(os.path.join(top, "mail"), uid, gid)
-        port = reserve_port()
-        with open(conf, "w") as f:
-            f.write(dovecot_conf(top, port, uid, gid))
-        with open(os.path.join(top, "stderr.log"), "w") as errlog:
-            master = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdin=subprocess.DEVNULL,
-                                      stdout=errlog, stderr=errlog, start_new_session=True)
-        wait_for(lambda: pop3_answers(port) or master.poll() is not None, timeout=30,
-                 what="dovecot pop3 to answer")
-        if master.poll() is not None:
-            with open(os.path.join(top, "stderr.log")) as f:
-                raise RuntimeError(f"dovecot exited ({master.returncode}): {f.read()[-500:]}")
-        ready = True
-        yield port
-    except Exception:
-        if ready:
-            raise
-        try:
-            with open(os.path.join(top, "dovecot.log"), errors="replace") as f:
-                print("dovecot log (last lines):\n" + "".join(f.readlines()[-15:]))
-        except OSError:
-            pass
-        raise
-    finally:
-        try:
-            if master is not None:
-                stop_session(master, "dovecot")
-        finally:
-            shutil.rmtree(top, ignore_errors=True)
 
 
 def yescrypt_ms(setting):
@@ -517,9 +262,8 @@ def main():
     print(f"bench pop3: {USERS} users of {MESSAGES} messages of ~{SIZE} bytes; "
           f"{LOGINS} logins and 1 s or more of retrieval per trial, median of {TRIALS} "
           f"trials alternating between the servers")
-    vm = pwd.getpwnam("vmail") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
-    uid, gid = vm.pw_uid, vm.pw_gid
-    why = dovecot_available()
+    uid, gid = mail_owner()
+    why = dovecot_available("pop3")
     # Both servers log every login and logout to a file of their own.
     inst = Instance(domains=(DOMAIN,))
     was_subreaper = set_subreaper(True)
@@ -539,8 +283,11 @@ def main():
             # Dovecot's tree is linked first, while Postern's Maildirs are still in new/.
             servers = {}
             if why is None:
-                servers["dovecot"] = stack.enter_context(dovecot_server(inst, uid, gid))
-            servers["postern"] = stack.enter_context(postern_server(inst))
+                servers["dovecot"] = stack.enter_context(dovecot_server(
+                    inst, [address(n) for n in range(USERS)], "pop3",
+                    lambda port: POP3_SERVICES.format(port=port),
+                    settings="pop3_no_flag_updates = yes"))[0]
+            servers["postern"] = stack.enter_context(postern_server(inst, "pop3", b"+OK"))[0]
             sizes = {name: warm_up(port) for name, port in servers.items()}
             figures = {}
             for kind in ("logins", "retrieved"):

@@ -84,6 +84,12 @@ static void walk(const struct str *cmd)
                 abort();
             continue;
         }
+        if (imap_p_peek(&ip, '~')) {
+            /* literal8 (RFC 3516): NUL allowed, but it stays inside the command */
+            if (!imap_p_string8(&ip, &tok))
+                break;
+            continue;
+        }
         if (imap_p_list_mailbox(&ip, &tok) || imap_p_astring(&ip, &tok)
             || imap_p_atom(&ip, &tok, IMAP_LINE_MAX))
             continue;
