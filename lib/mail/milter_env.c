@@ -65,8 +65,19 @@ static int add_rcpt(struct queue_writer *qw, struct resolve_clnt *rc, const char
                    v.text.s ? v.text.s : "resolver failure");
         ret = -1;
     } else if (v.status != ROUTER_OK) {
-        log_warn("%s: milter: recipient <%s> not added: %d %s %s", id, addr, v.code, v.dsn,
-                 v.text.s ? v.text.s : "refused");
+        /* Kept as given, as Postfix keeps what a filter adds: delivery then refuses
+         * it and the sender hears of it in a bounce; nothing vanishes unsaid. */
+        log_warn("%s: milter: recipient <%s> refused: %d %s %s; kept for a bounce", id, addr,
+                 v.code, v.dsn, v.text.s ? v.text.s : "refused");
+        if (has_rcpt(qw, addr)) {
+            /* already there */
+        } else if (qw_rcpt_count(qw) >= QUEUE_RCPT_MAX) {
+            str_sets(why, "too many recipients after a filter's changes");
+            ret = -1;
+        } else if (qw_recipient(qw, addr, addr, NULL) < 0) {
+            str_sets(why, "queue file write error");
+            ret = -1;
+        }
     } else {
         for (size_t k = 0; k < v.nexpanded && ret == 0; k++) {
             if (has_rcpt(qw, v.expanded[k]))

@@ -43,24 +43,31 @@ static void fields_free(struct fields *fs)
     free(fs->f);
 }
 
-/* "Name: value\n" from a filter's name and value: CR LF and bare CR become LF, and a
- * line break not followed by white space gets a tab (it must stay one field). */
+/* "Name: value\n" from a filter's name and value: CR LF and bare CR become LF, a
+ * line break not followed by white space gets a tab (it must stay one field), and
+ * empty or blank lines are dropped (one would end the header section). */
 static void field_text(struct str *out, const char *name, const char *value)
 {
+    bool first = true;
+
     str_clear(out);
     str_printf(out, "%s:", name);
-    if (*value != ' ' && *value != '\t' && *value != '\0')
-        str_appendc(out, ' ');
-    for (const char *p = value; *p; p++) {
-        if (*p == '\r' && p[1] == '\n')
-            continue;
-        if (*p == '\r' || *p == '\n') {
-            str_appendc(out, '\n');
-            if (p[1] != ' ' && p[1] != '\t' && p[1] != '\0')
-                str_appendc(out, '\t');
-            continue;
+    for (const char *p = value;;) {
+        size_t n = strcspn(p, "\r\n");
+
+        /* an empty or blank line would end the header section: dropped */
+        if (strspn(p, " \t") < n) {
+            if (!first)
+                str_appendc(out, '\n');
+            if (*p != ' ' && *p != '\t')
+                str_appendc(out, first ? ' ' : '\t');
+            str_append(out, p, n);
+            first = false;
         }
-        str_appendc(out, *p);
+        p += n;
+        if (*p == '\0')
+            break;
+        p++;
     }
     str_appendc(out, '\n');
 }

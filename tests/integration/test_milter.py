@@ -60,6 +60,9 @@ class Behaviour:
                change_header(1, "Subject", "changed by milter")]
         if b"QUARANTINEME" in body:
             out.append(quarantine("test quarantine"))
+        if b"BLANKLINES" in body:
+            out += [add_header("X-Blank", "first\r\n\r\n  \r\nsecond\r\n"),
+                    change_header(1, "X-Trail", "value\n")]
         if b"REPLACEME" in body:
             out.append(replace_body(b"the new body\r\nsecond line\r\n"))
         if b"DELETEHDR" in body:
@@ -130,6 +133,20 @@ def test_message_is_changed_before_the_250(env):
     stages = [s for s, _ in flt.log]
     for st in ("connect", "helo", "mail", "rcpt", "data", "header", "eoh", "body", "eom"):
         assert st in stages
+
+
+def test_added_field_cannot_end_the_header(env):
+    """A filter's value with empty or blank lines, or a line end at its end, stays one
+    field: the blank lines are dropped, the rest folded, and the header goes on."""
+    inst, _ = env
+    mid, data = message("blank lines", extra="X-Trail: old\r\n", body="BLANKLINES")
+    code, text = send(inst, ["alice@example.test"], data)
+    assert code == 250, text
+    got = inst.wait_message("alice@example.test", mid)
+    head, body = got.split(b"\n\n", 1)
+    assert b"X-Blank: first\n\tsecond\n" in head + b"\n"
+    assert b"X-Trail: value" in head and b"X-Test-Milter: seen" in head
+    assert body.startswith(b"BLANKLINES")
 
 
 def test_body_replaced(env):
@@ -225,19 +242,23 @@ def test_sender_changed(env):
 
 
 def test_recipients_added(env):
-    """SMFIR_ADDRCPT and SMFIR_ADDRCPT_PAR: the added recipients get the message, an
-    unknown one is logged and left out, and the others still get theirs."""
+    """SMFIR_ADDRCPT and SMFIR_ADDRCPT_PAR: the added recipients get the message; an
+    unknown one is kept as given and bounced to the sender, a malformed one is logged
+    and left out, and the others still get theirs."""
     inst, _ = env
     mark = inst.log_mark()
     mid, data = message("add rcpt", body="ADDRCPTME ADDPARME ADDUNKNOWN ADDBAD")
-    code, text = send(inst, ["alice@example.test"], data)
+    code, text = send(inst, ["alice@example.test"], data, sender="later@example.test")
     assert code == 250, text
     qid = text.decode().split()[-1]
     for who in ("alice", "bob", "carol"):
         inst.wait_message(f"{who}@example.test", mid)
     inst.wait_log(qid, "recipient added: <bob@example.test>", since=mark)
-    inst.wait_log(qid, "recipient <nosuchuser@example.test> not added", since=mark)
+    inst.wait_log(qid, "recipient <nosuchuser@example.test> refused", "kept for a bounce",
+                  since=mark)
     inst.wait_log(qid, "bad address in an envelope change", since=mark)
+    notice = inst.wait_message("later@example.test", about=mid)
+    assert b"nosuchuser@example.test" in notice and b"5.1.1" in notice
     inst.wait_settled(mark)
     assert not inst.queue_files("deferred")
     assert not inst.find_messages("alice@example.test", mid)[1:]   # one copy each
