@@ -288,8 +288,12 @@ static enum pickup_milter_verdict take_milters(struct pickup *p, struct take *t,
     enum pickup_milter_verdict v;
 
     if (t->keep_too_big) {
-        log_warn("maildrop/%s: too large for the milters: will try again", t->name);
-        v = PICKUP_MILTER_TEMPFAIL;
+        /* It would be too large on every later scan too: bounced, as sendmail(1)
+         * has gone and nobody else can hear of it. */
+        str_sets(&why, "5.3.4 Message too large for the mail filters");
+        log_warn("%s: maildrop/%s: more than %u bytes to keep for the milters: %s", t->id,
+                 t->name, PICKUP_KEEP_MAX, why.s);
+        v = PICKUP_MILTER_REJECT;
     } else {
         v = pickup_milter_run(p->milters, t->qw, p->resolve, t->id, &t->keep, &to, &why);
     }

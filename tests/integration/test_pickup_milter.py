@@ -60,6 +60,7 @@ def env():
     inst = start_instance(users=(SENDER, "bob@example.test", "carol@example.test"),
                           config={"non_smtpd_milters": f"inet:127.0.0.1:{port}",
                                   "trusted_users": ME,
+                                  "message_size_limit": "100000000",
                                   "milter_command_timeout": "5s",
                                   "milter_content_timeout": "5s",
                                   "milter_connect_timeout": "5s"})
@@ -103,6 +104,24 @@ def test_reject_bounces_to_the_sender(env):
     inst.wait_settled(mark, timeout=30)
     assert not inst.find_messages("bob@example.test", mid)
     assert not inst.queue_files("maildrop")
+
+
+def test_too_large_for_the_filters_bounces(env):
+    """More than pickup keeps in memory for the filters (64 MiB) would wait in maildrop/
+    for ever: it is bounced to its sender with 5.3.4, and nobody else gets it."""
+    inst, flt = env
+    mark = inst.log_mark()
+    seen = len(flt.messages)
+    line = "x" * 76 + "\n"
+    mid, text = message("too large", body=line * (65 * 1024 * 1024 // len(line) + 1))
+    sendmail_t(inst, text)
+    notice = inst.wait_message(SENDER, about=mid, timeout=60)
+    assert b"5.3.4" in notice and b"too large for the mail filters" in notice
+    inst.wait_log("more than", "to keep for the milters", since=mark, timeout=30)
+    inst.wait_settled(mark, timeout=60)
+    assert not inst.find_messages("bob@example.test", mid)
+    assert not inst.queue_files("maildrop")
+    assert len(flt.messages) == seen
 
 
 def test_tempfail_keeps_the_file_in_maildrop(env):
