@@ -77,7 +77,7 @@ pid_t master_running(const char *qdir, struct str *err)
     return pid;
 }
 
-static pid_t running_or_fail(const char *qdir)
+pid_t cmd_master_pid(const char *qdir)
 {
     struct str err = STR_INIT;
     str_init(&err);
@@ -98,7 +98,7 @@ int cmd_start(int argc, char **argv)
             cmd_usage("start");
     }
     struct conf *c = cmd_conf();
-    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
+    pid_t pid = cmd_master_pid(conf_str(c, CONF_queue_directory));
     if (pid > 0)
         cmd_fail("already running (pid %ld)", (long)pid);
     int n = check_run(c);
@@ -130,7 +130,7 @@ int cmd_reload(int argc, char **argv)
     if (argc != 1)
         cmd_usage("reload");
     struct conf *c = cmd_conf();
-    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
+    pid_t pid = cmd_master_pid(conf_str(c, CONF_queue_directory));
     if (pid == 0)
         cmd_fail("not running");
     int n = check_run(c);
@@ -172,7 +172,7 @@ int cmd_stop(int argc, char **argv)
     if (argc != 1)
         cmd_usage("stop");
     char *qdir = cmd_queue_dir_lenient();
-    pid_t pid = running_or_fail(qdir);
+    pid_t pid = cmd_master_pid(qdir);
     if (pid == 0)
         cmd_fail("not running");
     if (kill(pid, SIGTERM) < 0)
@@ -180,7 +180,7 @@ int cmd_stop(int argc, char **argv)
     struct timespec delay = { 0, 100 * 1000 * 1000 };
     for (int i = 0; i < STOP_WAIT_SECONDS * 10; i++) {
         nanosleep(&delay, NULL);
-        if (running_or_fail(qdir) == 0) {
+        if (cmd_master_pid(qdir) == 0) {
             printf("postern stopped\n");
             free(qdir);
             return 0;
@@ -188,54 +188,4 @@ int cmd_stop(int argc, char **argv)
     }
     cmd_fail("master (pid %ld) did not stop within %d seconds", (long)pid,
              STOP_WAIT_SECONDS);
-}
-
-/* "postern logrotate", as "postfix logrotate": the log file (maillog_file, or the
- * fallback when there is no syslog) is renamed FILE.YYYYMMDD-HHMMSS, then a running
- * master is reloaded so that it and its new processes open FILE afresh. */
-int cmd_logrotate(int argc, char **argv)
-{
-    (void)argv;
-    if (argc != 1)
-        cmd_usage("logrotate");
-    struct conf *c = cmd_conf();
-    char *file = log_conf_file(c, 0);
-    if (file == NULL) {
-        printf("postern logs to syslog: its own rotation applies\n");
-        conf_free(c);
-        return 0;
-    }
-    char stamp[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    if (localtime_r(&now, &tm) == NULL
-        || strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm) == 0)
-        cmd_fail("cannot format the time");
-    struct str to = STR_INIT;
-    str_init(&to);
-    str_printf(&to, "%s.%s", file, stamp);
-    if (access(to.s, F_OK) == 0)
-        cmd_fail("%s exists already: try again in a second", to.s);
-    if (rename(file, to.s) < 0) {
-        if (errno != ENOENT)
-            cmd_fail("rename %s: %s", file, strerror(errno));
-        printf("%s: no log file yet\n", file);
-    } else {
-        printf("%s: rotated to %s\n", file, to.s);
-    }
-    pid_t pid = running_or_fail(conf_str(c, CONF_queue_directory));
-    if (pid > 0) {
-        int n = check_run(c);
-        if (n > 0)
-            cmd_fail("%d error%s in the configuration: not reloaded; processes keep logging "
-                     "to %s until it is put right and \"postern reload\" runs", n,
-                     n == 1 ? "" : "s", to.s);
-        if (kill(pid, SIGHUP) < 0)
-            cmd_fail("cannot signal master (pid %ld): %s", (long)pid, strerror(errno));
-        printf("postern reloading (pid %ld): new processes log to %s\n", (long)pid, file);
-    }
-    str_free(&to);
-    free(file);
-    conf_free(c);
-    return 0;
 }

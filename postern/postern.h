@@ -64,6 +64,9 @@ void json_str(FILE *f, const char *s);
  * 0; -1 on error. */
 pid_t master_running(const char *qdir, struct str *err);
 
+/* master_running(), exiting with the message on error. */
+pid_t cmd_master_pid(const char *qdir);
+
 /* From master's status file (if it belongs to the master with this pid): the number
  * of reloads it has handled and why the last one failed (empty: it worked).  1, or
  * 0 when the file does not say. */

@@ -58,6 +58,9 @@ CONF_KEY(vmail_user, USER, "vmail", 1, 32, NULL, NULL,
 CONF_KEY(maillog_file, PATH, "", 0, 1024, NULL,
          "log to syslog (to standard error in the foreground)",
          "log to this file instead of syslog")
+CONF_KEY(maillog_file_compressor, ENUM, "gzip", 0, 1, "gzip|bzip2|xz|zstd",
+         "leave rotated log files as they are",
+         "program that compresses log files that postern logrotate renamed")
 CONF_KEY(syslog_facility, ENUM, "mail", 1, 1,
          "mail|daemon|user|auth|authpriv|local0|local1|local2|local3|local4|local5"
          "|local6|local7", NULL,

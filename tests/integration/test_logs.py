@@ -4,6 +4,7 @@ file and the processes open a new one; the final status of each delivery is logg
 under the delivery agent's name (smtp, local), so that pflogsumm --syslog-name=postern
 counts it as it does Postfix's."""
 
+import gzip
 import os
 import re
 import shutil
@@ -78,6 +79,31 @@ def test_logrotate_renames_and_new_processes_log_afresh():
         qid = i.submit("bob@remote.test", [USER], "Message-ID: <rot@test>\r\n\r\nx\r\n")
         i.wait_message(USER, "<rot@test>")
         i.wait_log(f"{qid}: to=<{USER}>", "status=sent", since=0)
+        assert not os.path.exists(rotated + ".gz")     # the newest waits
+        # the next rotation compresses the one before (gzip by default); the stamp
+        # has a second's resolution: a second rotation in the same second is refused
+        p2 = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
+            i.run("logrotate", check=False)), what="a second rotation", timeout=5)
+        assert f"{rotated}: compressed with gzip" in p2.stdout, p2.stdout
+        with gzip.open(rotated + ".gz", "rt") as f:
+            assert "reload -- configuration" in f.read()
+        assert not os.path.exists(rotated)
+        newest = re.search(r"rotated to (\S+)\n", p2.stdout).group(1)
+        assert os.path.exists(newest) and not os.path.exists(newest + ".gz")
+    finally:
+        i.cleanup()
+
+
+def test_logrotate_compressor_is_checked_and_can_be_off():
+    i = start_instance(users=(USER,), config={"maillog_file_compressor": ""})
+    try:
+        for _ in range(2):
+            p = wait_for(lambda: (lambda r: r if r.returncode == 0 else None)(
+                i.run("logrotate", check=False)), what="a rotation", timeout=5)
+            assert "compressed" not in p.stdout
+        assert not [f for f in os.listdir(os.path.dirname(i.logfile)) if f.endswith(".gz")]
+        p = i.run("config", "maillog_file_compressor=compress", check=False)
+        assert p.returncode != 0 and "maillog_file_compressor" in p.stderr
     finally:
         i.cleanup()
 
