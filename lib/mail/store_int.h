@@ -87,7 +87,7 @@ struct store_box {
     size_t n, cap;
     char *kw[STORE_KEYWORDS_MAX];
     struct store_changes pending;       /* found by internal syncs, not yet reported */
-    struct timespec seen_new, seen_cur, seen_list;      /* for the quick check */
+    struct timespec seen_new, seen_cur, seen_list;      /* change times, for the quick check */
     ino_t seen_list_ino;
     bool stamps_trusted;                /* the directory stamps were old when taken */
     bool synced;
@@ -103,6 +103,13 @@ int store_sync_changed(struct store_box *b, struct str *err);
  * was written, under the lock), for store_sync's quick check. */
 void store_stamp_dirs(struct store_box *b);
 void store_stamp_list(struct store_box *b);
+/* The stamp file (store_stamp.c): true when it says the list matches the
+ * directories as store_stamp_dirs just saw them; written after a scan that left
+ * them matching. */
+bool store_stamp_valid(const struct store_box *b);
+/* Full scans of the directories this process made (for tests and the bench). */
+extern unsigned long store_scans;
+void store_stamp_save(const struct store_box *b);
 /* Writes b->ul, then rebuilds the view from it (keeping \Recent). */
 int store_commit(struct store_box *b, struct str *err);
 /* Reads dovecot-keywords into b->kw; writes it from b->kw. */

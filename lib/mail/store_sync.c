@@ -34,6 +34,7 @@ struct found {
 struct scan {
     struct found *v;
     size_t n, cap;
+    size_t moved;           /* files this scan moved from new/ to cur/ */
 };
 
 static void scan_free(struct scan *s)
@@ -76,6 +77,8 @@ static int sys_fail(struct str *err, const char *what, const char *name)
     return -1;
 }
 
+unsigned long store_scans;
+
 /* Lists cur/, then new/ (moving new/ files into cur/ unless read-only; with
  * cur_only, not at all). */
 static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct str *err)
@@ -83,6 +86,7 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct 
     struct str nn = STR_INIT;
     int rc = 0;
 
+    store_scans++;
     for (int pass = 1; pass >= (cur_only ? 1 : 0) && rc == 0; pass--) {
         int fd = dup(pass == 0 ? b->newfd : b->curfd);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
@@ -114,6 +118,7 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct 
                 if (renameat(b->newfd, name, b->curfd, nn.s) < 0)
                     continue;       /* gone meanwhile, or taken by another reader */
                 name = nn.s;
+                s->moved++;
             }
             f.name = xstrdup(name);
             f.used = false;
@@ -298,16 +303,106 @@ int store_commit(struct store_box *b, struct str *err)
     return 0;
 }
 
+/* Brings ul in step with a scan of the directories: known messages gone or with
+ * other flags, new files given UIDs in delivery order (from *first_new on).  *dirty
+ * when ul changed; *moved: files moved from new/ to cur/.  0, or -1 with err. */
+static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
+                      uint32_t *first_new, size_t *moved, struct str *err)
+{
+    struct scan s = { 0 };
+    struct found **fresh = NULL;
+    size_t nfresh = 0;
+
+    if (scan_dirs(b, &s, false, err) < 0) {
+        scan_free(&s);
+        return -1;
+    }
+    /* Known messages: gone, or flags changed in their names.  A file renamed in cur/
+     * while we read it can be missed; cur/ is read again before one is declared
+     * gone. */
+    struct scan again = { 0 };
+    struct str canon = STR_INIT;
+    bool reread = false, join = false;
+    size_t k = 0;
+    for (size_t i = 0; i < ul->n; i++) {
+        struct uidlist_rec *rec = &ul->v[i];
+        struct found *f = scan_find(&s, rec->base);
+
+        if (f == NULL && !reread) {
+            reread = true;
+            if (scan_dirs(b, &again, true, err) < 0) {
+                scan_free(&s);
+                scan_free(&again);
+                str_free(&canon);
+                return -1;
+            }
+        }
+        if (f == NULL && (f = scan_find(&again, rec->base)) != NULL)
+            f->used = false;
+        if (f == NULL || f->used) {
+            uidlist_expunged(ul, rec->uid, ++ul->highestmodseq, join);
+            join = true;
+            free(rec->base);
+            free(rec->file);
+            *dirty = true;
+            continue;
+        }
+        join = false;
+        f->used = true;
+        if (f->flags != rec->flags || f->keywords != rec->keywords) {
+            rec->flags = f->flags;
+            rec->keywords = f->keywords;
+            rec->modseq = ++ul->highestmodseq;
+            *dirty = true;
+        }
+        store_name_make(&canon, rec->base, strlen(rec->base), rec->flags, rec->keywords);
+        free(rec->file);
+        rec->file = strcmp(canon.s, f->name) != 0 ? xstrdup(f->name) : NULL;
+        ul->v[k++] = *rec;
+    }
+    ul->n = k;
+    /* New files, in delivery order. */
+    for (size_t i = 0; i < s.n; i++) {
+        if (s.v[i].used)
+            continue;
+        fresh = xreallocarray(fresh, nfresh + 1, sizeof(*fresh));
+        fresh[nfresh++] = &s.v[i];
+    }
+    if (nfresh > 1)
+        qsort(fresh, nfresh, sizeof(*fresh), cmp_delivery);
+    *first_new = ul->nextuid;
+    for (size_t i = 0; i < nfresh; i++) {
+        struct found *f = fresh[i];
+        char *base = xstrndup(f->name, f->blen);
+
+        if (ul->nextuid == UINT32_MAX) {
+            free(base);
+            break;                  /* UIDs exhausted: RFC 3501 wants a new UIDVALIDITY */
+        }
+        struct uidlist_rec *nr = uidlist_add(ul, ul->nextuid++, base, f->flags, f->keywords,
+                                             ++ul->highestmodseq);
+        store_name_make(&canon, base, f->blen, f->flags, f->keywords);
+        if (strcmp(canon.s, f->name) != 0)
+            nr->file = xstrdup(f->name);
+        free(base);
+        *dirty = true;
+    }
+    free(fresh);
+    *moved = s.moved;
+    scan_free(&s);
+    scan_free(&again);
+    str_free(&canon);
+    return 0;
+}
+
 int store_sync_locked(struct store_box *b, struct str *err)
 {
     struct uidlist ul;
-    struct scan s = { 0 };
     struct str why = STR_INIT;
-    bool dirty = false;
+    bool dirty = false, quick;
     int r;
     uint32_t first_new;
-    struct found **fresh = NULL;
-    size_t nfresh = 0;
+    size_t moved = 0;
 
     store_keywords_read(b);
     r = uidlist_read(b->dirfd, &ul, &why);
@@ -336,86 +431,14 @@ int store_sync_locked(struct store_box *b, struct str *err)
     if (b->synced && ul.uidvalidity != b->ul.uidvalidity)
         b->pending.uidvalidity_changed = true;
     store_stamp_dirs(b);
-    if (scan_dirs(b, &s, false, err) < 0) {
+    first_new = ul.nextuid;
+    /* The list as stamped after a scan that matched the directories, which have not
+     * changed since: nothing to read there (store_stamp.c). */
+    quick = r > 0 && store_stamp_valid(b);
+    if (!quick && merge_scan(b, &ul, &dirty, &first_new, &moved, err) < 0) {
         uidlist_free(&ul);
-        scan_free(&s);
         return -1;
     }
-    /* Known messages: gone, or flags changed in their names.  A file renamed in cur/
-     * while we read it can be missed; cur/ is read again before one is declared
-     * gone. */
-    struct scan again = { 0 };
-    struct str canon = STR_INIT;
-    bool reread = false, join = false;
-    size_t k = 0;
-    for (size_t i = 0; i < ul.n; i++) {
-        struct uidlist_rec *rec = &ul.v[i];
-        struct found *f = scan_find(&s, rec->base);
-
-        if (f == NULL && !reread) {
-            reread = true;
-            if (scan_dirs(b, &again, true, err) < 0) {
-                uidlist_free(&ul);
-                scan_free(&s);
-                scan_free(&again);
-                str_free(&canon);
-                return -1;
-            }
-        }
-        if (f == NULL && (f = scan_find(&again, rec->base)) != NULL)
-            f->used = false;
-        if (f == NULL || f->used) {
-            uidlist_expunged(&ul, rec->uid, ++ul.highestmodseq, join);
-            join = true;
-            free(rec->base);
-            free(rec->file);
-            dirty = true;
-            continue;
-        }
-        join = false;
-        f->used = true;
-        if (f->flags != rec->flags || f->keywords != rec->keywords) {
-            rec->flags = f->flags;
-            rec->keywords = f->keywords;
-            rec->modseq = ++ul.highestmodseq;
-            dirty = true;
-        }
-        store_name_make(&canon, rec->base, strlen(rec->base), rec->flags, rec->keywords);
-        free(rec->file);
-        rec->file = strcmp(canon.s, f->name) != 0 ? xstrdup(f->name) : NULL;
-        ul.v[k++] = *rec;
-    }
-    ul.n = k;
-    /* New files, in delivery order. */
-    for (size_t i = 0; i < s.n; i++) {
-        if (s.v[i].used)
-            continue;
-        fresh = xreallocarray(fresh, nfresh + 1, sizeof(*fresh));
-        fresh[nfresh++] = &s.v[i];
-    }
-    if (nfresh > 1)
-        qsort(fresh, nfresh, sizeof(*fresh), cmp_delivery);
-    first_new = ul.nextuid;
-    for (size_t i = 0; i < nfresh; i++) {
-        struct found *f = fresh[i];
-        char *base = xstrndup(f->name, f->blen);
-
-        if (ul.nextuid == UINT32_MAX) {
-            free(base);
-            break;                  /* UIDs exhausted: RFC 3501 wants a new UIDVALIDITY */
-        }
-        struct uidlist_rec *nr = uidlist_add(&ul, ul.nextuid++, base, f->flags, f->keywords,
-                                             ++ul.highestmodseq);
-        store_name_make(&canon, base, f->blen, f->flags, f->keywords);
-        if (strcmp(canon.s, f->name) != 0)
-            nr->file = xstrdup(f->name);
-        free(base);
-        dirty = true;
-    }
-    free(fresh);
-    scan_free(&s);
-    scan_free(&again);
-    str_free(&canon);
     /* Durable before anyone sees a new UID. */
     if (dirty && uidlist_write(b->dirfd, b->dir, &ul, err) < 0) {
         uidlist_free(&ul);
@@ -432,6 +455,8 @@ int store_sync_locked(struct store_box *b, struct str *err)
     rebuild_view(b, b->synced ? &b->pending : NULL, first_new);
     b->synced = true;
     store_stamp_list(b);
+    if (!quick && moved == 0)
+        store_stamp_save(b);
     return 0;
 }
 
@@ -454,10 +479,10 @@ void store_stamp_dirs(struct store_box *b)
     if (fstat(b->newfd, &sn) < 0 || fstat(b->curfd, &sc) < 0 ||
         clock_gettime(CLOCK_REALTIME, &now) < 0)
         return;
-    b->seen_new = sn.st_mtim;
-    b->seen_cur = sc.st_mtim;
-    b->stamps_trusted = ts_ns(now) - ts_ns(sn.st_mtim) > STAMP_MARGIN_NS &&
-                        ts_ns(now) - ts_ns(sc.st_mtim) > STAMP_MARGIN_NS;
+    b->seen_new = sn.st_ctim;
+    b->seen_cur = sc.st_ctim;
+    b->stamps_trusted = ts_ns(now) - ts_ns(sn.st_ctim) > STAMP_MARGIN_NS &&
+                        ts_ns(now) - ts_ns(sc.st_ctim) > STAMP_MARGIN_NS;
 }
 
 void store_stamp_list(struct store_box *b)
@@ -468,7 +493,7 @@ void store_stamp_list(struct store_box *b)
         b->stamps_trusted = false;
         return;
     }
-    b->seen_list = sl.st_mtim;
+    b->seen_list = sl.st_ctim;
     b->seen_list_ino = sl.st_ino;
 }
 
@@ -481,8 +506,8 @@ static bool unchanged(struct store_box *b)
         fstat(b->curfd, &sc) < 0 ||
         fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
         return false;
-    return ts_ns(sn.st_mtim) == ts_ns(b->seen_new) && ts_ns(sc.st_mtim) == ts_ns(b->seen_cur) &&
-           ts_ns(sl.st_mtim) == ts_ns(b->seen_list) && sl.st_ino == b->seen_list_ino;
+    return ts_ns(sn.st_ctim) == ts_ns(b->seen_new) && ts_ns(sc.st_ctim) == ts_ns(b->seen_cur) &&
+           ts_ns(sl.st_ctim) == ts_ns(b->seen_list) && sl.st_ino == b->seen_list_ino;
 }
 
 int store_sync_changed(struct store_box *b, struct str *err)

@@ -1,0 +1,156 @@
+/* Unit tests for the stamp beside the UID list (store_stamp.c): a folder whose
+ * directories have not changed since a scan that matched them opens from its list
+ * alone; a delivery, a rename by another program, a rewritten list or a damaged
+ * stamp each bring the scan back, and what the scan finds is what the folder shows. */
+#include "unit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "maildir.h"
+#include "store.h"
+#include "store_int.h"
+#include "str.h"
+
+static void folder(char *dir, size_t len, const char *name)
+{
+    struct str err = STR_INIT;
+
+    snprintf(dir, len, "%s/%s", unit_tmpdir(), name);
+    if (maildir_create(dir, 0700, &err) < 0)
+        fprintf(stderr, "maildir_create: %s\n", err.s);
+    str_free(&err);
+}
+
+static void put(const char *dir, const char *rel)
+{
+    char path[1024];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/%s", dir, rel);
+    f = fopen(path, "w");
+    if (f != NULL) {
+        fputs("Subject: x\n\nx\n", f);
+        fclose(f);
+    }
+}
+
+/* Opens and closes dir; the number of messages, and whether it scanned. */
+static size_t open_count(const char *dir, bool *scanned)
+{
+    struct store_box *b = NULL;
+    struct str err = STR_INIT;
+    unsigned long before = store_scans;
+    size_t n = (size_t)-1;
+
+    if (store_open(dir, 0, 0, &b, &err) == 0) {
+        n = store_count(b);
+        store_close(b);
+    } else {
+        fprintf(stderr, "store_open: %s\n", err.s);
+    }
+    *scanned = store_scans != before;
+    str_free(&err);
+    return n;
+}
+
+/* Opens dir until an open needs no scan (the stamp is written once the directories'
+ * last change is old enough): bounded to 5 s.  True when it came to that. */
+static bool until_quick(const char *dir, size_t want)
+{
+    struct timespec pause = { 0, 50 * 1000 * 1000 };
+    bool scanned = true;
+
+    for (int i = 0; i < 100; i++) {
+        if (open_count(dir, &scanned) != want)
+            return false;
+        if (!scanned)
+            return true;
+        nanosleep(&pause, NULL);
+    }
+    return false;
+}
+
+TEST(unchanged_folder_opens_from_its_list)
+{
+    char dir[600];
+    bool scanned;
+
+    folder(dir, sizeof(dir), "quick");
+    put(dir, "new/100.M1P1.h");
+    put(dir, "cur/101.M2P1.h:2,S");
+    CHECK(until_quick(dir, 2));
+    CHECK(open_count(dir, &scanned) == 2 && !scanned);
+}
+
+TEST(delivery_and_renames_are_seen)
+{
+    char dir[600], a[1024], b[1024];
+    bool scanned;
+
+    folder(dir, sizeof(dir), "changes");
+    put(dir, "cur/101.M2P1.h:2,");
+    CHECK(until_quick(dir, 1));
+    put(dir, "new/102.M3P1.h");                 /* a delivery */
+    CHECK(open_count(dir, &scanned) == 2 && scanned);
+    CHECK(until_quick(dir, 2));
+    snprintf(a, sizeof(a), "%s/cur/101.M2P1.h:2,", dir);
+    snprintf(b, sizeof(b), "%s/cur/101.M2P1.h:2,S", dir);
+    CHECK(rename(a, b) == 0);                   /* another program sets \Seen */
+    struct store_box *box = NULL;
+    struct str err = STR_INIT;
+    unsigned long before = store_scans;
+    CHECK(store_open(dir, 0, 0, &box, &err) == 0);
+    CHECK(store_scans != before);
+    if (box != NULL) {
+        CHECK(store_count(box) == 2);
+        CHECK(store_msg(box, 0) != NULL && (store_msg(box, 0)->flags & STORE_F_SEEN));
+        store_close(box);
+    }
+    str_free(&err);
+    snprintf(a, sizeof(a), "%s/cur/101.M2P1.h:2,S", dir);
+    CHECK(unlink(a) == 0);                      /* another program removes it */
+    CHECK(until_quick(dir, 1));
+}
+
+TEST(damaged_or_stale_stamp_means_a_scan)
+{
+    char dir[600], path[1024];
+    bool scanned;
+    FILE *f;
+
+    folder(dir, sizeof(dir), "damaged");
+    put(dir, "cur/101.M2P1.h:2,");
+    CHECK(until_quick(dir, 1));
+    snprintf(path, sizeof(path), "%s/postern-uidlist.stamp", dir);
+    f = fopen(path, "r+");
+    CHECK(f != NULL);
+    if (f != NULL) {
+        fseek(f, -2, SEEK_END);
+        fputc('9', f);                          /* one digit off */
+        fclose(f);
+    }
+    CHECK(open_count(dir, &scanned) == 1 && scanned);
+    CHECK(until_quick(dir, 1));
+    CHECK(truncate(path, 10) == 0);
+    CHECK(open_count(dir, &scanned) == 1 && scanned);
+    CHECK(until_quick(dir, 1));
+    /* a list rewritten (here: removed) is never taken on an old stamp's word */
+    snprintf(path, sizeof(path), "%s/postern-uidlist", dir);
+    CHECK(unlink(path) == 0);
+    CHECK(open_count(dir, &scanned) == 1 && scanned);
+}
+
+TEST(names_the_list_cannot_hold_are_scanned_each_time)
+{
+    char dir[600];
+    bool scanned;
+
+    folder(dir, sizeof(dir), "odd");
+    put(dir, "cur/101.M2P1.h:2,SF");            /* flags out of order: not canonical */
+    for (int i = 0; i < 6; i++)
+        CHECK(open_count(dir, &scanned) == 1 && scanned);
+}
