@@ -353,7 +353,11 @@ void smtpd_command(struct smtpd_session *s, char *line)
                 smtpd_reply(s, 530, "5.7.0 Must issue a STARTTLS command first");
                 return;
             }
-            if (is_junk(commands[i].id) && !smtpd_junk(s))
+            /* A repeated HELO/EHLO (not the one after STARTTLS, which forgets the
+             * first) moves no mail either: a client cannot idle on it for ever. */
+            bool again = (commands[i].id == CMD_EHLO || commands[i].id == CMD_HELO)
+                         && s->helo.len > 0;
+            if ((is_junk(commands[i].id) || again) && !smtpd_junk(s))
                 return;
             /* Without PIPELINING offered (no EHLO yet, or HELO), a client waits for
              * each reply; input already there means it does not (RFC 2920).  EHLO,

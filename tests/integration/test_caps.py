@@ -297,6 +297,20 @@ def test_junk_command_limit(mta):
     mta.wait_log("too many junk commands after NOOP from [127.0.0.1]", since=mark)
 
 
+def test_repeated_ehlo_is_junk(mta):
+    """A client that says EHLO again and again (each within the idle timeout) cannot
+    hold a process for ever: a repeat counts against smtpd_junk_command_limit."""
+    mark = mta.log_mark()
+    with greeted(mta) as s:
+        assert command(s, b"EHLO first.remote.test").startswith(b"250")
+        for _ in range(JUNK_LIMIT):
+            assert command(s, b"EHLO again.remote.test").startswith(b"250")
+        got = command(s, b"HELO again.remote.test")
+        assert got.startswith(b"421 4.7.0"), got
+        assert closed(s)
+    mta.wait_log("too many junk commands after HELO from [127.0.0.1]", since=mark)
+
+
 def test_early_talker_is_refused(mta):
     mark = mta.log_mark()
     with connect(mta) as s:
