@@ -364,11 +364,14 @@ struct body_match {
     bool found;
 };
 
-static int body_line(void *arg, const struct mime_part *p, const char *line, size_t len)
+static int body_line(void *arg, const struct mime_part *p, const char *line, size_t len,
+                     const char *raw, size_t raw_len)
 {
     struct body_match *b = arg;
 
     (void)p;
+    (void)raw;
+    (void)raw_len;
     if (contains(line, len, b->text)) {
         b->found = true;
         return 1;

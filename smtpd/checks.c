@@ -2,8 +2,10 @@
  * (header_checks), each MIME field of its parts (mime_header_checks: Content-* and
  * MIME-Version, the top-level ones included, as Postfix splits them) and each body
  * line of each part, decoded from quoted-printable or base64 for text parts
- * (body_checks), is looked up; the first table value found acts.  The content is
- * untrusted: keys are bounded copies, log text is cut and control bytes replaced. */
+ * (body_checks), is looked up; the first table value found acts.  IGNORE, REPLACE and
+ * PREPEND edit whole fields or lines as they are in the message; a body line that was
+ * decoded or cut in pieces cannot be edited.  The content is untrusted: keys are
+ * bounded copies, log text is cut and control bytes replaced. */
 #include "checks.h"
 
 #include <ctype.h>
@@ -64,8 +66,9 @@ size_t smtpd_checks_max(long long limit)
     return (size_t)limit;
 }
 
-/* An edit of the header bytes [off, off+len): removed (IGNORE), replaced
- * (REPLACE), or kept with a line before it (PREPEND). */
+/* An edit of the bytes [off, off+len) of a header field or a body line, its line end
+ * included: removed (IGNORE), replaced (REPLACE), or kept with a line before it
+ * (PREPEND). */
 struct edit {
     size_t off, len;
     char *text;                 /* line(s) to put there, '\n' ended; NULL: none */
@@ -121,8 +124,13 @@ static void log_action(struct run *r, const char *action, const char *what,
     str_free(&l);
 }
 
-static void edit_add(struct run *r, size_t off, size_t len, const char *text, bool keep)
+static void edit_add(struct run *r, const char *raw, size_t len, const char *text,
+                     bool keep)
 {
+    size_t off = (size_t)(raw - r->m->buf);
+
+    if (off > r->m->len || len > r->m->len - off)
+        log_panic("content check edit outside the message");
     r->edits = xreallocarray(r->edits, r->nedits + 1, sizeof(*r->edits));
     struct edit *e = &r->edits[r->nedits++];
     e->off = off;
@@ -164,8 +172,18 @@ static bool filter_ok(const char *text)
     return true;
 }
 
-/* Looks line up in ml and acts.  raw/rawlen: the header field in the buffer (NULL
- * for a body line, where IGNORE, REPLACE and PREPEND do not apply). */
+/* IGNORE, REPLACE and PREPEND need the field or line as it is in the message: false,
+ * after a warning, when it is not (a body line decoded or in pieces). */
+static bool editable(struct run *r, const char *action, const char *what, const char *raw)
+{
+    if (raw == NULL)
+        log_warn("%s: %s %s not applied: the line is decoded or in pieces", r->s->txn.id,
+                 what, action);
+    return raw != NULL;
+}
+
+/* Looks line up in ml and acts.  raw/rawlen: the header field or body line in the
+ * buffer, line end included; NULL for a body line that is not there as it is. */
 static int check(struct run *r, struct maplist *ml, const char *what, const char *line,
                  size_t len, const char *raw, size_t rawlen)
 {
@@ -212,14 +230,19 @@ static int check(struct run *r, struct maplist *ml, const char *what, const char
         str_sets(&r->s->txn.policy.filter, text);
     } else if (word_is(val, "OK", &text) || word_is(val, "DUNNO", &text)) {
         /* nothing */
-    } else if (raw != NULL && word_is(val, "IGNORE", &text)) {
-        edit_add(r, (size_t)(raw - r->m->buf), rawlen, NULL, false);
-    } else if (raw != NULL && word_is(val, "REPLACE", &text) && *text) {
-        log_action(r, "replace", what, line, len, text);
-        edit_add(r, (size_t)(raw - r->m->buf), rawlen, text, false);
-    } else if (raw != NULL && word_is(val, "PREPEND", &text) && *text) {
-        log_action(r, "prepend", what, line, len, text);
-        edit_add(r, (size_t)(raw - r->m->buf), 0, text, true);
+    } else if (word_is(val, "IGNORE", &text)) {
+        if (editable(r, "IGNORE", what, raw))
+            edit_add(r, raw, rawlen, NULL, false);
+    } else if (word_is(val, "REPLACE", &text) && *text) {
+        if (editable(r, "REPLACE", what, raw)) {
+            log_action(r, "replace", what, line, len, text);
+            edit_add(r, raw, rawlen, text, false);
+        }
+    } else if (word_is(val, "PREPEND", &text) && *text) {
+        if (editable(r, "PREPEND", what, raw)) {
+            log_action(r, "prepend", what, line, len, text);
+            edit_add(r, raw, 0, text, true);
+        }
     } else {
         log_warn("%s: %s check: unsupported action \"%.*s\"; ignored", r->s->txn.id, what,
                  60, val);
@@ -251,14 +274,15 @@ static int on_header(void *arg, const struct mime_part *p, enum mime_header_kind
     return rc;
 }
 
-static int on_body(void *arg, const struct mime_part *p, const char *line, size_t len)
+static int on_body(void *arg, const struct mime_part *p, const char *line, size_t len,
+                   const char *raw, size_t raw_len)
 {
     struct run *r = arg;
 
     (void)p;
     if (body_maps == NULL)
         return 0;
-    return check(r, body_maps, "body", line, len, NULL, 0);
+    return check(r, body_maps, "body", line, len, raw, raw_len);
 }
 
 static int edit_cmp(const void *a, const void *b)
@@ -266,7 +290,7 @@ static int edit_cmp(const void *a, const void *b)
     const struct edit *x = a, *y = b;
     if (x->off != y->off)
         return x->off < y->off ? -1 : 1;
-    return (int)y->keep - (int)x->keep;     /* a PREPEND before an edit of its field */
+    return (int)y->keep - (int)x->keep;     /* a PREPEND before an edit of its line */
 }
 
 int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *code,
@@ -291,7 +315,7 @@ int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *
         for (size_t i = 0; i < r.nedits; i++) {
             const struct edit *e = &r.edits[i];
             if (e->off < pos)
-                continue;       /* two edits of one field: the first wins */
+                continue;       /* two edits of one line: the first wins */
             str_append(out, buf + pos, e->off - pos);
             if (e->text)
                 str_appends(out, e->text);

@@ -25,8 +25,8 @@ void smtpd_checks_setup(const struct conf *c);
 bool smtpd_checks_enabled(void);
 /* The most content kept for the checks (bytes). */
 size_t smtpd_checks_max(long long message_size_limit);
-/* Runs the checks over the message buf[0..len) and appends it, with the header edits
- * (IGNORE, REPLACE, PREPEND), to out.  Sets the transaction's hold, discard,
+/* Runs the checks over the message buf[0..len) and appends it, with the header and
+ * body edits (IGNORE, REPLACE, PREPEND), to out.  Sets the transaction's hold, discard,
  * redirect or filter.  0 to
  * go on with the commit; 1 after a REJECT (code, dsn and text set, already logged). */
 int smtpd_checks_run(struct smtpd_session *s, const char *buf, size_t len, int *code,

@@ -328,8 +328,13 @@ struct mime_walk_ops {
      * converted to UTF-8; for other leaves the lines as they are in the message
      * (base64 of an attachment stays base64, as Postfix's body_checks see it), unless
      * MIME_WALK_DECODE_ALL.  Also the preamble/epilogue lines of multiparts, as
-     * they are.  Lines longer than MIME_WALK_LINE_MAX come in pieces. */
-    int (*body_line)(void *arg, const struct mime_part *p, const char *line, size_t len);
+     * they are.  Lines longer than MIME_WALK_LINE_MAX come in pieces.  raw is the
+     * line in the buffer with its line end (for the last line of a part, the one
+     * before the boundary), when it is there whole: no transfer decoding undone and
+     * not a piece (line may still differ from it by the charset conversion); NULL
+     * (raw_len 0) otherwise. */
+    int (*body_line)(void *arg, const struct mime_part *p, const char *line, size_t len,
+                     const char *raw, size_t raw_len);
 };
 #define MIME_WALK_LINE_MAX 8192
 enum mime_walk_flags {

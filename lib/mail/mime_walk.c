@@ -2,7 +2,10 @@
  * nested_header_checks, body_checks): every header field of every part with its
  * class, and every body line, decoded where the part is text.  Memory stays bounded
  * whatever the message: bodies are decoded in chunks and lines are handed over in
- * pieces of at most MIME_WALK_LINE_MAX bytes. */
+ * pieces of at most MIME_WALK_LINE_MAX bytes.  A line that is whole in the buffer
+ * (no transfer decoding, not a piece) comes with its bytes there, line end
+ * included, so that a caller can edit the message. */
+#include <stdint.h>
 #include <string.h>
 
 #include "mime.h"
@@ -15,7 +18,18 @@ struct walk {
     const struct mime_walk_ops *ops;
     unsigned flags;
     void *arg;
+    bool piece;                 /* the next decoded line is the rest of a cut one */
 };
+
+/* Bytes of the line end at buf[k]: "\r\n" 2, "\n" 1, else 0. */
+static size_t eol_len(const struct mime_msg *m, size_t k)
+{
+    if (k < m->len && m->buf[k] == '\n')
+        return 1;
+    if (k + 1 < m->len && m->buf[k] == '\r' && m->buf[k + 1] == '\n')
+        return 2;
+    return 0;
+}
 
 /* Raw lines of buf[b..e), line ends removed, long lines in pieces. */
 static int raw_lines(struct walk *w, const struct mime_part *p, size_t b, size_t e)
@@ -28,15 +42,20 @@ static int raw_lines(struct walk *w, const struct mime_part *p, size_t b, size_t
     while (b < e) {
         const char *nl = memchr(s + b, '\n', e - b);
         size_t k = nl != NULL ? (size_t)(nl - s) : e, n = k - b;
+        /* the line with its line end (at e: the one before a boundary) */
+        size_t raw_len = nl != NULL ? n + 1 : n + eol_len(w->m, e);
+        bool cut = false;
         if (n > 0 && s[b + n - 1] == '\r')
             n--;
         while (n > MIME_WALK_LINE_MAX) {
-            if ((r = w->ops->body_line(w->arg, p, s + b, MIME_WALK_LINE_MAX)) != 0)
+            if ((r = w->ops->body_line(w->arg, p, s + b, MIME_WALK_LINE_MAX, NULL, 0)) != 0)
                 return r;
             b += MIME_WALK_LINE_MAX;
             n -= MIME_WALK_LINE_MAX;
+            cut = true;
         }
-        if ((r = w->ops->body_line(w->arg, p, s + b, n)) != 0)
+        if ((r = w->ops->body_line(w->arg, p, s + b, n, cut ? NULL : s + b,
+                                   cut ? 0 : raw_len)) != 0)
             return r;
         b = nl != NULL ? k + 1 : e;
     }
@@ -44,9 +63,10 @@ static int raw_lines(struct walk *w, const struct mime_part *p, size_t b, size_t
 }
 
 /* Complete lines of dec (all of it when last) converted and handed over; the rest
- * stays in dec. */
+ * stays in dec.  raw_end: for an identity transfer encoding, the offset in the
+ * buffer just after the bytes dec holds (they are the buffer's); else SIZE_MAX. */
 static int decoded_lines(struct walk *w, const struct mime_part *p, const char *charset,
-                         struct str *dec, bool last, struct str *utf)
+                         struct str *dec, bool last, struct str *utf, size_t raw_end)
 {
     size_t b = 0;
     int r = 0;
@@ -60,18 +80,27 @@ static int decoded_lines(struct walk *w, const struct mime_part *p, const char *
             n--;
         if (nl == NULL && !last && n <= MIME_WALK_LINE_MAX)
             break;                      /* wait for the rest of the line */
+        const char *raw = NULL;
+        size_t raw_len = 0;
         if (n > MIME_WALK_LINE_MAX) {
             n = MIME_WALK_LINE_MAX;     /* a piece */
             next = b + n;
+            w->piece = true;
         } else {
             next = nl != NULL ? (size_t)(nl - dec->s) + 1 : dec->len;
+            if (raw_end != SIZE_MAX && !w->piece) {
+                size_t off = raw_end - dec->len + b;
+                raw = w->m->buf + off;
+                raw_len = next - b + (nl != NULL ? 0 : eol_len(w->m, raw_end));
+            }
+            w->piece = false;
         }
         str_clear(utf);
         if (charset != NULL)
             (void)mime_charset_to_utf8(charset, dec->s + b, n, utf, MIME_WALK_LINE_MAX * 4);
         else
             str_append(utf, dec->s + b, n);
-        if ((r = w->ops->body_line(w->arg, p, utf->s, utf->len)) != 0)
+        if ((r = w->ops->body_line(w->arg, p, utf->s, utf->len, raw, raw_len)) != 0)
             break;
         b = next;
     }
@@ -87,6 +116,7 @@ static int leaf_body(struct walk *w, const struct mime_part *p)
     struct mime_decoder d;
     struct str dec = STR_INIT, utf = STR_INIT;
     size_t b = p->body_off;
+    bool identity;
     int r = 0;
 
     if (w->ops->body_line == NULL)
@@ -94,19 +124,23 @@ static int leaf_body(struct walk *w, const struct mime_part *p)
     if (p->encoding == MIME_ENC_UNKNOWN ||
         (!text && !(w->flags & MIME_WALK_DECODE_ALL) && strcmp(p->type, "message") != 0))
         return raw_lines(w, p, p->body_off, p->end);
+    /* without transfer decoding, dec holds the buffer's bytes up to b */
+    identity = p->encoding == MIME_ENC_7BIT || p->encoding == MIME_ENC_8BIT
+               || p->encoding == MIME_ENC_BINARY;
     cs = text ? mime_param_find(p->params, p->nparams, "charset") : NULL;
     mime_decoder_init(&d, p->encoding, SIZE_MAX);
+    w->piece = false;
     while (b < p->end && r == 0) {
         size_t n = p->end - b > CHUNK ? CHUNK : p->end - b;
         mime_decoder_update(&d, w->m->buf + b, n, &dec);
         b += n;
         r = decoded_lines(w, p, text ? (cs != NULL ? cs->value : "us-ascii") : NULL, &dec,
-                          false, &utf);
+                          false, &utf, identity ? b : SIZE_MAX);
     }
     if (r == 0) {
         (void)mime_decoder_finish(&d, &dec);
         r = decoded_lines(w, p, text ? (cs != NULL ? cs->value : "us-ascii") : NULL, &dec,
-                          true, &utf);
+                          true, &utf, identity ? b : SIZE_MAX);
     }
     str_free(&dec);
     str_free(&utf);
@@ -181,7 +215,7 @@ static int walk_part(struct walk *w, const struct mime_part *p, struct str *v)
 int mime_walk(const struct mime_msg *m, const struct mime_walk_ops *ops, unsigned flags,
               void *arg)
 {
-    struct walk w = { m, ops, flags, arg };
+    struct walk w = { m, ops, flags, arg, false };
     struct str v = STR_INIT;
     int r = walk_part(&w, m->root, &v);
 

@@ -100,12 +100,19 @@ static void imap_list_ok(const char *s, size_t n)
         abort();
 }
 
-static int on_line(void *arg, const struct mime_part *p, const char *line, size_t len)
+/* A line is at most MIME_WALK_LINE_MAX bytes; its raw bytes, when given, lie in the
+ * message. */
+static int on_line(void *arg, const struct mime_part *p, const char *line, size_t len,
+                   const char *raw, size_t raw_len)
 {
-    (void)arg;
+    const struct mime_msg *m = arg;
+    uintptr_t b = (uintptr_t)m->buf, r = (uintptr_t)raw;
+
     (void)p;
     (void)line;
     if (len > MIME_WALK_LINE_MAX)
+        abort();
+    if (raw == NULL ? raw_len != 0 : r < b || r - b > m->len || raw_len > m->len - (r - b))
         abort();
     return 0;
 }
@@ -193,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mime_imap_envelope(&m, m.root, &s);
     imap_list_ok(s.s, s.len);
     check_sections(&m);
-    if (mime_walk(&m, &ops, size > 0 && (data[0] & 1) ? MIME_WALK_DECODE_ALL : 0, NULL) != 0)
+    if (mime_walk(&m, &ops, size > 0 && (data[0] & 1) ? MIME_WALK_DECODE_ALL : 0, &m) != 0)
         abort();
     mime_free(&m);
 

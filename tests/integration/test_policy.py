@@ -623,6 +623,83 @@ def test_body_checks_actions():
         inst.cleanup()
 
 
+BODY_EDITS = r"""/^drop this/ IGNORE
+/^old line (.*)/ REPLACE .new line $1
+/^before me/ PREPEND inserted line
+"""
+
+EDITED = """MIME-Version: 1.0
+Content-Type: multipart/mixed; boundary="b1"
+
+--b1
+Content-Type: text/plain; charset=us-ascii
+
+keep one
+drop this line
+old line here
+before me
+keep two
+drop this too, the last line of the part
+--b1
+Content-Type: application/octet-stream
+
+drop this attachment line
+kept attachment line
+--b1--
+"""
+
+
+def test_body_checks_edits():
+    """IGNORE, REPLACE and PREPEND from body_checks edit body lines as they are in the
+    message; a line matched after base64 decoding is left alone, with a warning."""
+    inst = start_instance(users=(ALICE,), start=False)
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "body.pcre")
+        with open(path, "w") as f:
+            f.write(BODY_EDITS)
+        inst.config(body_checks="pcre:" + path)
+        inst.start()
+        mark = inst.log_mark()
+        mid = f"<be.{time.time()}@example.org>"
+        code, _, qid = deliver(inst, f"Message-ID: {mid}\nSubject: edits\n" + EDITED)
+        assert code == 250
+        inst.wait_log(qid, "replace: body old line here from", ": .new line here",
+                      since=mark)
+        inst.wait_log(qid, "prepend: body before me from", ": inserted line", since=mark)
+        msg = inst.wait_message(ALICE, message_id=mid).replace(b"\r\n", b"\n")
+        body = msg.split(b"\n\n", 1)[1]
+        assert body == (b"--b1\n"
+                        b"Content-Type: text/plain; charset=us-ascii\n"
+                        b"\n"
+                        b"keep one\n"
+                        b".new line here\n"
+                        b"inserted line\n"
+                        b"before me\n"
+                        b"keep two\n"
+                        b"--b1\n"
+                        b"Content-Type: application/octet-stream\n"
+                        b"\n"
+                        b"kept attachment line\n"
+                        b"--b1--\n")
+        assert b"Subject: edits\nMIME-Version: 1.0\n" in msg
+
+        encoded = base64.b64encode(b"drop this decoded line\n").decode()
+        assert "drop" not in encoded
+        sent = ("MIME-Version: 1.0\n"
+                'Content-Type: multipart/mixed; boundary="b2"\n\n'
+                "--b2\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n"
+                f"{encoded}\n--b2--\n")
+        mid = f"<bd.{time.time()}@example.org>"
+        code, _, qid = deliver(inst, f"Message-ID: {mid}\nSubject: decoded\n" + sent)
+        assert code == 250
+        inst.wait_log(qid, "warning: ", f"{qid}: body IGNORE not applied: "
+                      "the line is decoded or in pieces", since=mark)
+        msg = inst.wait_message(ALICE, message_id=mid).replace(b"\r\n", b"\n")
+        assert msg.endswith(f"Subject: decoded\n{sent}".encode())
+    finally:
+        inst.cleanup()
+
+
 def test_bad_dnsbl_item_refused_by_check():
     inst = start_instance(start=False)
     try:

@@ -284,9 +284,13 @@ static int on_header(void *arg, const struct mime_part *p, enum mime_header_kind
     return 0;
 }
 
-static int on_line(void *arg, const struct mime_part *p, const char *line, size_t len)
+static int on_line(void *arg, const struct mime_part *p, const char *line, size_t len,
+                   const char *raw, size_t raw_len)
 {
     struct rec *r = arg;
+
+    (void)raw;
+    (void)raw_len;
 
     str_appends(&r->log, "L:");
     str_append(&r->log, line, len);
@@ -367,6 +371,135 @@ TEST(walk)
         str_free(&big);
     }
     str_free(&r.log);
+}
+
+/* Each line with what the walk says are its bytes in the message: "line=[raw]|" or
+ * "line=NULL|". */
+struct raws {
+    const struct mime_msg *m;
+    struct str log;
+    size_t bad;                 /* raw outside the buffer, or not the line's bytes */
+};
+
+static int on_raw(void *arg, const struct mime_part *p, const char *line, size_t len,
+                  const char *raw, size_t raw_len)
+{
+    struct raws *x = arg;
+    const char *b = x->m->buf;
+
+    (void)p;
+    str_append(&x->log, line, len);
+    if (raw == NULL) {
+        if (raw_len != 0)
+            x->bad++;
+        str_appends(&x->log, "=NULL|");
+        return 0;
+    }
+    if (raw < b || raw > b + x->m->len || raw_len > (size_t)(b + x->m->len - raw)
+        || raw_len < len || memcmp(raw, line, len) != 0)
+        x->bad++;
+    else
+        str_printf(&x->log, "=[%.*s]|", (int)raw_len, raw);
+    return 0;
+}
+
+static void walk_raw(struct raws *x, const char *msg, size_t len, unsigned flags)
+{
+    struct mime_walk_ops ops = { NULL, on_raw };
+    struct mime_msg m;
+
+    mime_parse(&m, msg, len);
+    x->m = &m;
+    str_clear(&x->log);
+    x->bad = 0;
+    CHECK(mime_walk(&m, &ops, flags, x) == 0);
+    mime_free(&m);
+}
+
+/* A whole line that is not transfer-decoded points into the message, with its line
+ * end (the last line of a part: the one before the boundary); decoded lines and
+ * pieces of long lines do not. */
+TEST(walk_points_into_the_message)
+{
+    static const char msg[] =
+        "Subject: x\r\n"
+        "Content-Type: multipart/mixed; boundary=\"o\"\r\n"
+        "\r\n"
+        "pre\r\n"
+        "--o\r\n"
+        "Content-Type: text/plain\r\n"
+        "\r\n"
+        "one\r\n"
+        "two\r\n"
+        "--o\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        "\r\n"
+        "YWJjCg==\r\n"
+        "--o\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Transfer-Encoding: quoted-printable\r\n"
+        "\r\n"
+        "q=3Dp\r\n"
+        "--o\r\n"
+        "Content-Type: application/octet-stream\r\n"
+        "Content-Transfer-Encoding: base64\r\n"
+        "\r\n"
+        "QUJD\r\n"
+        "--o--\r\n"
+        "epi\n";
+    struct raws x = { NULL, STR_INIT, 0 };
+
+    walk_raw(&x, msg, sizeof(msg) - 1, 0);
+    CHECK(x.bad == 0);
+    CHECK_STR(x.log.s, "pre=[pre\r\n]|--o=[--o\r\n]|one=[one\r\n]|two=[two\r\n]|"
+                       "--o=[--o\r\n]|abc=NULL|--o=[--o\r\n]|q=p=NULL|--o=[--o\r\n]|"
+                       "QUJD=[QUJD\r\n]|--o--=[--o--\r\n]|epi=[epi\n]|");
+    /* decoded when asked to: no longer the message's bytes */
+    walk_raw(&x, msg, sizeof(msg) - 1, MIME_WALK_DECODE_ALL);
+    CHECK(x.bad == 0);
+    CHECK(strstr(x.log.s, "|ABC=NULL|") != NULL);
+
+    /* bare "\n" line ends; a last line without one */
+    {
+        static const char plain[] = "Subject: y\n\nhello\n\nlast";
+        walk_raw(&x, plain, sizeof(plain) - 1, 0);
+        CHECK(x.bad == 0);
+        CHECK_STR(x.log.s, "hello=[hello\n]|=[\n]|last=[last]|");
+    }
+
+    /* a long line comes in pieces without raw, text or not; the next line has it */
+    for (int t = 0; t < 2; t++) {
+        struct str big = STR_INIT;
+        str_appends(&big, t ? "Content-Type: image/png\r\n\r\n" : "Subject: x\r\n\r\n");
+        for (int i = 0; i < MIME_WALK_LINE_MAX + 10; i++)
+            str_appendc(&big, 'a');
+        str_appends(&big, "\r\nok\r\n");
+        walk_raw(&x, big.s, big.len, 0);
+        CHECK(x.bad == 0);
+        static const char end[] = "=NULL|ok=[ok\r\n]|";
+        CHECK(x.log.len > sizeof(end)
+              && strcmp(x.log.s + x.log.len - (sizeof(end) - 1), end) == 0);
+        CHECK(strstr(x.log.s, "=[a") == NULL);
+        str_free(&big);
+    }
+
+    /* lines across the chunks the text is decoded in keep their place */
+    {
+        struct str big = STR_INIT;
+        size_t n = 0;
+        str_appends(&big, "Subject: x\r\n\r\n");
+        for (int i = 0; i < 20000; i++)
+            str_printf(&big, "line %05d\r\n", i);
+        walk_raw(&x, big.s, big.len, 0);
+        CHECK(x.bad == 0);
+        for (const char *q = x.log.s; (q = strstr(q, "\r\n]|")) != NULL; q++)
+            n++;
+        CHECK(n == 20000);
+        CHECK(strstr(x.log.s, "line 12345=[line 12345\r\n]|") != NULL);
+        str_free(&big);
+    }
+    str_free(&x.log);
 }
 
 /* What SEARCH reads: each part's text decoded and in UTF-8; a header by name. */
