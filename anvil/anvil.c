@@ -5,7 +5,8 @@
  * and read without blocking, a malformed one closes that connection only, the
  * number of peers and the table are bounded (anvil_table.h).  A peer that came
  * through the socket in login/ (the unprivileged pre-auth processes) may only count
- * connections. */
+ * connections, and only a process running as root or as the user of a service that
+ * calls anvil is heard there (SO_PEERCRED, peer_allow.h). */
 #include <errno.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -24,6 +25,8 @@
 #include "fd.h"
 #include "ipc_proto.h"
 #include "log.h"
+#include "master_conf.h"
+#include "peer_allow.h"
 #include "proto.h"
 #include "server.h"
 #include "str.h"
@@ -280,6 +283,25 @@ static bool peer_write(struct peer *p)
     return !p->closing;
 }
 
+/* Who may call login/anvil: root and the users of the services that count their
+ * clients there (the pre-auth processes of pop3d and imapd, and smtpd). */
+static struct peer_allow login_callers;
+
+static bool calls_anvil(const struct master_service *svc)
+{
+    return strcmp(svc->command, "smtpd") == 0 || strcmp(svc->command, "pop3d") == 0
+           || strcmp(svc->command, "imapd") == 0;
+}
+
+static void anvil_pre_jail(struct server *srv)
+{
+    struct str err = STR_INIT;
+
+    if (peer_allow_load(srv->conf, calls_anvil, &login_callers, &err) < 0)
+        log_fatal("callers of %s: %s", PROTO_PATH_ANVIL_LOGIN, err.s);
+    str_free(&err);
+}
+
 static void peer_accept(const struct listener *l)
 {
     int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -297,6 +319,10 @@ static void peer_accept(const struct listener *l)
             peers_full_warned = now;
             log_warn("%d clients connected: refusing more", ANVIL_PEERS_MAX);
         }
+        close(fd);
+        return;
+    }
+    if (l->restricted && !peer_allow_check(&login_callers, fd, PROTO_PATH_ANVIL_LOGIN)) {
         close(fd);
         return;
     }
@@ -409,6 +435,7 @@ int main(int argc, char **argv)
 {
     static const struct server_opts opts = {
         .name = "anvil",
+        .pre_jail = anvil_pre_jail,
         .loop = anvil_loop,
         .no_max_idle = true,
     };

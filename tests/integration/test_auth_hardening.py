@@ -429,6 +429,14 @@ def test_login_sockets_refuse_other_users(mta):
     mark = mta.log_mark()
     assert connect_as("postern", pop3, "F") == "CLOSED"
     mta.wait_log(f"login/pop3: connection from uid {postern} ", "refused", since=mark)
+    # login/anvil: the services that count their clients there may call it; vmail not
+    anvil = os.path.join(mta.queue_dir(), "login", "anvil")
+    count = encode([("proto", "anvil/2"), ("req", "connect"), ("service", "pop3"),
+                    ("client", "127.0.0.9")]).decode()
+    assert connect_as("postern", anvil, count) == "REPLY"
+    mark = mta.log_mark()
+    assert connect_as("vmail", anvil, count) == "CLOSED"
+    mta.wait_log(f"login/anvil: connection from uid {vmail} ", "refused", since=mark)
 
 
 # ---- senders ----
