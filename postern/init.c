@@ -468,9 +468,11 @@ int cmd_init(int argc, char **argv)
         PROTO_PATH_ANVIL, PROTO_PATH_ANVIL_LOGIN);
     str_printf(&s,
         "submission   inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
-        " -o smtpd_tls_security_level=encrypt -o smtpd_client_auth_required=yes\n"
+        " -o smtpd_tls_security_level=encrypt -o smtpd_client_auth_required=yes"
+        " -o smtpd_greet_wait=0s\n"
         "submissions  inet    %-17ld -        y       100    smtpd -o smtpd_sasl_auth_enable=yes"
-        " -o smtpd_tls_wrappermode=yes -o smtpd_client_auth_required=yes\n",
+        " -o smtpd_tls_wrappermode=yes -o smtpd_client_auth_required=yes"
+        " -o smtpd_greet_wait=0s\n",
         port_base >= 0 ? port_base + 587 : 587L, port_base >= 0 ? port_base + 465 : 465L);
     str_printf(&s,
         "pop3         inet    %-17ld nobody   y       100    pop3d -l\n"

@@ -200,8 +200,9 @@ static void smtpd_service(struct server *srv, int *fd)
     log_info("connect from [%s]", s->addr);
 
     if (!smtpd_cf.tls_wrapper || smtpd_tls_wrap(s) == 0) {
-        /* a client that talks before the greeting is not waiting for replies */
-        if (smtpd_input_waiting(s, (int)smtpd_cf.greet_wait_ms))
+        /* A client that talks before the greeting is not waiting for replies; those
+         * of mynetworks are not made to wait (as postscreen permits them). */
+        if (smtpd_input_waiting(s, s->trusted ? 0 : (int)smtpd_cf.greet_wait_ms))
             smtpd_improper_pipelining(s, "CONNECT");
         else
             smtpd_reply(s, 220, "%s", smtpd_cf.banner);

@@ -130,9 +130,10 @@ CONF_KEY(header_size_limit, SIZE, "1048576", 1024, 1073741824, NULL, NULL,
          "largest header section of a message, bytes; larger ones are refused (552)")
 CONF_KEY(smtpd_junk_command_limit, COUNT, "100", 1, 100000, NULL, NULL,
          "NOOP, RSET, VRFY, HELP and unknown or malformed commands per session")
-CONF_KEY(smtpd_greet_wait, TIME, "0s", 0, 60, NULL,
+CONF_KEY(smtpd_greet_wait, TIME, "6s", 0, 60, NULL,
          "only input already there when the greeting is due",
-         "pause before the greeting; a client that talks during it is refused")
+         "pause before the greeting to clients outside mynetworks; one that talks "
+         "during it is refused")
 CONF_KEY(smtpd_forbid_unauth_pipelining, BOOL, "yes", 0, 1, NULL, NULL,
          "refuse clients that pipeline commands when PIPELINING was not offered")
 CONF_KEY(pop3d_command_deadline, TIME, "60s", 1, 3600, NULL, NULL,

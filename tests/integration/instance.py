@@ -278,7 +278,10 @@ class Instance:
             settings = {"maillog_file": self.logfile, "queue_run_delay": "2s",
                         "minimal_backoff_time": "2s", "maximal_backoff_time": "4s",
                         "smtpd_reject_non_fqdn_helo_hostname": "no",
-                        "smtpd_reject_unknown_sender_domain": "no"}
+                        "smtpd_reject_unknown_sender_domain": "no",
+                        # the test clients are strangers on port 25: no greeting pause
+                        # unless a test asks for one (test_caps: the default's own test)
+                        "smtpd_greet_wait": "0s"}
             settings.update(config or {})
             self.config(**settings)
         except BaseException:

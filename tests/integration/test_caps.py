@@ -312,13 +312,46 @@ def test_repeated_ehlo_is_junk(mta):
 
 
 def test_early_talker_is_refused(mta):
+    """127.0.0.2 is outside mynetworks (the host's own addresses): it is made to wait."""
     mark = mta.log_mark()
-    with connect(mta) as s:
+    with connect(mta, source="127.0.0.2") as s:
         s.sendall(b"EHLO early.remote.test\r\n")
         got = read_reply(s)
         assert got.startswith(b"554 5.5.0 Error: improper command pipelining"), got
         assert closed(s)
-    mta.wait_log("improper command pipelining after CONNECT from [127.0.0.1]", since=mark)
+    mta.wait_log("improper command pipelining after CONNECT from [127.0.0.2]", since=mark)
+
+
+def silent_for(sock, seconds):
+    """True when nothing arrives on sock for that long."""
+    return not select.select([sock], [], [], seconds)[0]
+
+
+def test_greeting_wait_is_on_by_default():
+    """Out of the box (postern init, no smtpd_greet_wait set) a stranger waits 6 s for
+    the greeting on port 25 and is refused if it talks meanwhile; mynetworks clients
+    and the submission port are greeted without the wait."""
+    inst = start_instance(users=(USER,))
+    try:
+        inst.run("config", "-X", "smtpd_greet_wait")
+        inst.reload()
+        out = inst.run("config", "smtpd_greet_wait").stdout
+        assert out.splitlines()[0] == "smtpd_greet_wait = 6s", out
+        with connect(inst, source="127.0.0.2") as s:
+            assert silent_for(s, 3)             # half the wait: no greeting yet
+            assert read_reply(s, timeout=15).startswith(b"220 ")
+        mark = inst.log_mark()
+        with connect(inst, source="127.0.0.2") as s:
+            s.sendall(b"EHLO early.remote.test\r\n")
+            assert read_reply(s, timeout=15).startswith(b"554 5.5.0")
+        inst.wait_log("improper command pipelining after CONNECT from [127.0.0.2]",
+                      since=mark)
+        for service, source in (("smtp", "127.0.0.1"), ("submission", "127.0.0.2")):
+            with connect(inst, service, source) as s:
+                assert not silent_for(s, 3), f"{service} from {source}: no greeting"
+                assert read_reply(s).startswith(b"220 ")
+    finally:
+        inst.cleanup()
 
 
 def test_pipelining_after_helo_is_refused(mta):
