@@ -1,6 +1,8 @@
 /* smtpd content checks (checks.h).  Each header field of the message
  * (header_checks), each MIME field of its parts (mime_header_checks: Content-* and
- * MIME-Version, the top-level ones included, as Postfix splits them) and each body
+ * MIME-Version, the top-level ones included, as Postfix splits them), each other
+ * field of an attached message's header (nested_header_checks; both default to
+ * header_checks' tables, as in Postfix) and each body
  * line of each part, decoded from quoted-printable or base64 for text parts
  * (body_checks), is looked up; the first table value found acts.  IGNORE, REPLACE and
  * PREPEND edit whole fields or lines as they are in the message; a body line that was
@@ -29,7 +31,7 @@
 #define CHECKS_TEXT_MAX 300         /* bytes of an action's text used */
 #define CHECKS_MEMORY_MAX (64u * 1024 * 1024)   /* content kept without a size limit */
 
-static struct maplist *hdr_maps, *mime_maps, *body_maps;
+static struct maplist *hdr_maps, *mime_maps, *nested_maps, *body_maps;
 
 struct maplist *smtpd_maps_open(const struct conf *c, enum conf_key k)
 {
@@ -47,16 +49,25 @@ struct maplist *smtpd_maps_open(const struct conf *c, enum conf_key k)
     return ml;
 }
 
+/* k's tables; header_checks' own when k names the same ones (the defaults). */
+static struct maplist *maps_or_header(const struct conf *c, enum conf_key k)
+{
+    if (hdr_maps != NULL && strcmp(conf_str(c, k), conf_str(c, CONF_header_checks)) == 0)
+        return hdr_maps;
+    return smtpd_maps_open(c, k);
+}
+
 void smtpd_checks_setup(const struct conf *c)
 {
     hdr_maps = smtpd_maps_open(c, CONF_header_checks);
-    mime_maps = smtpd_maps_open(c, CONF_mime_header_checks);
+    mime_maps = maps_or_header(c, CONF_mime_header_checks);
+    nested_maps = maps_or_header(c, CONF_nested_header_checks);
     body_maps = smtpd_maps_open(c, CONF_body_checks);
 }
 
 bool smtpd_checks_enabled(void)
 {
-    return hdr_maps != NULL || mime_maps != NULL || body_maps != NULL;
+    return hdr_maps != NULL || mime_maps != NULL || nested_maps != NULL || body_maps != NULL;
 }
 
 size_t smtpd_checks_max(long long limit)
@@ -259,7 +270,7 @@ static int on_header(void *arg, const struct mime_part *p, enum mime_header_kind
 {
     struct run *r = arg;
     struct maplist *ml = kind == MIME_HDR_MIME ? mime_maps
-                         : kind == MIME_HDR_PRIMARY ? hdr_maps : NULL;
+                         : kind == MIME_HDR_PRIMARY ? hdr_maps : nested_maps;
     struct str line = STR_INIT;
     int rc;
 

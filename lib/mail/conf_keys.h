@@ -267,8 +267,11 @@ CONF_KEY(dnsbl_ttl, TIME, "1h", 0, 86400, NULL, "no caching",
          "how long a client's blocklist result is kept")
 CONF_KEY(header_checks, MAPS, "", 0, 32, NULL, "no header checks",
          "tables for each header field of a message received by smtpd (pcre: usually)")
-CONF_KEY(mime_header_checks, MAPS, "", 0, 32, NULL, "no MIME header checks",
+CONF_KEY(mime_header_checks, MAPS, "$header_checks", 0, 32, NULL, "no MIME header checks",
          "tables for the Content-* and MIME-Version fields of every MIME part")
+CONF_KEY(nested_header_checks, MAPS, "$header_checks", 0, 32, NULL,
+         "no checks of attached messages' headers",
+         "tables for the other fields of attached messages' headers (message/rfc822)")
 CONF_KEY(body_checks, MAPS, "", 0, 32, NULL, "no body checks",
          "tables for each body line of each part, text parts decoded (QP, base64)")
 

@@ -510,6 +510,41 @@ def test_mime_header_reject(cmta):
     assert (code, text) == (550, "5.7.1 executables refused")
 
 
+def test_nested_header_checks_default_to_header_checks(cmta):
+    """An attached message's own fields go through nested_header_checks, which is
+    header_checks' tables unless set (as in Postfix)."""
+    part = ("Content-Type: message/rfc822\n\nFrom: someone@example.org\n"
+            "Subject: reject me too\n\ninner body")
+    code, text, _ = deliver(cmta, MULTIPART.format(part=part))
+    assert (code, text) == (550, "5.7.1 header says no")
+    part = ("Content-Type: message/rfc822\n\nFrom: someone@example.org\n"
+            "Subject: an innocent one\n\ninner body")
+    assert deliver(cmta, MULTIPART.format(part=part))[0] == 250
+
+
+def test_mime_header_checks_default_to_header_checks(tmp_path):
+    """With header_checks alone, an attachment-name rule kept there still fires on a
+    part's MIME header; setting mime_header_checks empty turns that off."""
+    inst = start_instance(users=(ALICE,), start=False, config={"mynetworks": "192.0.2.0/24"})
+    try:
+        path = os.path.join(inst.conf_dir, "maps", "header.pcre")
+        with open(path, "w") as f:
+            f.write(MIME_PCRE)
+        inst.config(header_checks="pcre:" + path)
+        inst.start()
+        out = inst.run("config", "-x", "mime_header_checks", "nested_header_checks").stdout
+        assert f"mime_header_checks = pcre:{path}" in out, out
+        part = ('Content-Type: application/octet-stream; name="run.exe"\n'
+                "Content-Transfer-Encoding: base64\n\nAAAA")
+        code, text, _ = deliver(inst, MULTIPART.format(part=part))
+        assert (code, text) == (550, "5.7.1 executables refused")
+        inst.config(mime_header_checks="")
+        inst.reload(daemons=("smtpd",))
+        assert deliver(inst, MULTIPART.format(part=part))[0] == 250
+    finally:
+        inst.cleanup()
+
+
 def test_body_reject_after_base64_decoding(cmta):
     encoded = base64.b64encode(b"the secret-phrase is here\n").decode()
     assert "secret" not in encoded
