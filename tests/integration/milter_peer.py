@@ -24,7 +24,9 @@ class Milter:
     def __init__(self, port, behaviour=None, misbehave=None, protocol=0, actions=0x1FF):
         self.port = port
         self.behaviour = behaviour or (lambda stage, info: None)
-        self.misbehave = misbehave          # None, "garbage", "hang", "close", "wrong", "huge"
+        # None, "garbage", "hang" (at the content), "hang-negotiate", "hang-STAGE"
+        # (silent at that stage's command: hang-mail, hang-rcpt), "close", "wrong", "huge"
+        self.misbehave = misbehave
         self.protocol = protocol
         self.actions = actions
         self.log = []                       # (stage, info) of every stage seen
@@ -77,6 +79,9 @@ class Milter:
                 data = self.read_exact(conn, length)
                 cmd, data = data[:1], data[1:]
                 if cmd == b"O":
+                    if self.misbehave == "hang-negotiate":
+                        threading.Event().wait(120)
+                        return
                     if self.misbehave == "garbage":
                         conn.sendall(b"\x00\x00\x00\x05garbage and more garbage")
                         continue
@@ -112,6 +117,9 @@ class Milter:
                     info = {"headers": headers, "body": body}
                     self.messages.append(info)
                     headers, body = [], b""
+                if self.misbehave == f"hang-{stage}":     # silent at that command
+                    threading.Event().wait(120)
+                    return
                 if self.misbehave == "hang" and stage in ("body", "eom"):
                     threading.Event().wait(120)
                     return

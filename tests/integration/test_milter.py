@@ -326,7 +326,8 @@ def test_envelope_change_not_negotiated_is_refused():
         flt.stop()
 
 
-@pytest.mark.parametrize("misbehave", ["garbage", "hang", "close", "wrong", "huge", "down"])
+@pytest.mark.parametrize("misbehave", ["garbage", "hang", "hang-negotiate", "hang-mail",
+                                       "hang-rcpt", "close", "wrong", "huge", "down"])
 def test_misbehaving_filter_tempfails_and_smtpd_lives(env, misbehave):
     inst, _ = env
     port = reserve_port()
@@ -341,6 +342,8 @@ def test_misbehaving_filter_tempfails_and_smtpd_lives(env, misbehave):
         assert code == 451 and b"4.7.1" in text, (code, text)
         assert time.monotonic() - start < 20
         inst.wait_log(f"milter inet:127.0.0.1:{port}", since=mark)
+        if misbehave.startswith("hang"):        # each stage's own timeout ended it
+            inst.wait_log(f"milter inet:127.0.0.1:{port}", "timeout", since=mark)
         inst.wait_settled(mark)
         assert not inst.find_messages("bob@example.test", mid)
         # smtpd still answers, and without the bad filter mail flows again
