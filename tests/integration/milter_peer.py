@@ -3,6 +3,7 @@ filter side of the protocol, on a loopback port, with behaviours chosen by the t
 including misbehaviour (garbage, hang, close mid-message, a reply for the wrong stage,
 an oversized frame).  It records what it was told (stages, macros, headers, body)."""
 
+import os
 import socket
 import struct
 import threading
@@ -32,7 +33,13 @@ class Milter:
         self.log = []                       # (stage, info) of every stage seen
         self.macros = {}                    # stage letter -> dict
         self.messages = []                  # (headers, body) at end of message
-        self.sock = socket.create_server(("127.0.0.1", port))
+        if isinstance(port, str):           # a UNIX socket at that path
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.bind(port)
+            os.chmod(port, 0o666)
+            self.sock.listen(16)
+        else:
+            self.sock = socket.create_server(("127.0.0.1", port))
         self.sock.settimeout(0.2)
         self.stopping = False
         self.conns = []

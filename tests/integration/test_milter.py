@@ -10,7 +10,7 @@ import pytest
 
 from conftest import start_instance
 from instance import reserve_port, wait_for
-from milter_peer import (ACCEPT, DISCARD, TEMPFAIL, Milter, add_header, add_rcpt,
+from milter_peer import (ACCEPT, DISCARD, REJECT, TEMPFAIL, Milter, add_header, add_rcpt,
                          change_from, change_header, del_rcpt, insert_header, quarantine,
                          replace_body, reply)
 
@@ -376,6 +376,43 @@ def test_default_accept_passes_the_message(misbehave):
         inst.cleanup()
         if bad:
             bad.stop()
+
+
+def test_unix_socket_filter_and_plain_reject():
+    """unix:PATH, relative to the queue directory (smtpd is chrooted there, as
+    Postfix's is); a plain SMFIR_REJECT (no text) is answered 550 5.7.1; a filter
+    that accepts at RCPT is not asked about the content."""
+    inst = start_instance(users=("dave@example.test", "erin@example.test"), start=False)
+    os.makedirs(os.path.join(inst.queue_dir(), "milter"), exist_ok=True)
+    path = os.path.join(inst.queue_dir(), "milter", "test.sock")
+
+    def behaviour(stage, info):
+        if stage == "rcpt" and "erin@" in info["args"][0]:
+            return [ACCEPT]
+        if stage == "eom" and b"PLAINREJECT" in info["body"]:
+            return [REJECT]
+        return None
+    flt = Milter(path, behaviour)
+    try:
+        inst.config(smtpd_milters="unix:milter/test.sock", milter_content_timeout="3s")
+        inst.start()
+        mark = inst.log_mark()
+        mid, data = message("plain reject", body="PLAINREJECT")
+        code, text = send(inst, ["dave@example.test"], data)
+        assert code == 550 and text.startswith(b"5.7.1"), (code, text)
+        inst.wait_log("reject: DATA", "5.7.1", since=mark)
+        mid, data = message("through unix", body="hello")
+        assert send(inst, ["dave@example.test"], data)[0] == 250
+        inst.wait_message("dave@example.test", mid)
+        # accepted at RCPT: the rest of this message is not shown to the filter
+        seen = len(flt.messages)
+        mid, data = message("accepted early", body="PLAINREJECT")
+        assert send(inst, ["erin@example.test"], data)[0] == 250
+        inst.wait_message("erin@example.test", mid)
+        assert len(flt.messages) == seen
+    finally:
+        inst.cleanup()
+        flt.stop()
 
 
 def test_bad_milter_name_is_refused():
