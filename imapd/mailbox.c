@@ -347,8 +347,8 @@ static void cmd_append(struct imap_session *s, struct imap_parser *ip)
             imap_bad(&s->c, "UTF8 needs ENABLE UTF8=ACCEPT");
             goto out;
         }
-        ip->p += 7;
-        if (!imap_p_string(ip, &msg) || !imap_p_char(ip, ')') || !imap_p_eol(ip)) {
+        ip->p += 6;                 /* to the literal8's "~" */
+        if (!imap_p_string8(ip, &msg) || !imap_p_char(ip, ')') || !imap_p_eol(ip)) {
             imap_bad(&s->c, "APPEND UTF8 needs the message as a literal8");
             goto out;
         }
