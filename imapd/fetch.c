@@ -54,6 +54,8 @@ struct fetch_req {
     bool sets_seen;
     bool has_flags, has_uid, has_modseq;
     bool unknown_cte;               /* a BINARY part had an unknown encoding */
+    bool rev2;                      /* IMAP4rev2 is enabled: no RFC822[.HEADER|.TEXT] */
+    const char *why;                /* the reason for BAD, when not the usual one */
 };
 
 static const struct {
@@ -170,9 +172,17 @@ static bool parse_item(struct imap_parser *ip, struct fetch_req *r)
             ok = add(r, F_BODY);
         return ok;
     }
-    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
-        if (strcasecmp(name, simple[i].name) == 0)
-            return add(r, simple[i].kind);
+    for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+        if (strcasecmp(name, simple[i].name) != 0)
+            continue;
+        /* RFC 9051 removed them (RFC822.SIZE stays): BODY[], BODY[HEADER], BODY[TEXT] */
+        if (r->rev2 && (simple[i].kind == F_RFC822 || simple[i].kind == F_RFC822_HEADER
+                        || simple[i].kind == F_RFC822_TEXT)) {
+            r->why = "RFC822, RFC822.HEADER and RFC822.TEXT are not IMAP4rev2 FETCH items";
+            return false;
+        }
+        return add(r, simple[i].kind);
+    }
     return false;
 }
 
@@ -414,6 +424,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
     uint64_t changedsince;
     bool vanished;
 
+    r->rev2 = IMAP_REV2(s);
     if (!imap_p_sp(ip))
         goto bad;
     at_set = *ip;
@@ -481,7 +492,7 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
         imap_ok(&s->c, "FETCH completed");
     goto out;
 bad:
-    imap_bad(&s->c, "Invalid FETCH items");
+    imap_bad(&s->c, "%s", r->why != NULL ? r->why : "Invalid FETCH items");
 out:
     req_free(r);
     free(r);

@@ -50,7 +50,7 @@ void imap_cmd_idle(struct imap_session *s, struct imap_parser *ip)
                                                         : IDLE_POLL_MS;
         pfd[0].fd = stream_fd(s->c.st);
         pfd[0].events = POLLIN;
-        pfd[0].revents = stream_pending(s->c.st) > 0 ? POLLIN : 0;
+        pfd[0].revents = stream_input_ready(s->c.st) ? POLLIN : 0;
         if (s->watch != NULL && s->box != NULL) {
             pfd[1].fd = store_watch_fd(s->watch);
             pfd[1].events = POLLIN;

@@ -26,7 +26,7 @@ static int wait_first_byte(struct imap_conn *c)
     long long wait = c->user != NULL ? imap_cf.timeout_ms : imap_cf.preauth_timeout_ms;
     int r;
 
-    if (stream_pending(c->st) > 0)
+    if (stream_input_ready(c->st))
         return 0;
     if (stream_flush(c->st) < 0)
         return -1;
@@ -144,6 +144,7 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
     struct str line = STR_INIT;
     long long deadline;
     enum imap_read res = IMAP_READ_EOF;
+    uint64_t message = 0;           /* bytes of APPEND literals, not held to IMAP_CMD_MAX */
 
     str_clear(cmd);
     strcpy(c->tag, "*");
@@ -156,7 +157,7 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
     stream_set_deadline(c->st, deadline);
     for (;;) {
         uint64_t n, limit;
-        bool plus;
+        bool plus, append;
         int r = read_line(c, &line);
 
         if (r == -2) {
@@ -176,7 +177,7 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
         }
         if (cmd->len == 0)
             take_tag(c, line.s, line.len);
-        if (r == 0 || cmd->len + line.len > IMAP_CMD_MAX) {
+        if (r == 0 || cmd->len - message + line.len > IMAP_CMD_MAX) {
             imap_bad(c, "line too long");
             res = IMAP_READ_BAD;
             break;
@@ -191,9 +192,13 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
             res = IMAP_READ_OK;
             break;
         }
-        limit = is_append(cmd) && imap_cf.append_limit == 0 ? UINT64_MAX
-                : is_append(cmd) ? imap_cf.append_limit : IMAP_LITERAL_MAX;
-        if (n > limit || (limit == IMAP_LITERAL_MAX && cmd->len + n > IMAP_CMD_MAX)
+        append = is_append(cmd);
+        limit = append && imap_cf.append_limit == 0 ? UINT64_MAX
+                : append ? imap_cf.append_limit : IMAP_LITERAL_MAX;
+        /* an APPEND's literals are held to its limit (all of them: there is one
+         * message, and perhaps a name), the others to IMAP_CMD_MAX with the lines */
+        if (n > limit || (!append && cmd->len - message + n > IMAP_CMD_MAX)
+            || (append && message + n > limit && message + n > IMAP_CMD_MAX)
             || n > (uint64_t)SIZE_MAX / 2) {
             log_info("literal of %llu bytes refused: client=[%s]", (unsigned long long)n,
                      c->client);
@@ -202,7 +207,7 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
                 stream_printf(c->st, "%s BAD [TOOBIG] literal too large\r\n", c->tag);
                 stream_puts(c->st, "* BYE literal too large\r\n");
                 c->closing = true;
-            } else if (is_append(cmd)) {
+            } else if (append) {
                 /* APPEND over message_size_limit: RFC 7889 (APPENDLIMIT) says NO */
                 imap_no(c, "[TOOBIG] message larger than %llu bytes",
                         (unsigned long long)limit);
@@ -228,6 +233,8 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
             break;
         cmd->len += (size_t)n;
         cmd->s[cmd->len] = '\0';
+        if (append)
+            message += n;
     }
     stream_set_deadline(c->st, c->phase_deadline);
     str_free(&line);

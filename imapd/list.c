@@ -35,6 +35,7 @@ struct list_req {
     bool extended;                  /* LIST-EXTENDED syntax, or IMAP4rev2 */
     unsigned sel, ret;              /* SEL_*, RET_* */
     unsigned status;                /* STATUS items for RET_STATUS */
+    bool rev2;                      /* IMAP4rev2 is enabled (no STATUS RECENT) */
     struct str ref;
     struct str pat[LIST_PATTERNS_MAX];
     size_t npat;
@@ -80,7 +81,7 @@ static bool parse_opts(struct imap_parser *ip, const struct opt *t, size_t nt,
         }
         *bits |= t[i].bit;
         if (t[i].bit == RET_STATUS && t == ret_opts
-            && (!imap_p_sp(ip) || !imap_p_status_items(ip, &r->status, why)))
+            && (!imap_p_sp(ip) || !imap_p_status_items(ip, r->rev2, &r->status, why)))
             ok = false;
     }
     str_free(&o);
@@ -92,6 +93,7 @@ static bool parse_list(struct imap_session *s, struct imap_parser *ip, struct li
 {
     *why = r->lsub ? "LSUB needs a reference and a pattern"
                    : "LIST needs a reference and a pattern";
+    r->rev2 = IMAP_REV2(s);
     if (!imap_p_sp(ip))
         return false;
     if (!r->lsub && imap_p_peek(ip, '(')) {

@@ -190,6 +190,26 @@ out:
     str_free(&err);
 }
 
+/* Whether the folder has a child folder (one with a directory, or a \Noselect
+ * parent of one).  Names hold no wildcard (store_name_check), so "name.%" matches
+ * the children only. */
+static bool has_children(const char *name)
+{
+    struct str pat = STR_INIT, err = STR_INIT;
+    struct store_list l = { NULL, 0, 0 };
+    bool yes;
+
+    str_printf(&pat, "%s%c%%", name, STORE_SEP);
+    yes = store_folder_list(IMAP_MAILDIR, pat.s, false, 0, &l, &err) == 0 && l.n > 0;
+    store_list_free(&l);
+    str_free(&pat);
+    str_free(&err);
+    return yes;
+}
+
+/* DELETE (RFC 9051 6.3.4): a folder with children loses its messages and directory
+ * and lists as \Noselect from then on, as RFC 3501 allows; deleting a \Noselect
+ * name that has children is an error, NO [HASCHILDREN]. */
 static void cmd_delete(struct imap_session *s, struct imap_parser *ip)
 {
     struct str name = STR_INIT, err = STR_INIT;
@@ -204,9 +224,13 @@ static void cmd_delete(struct imap_session *s, struct imap_parser *ip)
         imap_unselect(s);
         stream_puts(s->c.st, "* OK [CLOSED] Mailbox deleted\r\n");
     }
-    if (store_folder_delete(IMAP_MAILDIR, name.s, &err) < 0)
-        imap_folder_no(s, "DELETE", &err, errno);
-    else
+    if (store_folder_delete(IMAP_MAILDIR, name.s, &err) < 0) {
+        int e = errno;
+        if (e == ENOENT && has_children(name.s))
+            imap_no(&s->c, "[HASCHILDREN] Name has child folders and is not a mailbox");
+        else
+            imap_folder_no(s, "DELETE", &err, e);
+    } else
         imap_ok(&s->c, "DELETE completed");
 out:
     str_free(&name);
@@ -347,8 +371,8 @@ static void cmd_append(struct imap_session *s, struct imap_parser *ip)
             imap_bad(&s->c, "UTF8 needs ENABLE UTF8=ACCEPT");
             goto out;
         }
-        ip->p += 7;
-        if (!imap_p_string(ip, &msg) || !imap_p_char(ip, ')') || !imap_p_eol(ip)) {
+        ip->p += 6;                 /* to the literal8's "~" */
+        if (!imap_p_string8(ip, &msg) || !imap_p_char(ip, ')') || !imap_p_eol(ip)) {
             imap_bad(&s->c, "APPEND UTF8 needs the message as a literal8");
             goto out;
         }

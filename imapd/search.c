@@ -198,6 +198,12 @@ static struct snode *parse_key(struct sparse *p, int depth)
     }
     for (size_t i = 0; i < sizeof(flag_keys) / sizeof(flag_keys[0]); i++) {
         if (strcasecmp(name.s, flag_keys[i].name) == 0) {
+            /* RFC 9051 has no \Recent: RECENT, NEW and OLD are not its keys */
+            if (IMAP_REV2(p->s) && (flag_keys[i].k == K_RECENT || flag_keys[i].k == K_NEW
+                                    || flag_keys[i].k == K_OLD)) {
+                p->why = "RECENT, NEW and OLD are not IMAP4rev2 search keys";
+                goto bad;
+            }
             n->k = flag_keys[i].k;
             n->flag = flag_keys[i].flag;
             goto done;

@@ -329,6 +329,10 @@ static void cmd_unselect(struct imap_session *s, struct imap_parser *ip)
 static void cmd_check(struct imap_session *s, struct imap_parser *ip)
 {
     (void)ip;
+    if (IMAP_REV2(s)) {
+        imap_bad(&s->c, "CHECK is not an IMAP4rev2 command: use NOOP");   /* RFC 9051 E */
+        return;
+    }
     imap_report_changes(s, true);
     imap_ok(&s->c, "CHECK completed");
 }

@@ -95,8 +95,10 @@ void imap_list_one(struct imap_session *s, const char *name);
 
 /* ---- status.c: STATUS (RFC 3501, 8438 SIZE, 9051 DELETED, 7889 APPENDLIMIT) ---- */
 void imap_cmd_status(struct imap_session *s, struct imap_parser *ip);
-/* Parses "(" item *(SP item) ")" into a STATUS item mask.  false with *why. */
-bool imap_p_status_items(struct imap_parser *ip, unsigned *want, const char **why);
+/* Parses "(" item *(SP item) ")" into a STATUS item mask (RECENT refused when rev2:
+ * RFC 9051 has none).  false with *why. */
+bool imap_p_status_items(struct imap_parser *ip, bool rev2, unsigned *want,
+                         const char **why);
 /* Writes "* STATUS name (...)" for the folder; 0, or -1 with errno and err (nothing
  * written). */
 int imap_status_put(struct imap_session *s, const char *name, unsigned want,

@@ -25,7 +25,7 @@ static const char *const items[ST_N] = {
     "APPENDLIMIT", "HIGHESTMODSEQ",
 };
 
-bool imap_p_status_items(struct imap_parser *ip, unsigned *want, const char **why)
+bool imap_p_status_items(struct imap_parser *ip, bool rev2, unsigned *want, const char **why)
 {
     struct str item = STR_INIT;
     bool ok = true;
@@ -47,6 +47,11 @@ bool imap_p_status_items(struct imap_parser *ip, unsigned *want, const char **wh
             ;
         if (i == ST_N) {
             *why = "Unknown STATUS item";
+            ok = false;
+            break;
+        }
+        if (i == ST_RECENT && rev2) {
+            *why = "RECENT is not an IMAP4rev2 STATUS item";    /* RFC 9051 has no \Recent */
             ok = false;
             break;
         }
@@ -124,7 +129,7 @@ void imap_cmd_status(struct imap_session *s, struct imap_parser *ip)
 
     if (!imap_p_sp(ip) || !imap_p_mailbox(s, ip, &name))
         goto out;
-    if (!imap_p_sp(ip) || !imap_p_status_items(ip, &want, &why)) {
+    if (!imap_p_sp(ip) || !imap_p_status_items(ip, IMAP_REV2(s), &want, &why)) {
         imap_bad(&s->c, "%s", why);
         goto out;
     }

@@ -204,6 +204,13 @@ size_t stream_pending(const struct stream *st)
     return n;
 }
 
+bool stream_input_ready(struct stream *st)
+{
+    if (st->ilen > 0 || st->failed)
+        return true;
+    return st->ops->pending != NULL && st->ops->pending(st->ctx) > 0;
+}
+
 /* Writes len bytes straight to the transport. */
 static int stream_write_all(struct stream *st, const char *p, size_t len)
 {

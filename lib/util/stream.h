@@ -3,7 +3,7 @@
  * The transport is a pair of functions (struct stream_ops): plain file descriptors
  * today, TLS later, pushed beneath the buffers with stream_set_transport() without
  * protocol code noticing.  One process may hold many streams: poll() on stream_fd()
- * and look at stream_pending() first, since buffered bytes do not wake poll.
+ * only when stream_input_ready() is false, since buffered bytes do not wake poll.
  *
  * Output is buffered until stream_flush() (or the buffer fills).  Errors are sticky:
  * once a stream fails every later call fails, and stream_error() says so. */
@@ -22,7 +22,10 @@ struct stream_ops {
      * ETIMEDOUT when nothing moved within timeout_ms (negative: wait forever). */
     ssize_t (*read)(void *ctx, void *buf, size_t len, int timeout_ms);
     ssize_t (*write)(void *ctx, const void *buf, size_t len, int timeout_ms);
-    /* Bytes the transport holds decoded but not yet returned (TLS records); may be NULL. */
+    /* Bytes the transport holds decoded but not yet returned (TLS records, inflated
+     * input), so that a read returns at once; it may decode held bytes to find out,
+     * but never waits.  Not 0 also when the next read is to report EOF or an error
+     * it already knows of.  May be NULL. */
     size_t (*pending)(void *ctx);
     /* Releases ctx; does not close the fd.  May be NULL. */
     void (*free)(void *ctx);
@@ -69,6 +72,11 @@ int stream_push_filter(struct stream *st, const struct stream_ops *ops, void *ct
 
 /* Bytes readable without blocking: our input buffer plus the transport's. */
 size_t stream_pending(const struct stream *st);
+/* Whether a read now returns without waiting for the peer: input is buffered, or a
+ * filter or the transport holds decoded input (COMPRESS, TLS).  Check it before any
+ * poll() on stream_fd(): the bytes it counts were taken from the fd already and
+ * will not wake poll. */
+bool stream_input_ready(struct stream *st);
 
 /* Reads up to and including the next '\n', at most max bytes; line is cleared first
  * and holds the bytes read (the '\n' included, NUL-terminated).  Returns STREAM_LINE,

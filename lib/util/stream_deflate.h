@@ -8,9 +8,10 @@ struct stream;
 
 /* From now on st's output is compressed (each flush ends with a sync flush, so the
  * peer can decode every reply at once) and its input decompressed, including input
- * already read but not yet consumed.  Decompression writes into the stream's own
- * input buffer, a piece at a time: how much a small input may expand into is bounded
- * by what the reader above accepts (its line and literal limits), never by memory.
+ * already read but not yet consumed.  Decompression writes into a fixed buffer of the
+ * filter's, a piece at a time: how much a small input may expand into is bounded by
+ * what the reader above accepts (its line and literal limits), never by memory.
+ * stream_input_ready() says whether inflated input is waiting there.
  * Corrupt input is a read error (EPROTO).  0, or -1 with errno (the stream is left
  * as it was only when the flush of pending output failed). */
 int stream_push_deflate(struct stream *st);

@@ -227,3 +227,136 @@ def test_idle_under_compression(imap):
     assert ln.startswith(b"i1 OK"), ln
     c.cmd(b"LOGOUT")
     c.s.close()
+
+
+def tagged_replies(c, tags):
+    """Reads lines until every tag in tags is answered; {tag: line}."""
+    got = {}
+    while len(got) < len(tags):
+        ln = c.line()
+        tag = ln.split(b" ", 1)[0]
+        if tag in tags:
+            got[tag] = ln
+    return got
+
+
+def test_two_commands_in_one_flush(imap):
+    """Two commands (and then many) in one sync flush: each is answered at once, not
+    when more bytes come (the second one sits inflated in the server's buffers)."""
+    c = plain(imap)
+    c.s.settimeout(10)
+    assert c.cmd(b"COMPRESS DEFLATE")[0].startswith(b"OK")
+    c.compress()
+    c.send(b"p1 NOOP\r\np2 NOOP\r\n")
+    got = tagged_replies(c, {b"p1", b"p2"})
+    assert got[b"p2"].startswith(b"p2 OK"), got
+    # more than the stream's 16 KiB input buffer in one flush: the inflater holds
+    # the rest of it when the first buffer is handed out
+    pad = b"x" * 7000
+    cmds = b"".join(b"q%d SELECT \"INBOX%s\"\r\n" % (i, pad) if i % 2 else
+                    b"q%d NOOP\r\n" % i for i in range(12))
+    c.send(cmds)
+    got = tagged_replies(c, {b"q%d" % i for i in range(12)})
+    assert got[b"q11"].startswith(b"q11 "), got
+    assert all(got[b"q%d" % i].startswith(b"q%d OK" % i) for i in range(0, 12, 2)), got
+    c.cmd(b"LOGOUT")
+    c.s.close()
+
+
+def test_idle_done_in_the_same_flush(imap):
+    """IDLE and its DONE in one flush, then DONE and another command together."""
+    c = plain(imap)
+    c.s.settimeout(10)
+    assert c.cmd(b"COMPRESS DEFLATE")[0].startswith(b"OK")
+    c.compress()
+    assert c.cmd(b"SELECT INBOX")[0].startswith(b"OK")
+    c.send(b"i1 IDLE\r\nDONE\r\n")
+    got = tagged_replies(c, {b"i1"})
+    assert got[b"i1"].startswith(b"i1 OK"), got
+    c.send(b"i2 IDLE\r\n")
+    ln = c.line()
+    while not ln.startswith(b"+"):
+        ln = c.line()
+    c.send(b"DONE\r\ni3 NOOP\r\n")
+    got = tagged_replies(c, {b"i2", b"i3"})
+    assert got[b"i2"].startswith(b"i2 OK") and got[b"i3"].startswith(b"i3 OK"), got
+    c.cmd(b"LOGOUT")
+    c.s.close()
+
+
+@pytest.mark.parametrize("compress", [True, False])
+def test_large_literal(imap, compress):
+    """A 1 MB APPEND literal, compressed in one go with a command after it (and, the
+    same, in clear: an APPEND's literal is not held to the whole-command limit)."""
+    c = plain(imap)
+    c.s.settimeout(20)
+    if compress:
+        assert c.cmd(b"COMPRESS DEFLATE")[0].startswith(b"OK")
+        c.compress()
+    body = b"".join(b"%07d the quick brown fox jumps over the lazy dog\r\n" % i
+                    for i in range(20000))
+    msg = (b"From: a@example.test\r\nSubject: a megabyte\r\n"
+           b"Message-ID: <mega@example.test>\r\n\r\n" + body)[:1 << 20]
+    c.send(b"m1 APPEND INBOX {%d+}\r\n" % len(msg) + msg + b"\r\nm2 NOOP\r\n")
+    got = tagged_replies(c, {b"m1", b"m2"})
+    assert got[b"m1"].startswith(b"m1 OK"), got
+    assert got[b"m2"].startswith(b"m2 OK"), got
+    tagged, unt = c.cmd(b"SELECT INBOX")
+    n = int(next(u for u in unt if u.endswith(b"EXISTS")).split()[1])
+    tagged, unt = c.cmd(b"FETCH %d BODY.PEEK[]" % n)
+    assert tagged.startswith(b"OK"), tagged
+    assert unt[0].split(b"\r\n", 1)[1][:-1] == msg
+    c.cmd(b"LOGOUT")
+    c.s.close()
+
+
+class Bits:
+    """A fixed-Huffman deflate block written by hand (RFC 1951 3.2.6)."""
+
+    def __init__(self):
+        self.acc = self.n = 0
+        self.out = bytearray()
+
+    def bits(self, v, n):           # LSB first
+        for i in range(n):
+            self.acc |= ((v >> i) & 1) << self.n
+            self.n += 1
+            if self.n == 8:
+                self.out.append(self.acc)
+                self.acc = self.n = 0
+
+    def code(self, v, n):           # Huffman codes: MSB first
+        for i in reversed(range(n)):
+            self.bits((v >> i) & 1, 1)
+
+    def done(self):
+        if self.n:
+            self.out.append(self.acc)
+        return bytes(self.out)
+
+
+def test_commands_held_inside_the_inflater(imap):
+    """Input that ends inside a long match: once the server's first 16 KiB are
+    inflated, zlib has taken every byte from the socket and still holds the rest.
+    Every command is answered without more bytes from the client."""
+    c = plain(imap)
+    c.s.settimeout(10)
+    assert c.cmd(b"COMPRESS DEFLATE")[0].startswith(b"OK")
+    c.compress()                    # for the replies; the input is made here
+    b = Bits()
+    b.bits(0, 1)                    # BFINAL 0
+    b.bits(1, 2)                    # fixed Huffman
+    for ch in b"x NOOP\r\n":
+        b.code(0x30 + ch, 8)
+    for _ in range(64):             # 64 x 258 bytes more of "x NOOP\r\n"
+        b.code(0xc0 + 5, 8)         # length 258
+        b.code(5, 5)                # distance 7-8 ...
+        b.bits(1, 1)                # ... 8
+    c.s.sendall(b.done())
+    want = (8 + 64 * 258) // 8
+    for i in range(want):
+        ln = c.line()
+        while not ln.startswith(b"x "):
+            ln = c.line()
+        assert ln == b"x OK NOOP completed", (i, ln)
+    c.s.close()

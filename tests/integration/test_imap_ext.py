@@ -413,3 +413,34 @@ def test_offlineimap_both_ways(imap, tmp_path):
     run()
     assert state() == before
     c.logout()
+
+
+def test_utf8_append_literal8(imap):
+    """RFC 6855 4: APPEND's UTF8 data item is a literal8 (RFC 3516), synchronizing or
+    not, so a message with a NUL in it is taken, byte for byte."""
+    r = Raw(imap, USERS[3])
+    r.ok(b"e ENABLE UTF8=ACCEPT")
+    body = ("From: j\u00fcrgen@example.test\r\nSubject: nul \u00fc\r\n"
+            "Content-Transfer-Encoding: binary\r\n\r\nbefore\0after\r\n").encode()
+    r.sock.sendall(b"a1 APPEND INBOX UTF8 (~{%d+}\r\n" % len(body) + body + b")\r\n")
+    out = r.until(b"a1")
+    assert out[-1].startswith(b"a1 OK [APPENDUID"), out
+    uid = int(re.search(rb"APPENDUID \d+ (\d+)", out[-1]).group(1))
+    # the synchronizing form waits for "+"
+    r.sock.sendall(b"a2 APPEND INBOX UTF8 (~{%d}\r\n" % len(body))
+    assert r.f.readline().startswith(b"+")
+    r.sock.sendall(body + b")\r\n")
+    out = r.until(b"a2")
+    assert out[-1].startswith(b"a2 OK [APPENDUID"), out
+    r.ok(b"x EXAMINE INBOX")
+    r.sock.sendall(b"f UID FETCH %d (BINARY.PEEK[])\r\n" % uid)
+    head = r.f.readline()
+    assert head.endswith(b"BINARY[] ~{%d}\r\n" % len(body)), head
+    assert r.f.read(len(body)) == body
+    assert r.until(b"f")[-1].startswith(b"f OK")
+    # a plain literal, or no closing parenthesis, is not the UTF8 form
+    out = r.cmd(b"a3 APPEND INBOX UTF8 ({3+}\r\nabc)")
+    assert out[-1].startswith(b"a3 BAD"), out
+    out = r.cmd(b"a4 APPEND INBOX UTF8 (~{3+}\r\nabc")
+    assert out[-1].startswith(b"a4 BAD"), out
+    r.close()

@@ -294,3 +294,85 @@ TEST(write_to_closed_peer)
     CHECK(stream_error(st));
     stream_close(st);
 }
+
+/* A transport that holds decoded bytes of its own (as TLS does): input_ready asks it. */
+struct held {
+    const char *s;
+    size_t left;
+};
+
+static ssize_t held_read(void *ctx, void *buf, size_t len, int timeout_ms)
+{
+    struct held *h = ctx;
+    size_t n = h->left < len ? h->left : len;
+
+    (void)timeout_ms;
+    memcpy(buf, h->s, n);
+    h->s += n;
+    h->left -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t held_write(void *ctx, const void *buf, size_t len, int timeout_ms)
+{
+    (void)ctx;
+    (void)buf;
+    (void)timeout_ms;
+    return (ssize_t)len;
+}
+
+static size_t held_pending(void *ctx)
+{
+    return ((struct held *)ctx)->left;
+}
+
+static const struct stream_ops held_ops = {
+    .read = held_read,
+    .write = held_write,
+    .pending = held_pending,
+    .free = NULL,
+};
+
+TEST(input_ready)
+{
+    struct stream *st;
+    int raw;
+    struct str line = STR_INIT;
+    struct held h = { "held\r\n", 6 };
+
+    pair(&st, &raw);
+    CHECK(!stream_input_ready(st));
+    /* bytes in the socket are poll's business, not buffered input */
+    put(raw, "a NOOP\r\nb NOOP\r\n");
+    CHECK(!stream_input_ready(st));
+    CHECK(stream_getline(st, &line, 100) == STREAM_LINE);
+    CHECK(stream_input_ready(st));      /* the second line sits in the buffer */
+    CHECK(stream_getline(st, &line, 100) == STREAM_LINE);
+    CHECK_STR(line.s, "b NOOP\r\n");
+    CHECK(!stream_input_ready(st));
+    /* a transport's own decoded bytes count */
+    stream_set_transport(st, &held_ops, &h);
+    CHECK(stream_input_ready(st));
+    CHECK(stream_getline(st, &line, 100) == STREAM_LINE);
+    CHECK_STR(line.s, "held\r\n");
+    CHECK(!stream_input_ready(st));
+    str_free(&line);
+    stream_close(st);
+    close(raw);
+}
+
+TEST(input_ready_after_failure)
+{
+    struct stream *st;
+    int raw;
+    struct str line = STR_INIT;
+
+    pair(&st, &raw);
+    stream_set_timeout(st, 10);
+    CHECK(stream_getline(st, &line, 100) == -1 && errno == ETIMEDOUT);
+    /* a read now fails at once: no wait on the fd is wanted */
+    CHECK(stream_input_ready(st));
+    str_free(&line);
+    stream_close(st);
+    close(raw);
+}
