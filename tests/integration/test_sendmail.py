@@ -406,3 +406,42 @@ def test_message_size_limit(sm):
         assert sm.queue_files("maildrop") == []
     finally:
         sm.config(message_size_limit="10240000")
+
+
+def mailq_entry(out, qid):
+    """The lines of qid's entry in mailq's output: its id line to the blank line."""
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(qid))
+    end = lines.index("", start)
+    return lines[start:end]
+
+
+def test_mailq_shows_why_deferred_and_held(sm):
+    """mailq in Postfix's layout: a deferred message's reason (its DSN status, then what
+    the log says) in parentheses on its own line above the recipients it applies to; a
+    held message marked with '!' after its id, its reason kept (postern(8), The
+    queue)."""
+    mark = sm.log_mark()
+    qid = deferred_message(sm, "<far-why@example.test>")
+    line = sm.log_lines(f"{qid}: to=<far@remote.test>", "status=deferred", since=mark)[0]
+    reason = re.search(r"status=deferred \((.*)\)$", line).group(1)
+    own = re.escape(f"{sm.user}@{HOST}")
+    when = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d"
+    why = r"\(4\.\d\.\d " + re.escape(reason) + r"\)"
+    try:
+        for args, name, mark_char in (((), "mailq", " "), (("-bp",), None, " "),
+                                      (("-bp",), None, "!")):
+            if mark_char == "!":
+                subprocess.run([POSTERN, "-c", sm.conf_dir, "queue", "hold", qid],
+                               check=True, capture_output=True)
+            out = sendmail(sm, *args, as_user=False, name=name).stdout.decode()
+            entry = mailq_entry(out, qid)
+            assert re.fullmatch(re.escape(qid + mark_char) + r" +\d+ " + when + " +" + own,
+                                entry[0]), (mark_char, entry)
+            assert re.fullmatch(why, entry[1]), (mark_char, entry)
+            assert re.fullmatch(r" {40,}far@remote\.test", entry[2]), (mark_char, entry)
+            assert len(entry) == 3, (mark_char, entry)
+        assert os.path.exists(os.path.join(sm.queue_dir(), "hold", qid))
+    finally:
+        subprocess.run([POSTERN, "-c", sm.conf_dir, "queue", "delete", qid],
+                       capture_output=True)
