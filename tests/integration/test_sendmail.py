@@ -331,14 +331,18 @@ def test_bad_maildrop_files_go_to_corrupt(sm):
 
 def test_mail_sent_while_stopped_goes_at_start():
     """Mail submitted while the system is down waits in maildrop/ and goes when it
-    starts."""
+    starts; -v says that pickup was not reached and names the file left."""
     inst = start_instance(users=("alice@example.test",), start=False,
                           config={"trusted_users": "root"})
     try:
         inst.submitter, inst.user = _setup_submitter(inst)
-        sendmail(inst, "alice@example.test",
-                 input="Subject: while down\nMessage-ID: <down-1@example.test>\n\nx\n")
-        assert len(inst.queue_files("maildrop")) == 1
+        p = sendmail(inst, "-v", "alice@example.test",
+                     input="Subject: while down\nMessage-ID: <down-1@example.test>\n\nx\n")
+        m = re.fullmatch(r"sendmail: pickup not reached \(.+\): it will find the message "
+                         r"on its next scan\nsendmail: message left in maildrop/ as "
+                         r"([0-9A-F]{21})\n", p.stderr.decode())
+        assert m, p.stderr
+        assert inst.queue_files("maildrop") == [m.group(1)]
         inst.start()
         msg = inst.wait_message("alice@example.test", "<down-1@example.test>")
         assert header(msg, "Return-Path") == f"<{inst.user}@{HOST}>"
@@ -445,3 +449,55 @@ def test_mailq_shows_why_deferred_and_held(sm):
     finally:
         subprocess.run([POSTERN, "-c", sm.conf_dir, "queue", "delete", qid],
                        capture_output=True)
+
+
+def alias_query(sm, key):
+    p = sm.run("map", "query", "alias_maps", key, check=False)
+    return p.stdout.split("\t")[0].strip() if p.returncode == 0 else None
+
+
+def test_bi_rebuilds_aliases_and_v_says_so(sm):
+    """sendmail -bi compiles alias_maps again, as newaliases does, silently; with -v it
+    names each table built and its number of entries on standard error."""
+    path = sm.map_path("aliases")
+    with open(path, "a") as f:
+        f.write("bi-list alice@example.test\n")
+    assert alias_query(sm, "bi-list") is None
+    p = sendmail(sm, "-bi", as_user=False)
+    assert (p.stdout, p.stderr) == (b"", b"")
+    assert alias_query(sm, "bi-list") == "alice@example.test"
+
+    with open(path, "a") as f:
+        f.write("bi-verbose bob@example.test\n")
+    p = sendmail(sm, "-bi", "-v", as_user=False)
+    assert p.stdout == b""
+    m = re.fullmatch(r"sendmail: (.*)\.cdb: (\d+) entries\n", p.stderr.decode())
+    assert m, p.stderr
+    assert os.path.realpath(m.group(1)) == os.path.realpath(path)
+    with open(path) as f:
+        keys = [ln for ln in f if ln.strip() and not ln.startswith(("#", " ", "\t"))]
+    assert int(m.group(2)) == len(keys)
+    assert alias_query(sm, "bi-verbose") == "bob@example.test"
+
+
+def test_v_names_the_maildrop_file_and_the_flush(sm):
+    """-v says on standard error which maildrop file the message was left in (pickup
+    logs the same name) and, with -q, that the flush was requested; without -v both
+    are silent."""
+    mark = sm.log_mark()
+    p = sendmail(sm, "-v", "alice@example.test",
+                 input="Subject: verbose\nMessage-ID: <verbose-1@example.test>\n\nx\n")
+    assert p.stdout == b""
+    m = re.fullmatch(r"sendmail: message left in maildrop/ as ([0-9A-F]{21})\n",
+                     p.stderr.decode())
+    assert m, p.stderr
+    sm.wait_message("alice@example.test", "<verbose-1@example.test>")
+    sm.wait_log("/pickup[", f"maildrop={m.group(1)}", since=mark)
+    p = sendmail(sm, "alice@example.test",
+                 input="Subject: quiet\nMessage-ID: <quiet-1@example.test>\n\nx\n")
+    assert (p.stdout, p.stderr) == (b"", b"")
+
+    p = sendmail(sm, "-q", "-v")
+    assert p.stderr == b"sendmail: queue flush requested\n"
+    p = sendmail(sm, "-q")
+    assert (p.stdout, p.stderr) == (b"", b"")
