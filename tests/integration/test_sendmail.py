@@ -329,6 +329,41 @@ def test_bad_maildrop_files_go_to_corrupt(sm):
     assert "not a maildrop file name" in lines
 
 
+def test_oversized_maildrop_file_goes_to_corrupt(sm):
+    """A well-formed maildrop file whose content is one byte over message_size_limit
+    (planted by hand: sendmail itself refuses it) goes to corrupt/ whole, with a log
+    line; the same pickup process goes on taking good mail."""
+    pickup = sm.daemon_pids("pickup")
+    assert len(pickup) == 1
+    limit = int(sm.run("config", "message_size_limit").stdout.split("=")[1])
+    me = os.getuid()
+    content = b"Subject: too big\n\n" + b"x" * (limit + 1 - len(b"Subject: too big\n\n"))
+    env = f"V1:1\nU{len(str(me))}:{me}\nL1:x\nT2:17\nR18:alice@example.test\n".encode()
+    chunks = [content[i:i + 65536] for i in range(0, len(content), 65536)]
+    body = b"".join(b"C%d:%s\n" % (len(c), c) for c in chunks)
+    name = fake_id()
+    maildrop = os.path.join(sm.queue_dir(), "maildrop")
+    mark = sm.log_mark()
+    before = set(sm.queue_files("corrupt"))
+    path = os.path.join(maildrop, name)
+    with open(path, "wb") as f:
+        f.write(env + body + b"E0:\n")
+    size = os.path.getsize(path)
+    os.chmod(path, 0o644)
+    # A good message after it: pickup scans on its wake-up.
+    sendmail(sm, "alice@example.test",
+             input="Subject: after the big one\nMessage-ID: <after-big@example.test>\n\nx\n")
+    sm.wait_message("alice@example.test", "<after-big@example.test>")
+    line = sm.wait_log("/pickup[", f"maildrop/{name}:", f"uid={me}", "message too big",
+                       "moved to corrupt/", since=mark)
+    moved = re.search(r"moved to corrupt/([0-9A-F]{21})$", line).group(1)
+    assert set(sm.queue_files("corrupt")) - before == {moved}
+    assert os.path.getsize(os.path.join(sm.queue_dir(), "corrupt", moved)) == size
+    assert name not in os.listdir(maildrop)
+    assert sm.daemon_pids("pickup") == pickup
+    assert not any(b"Subject: too big" in m[:200] for m in sm.messages("alice@example.test"))
+
+
 def test_mail_sent_while_stopped_goes_at_start():
     """Mail submitted while the system is down waits in maildrop/ and goes when it
     starts; -v says that pickup was not reached and names the file left."""
