@@ -235,12 +235,22 @@ def test_bs_smtp_session(sm):
     assert b"\n.starts with a dot\n" in msg.replace(b"\r\n", b"\n")
 
 
+def wait_deferred(sm, line):
+    """The queue id of a "status=deferred" log line, once the message is in deferred/
+    (qmgr logs each recipient before it moves the message there)."""
+    qid = re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    wait_for(lambda: os.path.exists(os.path.join(sm.queue_dir(), "deferred", qid)),
+             what=f"{qid} in deferred/")
+    return qid
+
+
 def deferred_message(sm, mid):
-    """Sends to a remote address (relayhost refuses: deferred); returns its queue id."""
+    """Sends to a remote address (relayhost refuses: deferred); returns its queue id
+    once it is in deferred/."""
     mark = sm.log_mark()
     sendmail(sm, "far@remote.test", input=f"Subject: far\nMessage-ID: {mid}\n\nx\n")
     line = sm.wait_log("to=<far@remote.test>", "status=deferred", since=mark, timeout=30)
-    return re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    return wait_deferred(sm, line)
 
 
 def test_mailq_and_flush(sm):
@@ -414,7 +424,7 @@ def test_dsn_options_reach_the_queue_file(sm):
     sendmail(sm, "-N", "delay,failure", "-R", "hdrs", "-V", "env id+1", "far@remote.test",
              input="Subject: dsn\nMessage-ID: <dsn-1@example.test>\n\nx\n")
     line = sm.wait_log("to=<far@remote.test>", "status=deferred", since=mark, timeout=30)
-    qid = re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    qid = wait_deferred(sm, line)
     with open(os.path.join(sm.queue_dir(), "deferred", qid), "rb") as f:
         data = f.read()
     assert b"\nN13:DELAY,FAILURE\nR15:far@remote.test\n" in data, data[:400]
