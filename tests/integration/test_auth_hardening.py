@@ -1,13 +1,17 @@
 """Logins under attack and least privilege around them: 100 parallel password
 guessers on submission while a real user still logs in at once; failure penalties
 counted for the auth service as a whole (anvil), returned to the caller instead of
-slept in auth; unknown user and wrong password answered in the same time; the
+slept in auth; a saturated auth answered with a temporary error over SMTP, POP3
+and IMAP; unknown user and wrong password answered in the same time; the
 password table readable by root alone; the login sockets refusing local users that
 are not their callers (SO_PEERCRED); the envelope sender of an authenticated client
 restricted to the addresses its login owns."""
 
 import base64
+import contextlib
+import imaplib
 import os
+import poplib
 import pwd
 import re
 import smtplib
@@ -326,37 +330,102 @@ def test_without_anvil_failures_wait_the_fixed_delay():
         inst.cleanup()
 
 
-def test_auth_saturated_is_a_temporary_error():
-    """auth limited to one process, which a connection holds: a login is answered
-    within auth_request_timeout with 454 4.7.0 and a log line, not a hang."""
+@pytest.fixture(scope="module")
+def one_auth():
+    """auth limited to one process, so that a connection held to it saturates it;
+    plaintext IMAP logins from loopback allowed."""
     inst = start_instance(users=(ALICE,), start=False,
                           config={"smtpd_sasl_auth_enable": "yes",
-                                  "auth_request_timeout": "2s"})
+                                  "auth_request_timeout": "2s",
+                                  "imapd_loopback_plaintext_login": "yes"})
     try:
         path = os.path.join(inst.conf_dir, "master.conf")
         with open(path) as f:
             text = f.read()
-        text = re.sub(r"^(auth\s+unix\s+\S+\s+\S+\s+\S+\s+)-", r"\g<1>1", text, flags=re.M)
+        text, n = re.subn(r"^(auth\s+unix\s+\S+\s+\S+\s+\S+\s+)-", r"\g<1>1", text,
+                          flags=re.M)
+        assert n == 1
         with open(path, "w") as f:
             f.write(text)
         inst.start()
-        hold = auth_socket(inst)                # the one auth process serves this
-        try:
-            wait_for(lambda: len(inst.daemon_pids("auth")) == 1, what="an auth process")
-            mark = inst.log_mark()
-            with submission(inst, source="127.0.0.51") as s:
-                t0 = time.monotonic()
-                code, msg = auth_plain(s, ALICE, PASSWORD)
-                took = time.monotonic() - t0
-            assert code == 454 and b"4.7.0 Temporary authentication failure" in msg, msg
-            assert 1.5 < took < 6, took
-            inst.wait_log("SASL PLAIN authentication unavailable", since=mark)
-        finally:
-            hold.close()
-        with submission(inst, source="127.0.0.51") as s:   # and back when it is free
-            assert auth_plain(s, ALICE, PASSWORD)[0] == 235
-    finally:
+    except Exception:
         inst.cleanup()
+        raise
+    yield inst
+    inst.cleanup()
+
+
+@contextlib.contextmanager
+def auth_saturated(inst):
+    """The one auth process serves a connection that says nothing."""
+    hold = auth_socket(inst)
+    try:
+        wait_for(lambda: len(inst.daemon_pids("auth")) == 1, what="an auth process")
+        yield
+    finally:
+        hold.close()
+
+
+def test_auth_saturated_is_a_temporary_error(one_auth):
+    """auth saturated: a login is answered within auth_request_timeout with 454 4.7.0
+    and a log line, not a hang."""
+    inst = one_auth
+    with auth_saturated(inst):
+        mark = inst.log_mark()
+        with submission(inst, source="127.0.0.51") as s:
+            t0 = time.monotonic()
+            code, msg = auth_plain(s, ALICE, PASSWORD)
+            took = time.monotonic() - t0
+        assert code == 454 and b"4.7.0 Temporary authentication failure" in msg, msg
+        assert 1.5 < took < 6, took
+        inst.wait_log("SASL PLAIN authentication unavailable", since=mark)
+    with submission(inst, source="127.0.0.51") as s:   # and back when it is free
+        assert auth_plain(s, ALICE, PASSWORD)[0] == 235
+
+
+def test_pop3_login_with_auth_saturated_is_a_temporary_error(one_auth):
+    """The same over POP3: -ERR [SYS/TEMP] within auth_request_timeout, a log line, and
+    the session goes on (a later login succeeds once auth is free)."""
+    inst = one_auth
+    p = poplib.POP3("127.0.0.1", inst.port("pop3"), timeout=30)
+    try:
+        with auth_saturated(inst):
+            mark = inst.log_mark()
+            p.user(ALICE)
+            t0 = time.monotonic()
+            with pytest.raises(poplib.error_proto) as e:
+                p.pass_(PASSWORD)
+            took = time.monotonic() - t0
+            assert e.value.args[0] == (b"-ERR [SYS/TEMP] authentication unavailable, "
+                                       b"try again later"), e.value
+            assert 1.5 < took < 6, took
+            inst.wait_log("/pop3d[", "authentication unavailable: client=[127.0.0.1]",
+                          f"user=<{ALICE}>", since=mark)
+        p.user(ALICE)
+        assert p.pass_(PASSWORD).startswith(b"+OK")
+    finally:
+        p.quit()
+
+
+def test_imap_login_with_auth_saturated_is_a_temporary_error(one_auth):
+    """The same over IMAP: NO [UNAVAILABLE] within auth_request_timeout, a log line,
+    and the session goes on (a later login succeeds once auth is free)."""
+    inst = one_auth
+    c = imaplib.IMAP4("127.0.0.1", inst.port("imap"), timeout=30)
+    try:
+        with auth_saturated(inst):
+            mark = inst.log_mark()
+            t0 = time.monotonic()
+            typ, data = c._simple_command("LOGIN", ALICE, PASSWORD)
+            took = time.monotonic() - t0
+            assert typ == "NO", (typ, data)
+            assert data == [b"[UNAVAILABLE] Authentication unavailable, try again later"]
+            assert 1.5 < took < 6, took
+            inst.wait_log("/imapd[", "authentication unavailable: client=[127.0.0.1]",
+                          f"user=<{ALICE}>", since=mark)
+        assert c.login(ALICE, PASSWORD)[0] == "OK"
+    finally:
+        c.logout()
 
 
 # ---- least privilege ----

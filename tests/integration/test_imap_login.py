@@ -2,7 +2,8 @@
 CAPABILITY, LOGINDISABLED until STARTTLS, implicit TLS on the imaps port, LOGIN and
 AUTHENTICATE PLAIN/LOGIN with and without SASL-IR, ID, ENABLE, NAMESPACE, the command
 parser's refusals (bad tags, literals over the limit, overlong lines, commands in the
-wrong state) and the error limit."""
+wrong state), the error limit, and the per-client connection limits (anvil) and
+master's busy answer in front of imapd -l."""
 
 import base64
 import imaplib
@@ -324,3 +325,183 @@ def test_login_still_works_with_deadlines(slow):
     time.sleep(5)                   # past the pre-auth deadline: it no longer applies
     assert c.noop()[0] == "OK"
     c.logout()
+
+
+# ---- connection limits (anvil) and master's busy answer ----
+
+# Extra services of the limits instance: name -> (offset from the port base, process
+# limit, command).  Each has its own counters in anvil (they count per service).
+LIMITED = {
+    "imap-rate": (146, "-", "imapd -l -o imapd_client_connection_rate_limit=3"
+                            " -o imapd_client_connection_count_limit=0"),
+    "imap-busy": (147, "2", "imapd -l"),
+}
+
+
+@pytest.fixture(scope="module")
+def limited(request):
+    """imapd_client_connection_count_limit 2 on imap and imaps.  Only 127.0.0.1 (the
+    harness's own checks) is an exception: the tests' clients come from other loopback
+    addresses."""
+    inst = start_instance(users=(USER,), domains=("example.test",), start=False,
+                          config={"mynetworks": "127.0.0.1/32",
+                                  "imapd_client_connection_count_limit": "2"})
+    try:
+        with open(f"{inst.conf_dir}/master.conf", "a") as f:
+            for name, (offset, limit, cmd) in LIMITED.items():
+                f.write(f"{name} inet {inst.base + offset} nobody y {limit} {cmd}\n")
+        inst.start()
+    except Exception:
+        print(inst.log())
+        inst.cleanup()
+        raise
+    wait_for(lambda: _greets(inst), what="IMAP port to answer")
+    yield inst
+    inst.cleanup()
+
+
+def _dial(inst, service, source, tls=False, timeout=10):
+    """A connection from the loopback address source."""
+    port = inst.port(service) if service in ("imap", "imaps") \
+        else inst.base + LIMITED[service][0]
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", port))
+    return _ctx().wrap_socket(s) if tls else s
+
+
+def _first_line(s):
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = s.recv(1024)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def _closed(s):
+    try:
+        return s.recv(1024) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_count_limit_says_bye_and_others_are_served(limited):
+    """Two sessions from 127.0.0.2 are served; the third and fourth get the BYE at
+    once and are closed; 127.0.0.3 still gets its greeting; the refusals of 127.0.0.2
+    are logged once (once a minute per client and service)."""
+    mark = limited.log_mark()
+    held = []
+    try:
+        for _ in range(2):
+            s = _dial(limited, "imap", "127.0.0.2")
+            held.append(s)
+            assert _first_line(s).startswith(b"* OK [CAPABILITY ")
+        for _ in range(2):
+            s = _dial(limited, "imap", "127.0.0.2")
+            held.append(s)
+            t0 = time.monotonic()
+            assert _first_line(s) == b"* BYE [UNAVAILABLE] Too many connections\r\n"
+            assert _closed(s)
+            assert time.monotonic() - t0 < 5
+        other = _dial(limited, "imap", "127.0.0.3")
+        held.append(other)
+        assert _first_line(other).startswith(b"* OK [CAPABILITY ")
+        limited.wait_log("Connection concurrency limit exceeded", "[127.0.0.2]",
+                         "service imap", since=mark)
+        assert len(limited.log_lines("limit exceeded", "[127.0.0.2]", since=mark)) == 1
+        assert not limited.log_lines("limit exceeded", "[127.0.0.3]", since=mark)
+        # one leaves: there is room again
+        held.pop(0).close()
+
+        def room():
+            u = _dial(limited, "imap", "127.0.0.2")
+            held.append(u)
+            return _first_line(u).startswith(b"* OK")
+        wait_for(room, timeout=10, what="a slot of 127.0.0.2 to be free again")
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_imaps_refusal_comes_after_the_handshake(limited):
+    held = []
+    try:
+        for _ in range(2):
+            s = _dial(limited, "imaps", "127.0.0.4", tls=True)
+            held.append(s)
+            assert _first_line(s).startswith(b"* OK [CAPABILITY ")
+        s = _dial(limited, "imaps", "127.0.0.4", tls=True)
+        held.append(s)
+        assert _first_line(s) == b"* BYE [UNAVAILABLE] Too many connections\r\n"
+    finally:
+        for s in held:
+            s.close()
+
+
+def test_rate_limit_says_bye(limited):
+    """imap-rate allows 3 connections a minute per client: the fourth from 127.0.0.5
+    gets the BYE, 127.0.0.6 is still served, and one line is logged."""
+    mark = limited.log_mark()
+    for i in range(3):
+        s = _dial(limited, "imap-rate", "127.0.0.5")
+        try:
+            assert _first_line(s).startswith(b"* OK "), i
+            s.sendall(b"a LOGOUT\r\n")
+        finally:
+            s.close()
+    for _ in range(2):
+        s = _dial(limited, "imap-rate", "127.0.0.5")
+        try:
+            assert _first_line(s) == b"* BYE [UNAVAILABLE] Too many connections\r\n"
+            assert _closed(s)
+        finally:
+            s.close()
+    s = _dial(limited, "imap-rate", "127.0.0.6")
+    try:
+        assert _first_line(s).startswith(b"* OK ")
+    finally:
+        s.close()
+    limited.wait_log("Connection rate limit exceeded", "[127.0.0.5]", "imap-rate",
+                     since=mark)
+    assert len(limited.log_lines("limit exceeded", "[127.0.0.5]", since=mark)) == 1
+
+
+def test_master_answers_busy_when_every_imapd_is_taken(limited):
+    """imap-busy has 2 processes: with both serving a session, master answers the next
+    clients itself with a BYE (after about a second), logged once."""
+    mark = limited.log_mark()
+    held = []
+    try:
+        for source in ("127.0.0.7", "127.0.0.8"):
+            s = _dial(limited, "imap-busy", source)
+            held.append(s)
+            assert _first_line(s).startswith(b"* OK ")
+        t0 = time.monotonic()
+        for _ in range(2):
+            s = _dial(limited, "imap-busy", "127.0.0.9")
+            try:
+                assert _first_line(s) == b"* BYE Service busy\r\n"
+                assert _closed(s)
+            finally:
+                s.close()
+        assert time.monotonic() - t0 < 8
+        limited.wait_log("service imap-busy: all 2 processes busy", since=mark)
+        assert len(limited.log_lines("service imap-busy: all 2 processes busy",
+                                     since=mark)) == 1
+        for s in held:
+            s.close()
+        held = []
+
+        def served():
+            u = _dial(limited, "imap-busy", "127.0.0.9")
+            try:
+                return _first_line(u).startswith(b"* OK ")
+            finally:
+                u.close()
+        wait_for(served, timeout=10, what="imap-busy to serve again")
+    finally:
+        for s in held:
+            s.close()

@@ -2,17 +2,32 @@
 
 import os
 import pwd
+import socket
 
 import pytest
 
 from conftest import start_instance
+from instance import wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="privilege separation needs root")
 
 
 @pytest.fixture(scope="module")
-def root_mta():
-    inst = start_instance(users=("alice@example.test",), domains=("example.test",))
+def relay():
+    """A relay host that accepts connections and never answers: an smtp process that
+    reaches it stays in its session until the test lets go."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    s.listen(8)
+    s.settimeout(30)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def root_mta(relay):
+    inst = start_instance(users=("alice@example.test",), domains=("example.test",),
+                          config={"relayhost": f"[127.0.0.1]:{relay.getsockname()[1]}"})
     yield inst
     inst.cleanup()
 
@@ -54,3 +69,59 @@ def test_daemon_identities(root_mta):
                 assert got["Uid"] == [uid] * 4, (name, got)
                 assert got["Gid"] == [gid] * 4, (name, got)
                 assert got["root"] == root, (name, got)
+
+
+def login_pids(inst, daemon):
+    """The pre-auth (-l) processes of pop3d or imapd."""
+    out = []
+    for pid in inst.daemon_pids(daemon):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"-l" in f.read().split(b"\0"):
+                    out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def test_pickup_smtp_anvil_and_imap_login_roots(root_mta, relay):
+    """pickup, smtp (during an outbound delivery) and anvil run as postern chrooted
+    into the queue directory; the pre-auth imapd as nobody chrooted into login/."""
+    postern = pwd.getpwnam("postern")
+    nobody = pwd.getpwnam("nobody")
+    queue = os.path.realpath(root_mta.queue_dir())
+    held = []
+    try:
+        # smtp: a message for a remote domain goes to the relay, which keeps it talking
+        with root_mta.smtp() as s:
+            s.sendmail("a@remote.test", ["far@elsewhere.test"],
+                       b"Subject: p\r\nMessage-ID: <roots@remote.test>\r\n\r\nx\r\n")
+        conn, _ = relay.accept()
+        held.append(conn)
+        # anvil: a client of its private socket keeps it running
+        a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        a.connect(os.path.join(root_mta.queue_dir(), "private", "anvil"))
+        held.append(a)
+        wait_for(lambda: root_mta.daemon_pids("anvil"), what="an anvil process")
+        # imapd -l: a client waiting at the greeting
+        i = socket.create_connection(("127.0.0.1", root_mta.port("imap")), timeout=10)
+        held.append(i)
+        assert i.recv(100).startswith(b"* OK")
+        expect = {
+            "pickup": (postern.pw_uid, postern.pw_gid, queue, root_mta.daemon_pids),
+            "smtp": (postern.pw_uid, postern.pw_gid, queue, root_mta.daemon_pids),
+            "anvil": (postern.pw_uid, postern.pw_gid, queue, root_mta.daemon_pids),
+            "imapd": (nobody.pw_uid, nobody.pw_gid, os.path.join(queue, "login"),
+                      lambda name: login_pids(root_mta, name)),
+        }
+        for name, (uid, gid, root, pids_of) in expect.items():
+            pids = pids_of(name)
+            assert pids, f"no {name} process"
+            for pid in pids:
+                got = ids(pid)
+                assert got["Uid"] == [uid] * 4, (name, got)
+                assert got["Gid"] == [gid] * 4, (name, got)
+                assert got["root"] == root, (name, got)
+    finally:
+        for s in held:
+            s.close()

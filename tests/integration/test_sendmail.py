@@ -235,12 +235,22 @@ def test_bs_smtp_session(sm):
     assert b"\n.starts with a dot\n" in msg.replace(b"\r\n", b"\n")
 
 
+def wait_deferred(sm, line):
+    """The queue id of a "status=deferred" log line, once the message is in deferred/
+    (qmgr logs each recipient before it moves the message there)."""
+    qid = re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    wait_for(lambda: os.path.exists(os.path.join(sm.queue_dir(), "deferred", qid)),
+             what=f"{qid} in deferred/")
+    return qid
+
+
 def deferred_message(sm, mid):
-    """Sends to a remote address (relayhost refuses: deferred); returns its queue id."""
+    """Sends to a remote address (relayhost refuses: deferred); returns its queue id
+    once it is in deferred/."""
     mark = sm.log_mark()
     sendmail(sm, "far@remote.test", input=f"Subject: far\nMessage-ID: {mid}\n\nx\n")
     line = sm.wait_log("to=<far@remote.test>", "status=deferred", since=mark, timeout=30)
-    return re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    return wait_deferred(sm, line)
 
 
 def test_mailq_and_flush(sm):
@@ -329,16 +339,55 @@ def test_bad_maildrop_files_go_to_corrupt(sm):
     assert "not a maildrop file name" in lines
 
 
+def test_oversized_maildrop_file_goes_to_corrupt(sm):
+    """A well-formed maildrop file whose content is one byte over message_size_limit
+    (planted by hand: sendmail itself refuses it) goes to corrupt/ whole, with a log
+    line; the same pickup process goes on taking good mail."""
+    pickup = sm.daemon_pids("pickup")
+    assert len(pickup) == 1
+    limit = int(sm.run("config", "message_size_limit").stdout.split("=")[1])
+    me = os.getuid()
+    content = b"Subject: too big\n\n" + b"x" * (limit + 1 - len(b"Subject: too big\n\n"))
+    env = f"V1:1\nU{len(str(me))}:{me}\nL1:x\nT2:17\nR18:alice@example.test\n".encode()
+    chunks = [content[i:i + 65536] for i in range(0, len(content), 65536)]
+    body = b"".join(b"C%d:%s\n" % (len(c), c) for c in chunks)
+    name = fake_id()
+    maildrop = os.path.join(sm.queue_dir(), "maildrop")
+    mark = sm.log_mark()
+    before = set(sm.queue_files("corrupt"))
+    path = os.path.join(maildrop, name)
+    with open(path, "wb") as f:
+        f.write(env + body + b"E0:\n")
+    size = os.path.getsize(path)
+    os.chmod(path, 0o644)
+    # A good message after it: pickup scans on its wake-up.
+    sendmail(sm, "alice@example.test",
+             input="Subject: after the big one\nMessage-ID: <after-big@example.test>\n\nx\n")
+    sm.wait_message("alice@example.test", "<after-big@example.test>")
+    line = sm.wait_log("/pickup[", f"maildrop/{name}:", f"uid={me}", "message too big",
+                       "moved to corrupt/", since=mark)
+    moved = re.search(r"moved to corrupt/([0-9A-F]{21})$", line).group(1)
+    assert set(sm.queue_files("corrupt")) - before == {moved}
+    assert os.path.getsize(os.path.join(sm.queue_dir(), "corrupt", moved)) == size
+    assert name not in os.listdir(maildrop)
+    assert sm.daemon_pids("pickup") == pickup
+    assert not any(b"Subject: too big" in m[:200] for m in sm.messages("alice@example.test"))
+
+
 def test_mail_sent_while_stopped_goes_at_start():
     """Mail submitted while the system is down waits in maildrop/ and goes when it
-    starts."""
+    starts; -v says that pickup was not reached and names the file left."""
     inst = start_instance(users=("alice@example.test",), start=False,
                           config={"trusted_users": "root"})
     try:
         inst.submitter, inst.user = _setup_submitter(inst)
-        sendmail(inst, "alice@example.test",
-                 input="Subject: while down\nMessage-ID: <down-1@example.test>\n\nx\n")
-        assert len(inst.queue_files("maildrop")) == 1
+        p = sendmail(inst, "-v", "alice@example.test",
+                     input="Subject: while down\nMessage-ID: <down-1@example.test>\n\nx\n")
+        m = re.fullmatch(r"sendmail: pickup not reached \(.+\): it will find the message "
+                         r"on its next scan\nsendmail: message left in maildrop/ as "
+                         r"([0-9A-F]{21})\n", p.stderr.decode())
+        assert m, p.stderr
+        assert inst.queue_files("maildrop") == [m.group(1)]
         inst.start()
         msg = inst.wait_message("alice@example.test", "<down-1@example.test>")
         assert header(msg, "Return-Path") == f"<{inst.user}@{HOST}>"
@@ -375,7 +424,7 @@ def test_dsn_options_reach_the_queue_file(sm):
     sendmail(sm, "-N", "delay,failure", "-R", "hdrs", "-V", "env id+1", "far@remote.test",
              input="Subject: dsn\nMessage-ID: <dsn-1@example.test>\n\nx\n")
     line = sm.wait_log("to=<far@remote.test>", "status=deferred", since=mark, timeout=30)
-    qid = re.search(r": ([0-9A-F]{21}): to=", line).group(1)
+    qid = wait_deferred(sm, line)
     with open(os.path.join(sm.queue_dir(), "deferred", qid), "rb") as f:
         data = f.read()
     assert b"\nN13:DELAY,FAILURE\nR15:far@remote.test\n" in data, data[:400]
@@ -406,3 +455,94 @@ def test_message_size_limit(sm):
         assert sm.queue_files("maildrop") == []
     finally:
         sm.config(message_size_limit="10240000")
+
+
+def mailq_entry(out, qid):
+    """The lines of qid's entry in mailq's output: its id line to the blank line."""
+    lines = out.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(qid))
+    end = lines.index("", start)
+    return lines[start:end]
+
+
+def test_mailq_shows_why_deferred_and_held(sm):
+    """mailq in Postfix's layout: a deferred message's reason (its DSN status, then what
+    the log says) in parentheses on its own line above the recipients it applies to; a
+    held message marked with '!' after its id, its reason kept (postern(8), The
+    queue)."""
+    mark = sm.log_mark()
+    qid = deferred_message(sm, "<far-why@example.test>")
+    line = sm.log_lines(f"{qid}: to=<far@remote.test>", "status=deferred", since=mark)[0]
+    reason = re.search(r"status=deferred \((.*)\)$", line).group(1)
+    own = re.escape(f"{sm.user}@{HOST}")
+    when = r"\w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d"
+    why = r"\(4\.\d\.\d " + re.escape(reason) + r"\)"
+    try:
+        for args, name, mark_char in (((), "mailq", " "), (("-bp",), None, " "),
+                                      (("-bp",), None, "!")):
+            if mark_char == "!":
+                subprocess.run([POSTERN, "-c", sm.conf_dir, "queue", "hold", qid],
+                               check=True, capture_output=True)
+            out = sendmail(sm, *args, as_user=False, name=name).stdout.decode()
+            entry = mailq_entry(out, qid)
+            assert re.fullmatch(re.escape(qid + mark_char) + r" +\d+ " + when + " +" + own,
+                                entry[0]), (mark_char, entry)
+            assert re.fullmatch(why, entry[1]), (mark_char, entry)
+            assert re.fullmatch(r" {40,}far@remote\.test", entry[2]), (mark_char, entry)
+            assert len(entry) == 3, (mark_char, entry)
+        assert os.path.exists(os.path.join(sm.queue_dir(), "hold", qid))
+    finally:
+        subprocess.run([POSTERN, "-c", sm.conf_dir, "queue", "delete", qid],
+                       capture_output=True)
+
+
+def alias_query(sm, key):
+    p = sm.run("map", "query", "alias_maps", key, check=False)
+    return p.stdout.split("\t")[0].strip() if p.returncode == 0 else None
+
+
+def test_bi_rebuilds_aliases_and_v_says_so(sm):
+    """sendmail -bi compiles alias_maps again, as newaliases does, silently; with -v it
+    names each table built and its number of entries on standard error."""
+    path = sm.map_path("aliases")
+    with open(path, "a") as f:
+        f.write("bi-list alice@example.test\n")
+    assert alias_query(sm, "bi-list") is None
+    p = sendmail(sm, "-bi", as_user=False)
+    assert (p.stdout, p.stderr) == (b"", b"")
+    assert alias_query(sm, "bi-list") == "alice@example.test"
+
+    with open(path, "a") as f:
+        f.write("bi-verbose bob@example.test\n")
+    p = sendmail(sm, "-bi", "-v", as_user=False)
+    assert p.stdout == b""
+    m = re.fullmatch(r"sendmail: (.*)\.cdb: (\d+) entries\n", p.stderr.decode())
+    assert m, p.stderr
+    assert os.path.realpath(m.group(1)) == os.path.realpath(path)
+    with open(path) as f:
+        keys = [ln for ln in f if ln.strip() and not ln.startswith(("#", " ", "\t"))]
+    assert int(m.group(2)) == len(keys)
+    assert alias_query(sm, "bi-verbose") == "bob@example.test"
+
+
+def test_v_names_the_maildrop_file_and_the_flush(sm):
+    """-v says on standard error which maildrop file the message was left in (pickup
+    logs the same name) and, with -q, that the flush was requested; without -v both
+    are silent."""
+    mark = sm.log_mark()
+    p = sendmail(sm, "-v", "alice@example.test",
+                 input="Subject: verbose\nMessage-ID: <verbose-1@example.test>\n\nx\n")
+    assert p.stdout == b""
+    m = re.fullmatch(r"sendmail: message left in maildrop/ as ([0-9A-F]{21})\n",
+                     p.stderr.decode())
+    assert m, p.stderr
+    sm.wait_message("alice@example.test", "<verbose-1@example.test>")
+    sm.wait_log("/pickup[", f"maildrop={m.group(1)}", since=mark)
+    p = sendmail(sm, "alice@example.test",
+                 input="Subject: quiet\nMessage-ID: <quiet-1@example.test>\n\nx\n")
+    assert (p.stdout, p.stderr) == (b"", b"")
+
+    p = sendmail(sm, "-q", "-v")
+    assert p.stderr == b"sendmail: queue flush requested\n"
+    p = sendmail(sm, "-q")
+    assert (p.stdout, p.stderr) == (b"", b"")
