@@ -211,32 +211,35 @@ static void workers_trim(long long now, long long max_idle_ms)
 static struct worker *worker_find(const struct auth_result *who)
 {
     struct worker *best = NULL;
-    dev_t dev;
-    ino_t ino;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool have = maildir_id(who->maildir.s, &dev, &ino);
 
-    if (!maildir_id(who->maildir.s, &dev, &ino))
-        return NULL;
     for (size_t i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
         if (w->ctl < 0 || w->busy || w->uid != who->uid || w->gid != who->gid
             || strcmp(w->user, who->user.s) != 0 || strcmp(w->maildir, who->maildir.s) != 0)
             continue;
-        /* The process made the Maildir: while it serves its first sessions, the
-         * directory there now is the one it entered. */
+        /* A process whose first session is making the Maildir: once it is there,
+         * it is the directory the process entered; until then the process is the
+         * one that will have entered it. */
         if (w->id_pending && w->sessions > 0) {
-            w->dev = dev;
-            w->ino = ino;
-            w->id_pending = false;
+            if (have) {
+                w->dev = dev;
+                w->ino = ino;
+                w->id_pending = false;
+            } else if (best == NULL || w->sessions > best->sessions) {
+                best = w;
+                continue;
+            }
         }
-        if (w->id_pending)
+        if (w->id_pending || !have)
             continue;
         if (w->dev == dev && w->ino == ino) {
             if (best == NULL || w->sessions > best->sessions)
                 best = w;
             continue;
         }
-        if (w->dev == dev && w->ino == ino)
-            return w;
         /* Its Maildir was removed or replaced: that process is of no more use. */
         worker_retire(w);
     }
