@@ -87,6 +87,12 @@ void imap_no(struct imap_conn *c, const char *fmt, ...) __attribute__((format(pr
 void imap_put_string(struct stream *st, const char *s, size_t len);
 /* As imap_put_string, NIL for NULL. */
 void imap_put_nstring(struct stream *st, const char *s, size_t len);
+/* For readers of commands other than imap_read_command (mux.c): the tag of a
+ * (partial) command line into c->tag ("*" when none); whether a line ends with a
+ * literal announcement, its size and LITERAL+; whether a command is an APPEND. */
+void imap_take_tag(struct imap_conn *c, const char *s, size_t len);
+bool imap_literal_at_end(const struct str *line, uint64_t *n, bool *plus);
+bool imap_is_append(const struct str *cmd);
 
 /* ---- parse.c: the grammar of RFC 3501 section 9 over a read command ---- */
 struct imap_parser {
@@ -150,7 +156,5 @@ void imap_cmd_id(struct imap_conn *c, struct imap_parser *ip);
 /* ---- preauth.c ---- */
 void imap_preauth_service(struct server *srv, int *fd);
 
-/* ---- session.c: after login ---- */
-int imap_session(struct login_handoff *h, const struct auth_result *who);
 
 #endif

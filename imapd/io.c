@@ -324,3 +324,18 @@ void imap_put_nstring(struct stream *st, const char *s, size_t len)
     else
         imap_put_string(st, s, len);
 }
+
+void imap_take_tag(struct imap_conn *c, const char *s, size_t len)
+{
+    take_tag(c, s, len);
+}
+
+bool imap_literal_at_end(const struct str *line, uint64_t *n, bool *plus)
+{
+    return literal_at_end(line, n, plus);
+}
+
+bool imap_is_append(const struct str *cmd)
+{
+    return is_append(cmd);
+}

@@ -11,6 +11,7 @@
 #include "login_serve.h"
 #include "proto.h"
 #include "server.h"
+#include "session.h"
 #include "str.h"
 #include "tls.h"
 
@@ -78,14 +79,15 @@ static const char *imap_refusal(enum login_refusal why)
 static struct login_service imap_login = {
     .command = "imapd",
     .path = PROTO_PATH_IMAP,
-    .session = imap_session,
     .refusal = imap_refusal,
+    .mux = imap_mux,
 };
 
 static void postlogin_pre_jail(struct server *srv)
 {
     imap_settings(srv->conf);
     imap_login.ipc_timeout_ms = imap_cf.ipc_timeout_ms;
+    imap_login.session_limit = (unsigned)conf_count(srv->conf, CONF_imapd_session_connection_limit);
     login_post_setup(srv, &imap_login);
 }
 

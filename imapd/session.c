@@ -1,7 +1,8 @@
 /* The authenticated and selected states (RFC 3501 6.3-6.4) in a process that already
  * runs as the mailbox owner with the Maildir as its working directory (and root, when
- * started by root): the command loop, the commands valid in any state after login,
- * and the dispatch to the folder commands (select.c, mailbox.c).  Commands are untrusted. */
+ * started by root): a session's start and end, the commands valid in any state after
+ * login, and the dispatch to the folder commands (select.c, mailbox.c).  The reading
+ * of commands is mux.c's.  Commands are untrusted. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "session.h"
 #include "store_folder.h"
 #include "stream.h"
+#include "xmalloc.h"
 
 static void cmd_capability(struct imap_session *s, struct imap_parser *ip)
 {
@@ -148,7 +150,7 @@ static const struct imap_command *find(const struct imap_command *t, size_t n,
     return NULL;
 }
 
-static void session_command(struct imap_session *s, const struct str *cmd)
+void imap_session_command(struct imap_session *s, const struct str *cmd)
 {
     struct imap_parser ip;
     struct str tag = STR_INIT, name = STR_INIT;
@@ -191,43 +193,36 @@ static void first_login(struct imap_session *s)
     str_free(&err);
 }
 
-int imap_session(struct login_handoff *h, const struct auth_result *who)
+struct imap_session *imap_session_start(struct login_handoff *h, const struct auth_result *who)
 {
-    struct imap_session s;
-    struct str cmd = STR_INIT;
-    bool timed_out = false;
+    struct imap_session *s = xcalloc(1, sizeof(*s));
 
-    memset(&s, 0, sizeof(s));
-    s.c.client = h->client.len > 0 ? h->client.s : "unknown";
-    s.c.user = who->user.s;
-    s.c.st = login_stream(h);
-    stream_set_timeout(s.c.st, imap_cf.timeout_ms);
-    log_info("session: user=<%s>, client=[%s]%s", s.c.user, s.c.client,
+    s->own_client = xstrdup(h->client.len > 0 ? h->client.s : "unknown");
+    s->own_user = xstrdup(who->user.s);
+    s->c.client = s->own_client;
+    s->c.user = s->own_user;
+    s->c.st = login_stream(h);
+    log_info("session: user=<%s>, client=[%s]%s", s->c.user, s->c.client,
              h->tls ? ", tls" : "");
-    first_login(&s);
-    while (!s.c.closing && !server_stop) {
-        enum imap_read r = imap_read_command(&s.c, &cmd);
-        if (r == IMAP_READ_EOF) {
-            timed_out = errno == ETIMEDOUT;
-            if (timed_out)
-                imap_timed_out(&s.c);
-            break;
-        }
-        if (r == IMAP_READ_OK)
-            session_command(&s, &cmd);
-    }
-    if (server_stop && !s.c.closing)
-        stream_puts(s.c.st, "* BYE Server shutting down\r\n");
-    log_info("logout: user=<%s>, client=[%s], %s", s.c.user, s.c.client,
-             s.logout ? "logout" : timed_out ? "timeout" : "disconnected");
-    imap_fetch_cache_done(&s);
-    imap_unselect(&s);
-    free(s.view);
-    free(s.exp_pending);
-    free(s.saved);
-    str_free(&s.box_name);
-    stream_flush(s.c.st);
-    stream_close(s.c.st);
-    str_free(&cmd);
-    return 0;
+    first_login(s);
+    return s;
+}
+
+void imap_session_end(struct imap_session *s, const char *how)
+{
+    if (server_stop && !s->c.closing)
+        stream_puts(s->c.st, "* BYE Server shutting down\r\n");
+    log_info("logout: user=<%s>, client=[%s], %s", s->c.user, s->c.client,
+             s->logout ? "logout" : how);
+    imap_fetch_cache_done(s);
+    imap_unselect(s);
+    free(s->view);
+    free(s->exp_pending);
+    free(s->saved);
+    str_free(&s->box_name);
+    (void)stream_flush_nowait(s->c.st);
+    stream_close(s->c.st);
+    free(s->own_client);
+    free(s->own_user);
+    free(s);
 }

@@ -31,6 +31,9 @@ struct imap_session {
     unsigned enabled;               /* IMAP_EN_*: what ENABLE turned on */
     uint32_t *saved;                /* SEARCHRES "$": the UIDs SEARCH RETURN (SAVE) */
     size_t nsaved;                  /* kept, ascending; emptied by SELECT (RFC 5182) */
+    bool idling;                    /* in IDLE (idle.c): only DONE is read */
+    long long idle_end;             /* clock_ms() when IDLE times out */
+    char *own_user, *own_client;    /* what c.user and c.client point at */
 };
 
 /* ENABLE (RFC 5161): one bit an extension that changes what the server says. */
@@ -174,7 +177,25 @@ void imap_qresync_report(struct imap_session *s, struct imap_select_params *p);
 /* ---- compress.c ---- */
 void imap_cmd_compress(struct imap_session *s, struct imap_parser *ip);
 
-/* ---- idle.c ---- */
+/* ---- session.c ---- */
+/* A session for h's client (its stream made; h->fd taken) logged in as who. */
+struct imap_session *imap_session_start(struct login_handoff *h, const struct auth_result *who);
+/* Runs one command read in full (literals inline). */
+void imap_session_command(struct imap_session *s, const struct str *cmd);
+/* Logs the end (how: "timeout", "disconnected"... unless it was a LOGOUT), closes
+ * the folder, writes what the client takes now of the last replies, frees s. */
+void imap_session_end(struct imap_session *s, const char *how);
+
+/* ---- idle.c: IDLE as a state of the connection (mux.c reads for it) ---- */
+/* Starts IDLE: the changes so far, "+ idling", then s->idling until DONE. */
 void imap_cmd_idle(struct imap_session *s, struct imap_parser *ip);
+/* A line the client sent while idling (its end included): DONE ends IDLE with OK,
+ * anything else with BAD. */
+void imap_idle_input(struct imap_session *s, const struct str *line);
+/* The folder may have changed: tells an idling client at once. */
+void imap_idle_wake(struct imap_session *s);
+
+/* ---- mux.c: the session process's loop ---- */
+void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who);
 
 #endif

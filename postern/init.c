@@ -480,10 +480,12 @@ int cmd_init(int argc, char **argv)
         "pop3d        unix    %-17s root     n       100    pop3d\n",
         port_base >= 0 ? port_base + 110 : 110L, port_base >= 0 ? port_base + 995 : 995L,
         PROTO_PATH_POP3);
+    /* imapd's post-login service is one process, so that it can send all the
+     * connections of a user to the same session process (imapd(8)). */
     str_printf(&s,
         "imap         inet    %-17ld nobody   y       100    imapd -l\n"
         "imaps        inet    %-17ld nobody   y       100    imapd -l -o imapd_tls_wrapper=yes\n"
-        "imapd        unix    %-17s root     n       100    imapd\n",
+        "imapd        unix    %-17s root     n       1      imapd\n",
         port_base >= 0 ? port_base + 143 : 143L, port_base >= 0 ? port_base + 993 : 993L,
         PROTO_PATH_IMAP);
     write_file(abs, "master.conf", s.s, 0644);

@@ -198,6 +198,8 @@ CONF_KEY(imapd_error_limit, COUNT, "10", 0, 1000, NULL, "no limit",
          "IMAP BAD and NO replies after which the connection is closed")
 CONF_KEY(imapd_index_cache_limit, SIZE, "64m", 0, 1073741824, NULL, "no index cache",
          "largest IMAP index cache file of one folder (postern-imap-index(5))")
+CONF_KEY(imapd_session_connection_limit, COUNT, "100", 1, 10000, NULL, NULL,
+         "IMAP connections of one user that one session process serves at once")
 CONF_KEY(imapd_tls_wrapper, BOOL, "no", 0, 1, NULL, NULL,
          "TLS from the first byte (port 993) instead of STARTTLS")
 CONF_KEY(imapd_loopback_plaintext_login, BOOL, "no", 0, 1, NULL, NULL,

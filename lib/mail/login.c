@@ -298,6 +298,7 @@ static const struct stream_ops login_prefix_ops = {
     .write = login_prefix_write,
     .pending = login_prefix_pending,
     .free = login_prefix_free,
+    .plain = true,
 };
 
 struct stream *login_stream(struct login_handoff *h)

@@ -8,6 +8,11 @@
  * (the same directory still: device and inode) gets the client over its socket pair,
  * its listing perhaps still cached; only when none is idle is one forked (never
  * exec'd).  A system user's session gets a process of its own that ends with it.
+ * A daemon whose session processes serve many connections at once (imapd:
+ * login_service.session_limit) sends every client of a user, system users too, to
+ * that user's process while it serves fewer than the limit, so one process holds
+ * all of a user's connections; for that, this service runs as a single process
+ * (postern init sets its process limit to 1 in master.conf).
  * This process stays root, runs no session code and keeps no client data: it
  * passes the descriptor on and closes it.  It trusts a hand-off only as far as auth
  * vouches for its token, and its session processes not at all: their only word is "I"
@@ -44,7 +49,8 @@ struct worker {
     int ctl;                    /* our end of its socket pair; -1: none, or retired */
     uid_t uid;
     gid_t gid;
-    bool busy;
+    bool busy;                  /* as many sessions as it may serve, or retired */
+    unsigned sessions;          /* sessions it serves now */
     long long idle_since;       /* ms */
     char *user;                 /* the one user it serves */
     char *maildir;              /* and that user's Maildir, */
@@ -85,6 +91,17 @@ static void on_child(int sig)
 {
     (void)sig;
     child_exited = 1;
+}
+
+/* Whether the daemon's session processes serve many connections at once. */
+static bool muxed(void)
+{
+    return svc_of->mux != NULL;
+}
+
+static unsigned session_limit(void)
+{
+    return svc_of->session_limit > 1 ? svc_of->session_limit : 1;
 }
 
 /* Closes our end: the process ends when its session (if any) is over. */
@@ -144,14 +161,17 @@ static void worker_read(struct worker *w, long long now)
         return;
     }
     for (ssize_t i = 0; i < n; i++) {
-        if (buf[i] != 'I') {
+        if (buf[i] != 'I' || w->sessions == 0) {
             log_warn("session process %ld: unexpected report, stopped", (long)w->pid);
             kill(w->pid, SIGKILL);
             worker_retire(w);
             return;
         }
+        w->sessions--;
     }
     w->busy = false;
+    if (w->sessions > 0)
+        return;
     w->idle_since = now;
     /* Its first session made the Maildir: the directory it entered is this one. */
     if (w->id_pending && maildir_id(w->maildir, &w->dev, &w->ino))
@@ -167,7 +187,7 @@ static void workers_trim(long long now, long long max_idle_ms)
 
     for (size_t i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        if (w->ctl < 0 || w->busy)
+        if (w->ctl < 0 || w->busy || w->sessions > 0)
             continue;
         if (max_idle_ms > 0 && now - w->idle_since >= max_idle_ms)
             worker_retire(w);
@@ -177,7 +197,7 @@ static void workers_trim(long long now, long long max_idle_ms)
     while (idle > POSTLOGIN_IDLE_MAX) {
         struct worker *oldest = NULL;
         for (size_t i = 0; i < nworkers; i++)
-            if (workers[i].ctl >= 0 && !workers[i].busy
+            if (workers[i].ctl >= 0 && !workers[i].busy && workers[i].sessions == 0
                 && (oldest == NULL || workers[i].idle_since < oldest->idle_since))
                 oldest = &workers[i];
         worker_retire(oldest);
@@ -185,26 +205,45 @@ static void workers_trim(long long now, long long max_idle_ms)
     }
 }
 
-/* An idle process of who's own: same user, uid, gid and Maildir, which is still the
- * directory the process entered; NULL when none. */
+/* A process of who's own with room for one more session: same user, uid, gid and
+ * Maildir, which is still the directory the process entered; NULL when none.  The
+ * busiest such process is chosen, so that a user's sessions stay together. */
 static struct worker *worker_find(const struct auth_result *who)
 {
-    dev_t dev;
-    ino_t ino;
+    struct worker *best = NULL;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    bool have = maildir_id(who->maildir.s, &dev, &ino);
 
-    if (!maildir_id(who->maildir.s, &dev, &ino))
-        return NULL;
     for (size_t i = 0; i < nworkers; i++) {
         struct worker *w = &workers[i];
-        if (w->ctl < 0 || w->busy || w->id_pending || w->uid != who->uid || w->gid != who->gid
+        if (w->ctl < 0 || w->busy || w->uid != who->uid || w->gid != who->gid
             || strcmp(w->user, who->user.s) != 0 || strcmp(w->maildir, who->maildir.s) != 0)
             continue;
-        if (w->dev == dev && w->ino == ino)
-            return w;
+        /* A process whose first session is making the Maildir: once it is there,
+         * it is the directory the process entered; until then the process is the
+         * one that will have entered it. */
+        if (w->id_pending && w->sessions > 0) {
+            if (have) {
+                w->dev = dev;
+                w->ino = ino;
+                w->id_pending = false;
+            } else if (best == NULL || w->sessions > best->sessions) {
+                best = w;
+                continue;
+            }
+        }
+        if (w->id_pending || !have)
+            continue;
+        if (w->dev == dev && w->ino == ino) {
+            if (best == NULL || w->sessions > best->sessions)
+                best = w;
+            continue;
+        }
         /* Its Maildir was removed or replaced: that process is of no more use. */
         worker_retire(w);
     }
-    return NULL;
+    return best;
 }
 
 /* Forks a session process for h (reusable: with a socket pair).  0, or -1. */
@@ -244,7 +283,8 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
         auth_clnt_close(auth);
         if (sv[0] >= 0)
             close(sv[0]);
-        login_worker_main(svc_of, sv[1], h, who, parent, reusable ? max_use : 1);
+        login_worker_main(svc_of, sv[1], h, who, parent,
+                          muxed() ? 0 : reusable ? max_use : 1);
     }
     /* After the fork: the child may have just made the Maildir.  Read again at the
      * next hand-off; a process whose Maildir it no longer matches is retired then. */
@@ -264,7 +304,8 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
     w->gid = who->gid;
     w->user = xstrdup(who->user.s);
     w->maildir = xstrdup(who->maildir.s);
-    w->busy = true;
+    w->sessions = 1;
+    w->busy = session_limit() <= 1;
     w->id_pending = !maildir_id(w->maildir, &w->dev, &w->ino);
     return 0;
 }
@@ -273,12 +314,13 @@ static int worker_fork(struct server *srv, struct login_handoff *h, struct auth_
  * password map) share their uid: their processes are reused. */
 static void dispatch(struct server *srv, struct login_handoff *h, struct auth_result *who)
 {
-    bool reusable = strchr(who->user.s, '@') != NULL;
+    bool reusable = strchr(who->user.s, '@') != NULL || muxed();
     struct worker *w;
 
     while (reusable && (w = worker_find(who)) != NULL) {
         if (login_worker_send(w->ctl, h, who) == 0) {
-            w->busy = true;
+            w->sessions++;
+            w->busy = w->sessions >= session_limit();
             return;
         }
         log_warn("session process %ld: hand-off failed: %m", (long)w->pid);

@@ -32,6 +32,15 @@ struct login_service {
     int (*session)(struct login_handoff *h, const struct auth_result *who);
     /* The line (CRLF included) that tells the client why, in the protocol's words. */
     const char *(*refusal)(enum login_refusal why);
+    /* Connections of one user that one session process serves at once; 0 or 1: one
+     * at a time, through session.  More: every connection of the user goes to the
+     * same process while it has fewer, which serves them all in mux. */
+    unsigned session_limit;
+    /* With session_limit > 1: the process's loop, given its first client; further
+     * clients of the same user come on ctl (login_worker_next), and each that ends
+     * is reported (login_worker_done).  Returns when all are over and ctl is closed
+     * (or -1). */
+    void (*mux)(int ctl, struct login_handoff *h, const struct auth_result *who);
 };
 
 /* Before the privilege drop: who may hand clients over (master.conf).  ls must stay
@@ -49,6 +58,14 @@ int login_worker_send(int ctl, const struct login_handoff *h, const struct auth_
 _Noreturn void login_worker_main(const struct login_service *ls, int ctl,
                                  struct login_handoff *h, struct auth_result *who,
                                  pid_t parent, long long max_use);
+/* In a session process's mux: the next client from the post-login process, when ctl
+ * is readable: 1 (h and who filled; the same user and Maildir as the first), 0 when
+ * ctl is closed (no more will come), -1 when the message was malformed or not this
+ * process's (logged; the client, if any, refused). */
+int login_worker_next(int ctl, struct login_handoff *h, struct auth_result *who);
+/* In a session process's mux: one client's session is over (tells the post-login
+ * process, which counts the process's clients). */
+void login_worker_done(int ctl);
 /* The main of pop3d and imapd: "-l" among the arguments (not as an "-o" value) picks
  * the pre-auth mode, preauth; otherwise the post-login service, postlogin.  The
  * server skeleton (server.h) sees the other arguments. */

@@ -8,7 +8,10 @@
  * frame of protocol "session" (names in proto.h):
  *     "proto=session/2" "tls=yes|no" "user=U" "maildir=/abs/" "client=IP" "pending=BYTES"
  * read strictly (attr_scan.h).  It answers "I" (idle) after each session but its last
- * (max_use sessions).  The post-login process runs as root and is trusted here; what
+ * (max_use sessions).  A daemon whose session processes serve many connections at
+ * once (imapd: login_service.mux) receives them while it serves the others, and
+ * answers "I" as each ends; its process ends when the post-login process closes the
+ * pair and its last connection is over.  The post-login process runs as root and is trusted here; what
  * the session reads from its client is not. */
 #include <errno.h>
 #include <grp.h>
@@ -101,23 +104,17 @@ static int worker_scan(const struct attr_list *al, struct login_handoff *h,
     return 0;
 }
 
-/* Waits for the next session: 1 (h and who filled), 0 when told to go (EOF: the
- * post-login process alone decides when an idle process ends, so that no session is
- * ever sent to one that is leaving), -1 on a malformed message (logged). */
-static int worker_receive(int ctl, char *buf, struct login_handoff *h,
-                          struct auth_result *who)
+/* Reads the next session, ctl being readable: 1 (h and who filled), 0 when told to go
+ * (EOF: the post-login process alone decides when an idle process ends, so that no
+ * session is ever sent to one that is leaving), -1 on a malformed message (logged). */
+static int worker_receive_now(int ctl, char *buf, struct login_handoff *h,
+                              struct auth_result *who)
 {
-    struct pollfd pfd = { .fd = ctl, .events = POLLIN, .revents = 0 };
     struct attr_list al = ATTR_LIST_INIT;
     struct str err = STR_INIT;
     int fd = -1, r;
     ssize_t n;
 
-    do
-        r = poll(&pfd, 1, -1);
-    while (r < 0 && errno == EINTR);
-    if (r <= 0)
-        return 0;
     n = fd_recv(ctl, &fd, buf, WORKER_MSG_MAX + 1);
     if (n <= 0)
         return 0;
@@ -140,6 +137,21 @@ static int worker_receive(int ctl, char *buf, struct login_handoff *h,
     attr_free(&al);
     str_free(&err);
     return r;
+}
+
+/* Waits for the next session: as worker_receive_now. */
+static int worker_receive(int ctl, char *buf, struct login_handoff *h,
+                          struct auth_result *who)
+{
+    struct pollfd pfd = { .fd = ctl, .events = POLLIN, .revents = 0 };
+    int r;
+
+    do
+        r = poll(&pfd, 1, -1);
+    while (r < 0 && errno == EINTR);
+    if (r <= 0)
+        return 0;
+    return worker_receive_now(ctl, buf, h, who);
 }
 
 /* Makes the Maildir this process's working directory and, when root, its root
@@ -240,6 +252,38 @@ static int worker_session(const struct login_service *ls, struct login_handoff *
     return ls->session(h, who);
 }
 
+/* The process's own: its user and Maildir, and the uid and gid (for the mux). */
+static const struct login_service *w_ls;
+static char *w_user, *w_maildir;
+static uid_t w_uid;
+static gid_t w_gid;
+static char *w_buf;
+
+int login_worker_next(int ctl, struct login_handoff *h, struct auth_result *who)
+{
+    int r;
+
+    if (w_buf == NULL)
+        w_buf = xmalloc(WORKER_MSG_MAX + 1);
+    auth_result_init(who);
+    who->uid = w_uid;
+    who->gid = w_gid;
+    r = worker_receive_now(ctl, w_buf, h, who);
+    if (r == 1 && (strcmp(who->user.s, w_user) != 0 || strcmp(who->maildir.s, w_maildir) != 0)) {
+        log_error("user=<%s>: session sent to the process of user=<%s>", who->user.s, w_user);
+        login_refuse(h, w_ls->refusal(LOGIN_REFUSE_MAILBOX_TEMP));
+        login_worker_done(ctl);
+        return -1;
+    }
+    return r;
+}
+
+void login_worker_done(int ctl)
+{
+    if (ctl >= 0 && write(ctl, "I", 1) != 1)
+        log_warn("telling the post-login process: %m");
+}
+
 _Noreturn void login_worker_main(const struct login_service *ls, int ctl,
                                  struct login_handoff *h, struct auth_result *who,
                                  pid_t parent, long long max_use)
@@ -273,6 +317,15 @@ _Noreturn void login_worker_main(const struct login_service *ls, int ctl,
         _exit(0);
     user = xstrdup(who->user.s);
     maildir = xstrdup(who->maildir.s);
+    if (ls->mux != NULL) {
+        w_ls = ls;
+        w_user = user;
+        w_maildir = maildir;
+        w_uid = uid;
+        w_gid = gid;
+        ls->mux(ctl, h, who);
+        _exit(0);
+    }
     rc = worker_session(ls, h, who, user, maildir);
     if (ctl < 0 || rc < 0)
         _exit(rc != 0);

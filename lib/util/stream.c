@@ -2,7 +2,10 @@
  * Reads what the peer sends into a fixed 16 KiB buffer; getline is bounded by the
  * caller's max, so a peer cannot make us hold more than that.  When the input buffer
  * is empty and we must wait for the peer, pending output is flushed first, so a
- * request/response protocol never deadlocks and pipelined replies go out together. */
+ * request/response protocol never deadlocks and pipelined replies go out together.
+ * A stream over a plain descriptor may instead queue its output (stream_set_queue):
+ * flushes then only queue, up to a bound, for a caller that polls many streams and
+ * writes each when it can (stream_flush_nowait). */
 #include "stream.h"
 
 #include <errno.h>
@@ -30,6 +33,8 @@ struct stream {
     int error;                  /* errno of the first failure */
     size_t ipos, ilen;          /* unread input: ibuf[ipos .. ipos+ilen) */
     size_t olen;
+    struct str oq;              /* queued output, before obuf's (stream_set_queue) */
+    size_t oq_limit;            /* 0: no queue */
     char ibuf[STREAM_IBUF];
     char obuf[STREAM_OBUF];
 };
@@ -73,6 +78,7 @@ static const struct stream_ops stream_fd_ops = {
     .write = stream_fd_write,
     .pending = NULL,
     .free = NULL,
+    .plain = true,
 };
 
 struct stream *stream_fdopen(int fd)
@@ -88,6 +94,8 @@ struct stream *stream_fdopen(int fd)
     st->error = 0;
     st->ipos = st->ilen = 0;
     st->olen = 0;
+    str_init(&st->oq);
+    st->oq_limit = 0;
     return st;
 }
 
@@ -99,6 +107,7 @@ void stream_close(struct stream *st)
         st->ops->free(st->ctx);
     if (st->fd >= 0)
         close(st->fd);
+    str_free(&st->oq);
     /* The buffers held passwords and login tokens: leave nothing in freed memory
      * that a later fork could inherit. */
     explicit_bzero(st, sizeof(*st));
@@ -167,8 +176,8 @@ size_t stream_set_transport(struct stream *st, const struct stream_ops *ops, voi
 {
     size_t dropped = st->ilen;
 
-    if (st->olen > 0)
-        (void)stream_flush(st);
+    if (st->olen > 0 || st->oq.len > 0)
+        (void)stream_flush_wait(st);
     if (st->ops->free != NULL)
         st->ops->free(st->ctx);
     st->ops = ops;
@@ -185,7 +194,7 @@ void *stream_transport_ctx(const struct stream *st)
 int stream_push_filter(struct stream *st, const struct stream_ops *ops, void *ctx,
                        struct stream_lower *lower, struct str *unread)
 {
-    if (stream_flush(st) < 0)
+    if (stream_flush_wait(st) < 0)
         return -1;
     str_set(unread, st->ibuf + st->ipos, st->ilen);
     lower->ops = st->ops;
@@ -204,7 +213,7 @@ size_t stream_pending(const struct stream *st)
     return n;
 }
 
-bool stream_input_ready(struct stream *st)
+bool stream_input_ready(const struct stream *st)
 {
     if (st->ilen > 0 || st->failed)
         return true;
@@ -228,14 +237,125 @@ static int stream_write_all(struct stream *st, const char *p, size_t len)
     return 0;
 }
 
-int stream_flush(struct stream *st)
+/* Whether output is queued rather than written: only over a plain descriptor, whose
+ * writes move bytes or nothing (a filter's could not be taken back half done). */
+static bool stream_queueing(const struct stream *st)
+{
+    return st->oq_limit > 0 && st->ops->plain;
+}
+
+/* Moves obuf to the end of the queue. */
+static void stream_enqueue(struct stream *st)
+{
+    str_append(&st->oq, st->obuf, st->olen);
+    st->olen = 0;
+}
+
+int stream_flush_wait(struct stream *st)
 {
     size_t n = st->olen;
 
     if (stream_check(st) < 0)
         return -1;
     st->olen = 0;
+    if (st->oq.len > 0) {
+        int rc = stream_write_all(st, st->oq.s, st->oq.len);
+        str_free(&st->oq);
+        if (rc < 0)
+            return -1;
+    }
     return stream_write_all(st, st->obuf, n);
+}
+
+int stream_flush(struct stream *st)
+{
+    if (stream_check(st) < 0)
+        return -1;
+    if (stream_queueing(st)) {
+        stream_enqueue(st);
+        if (st->oq.len <= st->oq_limit)
+            return 0;
+        /* Past the bound: this reader is slow, the rest waits for it as it would
+         * without a queue. */
+    }
+    return stream_flush_wait(st);
+}
+
+void stream_set_queue(struct stream *st, size_t limit)
+{
+    st->oq_limit = limit;
+}
+
+int stream_flush_nowait(struct stream *st)
+{
+    if (stream_check(st) < 0)
+        return -1;
+    if (!stream_queueing(st))
+        return stream_flush_wait(st);
+    if (st->olen > 0)
+        stream_enqueue(st);
+    while (st->oq.len > 0) {
+        ssize_t n = st->ops->write(st->ctx, st->oq.s, st->oq.len, 0);
+        if (n < 0 && (errno == ETIMEDOUT || errno == EAGAIN))
+            return 1;
+        if (n <= 0) {
+            if (n == 0)
+                errno = EIO;
+            return stream_fail(st);
+        }
+        memmove(st->oq.s, st->oq.s + n, st->oq.len - (size_t)n);
+        str_truncate(&st->oq, st->oq.len - (size_t)n);
+    }
+    str_free(&st->oq);
+    return 0;
+}
+
+size_t stream_output_pending(const struct stream *st)
+{
+    return st->olen + st->oq.len;
+}
+
+ssize_t stream_fill_nowait(struct stream *st)
+{
+    ssize_t n;
+
+    if (stream_check(st) < 0)
+        return -1;
+    if (st->ilen > 0)
+        return (ssize_t)st->ilen;
+    n = st->ops->read(st->ctx, st->ibuf, sizeof(st->ibuf), 0);
+    if (n < 0 && (errno == ETIMEDOUT || errno == EAGAIN || errno == EWOULDBLOCK)) {
+        errno = EAGAIN;
+        return -1;
+    }
+    if (n < 0)
+        return stream_fail(st);
+    st->ipos = 0;
+    st->ilen = (size_t)n;
+    return n;
+}
+
+bool stream_take_line(struct stream *st, struct str *out, size_t max)
+{
+    size_t take = st->ilen < max ? st->ilen : max;
+    const char *p = st->ibuf + st->ipos, *nl = memchr(p, '\n', take);
+
+    if (nl != NULL)
+        take = (size_t)(nl - p) + 1;
+    str_append(out, p, take);
+    st->ipos += take;
+    st->ilen -= take;
+    return nl != NULL;
+}
+
+size_t stream_take(struct stream *st, struct str *out, size_t len)
+{
+    size_t take = st->ilen < len ? st->ilen : len;
+
+    str_append(out, st->ibuf + st->ipos, take);
+    st->ipos += take;
+    st->ilen -= take;
+    return take;
 }
 
 /* Refills an empty input buffer: bytes read, 0 at EOF, -1 on error. */
@@ -344,6 +464,10 @@ int stream_write(struct stream *st, const void *buf, size_t len)
     }
     if (stream_flush(st) < 0)
         return -1;
+    if (len >= sizeof(st->obuf) && stream_queueing(st)) {
+        str_append(&st->oq, buf, len);
+        return st->oq.len > st->oq_limit ? stream_flush_wait(st) : 0;
+    }
     if (len >= sizeof(st->obuf))
         return stream_write_all(st, buf, len);
     memcpy(st->obuf, buf, len);

@@ -29,6 +29,9 @@ struct stream_ops {
     size_t (*pending)(void *ctx);
     /* Releases ctx; does not close the fd.  May be NULL. */
     void (*free)(void *ctx);
+    /* Writes go straight to a descriptor: they move bytes or nothing, so output may
+     * be queued and written as the descriptor takes it (stream_set_queue). */
+    bool plain;
 };
 
 struct stream;
@@ -76,7 +79,7 @@ size_t stream_pending(const struct stream *st);
  * filter or the transport holds decoded input (COMPRESS, TLS).  Check it before any
  * poll() on stream_fd(): the bytes it counts were taken from the fd already and
  * will not wake poll. */
-bool stream_input_ready(struct stream *st);
+bool stream_input_ready(const struct stream *st);
 
 /* Reads up to and including the next '\n', at most max bytes; line is cleared first
  * and holds the bytes read (the '\n' included, NUL-terminated).  Returns STREAM_LINE,
@@ -94,6 +97,29 @@ int stream_printf(struct stream *st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int stream_vprintf(struct stream *st, const char *fmt, va_list ap);
 int stream_flush(struct stream *st);                                /* 0 or -1 */
+/* Writes all buffered and queued output, waiting as long as the timeout allows. */
+int stream_flush_wait(struct stream *st);
+
+/* For a caller that serves many streams from one poll loop.  With limit > 0, output
+ * over a plain transport (not TLS or a filter: they flush as before) is
+ * queued by stream_flush and a full buffer rather than written, until the queue
+ * passes limit bytes; then the flush writes it all, waiting.  Set the descriptor
+ * non-blocking.  0: no queue. */
+void stream_set_queue(struct stream *st, size_t limit);
+/* Writes what the descriptor takes now: 0 when all is out, 1 when some is left (poll
+ * for POLLOUT), -1 on error.  Without a queue, as stream_flush_wait. */
+int stream_flush_nowait(struct stream *st);
+/* Output bytes buffered or queued. */
+size_t stream_output_pending(const struct stream *st);
+/* When the input buffer is empty, one read from the transport that does not wait:
+ * the bytes now buffered, 0 at EOF, -1 with errno (EAGAIN: nothing now, the stream
+ * stays usable). */
+ssize_t stream_fill_nowait(struct stream *st);
+/* Buffered input only, no read: up to and including the next '\n', at most max bytes,
+ * appended to out; true when a '\n' ended what was taken. */
+bool stream_take_line(struct stream *st, struct str *out, size_t max);
+/* Buffered input only: up to len bytes appended to out; the count. */
+size_t stream_take(struct stream *st, struct str *out, size_t len);
 bool stream_error(const struct stream *st);
 
 #endif

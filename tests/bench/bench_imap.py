@@ -24,7 +24,8 @@ BENCH_IMAP_PARTS (logins,mixed,big,idle) picks figures; the other BENCH_IMAP_*
 variables above scale them.
 
 Both servers run in their default shape for many users: Postern one session process a
-connection; Dovecot imap-login in high-performance mode (service_count = 0), one imap
+user, serving all that user's connections (up to imapd_session_connection_limit, 100:
+the IDLE figure's 100 users each hold 100 connections); Dovecot imap-login in high-performance mode (service_count = 0), one imap
 process a connection, no hibernation (its default).  The IDLE users' hashes are
 sha512-crypt, not yescrypt, on both: that figure is memory, and 10000 yescrypt
 verifications would take minutes of CPU.  Each client is a separate process for the

@@ -433,3 +433,36 @@ TEST(hostile_files_in_the_folder)
     CHECK(store_open(p, 0, 0, &b, &err) < 0 && errno == ENOENT);
     str_free(&err);
 }
+
+TEST(watch_shared_by_holders)
+{
+    char dir[600], other[600];
+    struct store_watch *a, *b, *c;
+    struct pollfd pfd;
+
+    folder(dir, sizeof(dir), "ws");
+    folder(other, sizeof(other), "wo");
+    a = store_watch_open(dir);
+    b = store_watch_open(dir);
+    c = store_watch_open(other);
+    CHECK(a != NULL && b != NULL && c != NULL);
+    if (a == NULL || b == NULL || c == NULL)
+        return;
+    CHECK(store_watch_fd(a) == store_watch_fd(c) && store_watches_fd() == store_watch_fd(a));
+    put(dir, "new/2.M2P2.h", "x\n");
+    pfd.fd = store_watches_fd();
+    pfd.events = POLLIN;
+    CHECK(poll(&pfd, 1, 1000) == 1);
+    store_watches_drain();
+    CHECK(store_watch_changed(a));
+    CHECK(!store_watch_changed(a));
+    CHECK(store_watch_changed(b));
+    CHECK(!store_watch_changed(c));
+    /* One holder gone, the other still hears. */
+    store_watch_close(a);
+    put(dir, "new/3.M3P3.h", "x\n");
+    CHECK(poll(&pfd, 1, 1000) == 1 && store_watch_drain(b));
+    CHECK(!store_watch_changed(c));
+    store_watch_close(b);
+    store_watch_close(c);
+}

@@ -1,5 +1,6 @@
 /* Unit tests for lib/util/stream.c over socketpairs. */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,7 +256,7 @@ static void up_free(void *ctx)
     free(ctx);
 }
 
-static const struct stream_ops up_ops = { up_read, up_write, NULL, up_free };
+static const struct stream_ops up_ops = { up_read, up_write, NULL, up_free, false };
 
 TEST(set_transport_drops_input)
 {
@@ -375,4 +376,70 @@ TEST(input_ready_after_failure)
     str_free(&line);
     stream_close(st);
     close(raw);
+}
+
+TEST(nowait_reads_and_takes)
+{
+    struct stream *st;
+    int raw;
+    struct str out = STR_INIT;
+    pair(&st, &raw);
+    errno = 0;
+    CHECK(stream_fill_nowait(st) == -1 && errno == EAGAIN);
+    CHECK(!stream_error(st));
+    CHECK(!stream_input_ready(st));
+    put(raw, "a1 NOOP\r\na2 LOG");
+    CHECK(stream_fill_nowait(st) == 15);
+    CHECK(stream_input_ready(st));
+    CHECK(stream_take_line(st, &out, 100));
+    CHECK_STR(out.s, "a1 NOOP\r\n");
+    str_clear(&out);
+    CHECK(!stream_take_line(st, &out, 3));          /* bounded by max */
+    CHECK_STR(out.s, "a2 ");
+    CHECK(!stream_take_line(st, &out, 100));        /* no '\n' yet: all taken */
+    CHECK_STR(out.s, "a2 LOG");
+    CHECK(stream_take(st, &out, 10) == 0);
+    put(raw, "OUT\r\n{5}");
+    CHECK(stream_fill_nowait(st) == 8);
+    CHECK(stream_take(st, &out, 3) == 3);
+    CHECK_STR(out.s, "a2 LOGOUT");
+    close(raw);
+    CHECK(stream_take_line(st, &out, 100));
+    CHECK(stream_fill_nowait(st) == 3);             /* buffered: no read */
+    CHECK(stream_take(st, &out, 100) == 3);
+    CHECK(stream_fill_nowait(st) == 0);             /* EOF */
+    stream_close(st);
+    str_free(&out);
+}
+
+TEST(queued_output)
+{
+    struct stream *st;
+    int raw;
+    char *big = malloc(1 << 20), buf[65536];
+    size_t got = 0;
+    pair(&st, &raw);
+    CHECK(fcntl(stream_fd(st), F_SETFL, O_NONBLOCK) == 0);
+    stream_set_queue(st, 4 << 20);
+    memset(big, 'x', 1 << 20);
+    for (int i = 0; i < 3; i++)
+        CHECK(stream_write(st, big, 1 << 20) == 0);  /* more than the socket takes */
+    CHECK(stream_flush(st) == 0);                    /* queued, not written */
+    CHECK(stream_output_pending(st) == 3u << 20);
+    CHECK(stream_flush_nowait(st) == 1);             /* some of it: the peer reads none */
+    CHECK(stream_output_pending(st) < 3u << 20);
+    while (got < 3u << 20) {
+        ssize_t n = read(raw, buf, sizeof(buf));
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        if (stream_output_pending(st) > 0)
+            CHECK(stream_flush_nowait(st) >= 0);
+    }
+    CHECK(got == 3u << 20);
+    CHECK(stream_output_pending(st) == 0);
+    CHECK(!stream_error(st));
+    close(raw);
+    stream_close(st);
+    free(big);
 }

@@ -1,0 +1,506 @@
+/* The session process's loop: one process serves all the connections of its user
+ * (up to imapd_session_connection_limit; the post-login process sends them) from
+ * one poll().  Each connection is a state machine that never waits for its client:
+ * it reads a command line, then its literals, from what has arrived, runs the
+ * command once it is whole, or, in IDLE, waits for DONE.  Replies are queued and
+ * written as the client takes them (bounded: a client that reads slower than one
+ * reply over MUX_QUEUE_MAX makes the others wait for that reply's bytes), and a
+ * connection whose replies wait is not read from.  Each has its own timeouts: the
+ * idle one (imapd_timeout, IDLE included) and the command deadline.  After a
+ * command that changes a folder, the other connections idling on it are told at
+ * once; inotify (one instance for the process, store_watch.h) tells them of
+ * deliveries and of changes made elsewhere.  Every byte read here is the client's. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "imapd.h"
+#include "log.h"
+#include "login.h"
+#include "login_serve.h"
+#include "server.h"
+#include "session.h"
+#include "store_watch.h"
+#include "stream.h"
+#include "xmalloc.h"
+
+#define MUX_QUEUE_MAX (1024 * 1024)     /* replies queued for one client */
+#define MUX_READ_HOLD (64 * 1024)       /* no reading while more than this waits */
+#define MUX_WRITE_TIMEOUT_MS 30000      /* a write that must wait (over the queue) */
+#define MUX_DISCARD_MAX 65536           /* most bytes of an overlong line skipped */
+#define MUX_IDLE_LINE_MAX 64            /* a line in IDLE ("DONE") */
+#define MUX_IDLE_POLL_MS 5000           /* sync interval in IDLE without a watch */
+#define MUX_CMD_KEEP 65536              /* a command buffer larger is freed after use */
+
+enum conn_state {
+    CONN_LINE,                  /* reading a command line */
+    CONN_LITERAL,               /* reading a literal's bytes */
+    CONN_IDLE,                  /* in IDLE: reading DONE */
+};
+
+struct conn {
+    struct imap_session *s;
+    enum conn_state state;
+    struct str cmd;             /* the command so far, literals inline */
+    struct str line;            /* the line so far */
+    size_t skipped;             /* > 0: skipping an overlong line, bytes so far */
+    uint64_t lit_left;          /* literal bytes still to come */
+    uint64_t message;           /* bytes of APPEND literals: not held to IMAP_CMD_MAX */
+    long long deadline;         /* the timeout or the command deadline, clock_ms() */
+    bool in_command;            /* a command has begun: its deadline runs */
+    long long next_sync;        /* IDLE without a watch: the next sync */
+    bool transport_dry;         /* the transport's held input decoded to nothing */
+    bool dead;
+    const char *end_how;        /* why it ended, for the log */
+};
+
+static struct conn **conns;
+static size_t nconns, conns_cap;
+
+static void conn_add(struct login_handoff *h, const struct auth_result *who)
+{
+    struct conn *c = xcalloc(1, sizeof(*c));
+    int fd = h->fd;
+
+    if (fd >= 0)
+        (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    c->s = imap_session_start(h, who);
+    stream_set_timeout(c->s->c.st, MUX_WRITE_TIMEOUT_MS);
+    stream_set_queue(c->s->c.st, MUX_QUEUE_MAX);
+    c->state = CONN_LINE;
+    c->deadline = clock_ms() + imap_cf.timeout_ms;
+    if (nconns == conns_cap) {
+        conns_cap = conns_cap ? conns_cap * 2 : 16;
+        conns = xreallocarray(conns, conns_cap, sizeof(*conns));
+    }
+    conns[nconns++] = c;
+}
+
+static void conn_end(struct conn *c, const char *how)
+{
+    if (!c->dead) {
+        c->dead = true;
+        c->end_how = how;
+    }
+}
+
+/* Ready for the next command: the idle timeout starts again. */
+static void conn_reset(struct conn *c)
+{
+    if (c->cmd.len > MUX_CMD_KEEP)
+        str_free(&c->cmd);
+    else
+        str_clear(&c->cmd);
+    str_free(&c->line);
+    c->skipped = 0;
+    c->lit_left = 0;
+    c->message = 0;
+    c->in_command = false;
+    c->state = c->s->idling ? CONN_IDLE : CONN_LINE;
+    c->deadline = c->s->idling ? c->s->idle_end : clock_ms() + imap_cf.timeout_ms;
+    c->next_sync = clock_ms() + MUX_IDLE_POLL_MS;
+}
+
+static bool on_folder(const struct imap_session *s, const struct str *name)
+{
+    return s->box != NULL && s->box_name.len == name->len
+           && memcmp(s->box_name.s, name->s, name->len) == 0;
+}
+
+/* The command's name, upper-cased (after "UID", the next word), into name. */
+static void command_name(const struct str *cmd, char *name, size_t size)
+{
+    const char *p = cmd->s, *end = cmd->s + cmd->len;
+
+    name[0] = '\0';
+    for (int word = 0; word < 3; word++) {
+        size_t n = 0;
+
+        while (p < end && *p != ' ' && *p != '\r')
+            p++;            /* the tag, then a word */
+        if (word == 0 || (word == 2 && strcmp(name, "UID") == 0)) {
+            if (p == end || *p != ' ')
+                return;
+            p++;
+            for (const char *q = p; q < end && *q != ' ' && *q != '\r' && n + 1 < size; q++)
+                name[n++] = (char)(*q >= 'a' && *q <= 'z' ? *q - 32 : *q);
+            name[n] = '\0';
+            if (word == 0 && strcmp(name, "UID") != 0)
+                return;
+            if (word == 2)
+                return;
+        }
+    }
+}
+
+/* After a command of c's that may have changed folders (was: the folder selected
+ * before it), the other connections idling on a folder it changed hear of it now:
+ * STORE, EXPUNGE and CLOSE change the selected one; COPY, MOVE and APPEND may change
+ * any. */
+static void tell_others(struct conn *c, const struct str *cmd, const struct str *was)
+{
+    char name[16];
+    bool any;
+
+    command_name(cmd, name, sizeof(name));
+    if (strcmp(name, "STORE") == 0 || strcmp(name, "EXPUNGE") == 0
+        || strcmp(name, "CLOSE") == 0)
+        any = false;
+    else if (strcmp(name, "COPY") == 0 || strcmp(name, "MOVE") == 0
+             || strcmp(name, "APPEND") == 0)
+        any = true;
+    else
+        return;
+    for (size_t i = 0; i < nconns; i++) {
+        struct conn *o = conns[i];
+        if (o == c || o->dead || !o->s->idling || o->s->box == NULL)
+            continue;
+        if (any || on_folder(o->s, was)) {
+            imap_idle_wake(o->s);
+            if (stream_flush_nowait(o->s->c.st) < 0)
+                conn_end(o, "disconnected");
+        }
+    }
+}
+
+/* Runs the whole command in c->cmd. */
+static void conn_run(struct conn *c)
+{
+    struct str was = STR_INIT;
+
+    if (c->s->box != NULL)
+        str_set(&was, c->s->box_name.s, c->s->box_name.len);
+    imap_session_command(c->s, &c->cmd);
+    if (c->s->c.closing)
+        conn_end(c, "closed");
+    else if (was.len > 0 || c->s->box != NULL || nconns > 1)
+        tell_others(c, &c->cmd, &was);
+    str_free(&was);
+    conn_reset(c);
+}
+
+/* A complete line (its end removed) of a command: appended, then the command runs
+ * or its literal is awaited. */
+static void conn_line(struct conn *c)
+{
+    uint64_t n, limit;
+    bool plus, append;
+    struct imap_conn *ic = &c->s->c;
+
+    if (c->cmd.len == 0)
+        imap_take_tag(ic, c->line.s, c->line.len);
+    if (c->cmd.len - c->message + c->line.len > IMAP_CMD_MAX) {
+        imap_bad(ic, "line too long");
+        conn_reset(c);
+        return;
+    }
+    if (memchr(c->line.s, '\0', c->line.len) != NULL) {
+        imap_bad(ic, "NUL in command");
+        conn_reset(c);
+        return;
+    }
+    str_append(&c->cmd, c->line.s, c->line.len);
+    if (!imap_literal_at_end(&c->line, &n, &plus)) {
+        str_free(&c->line);
+        conn_run(c);
+        return;
+    }
+    str_free(&c->line);
+    append = imap_is_append(&c->cmd);
+    limit = append && imap_cf.append_limit == 0 ? UINT64_MAX
+            : append ? imap_cf.append_limit : IMAP_LITERAL_MAX;
+    /* an APPEND's literals are held to its limit (all of them: there is one message,
+     * and perhaps a name), the others to IMAP_CMD_MAX with the lines, as in io.c */
+    if (n > limit || (!append && c->cmd.len - c->message + n > IMAP_CMD_MAX)
+        || (append && c->message + n > limit && c->message + n > IMAP_CMD_MAX)
+        || n > (uint64_t)SIZE_MAX / 2) {
+        log_info("literal of %llu bytes refused: client=[%s]", (unsigned long long)n,
+                 ic->client);
+        if (plus) {
+            /* its bytes are coming: nothing sensible can follow */
+            stream_printf(ic->st, "%s BAD [TOOBIG] literal too large\r\n", ic->tag);
+            stream_puts(ic->st, "* BYE literal too large\r\n");
+            conn_end(c, "literal too large");
+        } else if (append) {
+            imap_no(ic, "[TOOBIG] message larger than %llu bytes", (unsigned long long)limit);
+        } else {
+            imap_bad(ic, "[TOOBIG] literal too large");
+        }
+        if (ic->closing)
+            conn_end(c, "closed");
+        conn_reset(c);
+        return;
+    }
+    if (!plus)
+        stream_puts(ic->st, "+ Ready for literal data\r\n");
+    /* the literal's own time: the deadline again, plus 1 s per 16 KiB */
+    c->deadline = clock_ms() + imap_cf.command_deadline_ms + (long long)(n / 16384) * 1000;
+    str_append(&c->cmd, "\r\n", 2);
+    c->lit_left = n;
+    if (append)
+        c->message += n;
+    c->state = CONN_LITERAL;
+    if (n == 0)
+        c->state = CONN_LINE;
+}
+
+/* Consumes buffered input: false when it needs more (or the connection ended),
+ * true after a command ran (the others get their turn). */
+static bool conn_step(struct conn *c)
+{
+    struct stream *st = c->s->c.st;
+
+    if (!c->in_command && c->state != CONN_IDLE) {
+        c->in_command = true;
+        strcpy(c->s->c.tag, "*");
+        c->deadline = clock_ms() + imap_cf.command_deadline_ms;
+    }
+    for (;;) {
+        if (c->state == CONN_LITERAL) {
+            size_t want = c->lit_left > 65536 ? 65536 : (size_t)c->lit_left;
+            size_t got = stream_take(st, &c->cmd, want);
+            c->lit_left -= got;
+            if (c->lit_left == 0)
+                c->state = CONN_LINE;
+            if (got == 0)
+                return false;
+            continue;
+        }
+        if (c->state == CONN_IDLE) {
+            bool eol = stream_take_line(st, &c->line, MUX_IDLE_LINE_MAX - c->line.len);
+            if (!eol && c->line.len >= MUX_IDLE_LINE_MAX) {
+                imap_bad(&c->s->c, "Expected DONE");
+                conn_end(c, "IDLE line too long");
+                return false;
+            }
+            if (!eol)
+                return false;
+            imap_idle_input(c->s, &c->line);
+            conn_reset(c);
+            return true;
+        }
+        if (c->skipped > 0) {
+            struct str rest = STR_INIT;
+            bool eol = stream_take_line(st, &rest, 4096);
+            size_t got = rest.len;
+
+            str_free(&rest);
+            c->skipped += got;
+            if (eol) {
+                imap_bad(&c->s->c, "line too long");
+                conn_reset(c);
+                return true;
+            }
+            if (c->skipped > MUX_DISCARD_MAX) {
+                log_info("command line over %d bytes, closing: client=[%s]", MUX_DISCARD_MAX,
+                         c->s->c.client);
+                stream_puts(st, "* BYE Command line too long\r\n");
+                conn_end(c, "line too long");
+                return false;
+            }
+            if (got == 0)
+                return false;
+            continue;
+        }
+        {
+            bool eol = stream_take_line(st, &c->line, IMAP_LINE_MAX + 2 - c->line.len);
+
+            if (!eol && c->line.len >= IMAP_LINE_MAX + 2) {
+                if (c->cmd.len == 0)
+                    imap_take_tag(&c->s->c, c->line.s, c->line.len);
+                c->skipped = c->line.len;
+                str_free(&c->line);
+                continue;
+            }
+            if (!eol)
+                return false;
+            str_truncate(&c->line, c->line.len - 1);
+            if (c->line.len > 0 && c->line.s[c->line.len - 1] == '\r')
+                str_truncate(&c->line, c->line.len - 1);
+            conn_line(c);
+            if (c->dead || c->state != CONN_LITERAL)
+                return true;
+        }
+    }
+}
+
+/* Reads what the client sent, without waiting, and runs at most one command. */
+static void conn_input(struct conn *c)
+{
+    ssize_t n = stream_fill_nowait(c->s->c.st);
+
+    if (n < 0 && errno == EAGAIN) {
+        c->transport_dry = true;
+        return;
+    }
+    c->transport_dry = false;
+    if (n < 0) {
+        if (errno == EPROTO)
+            log_info("corrupt compressed input: client=[%s]", c->s->c.client);
+        conn_end(c, "disconnected");
+        return;
+    }
+    if (n == 0) {
+        conn_end(c, "disconnected");
+        return;
+    }
+    (void)conn_step(c);
+}
+
+/* Whether c has input we can take without poll saying so. */
+static bool conn_ready(const struct conn *c)
+{
+    return !c->dead && !c->transport_dry && stream_input_ready(c->s->c.st)
+           && stream_output_pending(c->s->c.st) <= MUX_READ_HOLD;
+}
+
+static void conn_timeout(struct conn *c, long long now)
+{
+    if (now < c->deadline)
+        return;
+    if (c->in_command)
+        log_info("command line deadline exceeded: client=[%s], user=<%s>", c->s->c.client,
+                 c->s->c.user);
+    imap_timed_out(&c->s->c);
+    conn_end(c, "timeout");
+}
+
+/* Ends the dead connections and reports each to the post-login process. */
+static void reap(int ctl)
+{
+    size_t k = 0;
+
+    for (size_t i = 0; i < nconns; i++) {
+        struct conn *c = conns[i];
+        if (!c->dead) {
+            conns[k++] = c;
+            continue;
+        }
+        imap_session_end(c->s, c->end_how);
+        str_free(&c->cmd);
+        str_free(&c->line);
+        free(c);
+        login_worker_done(ctl);
+    }
+    nconns = k;
+}
+
+/* inotify said a folder changed: the idling connections on it hear of it. */
+static void watches_fired(void)
+{
+    store_watches_drain();
+    for (size_t i = 0; i < nconns; i++) {
+        struct conn *c = conns[i];
+        if (c->dead || !c->s->idling || c->s->watch == NULL)
+            continue;
+        if (store_watch_changed(c->s->watch))
+            imap_idle_wake(c->s);
+    }
+}
+
+/* A new client from the post-login process; false when no more will come. */
+static bool take_client(int ctl)
+{
+    struct login_handoff h;
+    struct auth_result who;
+    int r;
+
+    login_handoff_init(&h);
+    r = login_worker_next(ctl, &h, &who);
+    if (r == 1)
+        conn_add(&h, &who);
+    login_handoff_free(&h);
+    auth_result_free(&who);
+    return r != 0;
+}
+
+void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who)
+{
+    struct pollfd *pfd = NULL;
+    size_t pfd_cap = 0;
+
+    conn_add(h, who);
+    while (ctl >= 0 || nconns > 0) {
+        long long now = clock_ms(), wake = now + 60000;
+        size_t np = 0, first;
+        int wait, ifd = store_watches_fd();
+        bool ready = false;
+
+        if (pfd_cap < nconns + 2) {
+            pfd_cap = nconns + 16;
+            pfd = xreallocarray(pfd, pfd_cap, sizeof(*pfd));
+        }
+        pfd[np++] = (struct pollfd){ .fd = ctl, .events = POLLIN, .revents = 0 };
+        pfd[np++] = (struct pollfd){ .fd = ifd, .events = POLLIN, .revents = 0 };
+        first = np;
+        for (size_t i = 0; i < nconns; i++) {
+            struct conn *c = conns[i];
+            struct stream *st = c->s->c.st;
+            short ev = 0;
+
+            if (stream_output_pending(st) > 0 && stream_flush_nowait(st) < 0)
+                conn_end(c, "disconnected");
+            if (stream_output_pending(st) > 0)
+                ev |= POLLOUT;
+            if (stream_output_pending(st) <= MUX_READ_HOLD)
+                ev |= POLLIN;
+            pfd[np++] = (struct pollfd){ .fd = c->dead ? -1 : stream_fd(st), .events = ev,
+                                         .revents = 0 };
+            if (conn_ready(c))
+                ready = true;
+            if (c->deadline < wake)
+                wake = c->deadline;
+            if (c->s->idling && c->s->watch == NULL && c->next_sync < wake)
+                wake = c->next_sync;
+        }
+        wait = ready ? 0 : wake <= now ? 0 : (int)(wake - now);
+        if (poll(pfd, (nfds_t)np, wait) < 0 && errno != EINTR) {
+            log_error("poll: %m");
+            break;
+        }
+        if (ctl >= 0 && (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) && !take_client(ctl)) {
+            close(ctl);
+            ctl = -1;
+        }
+        if (ifd >= 0 && (pfd[1].revents & POLLIN))
+            watches_fired();
+        now = clock_ms();
+        /* Clients added above are not in this round's pfd. */
+        for (size_t i = 0; i + first < np && i < nconns; i++) {
+            struct conn *c = conns[i];
+            short re = pfd[first + i].revents;
+
+            if (c->dead)
+                continue;
+            if (re & (POLLIN | POLLHUP | POLLERR))
+                c->transport_dry = false;
+            if ((re & (POLLIN | POLLHUP | POLLERR)) || conn_ready(c)) {
+                if (stream_output_pending(c->s->c.st) <= MUX_READ_HOLD)
+                    conn_input(c);
+            }
+            if (!c->dead && c->s->idling && c->s->watch == NULL && now >= c->next_sync) {
+                c->next_sync = now + MUX_IDLE_POLL_MS;
+                imap_idle_wake(c->s);
+            }
+            if (!c->dead)
+                conn_timeout(c, now);
+            if (!c->dead && stream_flush_nowait(c->s->c.st) < 0)
+                conn_end(c, "disconnected");
+        }
+        reap(ctl);
+        if (server_stop)
+            break;
+    }
+    for (size_t i = 0; i < nconns; i++)
+        conn_end(conns[i], "disconnected");
+    reap(-1);
+    free(conns);
+    free(pfd);
+    if (ctl >= 0)
+        close(ctl);
+}
