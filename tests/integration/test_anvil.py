@@ -15,6 +15,7 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from client_socket import connect_from, is_closed, read_line, tls_wrap
 
 UNIT_S = 2                                      # anvil_rate_time_unit of the instance
 
@@ -361,37 +362,11 @@ def port_of(inst, name):
 
 def dial(inst, service, source, timeout=10):
     """A TCP connection from the loopback address source to a service."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port_of(inst, service)))
-    return s
+    return connect_from(source, port_of(inst, service), timeout)
 
 
 def first_line(s):
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(1024)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace")
-
-
-def is_closed(s):
-    """True when the server has closed s (EOF or reset) within s's timeout."""
-    try:
-        return s.recv(1024) == b""
-    except ConnectionResetError:
-        return True
-
-
-def tls_wrap(s):
-    import ssl
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx.wrap_socket(s)
+    return read_line(s).decode(errors="replace")
 
 
 def service_pids(inst, daemon, service):

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from imap_instance import greets as _greets
 
 USER = "alice@example.test"
 PASSWORD = "secret"
@@ -40,15 +41,6 @@ MSG = (b"From: Alice Example <alice@example.test>\r\n"
        b"\r\n"
        b"AAECAw==\r\n"
        b"--b1--\r\n")
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from conftest import start_instance
 from imap_raw import Client
 from instance import wait_for
+from imap_instance import greets as _greets
 
 USER = "alice@example.test"
 PASSWORD = "secret"
@@ -42,15 +43,6 @@ MSG = (b"From: a@example.test\r\n"
        b"\r\n"
        b"plain text\r\n"
        b"--b1--\r\n")
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -10,26 +10,17 @@ import imaplib
 import os
 import re
 import signal
-import socket
 import time
 
 import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from imap_instance import greets as _greets
 
 PASSWORD = "secret"
 USERS = ("alice@example.test", "bob@example.test", "carol@example.test",
          "dave@example.test", "erin@example.test", "frank@example.test")
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

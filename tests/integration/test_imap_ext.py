@@ -17,20 +17,12 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from imap_instance import greets as _greets
 
 PASSWORD = "secret"
 USERS = ("erin@example.test", "frank@example.test", "gina@example.test",
          "hugo@example.test", "ivy@example.test")
 LIMIT = 200000
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ stays, while BODY[HEADER], which reads the file, sees the change)."""
 
 import imaplib
 import os
-import socket
 
 import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from imap_instance import greets as _greets
 
 USER = "alice@example.test"
 PASSWORD = "secret"
@@ -30,15 +30,6 @@ MSGS = [
      b"Content-Transfer-Encoding: base64\r\n\r\nJVBERg==\r\n--x--\r\n"),
     (b"From: carol@example.test\nSubject: bare line ends\n\nline\nline\n"),
 ]
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from imap_instance import greets as _greets
+from client_socket import connect_from, is_closed, read_line
 
 imaplib.Commands.setdefault("ID", ("NONAUTH", "AUTH", "SELECTED"))
 
@@ -27,15 +29,6 @@ def _ctx():
     c.check_hostname = False
     c.verify_mode = ssl.CERT_NONE
     return c
-
-
-def _greets(inst, service="imap"):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port(service)), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")
@@ -364,28 +357,12 @@ def _dial(inst, service, source, tls=False, timeout=10):
     """A connection from the loopback address source."""
     port = inst.port(service) if service in ("imap", "imaps") \
         else inst.base + LIMITED[service][0]
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.settimeout(timeout)
-    s.bind((source, 0))
-    s.connect(("127.0.0.1", port))
+    s = connect_from(source, port, timeout)
     return _ctx().wrap_socket(s) if tls else s
 
 
-def _first_line(s):
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = s.recv(1024)
-        if not chunk:
-            break
-        data += chunk
-    return data
-
-
-def _closed(s):
-    try:
-        return s.recv(1024) == b""
-    except ConnectionResetError:
-        return True
+_first_line = read_line
+_closed = is_closed
 
 
 def test_count_limit_says_bye_and_others_are_served(limited):

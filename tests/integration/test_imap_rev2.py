@@ -12,21 +12,13 @@ import pytest
 from conftest import start_instance
 from imap_raw import Client
 from instance import wait_for
+from imap_instance import greets as _greets
 
 USER = "rita@example.test"
 PASSWORD = "secret"
 TIMEOUT = 15
 MSG = (b"From: a@example.test\r\nTo: rita@example.test\r\nSubject: rev2\r\n"
        b"Message-ID: <rev2@example.test>\r\n\r\nbody\r\n")
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="module")

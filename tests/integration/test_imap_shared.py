@@ -15,6 +15,7 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
+from imap_instance import greets as _greets
 
 USER = "alice@example.test"
 OTHER = "bob@example.test"
@@ -22,15 +23,6 @@ PASSWORD = "secret"
 TIMEOUT = 30
 
 imaplib.Commands.setdefault("MOVE", ("SELECTED",))
-
-
-def _greets(inst):
-    try:
-        with socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=2) as s:
-            s.settimeout(5)
-            return s.recv(100).startswith(b"* OK")
-    except OSError:
-        return False
 
 
 def _instance(**config):
