@@ -89,10 +89,15 @@ void imap_put_string(struct stream *st, const char *s, size_t len);
 void imap_put_nstring(struct stream *st, const char *s, size_t len);
 /* For readers of commands other than imap_read_command (mux.c): the tag of a
  * (partial) command line into c->tag ("*" when none); whether a line ends with a
- * literal announcement, its size and LITERAL+; whether a command is an APPEND. */
+ * literal announcement, its size and LITERAL+. */
 void imap_take_tag(struct imap_conn *c, const char *s, size_t len);
 bool imap_literal_at_end(const struct str *line, uint64_t *n, bool *plus);
-bool imap_is_append(const struct str *cmd);
+/* Whether a literal of n bytes may follow cmd, whose APPEND literals so far add up
+ * to message bytes (an APPEND's are held to its limit, the others to IMAP_CMD_MAX
+ * with the lines); *append: cmd is an APPEND.  When not, the refusal is logged and
+ * answered (with LITERAL+ a BYE, and c->closing set) and false returned. */
+bool imap_literal_allowed(struct imap_conn *c, const struct str *cmd, uint64_t message,
+                          uint64_t n, bool plus, bool *append);
 
 /* ---- parse.c: the grammar of RFC 3501 section 9 over a read command ---- */
 struct imap_parser {

@@ -156,7 +156,7 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
         deadline = c->phase_deadline;
     stream_set_deadline(c->st, deadline);
     for (;;) {
-        uint64_t n, limit;
+        uint64_t n;
         bool plus, append;
         int r = read_line(c, &line);
 
@@ -192,28 +192,7 @@ enum imap_read imap_read_command(struct imap_conn *c, struct str *cmd)
             res = IMAP_READ_OK;
             break;
         }
-        append = is_append(cmd);
-        limit = append && imap_cf.append_limit == 0 ? UINT64_MAX
-                : append ? imap_cf.append_limit : IMAP_LITERAL_MAX;
-        /* an APPEND's literals are held to its limit (all of them: there is one
-         * message, and perhaps a name), the others to IMAP_CMD_MAX with the lines */
-        if (n > limit || (!append && cmd->len - message + n > IMAP_CMD_MAX)
-            || (append && message + n > limit && message + n > IMAP_CMD_MAX)
-            || n > (uint64_t)SIZE_MAX / 2) {
-            log_info("literal of %llu bytes refused: client=[%s]", (unsigned long long)n,
-                     c->client);
-            if (plus) {
-                /* its bytes are coming: nothing sensible can follow */
-                stream_printf(c->st, "%s BAD [TOOBIG] literal too large\r\n", c->tag);
-                stream_puts(c->st, "* BYE literal too large\r\n");
-                c->closing = true;
-            } else if (append) {
-                /* APPEND over message_size_limit: RFC 7889 (APPENDLIMIT) says NO */
-                imap_no(c, "[TOOBIG] message larger than %llu bytes",
-                        (unsigned long long)limit);
-            } else {
-                imap_bad(c, "[TOOBIG] literal too large");
-            }
+        if (!imap_literal_allowed(c, cmd, message, n, plus, &append)) {
             res = IMAP_READ_BAD;
             break;
         }
@@ -335,7 +314,31 @@ bool imap_literal_at_end(const struct str *line, uint64_t *n, bool *plus)
     return literal_at_end(line, n, plus);
 }
 
-bool imap_is_append(const struct str *cmd)
+bool imap_literal_allowed(struct imap_conn *c, const struct str *cmd, uint64_t message,
+                          uint64_t n, bool plus, bool *append)
 {
-    return is_append(cmd);
+    uint64_t limit;
+
+    *append = is_append(cmd);
+    limit = *append && imap_cf.append_limit == 0 ? UINT64_MAX
+            : *append ? imap_cf.append_limit : IMAP_LITERAL_MAX;
+    /* an APPEND's literals are held to its limit (all of them: there is one message,
+     * and perhaps a name), the others to IMAP_CMD_MAX with the lines */
+    if (n <= limit && (*append || cmd->len - message + n <= IMAP_CMD_MAX)
+        && (!*append || message + n <= limit || message + n <= IMAP_CMD_MAX)
+        && n <= (uint64_t)SIZE_MAX / 2)
+        return true;
+    log_info("literal of %llu bytes refused: client=[%s]", (unsigned long long)n, c->client);
+    if (plus) {
+        /* its bytes are coming: nothing sensible can follow */
+        stream_printf(c->st, "%s BAD [TOOBIG] literal too large\r\n", c->tag);
+        stream_puts(c->st, "* BYE literal too large\r\n");
+        c->closing = true;
+    } else if (*append) {
+        /* APPEND over message_size_limit: RFC 7889 (APPENDLIMIT) says NO */
+        imap_no(c, "[TOOBIG] message larger than %llu bytes", (unsigned long long)limit);
+    } else {
+        imap_bad(c, "[TOOBIG] literal too large");
+    }
+    return false;
 }

@@ -188,7 +188,7 @@ static void conn_run(struct conn *c)
  * or its literal is awaited. */
 static void conn_line(struct conn *c)
 {
-    uint64_t n, limit;
+    uint64_t n;
     bool plus, append;
     struct imap_conn *ic = &c->s->c;
 
@@ -211,28 +211,9 @@ static void conn_line(struct conn *c)
         return;
     }
     str_free(&c->line);
-    append = imap_is_append(&c->cmd);
-    limit = append && imap_cf.append_limit == 0 ? UINT64_MAX
-            : append ? imap_cf.append_limit : IMAP_LITERAL_MAX;
-    /* an APPEND's literals are held to its limit (all of them: there is one message,
-     * and perhaps a name), the others to IMAP_CMD_MAX with the lines, as in io.c */
-    if (n > limit || (!append && c->cmd.len - c->message + n > IMAP_CMD_MAX)
-        || (append && c->message + n > limit && c->message + n > IMAP_CMD_MAX)
-        || n > (uint64_t)SIZE_MAX / 2) {
-        log_info("literal of %llu bytes refused: client=[%s]", (unsigned long long)n,
-                 ic->client);
-        if (plus) {
-            /* its bytes are coming: nothing sensible can follow */
-            stream_printf(ic->st, "%s BAD [TOOBIG] literal too large\r\n", ic->tag);
-            stream_puts(ic->st, "* BYE literal too large\r\n");
-            conn_end(c, "literal too large");
-        } else if (append) {
-            imap_no(ic, "[TOOBIG] message larger than %llu bytes", (unsigned long long)limit);
-        } else {
-            imap_bad(ic, "[TOOBIG] literal too large");
-        }
+    if (!imap_literal_allowed(ic, &c->cmd, c->message, n, plus, &append)) {
         if (ic->closing)
-            conn_end(c, "closed");
+            conn_end(c, plus ? "literal too large" : "closed");
         conn_reset(c);
         return;
     }

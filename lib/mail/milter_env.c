@@ -52,6 +52,23 @@ static bool has_rcpt(const struct queue_writer *qw, const char *addr)
     return false;
 }
 
+/* addr (orcpt: what the filter named) into the queue file unless it is there. */
+static int keep_rcpt(struct queue_writer *qw, const char *addr, const char *orcpt,
+                     struct str *why)
+{
+    if (has_rcpt(qw, addr))
+        return 0;
+    if (qw_rcpt_count(qw) >= QUEUE_RCPT_MAX) {
+        str_sets(why, "too many recipients after a filter's changes");
+        return -1;
+    }
+    if (qw_recipient(qw, addr, orcpt, NULL) < 0) {
+        str_sets(why, "queue file write error");
+        return -1;
+    }
+    return 0;
+}
+
 static int add_rcpt(struct queue_writer *qw, struct resolve_clnt *rc, const char *id,
                     const char *addr, struct str *why)
 {
@@ -69,27 +86,10 @@ static int add_rcpt(struct queue_writer *qw, struct resolve_clnt *rc, const char
          * it and the sender hears of it in a bounce; nothing vanishes unsaid. */
         log_warn("%s: milter: recipient <%s> refused: %d %s %s; kept for a bounce", id, addr,
                  v.code, v.dsn, v.text.s ? v.text.s : "refused");
-        if (has_rcpt(qw, addr)) {
-            /* already there */
-        } else if (qw_rcpt_count(qw) >= QUEUE_RCPT_MAX) {
-            str_sets(why, "too many recipients after a filter's changes");
-            ret = -1;
-        } else if (qw_recipient(qw, addr, addr, NULL) < 0) {
-            str_sets(why, "queue file write error");
-            ret = -1;
-        }
+        ret = keep_rcpt(qw, addr, addr, why);
     } else {
-        for (size_t k = 0; k < v.nexpanded && ret == 0; k++) {
-            if (has_rcpt(qw, v.expanded[k]))
-                continue;
-            if (qw_rcpt_count(qw) >= QUEUE_RCPT_MAX) {
-                str_sets(why, "too many recipients after a filter's changes");
-                ret = -1;
-            } else if (qw_recipient(qw, v.expanded[k], addr, NULL) < 0) {
-                str_sets(why, "queue file write error");
-                ret = -1;
-            }
-        }
+        for (size_t k = 0; k < v.nexpanded && ret == 0; k++)
+            ret = keep_rcpt(qw, v.expanded[k], addr, why);
         if (ret == 0)
             log_info("%s: milter: recipient added: <%s>", id, addr);
     }
