@@ -469,11 +469,11 @@ static bool eval(struct smsg *x, const struct snode *n)
     case K_UNKEYWORD:
         return n->kw < 0 || !(m->keywords & (1u << n->kw));
     case K_RECENT:
-        return (m->flags & STORE_F_RECENT) != 0;
+        return store_recent(x->s->box, m->uid);
     case K_NEW:
-        return (m->flags & STORE_F_RECENT) && !(m->flags & STORE_F_SEEN);
+        return store_recent(x->s->box, m->uid) && !(m->flags & STORE_F_SEEN);
     case K_OLD:
-        return !(m->flags & STORE_F_RECENT);
+        return !store_recent(x->s->box, m->uid);
     case K_LARGER:
     case K_SMALLER:
         if (!load(x))

@@ -41,7 +41,7 @@ void imap_put_flags(struct imap_session *s, const struct store_msg *m)
         stream_printf(s->c.st, "%s%s", first ? "" : " ", kw);
         first = false;
     }
-    if ((m->flags & STORE_F_RECENT) && !IMAP_REV2(s))       /* RFC 9051 has no \Recent */
+    if (store_recent(s->box, m->uid) && !IMAP_REV2(s))       /* RFC 9051 has no \Recent */
         stream_printf(s->c.st, "%s\\Recent", first ? "" : " ");
     stream_puts(s->c.st, ")");
 }
@@ -162,7 +162,7 @@ void imap_report_changes(struct imap_session *s, bool expunges)
         && (ch.n_added > 0 || n != s->nview
             || (n > 0 && store_msg(s->box, n - 1)->uid != s->view[s->nview - 1]))) {
         for (size_t i = 0; i < n; i++)
-            if (store_msg(s->box, i)->flags & STORE_F_RECENT)
+            if (store_recent(s->box, store_msg(s->box, i)->uid))
                 recent++;
         view_load(s);
         stream_printf(s->c.st, "* %zu EXISTS\r\n", n);
@@ -241,7 +241,7 @@ static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bo
     n = store_count(s->box);
     for (size_t i = 0; i < n; i++) {
         const struct store_msg *m = store_msg(s->box, i);
-        if (m->flags & STORE_F_RECENT)
+        if (store_recent(s->box, m->uid))
             recent++;
         if (unseen == 0 && !(m->flags & STORE_F_SEEN))
             unseen = i + 1;

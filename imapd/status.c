@@ -96,7 +96,7 @@ int imap_status_put(struct imap_session *s, const char *name, unsigned want, str
     for (size_t i = 0; i < n; i++) {
         const struct store_msg *m = store_msg(b, i);
 
-        v[ST_RECENT] += (m->flags & STORE_F_RECENT) != 0;
+        v[ST_RECENT] += store_recent(b, m->uid);
         v[ST_UNSEEN] += !(m->flags & STORE_F_SEEN);
         v[ST_DELETED] += (m->flags & STORE_F_DELETED) != 0;
         if ((want & (1u << ST_SIZE)) && m->size == 0)

@@ -29,9 +29,13 @@
  * handle whose sync first assigns a UID to a message sees it as recent (exactly one
  * per message, RFC 3501 2.3.2), unless opened read-only (EXAMINE).
  *
- * A handle is used by one thread; several handles on one folder, in one process or
- * many, exclude each other through the lock.  No call holds the lock across
- * returns, so a caller never deadlocks by holding two handles. */
+ * The handles open on one folder in one process share its state (the list, the view,
+ * the keyword names): a folder is held once however many connections have it open,
+ * and each handle keeps only what is its own (read-only or not, \Recent, the changes
+ * not yet reported to it).  What one handle changes or finds changed is news to
+ * every other at its next store_sync.  The handles of a process are used by one
+ * thread; processes exclude each other through the lock.  No call holds the lock
+ * across returns, so a caller never deadlocks by holding two handles. */
 #ifndef POSTERN_STORE_H
 #define POSTERN_STORE_H
 
@@ -50,7 +54,6 @@ struct str;
 #define STORE_F_SEEN      0x10      /* S  \Seen */
 #define STORE_F_DELETED   0x20      /* T  \Deleted */
 #define STORE_F_MASK      0x3f
-#define STORE_F_RECENT    0x80      /* \Recent, this handle only; never stored */
 
 #define STORE_KEYWORDS_MAX 26       /* letters a..z, as Dovecot */
 #define STORE_KEYWORD_LEN  100      /* longest keyword name */
@@ -96,12 +99,15 @@ uint32_t store_uidnext(const struct store_box *b);
 uint64_t store_highestmodseq(const struct store_box *b);
 const char *store_dir(const struct store_box *b);
 
-/* The messages, ascending by UID: index i is sequence number i + 1 in this handle's
- * view.  Pointers stay valid until the next call that changes the handle. */
+/* The messages, ascending by UID, as the folder is now (a caller keeps its own
+ * numbering of what its client was told).  Pointers stay valid until the next call
+ * on any handle of the folder that syncs or changes it. */
 size_t store_count(const struct store_box *b);
 const struct store_msg *store_msg(const struct store_box *b, size_t i);
 /* The index of uid, or -1 when not present. */
 long store_find(const struct store_box *b, uint32_t uid);
+/* Whether uid is \Recent for this handle. */
+bool store_recent(const struct store_box *b, uint32_t uid);
 /* Fills m->internaldate (and m->size when the name did not tell) from the file.
  * 0, or -1 with errno (ENOENT: expunged meanwhile). */
 int store_stat(struct store_box *b, size_t i);

@@ -77,25 +77,42 @@ void store_unique_name(struct str *out);
 /* True when name is acceptable as a message file or base name. */
 bool store_base_ok(const char *s, size_t len);
 
-struct store_box {
+/* One folder's state, held once per process however many handles are open on it
+ * (the connections of one user on the same folder): the descriptors, the UID list,
+ * the view built from it, the keyword names and the stamps of the quick check.
+ * Found again by the folder directory's device and inode. */
+struct store_state {
     char *dir;
+    dev_t dev;
+    ino_t ino;
     int dirfd, curfd, newfd, tmpfd;
-    unsigned flags;                     /* STORE_RDONLY */
-    size_t max_msgs;
     struct uidlist ul;
-    struct store_msg *msgs;             /* the handle's view, ascending uid */
+    struct store_msg *msgs;             /* the view, ascending uid */
     size_t n, cap;
     char *kw[STORE_KEYWORDS_MAX];
-    struct store_changes pending;       /* found by internal syncs, not yet reported */
     struct timespec seen_new, seen_cur, seen_list;      /* change times, for the quick check */
     ino_t seen_list_ino;
     bool stamps_trusted;                /* the directory stamps were old when taken */
     bool synced;
+    struct store_box **boxes;           /* the handles open on it */
+    size_t nboxes;
+    struct store_state *next;           /* the process's list of open folders */
+};
+
+/* A handle: what is one caller's own on a shared folder state. */
+struct store_box {
+    struct store_state *sh;
+    unsigned flags;                     /* STORE_RDONLY */
+    size_t max_msgs;
+    struct store_changes pending;       /* changes not yet reported to this handle */
+    uint32_t *recent;                   /* UIDs that are \Recent for this handle, */
+    size_t nrecent;                     /* ascending */
 };
 
 /* Under the lock: reads the list, scans the directories, updates the list (written
- * when changed) and the view; changes found go to b->pending (added UIDs of own
- * operations excepted).  0, or -1 with err. */
+ * when changed) and the view; changes found go to the pending changes of every
+ * handle on the folder; new UIDs this sync gave are \Recent for b.  0, or -1 with
+ * err. */
 int store_sync_locked(struct store_box *b, struct str *err);
 /* store_sync_locked, unless the quick check shows nothing changed. */
 int store_sync_changed(struct store_box *b, struct str *err);
@@ -110,11 +127,19 @@ bool store_stamp_valid(const struct store_box *b);
 /* Full scans of the directories this process made (for tests and the bench). */
 extern unsigned long store_scans;
 void store_stamp_save(const struct store_box *b);
-/* Writes b->ul, then rebuilds the view from it (keeping \Recent). */
+/* Writes the list, then rebuilds the view from it; the changes go to the other
+ * handles on the folder (b knows its own). */
 int store_commit(struct store_box *b, struct str *err);
-/* Reads dovecot-keywords into b->kw; writes it from b->kw. */
+/* Reads dovecot-keywords into the folder's names (a change is news to every
+ * handle); writes it from them. */
 int store_keywords_read(struct store_box *b);
 int store_keywords_write(struct store_box *b, struct str *err);
 void store_changes_add(uint32_t **v, size_t *n, uint32_t uid);
+/* Tells the handles on sh but except that keyword names changed, or that the
+ * UIDVALIDITY did. */
+void store_pending_flag(struct store_state *sh, const struct store_box *except,
+                        bool keywords, bool uidvalidity);
+/* uid becomes \Recent for b (unless read-only); UIDs come in ascending order. */
+void store_recent_add(struct store_box *b, uint32_t uid);
 
 #endif

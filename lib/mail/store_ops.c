@@ -28,25 +28,25 @@ static int sys_fail(struct str *err, const char *what, const char *name)
     return -1;
 }
 
-/* The record of uid in b->ul, or NULL. */
+/* The record of uid in b->sh->ul, or NULL. */
 static struct uidlist_rec *rec_find(struct store_box *b, uint32_t uid)
 {
-    size_t lo = 0, hi = b->ul.n;
+    size_t lo = 0, hi = b->sh->ul.n;
 
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
 
-        if (b->ul.v[mid].uid < uid)
+        if (b->sh->ul.v[mid].uid < uid)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < b->ul.n && b->ul.v[lo].uid == uid ? &b->ul.v[lo] : NULL;
+    return lo < b->sh->ul.n && b->sh->ul.v[lo].uid == uid ? &b->sh->ul.v[lo] : NULL;
 }
 
 static int lock_sync(struct store_box *b, struct str *err)
 {
-    int lk = store_lock(b->dirfd, err);
+    int lk = store_lock(b->sh->dirfd, err);
 
     if (lk < 0)
         return -1;
@@ -84,31 +84,32 @@ int store_keyword_index(struct store_box *b, const char *name, bool create)
     int lk, idx = -1;
 
     for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        if (b->kw[i] != NULL && strcasecmp(b->kw[i], name) == 0)
+        if (b->sh->kw[i] != NULL && strcasecmp(b->sh->kw[i], name) == 0)
             return (int)i;
     if (!create || !keyword_ok(name) || (b->flags & STORE_RDONLY)) {
         errno = create && !(b->flags & STORE_RDONLY) ? EINVAL : ENOENT;
         return -1;
     }
-    if ((lk = store_lock(b->dirfd, &err)) < 0) {
+    if ((lk = store_lock(b->sh->dirfd, &err)) < 0) {
         str_free(&err);
         return -1;
     }
     store_keywords_read(b);         /* another process may have added names */
     for (unsigned i = 0; idx < 0 && i < STORE_KEYWORDS_MAX; i++)
-        if (b->kw[i] != NULL && strcasecmp(b->kw[i], name) == 0)
+        if (b->sh->kw[i] != NULL && strcasecmp(b->sh->kw[i], name) == 0)
             idx = (int)i;
     for (unsigned i = 0; idx < 0 && i < STORE_KEYWORDS_MAX; i++)
-        if (b->kw[i] == NULL) {
-            b->kw[i] = xstrdup(name);
+        if (b->sh->kw[i] == NULL) {
+            b->sh->kw[i] = xstrdup(name);
             if (store_keywords_write(b, &err) < 0) {
-                free(b->kw[i]);
-                b->kw[i] = NULL;
+                free(b->sh->kw[i]);
+                b->sh->kw[i] = NULL;
                 store_unlock(lk);
                 str_free(&err);
                 return -1;
             }
             idx = (int)i;
+            store_pending_flag(b->sh, b, true, false);
         }
     store_unlock(lk);
     str_free(&err);
@@ -128,7 +129,7 @@ static int rename_flags(struct store_box *b, struct uidlist_rec *rec, uint8_t fl
 
     store_rec_file(rec, &on);
     store_name_make(&nn, rec->base, blen, flags, keywords);
-    if (strcmp(on.s, nn.s) != 0 && renameat(b->curfd, on.s, b->curfd, nn.s) < 0)
+    if (strcmp(on.s, nn.s) != 0 && renameat(b->sh->curfd, on.s, b->sh->curfd, nn.s) < 0)
         rc = errno == ENOENT ? 1 : -1;
     if (rc == 0) {
         free(rec->file);
@@ -190,7 +191,7 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
             continue;               /* expunged by another: the next sync tells */
         rec->flags = nf;
         rec->keywords = nk;
-        rec->modseq = ++b->ul.highestmodseq;
+        rec->modseq = ++b->sh->ul.highestmodseq;
         dirty = true;
     }
     if (dirty && store_commit(b, err) < 0)
@@ -230,21 +231,21 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
         memcpy(sorted, uids, n * sizeof(*sorted));
         qsort(sorted, n, sizeof(*sorted), cmp_u32);
     }
-    for (size_t i = 0; i < b->ul.n; i++) {
-        struct uidlist_rec *rec = &b->ul.v[i];
+    for (size_t i = 0; i < b->sh->ul.n; i++) {
+        struct uidlist_rec *rec = &b->sh->ul.v[i];
         bool want = any || (rec->flags & STORE_F_DELETED) != 0;
 
         if (uids != NULL && want)
             want = n > 0 && bsearch(&rec->uid, sorted, n, sizeof(*sorted), cmp_u32) != NULL;
         if (want) {
             store_rec_file(rec, &nm);
-            if (unlinkat(b->curfd, nm.s, 0) < 0 && errno != ENOENT) {
+            if (unlinkat(b->sh->curfd, nm.s, 0) < 0 && errno != ENOENT) {
                 rc = sys_fail(err, "unlink", nm.s);
                 want = false;
             }
         }
         if (want) {
-            uidlist_expunged(&b->ul, rec->uid, ++b->ul.highestmodseq, join);
+            uidlist_expunged(&b->sh->ul, rec->uid, ++b->sh->ul.highestmodseq, join);
             join = true;
             if (done != NULL)
                 store_changes_add(done, n_done, rec->uid);
@@ -252,13 +253,13 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
             free(rec->file);
             dirty = true;
         } else {
-            b->ul.v[k++] = *rec;
+            b->sh->ul.v[k++] = *rec;
             join = false;
         }
     }
-    b->ul.n = k;
+    b->sh->ul.n = k;
     if (dirty) {
-        fsync(b->curfd);
+        fsync(b->sh->curfd);
         if (store_commit(b, err) < 0)
             rc = -1;
     }
@@ -378,15 +379,15 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
     }
     store_unlock(lk);
     /* Keywords by name: the destination's letters may differ. */
-    for (size_t i = 0; dst != b && i < ncs; i++) {
+    for (size_t i = 0; dst->sh != b->sh && i < ncs; i++) {
         uint32_t kw = 0;
 
         for (unsigned k = 0; k < STORE_KEYWORDS_MAX; k++) {
             int idx;
 
-            if (!(cs[i].keywords & (1u << k)) || b->kw[k] == NULL)
+            if (!(cs[i].keywords & (1u << k)) || b->sh->kw[k] == NULL)
                 continue;
-            if ((idx = store_keyword_index(dst, b->kw[k], true)) >= 0)
+            if ((idx = store_keyword_index(dst, b->sh->kw[k], true)) >= 0)
                 kw |= 1u << idx;
         }
         cs[i].keywords = kw;
@@ -397,30 +398,30 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
     }
     *src_uids = xcalloc(ncs ? ncs : 1, sizeof(uint32_t));
     *dst_uids = xcalloc(ncs ? ncs : 1, sizeof(uint32_t));
-    for (size_t i = 0; i < ncs && dst->ul.nextuid < UINT32_MAX; i++) {
+    for (size_t i = 0; i < ncs && dst->sh->ul.nextuid < UINT32_MAX; i++) {
         store_unique_name(&base);
         size_suffix(cs[i].base, &sz);
         str_append(&base, sz.s, sz.len);
         store_name_make(&nm, base.s, base.len, cs[i].flags, cs[i].keywords);
-        if (linkat(b->curfd, cs[i].file, dst->curfd, nm.s, 0) < 0) {
+        if (linkat(b->sh->curfd, cs[i].file, dst->sh->curfd, nm.s, 0) < 0) {
             if (errno == ENOENT)
                 continue;           /* expunged meanwhile */
             if ((errno != EXDEV && errno != EPERM && errno != EMLINK) ||
-                copy_file(b->curfd, cs[i].file, dst->curfd, nm.s) < 0) {
+                copy_file(b->sh->curfd, cs[i].file, dst->sh->curfd, nm.s) < 0) {
                 if (errno == ENOENT)
                     continue;
                 rc = sys_fail(err, "copy", cs[i].file);
                 break;
             }
         }
-        uidlist_add(&dst->ul, dst->ul.nextuid, base.s, cs[i].flags, cs[i].keywords,
-                    ++dst->ul.highestmodseq);
+        uidlist_add(&dst->sh->ul, dst->sh->ul.nextuid, base.s, cs[i].flags, cs[i].keywords,
+                    ++dst->sh->ul.highestmodseq);
         (*src_uids)[ndone] = cs[i].uid;
-        (*dst_uids)[ndone] = dst->ul.nextuid++;
+        (*dst_uids)[ndone] = dst->sh->ul.nextuid++;
         ndone++;
     }
     if (ndone > 0) {
-        if (fsync(dst->curfd) < 0 && rc == 0)
+        if (fsync(dst->sh->curfd) < 0 && rc == 0)
             rc = sys_fail(err, "fsync", "cur");
         /* The list names the new files only once they are durable. */
         if (rc == 0 && store_commit(dst, err) < 0)
@@ -463,12 +464,12 @@ int store_append_begin(struct store_box *b, uint64_t max_size, struct store_appe
         return rdonly(err);
     for (int tries = 0; fd < 0 && tries < 10; tries++) {
         store_unique_name(&nm);
-        fd = openat(b->tmpfd, nm.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        fd = openat(b->sh->tmpfd, nm.s, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd < 0 && errno != EEXIST)
             break;
     }
     if (fd < 0) {
-        sys_fail(err, "create in tmp", b->dir);
+        sys_fail(err, "create in tmp", b->sh->dir);
         str_free(&nm);
         return -1;
     }
@@ -487,7 +488,7 @@ void store_append_abort(struct store_append *a)
         return;
     if (a->fd >= 0)
         close(a->fd);
-    unlinkat(a->b->tmpfd, a->name, 0);
+    unlinkat(a->b->sh->tmpfd, a->name, 0);
     free(a->name);
     free(a);
 }
@@ -499,7 +500,7 @@ int store_append_write(struct store_append *a, const void *data, size_t len,
 
     if (a->max > 0 && (len > a->max || a->size > a->max - len)) {
         errno = EFBIG;
-        sys_fail(err, "message too large for", a->b->dir);
+        sys_fail(err, "message too large for", a->b->sh->dir);
         store_append_abort(a);
         return -1;
     }
@@ -516,7 +517,7 @@ int store_append_write(struct store_append *a, const void *data, size_t len,
         if (w <= 0) {
             if (w == 0)
                 errno = EIO;
-            sys_fail(err, "write to tmp in", a->b->dir);
+            sys_fail(err, "write to tmp in", a->b->sh->dir);
             store_append_abort(a);
             return -1;
         }
@@ -538,7 +539,7 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     if (futimens(a->fd, ts) < 0 || fsync(a->fd) < 0 || close(a->fd) < 0) {
         a->fd = -1;
-        sys_fail(err, "fsync in", b->dir);
+        sys_fail(err, "fsync in", b->sh->dir);
         store_append_abort(a);
         return -1;
     }
@@ -549,30 +550,27 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
     if ((lk = lock_sync(b, err)) < 0) {
         rc = -1;
     } else {
-        if (b->ul.nextuid == UINT32_MAX) {
+        if (b->sh->ul.nextuid == UINT32_MAX) {
             errno = ENOSPC;
-            rc = sys_fail(err, "no UID left in", b->dir);
-        } else if (renameat(b->tmpfd, a->name, b->curfd, nm.s) < 0 || fsync(b->curfd) < 0) {
-            rc = sys_fail(err, "rename into cur in", b->dir);
+            rc = sys_fail(err, "no UID left in", b->sh->dir);
+        } else if (renameat(b->sh->tmpfd, a->name, b->sh->curfd, nm.s) < 0 || fsync(b->sh->curfd) < 0) {
+            rc = sys_fail(err, "rename into cur in", b->sh->dir);
         } else {
-            uint32_t u = b->ul.nextuid++;
+            uint32_t u = b->sh->ul.nextuid++;
 
-            uidlist_add(&b->ul, u, base.s, (uint8_t)(flags & STORE_F_MASK), keywords,
-                        ++b->ul.highestmodseq);
+            uidlist_add(&b->sh->ul, u, base.s, (uint8_t)(flags & STORE_F_MASK), keywords,
+                        ++b->sh->ul.highestmodseq);
             if (store_commit(b, err) < 0) {
                 rc = -1;            /* the file stays; the next sync numbers it */
             } else {
-                long i = store_find(b, u);
-
-                if (i >= 0)
-                    b->msgs[i].flags |= STORE_F_RECENT;
+                store_recent_add(b, u);
                 *uid = u;
             }
         }
         store_unlock(lk);
     }
     if (rc < 0)
-        unlinkat(b->tmpfd, a->name, 0);
+        unlinkat(b->sh->tmpfd, a->name, 0);
     free(a->name);
     free(a);
     str_free(&base);
@@ -585,7 +583,7 @@ int store_stat(struct store_box *b, size_t i)
     struct stat st;
     int fd;
 
-    if (i >= b->n) {
+    if (i >= b->sh->n) {
         errno = EINVAL;
         return -1;
     }
@@ -597,11 +595,11 @@ int store_stat(struct store_box *b, size_t i)
         errno = e;
         return -1;
     }
-    b->msgs[i].internaldate = st.st_mtim.tv_sec;
-    if (b->msgs[i].size == 0) {
+    b->sh->msgs[i].internaldate = st.st_mtim.tv_sec;
+    if (b->sh->msgs[i].size == 0) {
         uint64_t size;
         if (maildir_crlf_size(fd, &size, NULL) == 0)
-            b->msgs[i].size = size;
+            b->sh->msgs[i].size = size;
     }
     close(fd);
     return 0;
@@ -613,15 +611,15 @@ int store_open_msg(struct store_box *b, size_t i)
     struct str nm = STR_INIT;
     int fd;
 
-    if (i >= b->n) {
+    if (i >= b->sh->n) {
         errno = EINVAL;
         return -1;
     }
-    fd = openat(b->dirfd, b->msgs[i].file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = openat(b->sh->dirfd, b->sh->msgs[i].file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0 || errno != ENOENT)
         return fd;
     /* Renamed by a flag change elsewhere: find it by its base name. */
-    uint32_t uid = b->msgs[i].uid;
+    uint32_t uid = b->sh->msgs[i].uid;
     int lk = lock_sync(b, &nm);
 
     if (lk < 0) {
@@ -637,7 +635,7 @@ int store_open_msg(struct store_box *b, size_t i)
     }
     str_free(&nm);
     store_rec_file(rec, &nm);
-    fd = openat(b->curfd, nm.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    fd = openat(b->sh->curfd, nm.s, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     str_free(&nm);
     return fd;
 }

@@ -32,7 +32,7 @@ static void stamp_text(const struct store_box *b, const struct stat *st, struct 
 {
     str_clear(out);
     str_printf(out, STAMP_MAGIC "L %ju %jd %lld\nD %lld %lld\n", (uintmax_t)st->st_ino,
-               (intmax_t)st->st_size, ns(st->st_ctim), ns(b->seen_new), ns(b->seen_cur));
+               (intmax_t)st->st_size, ns(st->st_ctim), ns(b->sh->seen_new), ns(b->sh->seen_cur));
 }
 
 bool store_stamp_valid(const struct store_box *b)
@@ -44,10 +44,10 @@ bool store_stamp_valid(const struct store_box *b)
     bool ok = false;
     int fd;
 
-    if (!b->stamps_trusted || fstatat(b->dirfd, UIDLIST_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+    if (!b->sh->stamps_trusted || fstatat(b->sh->dirfd, UIDLIST_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         !S_ISREG(st.st_mode))
         return false;
-    fd = openat(b->dirfd, STAMP_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+    fd = openat(b->sh->dirfd, STAMP_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0)
         return false;
     n = read(fd, buf, sizeof(buf));
@@ -64,19 +64,19 @@ void store_stamp_save(const struct store_box *b)
     struct str text = STR_INIT;
     int fd;
 
-    if (!b->stamps_trusted || fstatat(b->dirfd, UIDLIST_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    if (!b->sh->stamps_trusted || fstatat(b->sh->dirfd, UIDLIST_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0)
         return;
-    for (size_t i = 0; i < b->ul.n; i++)
-        if (b->ul.v[i].file != NULL)
+    for (size_t i = 0; i < b->sh->ul.n; i++)
+        if (b->sh->ul.v[i].file != NULL)
             return;             /* a name the list does not hold: scanned each time */
     stamp_text(b, &st, &text);
-    fd = openat(b->dirfd, STAMP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+    fd = openat(b->sh->dirfd, STAMP_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
                 0600);
     if (fd >= 0) {
         bool ok = write(fd, text.s, text.len) == (ssize_t)text.len;
 
-        if (close(fd) < 0 || !ok || renameat(b->dirfd, STAMP_TMP, b->dirfd, STAMP_FILE) < 0)
-            unlinkat(b->dirfd, STAMP_TMP, 0);
+        if (close(fd) < 0 || !ok || renameat(b->sh->dirfd, STAMP_TMP, b->sh->dirfd, STAMP_FILE) < 0)
+            unlinkat(b->sh->dirfd, STAMP_TMP, 0);
     }
     str_free(&text);
 }

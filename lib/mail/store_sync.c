@@ -88,7 +88,7 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct 
 
     store_scans++;
     for (int pass = 1; pass >= (cur_only ? 1 : 0) && rc == 0; pass--) {
-        int fd = dup(pass == 0 ? b->newfd : b->curfd);
+        int fd = dup(pass == 0 ? b->sh->newfd : b->sh->curfd);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         struct dirent *de;
 
@@ -110,12 +110,12 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct 
                 continue;
             if (b->max_msgs > 0 && s->n >= b->max_msgs) {
                 errno = EFBIG;
-                rc = sys_fail(err, "too many messages in", b->dir);
+                rc = sys_fail(err, "too many messages in", b->sh->dir);
                 break;
             }
             if (pass == 0) {
                 store_name_make(&nn, name, f.blen, f.flags, f.keywords);
-                if (renameat(b->newfd, name, b->curfd, nn.s) < 0)
+                if (renameat(b->sh->newfd, name, b->sh->curfd, nn.s) < 0)
                     continue;       /* gone meanwhile, or taken by another reader */
                 name = nn.s;
                 s->moved++;
@@ -179,7 +179,7 @@ static uint32_t new_uidvalidity(uint32_t old)
 
 int store_keywords_read(struct store_box *b)
 {
-    int fd = openat(b->dirfd, KEYWORDS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    int fd = openat(b->sh->dirfd, KEYWORDS_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     struct str buf = STR_INIT, err = STR_INIT;
     const char *p, *end;
 
@@ -207,11 +207,11 @@ int store_keywords_read(struct store_box *b)
             for (size_t k = 0; ok && k < kl; k++)
                 if ((unsigned char)e[1 + k] <= 0x20 || (unsigned char)e[1 + k] >= 0x7f)
                     ok = false;
-            if (ok && (b->kw[idx] == NULL || strncmp(b->kw[idx], e + 1, kl) != 0 ||
-                       b->kw[idx][kl] != '\0')) {
-                free(b->kw[idx]);
-                b->kw[idx] = xstrndup(e + 1, kl);
-                b->pending.keywords_changed = true;
+            if (ok && (b->sh->kw[idx] == NULL || strncmp(b->sh->kw[idx], e + 1, kl) != 0 ||
+                       b->sh->kw[idx][kl] != '\0')) {
+                free(b->sh->kw[idx]);
+                b->sh->kw[idx] = xstrndup(e + 1, kl);
+                store_pending_flag(b->sh, NULL, true, false);
             }
         }
         p += len + 1;
@@ -227,33 +227,70 @@ int store_keywords_write(struct store_box *b, struct str *err)
     int rc;
 
     for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        if (b->kw[i] != NULL)
-            str_printf(&text, "%u %s\n", i, b->kw[i]);
-    str_printf(&path, "%s/%s", b->dir, KEYWORDS_FILE);
+        if (b->sh->kw[i] != NULL)
+            str_printf(&text, "%u %s\n", i, b->sh->kw[i]);
+    str_printf(&path, "%s/%s", b->sh->dir, KEYWORDS_FILE);
     rc = atomic_file_write(path.s, text.s != NULL ? text.s : "", text.len, 0600, NULL, err);
     str_free(&text);
     str_free(&path);
     return rc;
 }
 
-/* Rebuilds the view from b->ul, diffing against the old view into ch (when not
- * NULL); recent marks kept, and set for the UIDs at or above recent_from. */
-static void rebuild_view(struct store_box *b, struct store_changes *ch, uint32_t recent_from)
+/* Adds uid to the pending changes (the list field of struct store_changes) of
+ * every handle on the folder but except. */
+#define PENDING_ADD(sh, except, field, uid)                                          \
+    do {                                                                             \
+        for (size_t h_ = 0; h_ < (sh)->nboxes; h_++)                                 \
+            if ((sh)->boxes[h_] != (except))                                         \
+                store_changes_add(&(sh)->boxes[h_]->pending.field,                   \
+                                  &(sh)->boxes[h_]->pending.n_##field, (uid));       \
+    } while (0)
+
+void store_pending_flag(struct store_state *sh, const struct store_box *except,
+                        bool keywords, bool uidvalidity)
 {
-    struct store_msg *old = b->msgs;
-    size_t on = b->n, i = 0;
+    for (size_t i = 0; i < sh->nboxes; i++) {
+        if (sh->boxes[i] == except)
+            continue;
+        if (keywords)
+            sh->boxes[i]->pending.keywords_changed = true;
+        if (uidvalidity)
+            sh->boxes[i]->pending.uidvalidity_changed = true;
+    }
+}
+
+void store_recent_add(struct store_box *b, uint32_t uid)
+{
+    if (b->flags & STORE_RDONLY)
+        return;
+    if (b->nrecent > 0 && b->recent[b->nrecent - 1] >= uid)
+        return;                     /* UIDs only grow: an older one is no news */
+    if ((b->nrecent & (b->nrecent - 1)) == 0)
+        b->recent = xreallocarray(b->recent, b->nrecent ? b->nrecent * 2 : 1,
+                                  sizeof(*b->recent));
+    b->recent[b->nrecent++] = uid;
+}
+
+/* Rebuilds the folder's view from its list, diffing against the old view into the
+ * pending changes of every handle but except (when report); the UIDs at or above
+ * recent_from that were not in the view become \Recent for recent_to. */
+static void rebuild_view(struct store_state *sh, bool report, const struct store_box *except,
+                         struct store_box *recent_to, uint32_t recent_from)
+{
+    struct store_msg *old = sh->msgs;
+    size_t on = sh->n, i = 0;
     struct str nm = STR_INIT;
 
-    b->msgs = xreallocarray(NULL, b->ul.n ? b->ul.n : 1, sizeof(*b->msgs));
-    b->cap = b->ul.n;
-    b->n = 0;
-    for (size_t k = 0; k < b->ul.n; k++) {
-        const struct uidlist_rec *r = &b->ul.v[k];
-        struct store_msg *m = &b->msgs[b->n++];
+    sh->msgs = xreallocarray(NULL, sh->ul.n ? sh->ul.n : 1, sizeof(*sh->msgs));
+    sh->cap = sh->ul.n;
+    sh->n = 0;
+    for (size_t k = 0; k < sh->ul.n; k++) {
+        const struct uidlist_rec *r = &sh->ul.v[k];
+        struct store_msg *m = &sh->msgs[sh->n++];
 
         while (i < on && old[i].uid < r->uid) {
-            if (ch != NULL)
-                store_changes_add(&ch->expunged, &ch->n_expunged, old[i].uid);
+            if (report)
+                PENDING_ADD(sh, except, expunged, old[i].uid);
             free(old[i].file);
             i++;
         }
@@ -269,25 +306,23 @@ static void rebuild_view(struct store_box *b, struct store_changes *ch, uint32_t
         if (!maildir_name_size(r->base, 'W', &m->size))
             m->size = 0;
         if (i < on && old[i].uid == r->uid) {
-            if (old[i].flags & STORE_F_RECENT)
-                m->flags |= STORE_F_RECENT;
             m->internaldate = old[i].internaldate;
             if (m->size == 0)
                 m->size = old[i].size;
-            if (ch != NULL && old[i].modseq != r->modseq)
-                store_changes_add(&ch->changed, &ch->n_changed, r->uid);
+            if (report && old[i].modseq != r->modseq)
+                PENDING_ADD(sh, except, changed, r->uid);
             free(old[i].file);
             i++;
         } else {
-            if (recent_from != 0 && r->uid >= recent_from && !(b->flags & STORE_RDONLY))
-                m->flags |= STORE_F_RECENT;
-            if (ch != NULL)
-                store_changes_add(&ch->added, &ch->n_added, r->uid);
+            if (recent_to != NULL && recent_from != 0 && r->uid >= recent_from)
+                store_recent_add(recent_to, r->uid);
+            if (report)
+                PENDING_ADD(sh, except, added, r->uid);
         }
     }
     for (; i < on; i++) {
-        if (ch != NULL)
-            store_changes_add(&ch->expunged, &ch->n_expunged, old[i].uid);
+        if (report)
+            PENDING_ADD(sh, except, expunged, old[i].uid);
         free(old[i].file);
     }
     free(old);
@@ -296,9 +331,9 @@ static void rebuild_view(struct store_box *b, struct store_changes *ch, uint32_t
 
 int store_commit(struct store_box *b, struct str *err)
 {
-    if (uidlist_write(b->dirfd, b->dir, &b->ul, err) < 0)
+    if (uidlist_write(b->sh->dirfd, b->sh->dir, &b->sh->ul, err) < 0)
         return -1;
-    rebuild_view(b, NULL, 0);
+    rebuild_view(b->sh, true, b, NULL, 0);
     store_stamp_list(b);
     return 0;
 }
@@ -405,18 +440,18 @@ int store_sync_locked(struct store_box *b, struct str *err)
     size_t moved = 0;
 
     store_keywords_read(b);
-    r = uidlist_read(b->dirfd, &ul, &why);
+    r = uidlist_read(b->sh->dirfd, &ul, &why);
     if (r == -2) {
         str_clear(err);
-        str_printf(err, "%s: %s", b->dir, why.s);
+        str_printf(err, "%s: %s", b->sh->dir, why.s);
         str_free(&why);
         return -1;
     }
     if (r < 0)
-        log_warn("%s: %s; rebuilt with a new UIDVALIDITY", b->dir, why.s);
+        log_warn("%s: %s; rebuilt with a new UIDVALIDITY", b->sh->dir, why.s);
     if (r <= 0) {
         /* Missing or corrupt: rebuilt, every UID renewed under a new UIDVALIDITY. */
-        uint32_t old = b->ul.uidvalidity > ul.uidvalidity ? b->ul.uidvalidity : 0;
+        uint32_t old = b->sh->ul.uidvalidity > ul.uidvalidity ? b->sh->ul.uidvalidity : 0;
 
         uidlist_free(&ul);
         memset(&ul, 0, sizeof(ul));
@@ -424,12 +459,8 @@ int store_sync_locked(struct store_box *b, struct str *err)
         ul.nextuid = 1;
         ul.highestmodseq = 1;
         dirty = true;
-        if (b->synced)
-            b->pending.uidvalidity_changed = true;
     }
     str_free(&why);
-    if (b->synced && ul.uidvalidity != b->ul.uidvalidity)
-        b->pending.uidvalidity_changed = true;
     store_stamp_dirs(b);
     first_new = ul.nextuid;
     /* The list as stamped after a scan that matched the directories, which have not
@@ -440,20 +471,23 @@ int store_sync_locked(struct store_box *b, struct str *err)
         return -1;
     }
     /* Durable before anyone sees a new UID. */
-    if (dirty && uidlist_write(b->dirfd, b->dir, &ul, err) < 0) {
+    if (dirty && uidlist_write(b->sh->dirfd, b->sh->dir, &ul, err) < 0) {
         uidlist_free(&ul);
         return -1;
     }
-    if (b->synced && b->pending.uidvalidity_changed && ul.uidvalidity != b->ul.uidvalidity) {
-        /* Every old UID is void: the view starts over. */
-        for (size_t i = 0; i < b->n; i++)
-            free(b->msgs[i].file);
-        b->n = 0;
+    if (b->sh->synced && ul.uidvalidity != b->sh->ul.uidvalidity) {
+        /* Every old UID is void: the view starts over, for every handle. */
+        store_pending_flag(b->sh, NULL, false, true);
+        for (size_t i = 0; i < b->sh->n; i++)
+            free(b->sh->msgs[i].file);
+        b->sh->n = 0;
+        for (size_t i = 0; i < b->sh->nboxes; i++)
+            b->sh->boxes[i]->nrecent = 0;
     }
-    uidlist_free(&b->ul);
-    b->ul = ul;
-    rebuild_view(b, b->synced ? &b->pending : NULL, first_new);
-    b->synced = true;
+    uidlist_free(&b->sh->ul);
+    b->sh->ul = ul;
+    rebuild_view(b->sh, b->sh->synced, NULL, b, first_new);
+    b->sh->synced = true;
     store_stamp_list(b);
     if (!quick && moved == 0)
         store_stamp_save(b);
@@ -475,13 +509,13 @@ void store_stamp_dirs(struct store_box *b)
     struct stat sn, sc;
     struct timespec now;
 
-    b->stamps_trusted = false;
-    if (fstat(b->newfd, &sn) < 0 || fstat(b->curfd, &sc) < 0 ||
+    b->sh->stamps_trusted = false;
+    if (fstat(b->sh->newfd, &sn) < 0 || fstat(b->sh->curfd, &sc) < 0 ||
         clock_gettime(CLOCK_REALTIME, &now) < 0)
         return;
-    b->seen_new = sn.st_ctim;
-    b->seen_cur = sc.st_ctim;
-    b->stamps_trusted = ts_ns(now) - ts_ns(sn.st_ctim) > STAMP_MARGIN_NS &&
+    b->sh->seen_new = sn.st_ctim;
+    b->sh->seen_cur = sc.st_ctim;
+    b->sh->stamps_trusted = ts_ns(now) - ts_ns(sn.st_ctim) > STAMP_MARGIN_NS &&
                         ts_ns(now) - ts_ns(sc.st_ctim) > STAMP_MARGIN_NS;
 }
 
@@ -489,12 +523,12 @@ void store_stamp_list(struct store_box *b)
 {
     struct stat sl;
 
-    if (fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0) {
-        b->stamps_trusted = false;
+    if (fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0) {
+        b->sh->stamps_trusted = false;
         return;
     }
-    b->seen_list = sl.st_ctim;
-    b->seen_list_ino = sl.st_ino;
+    b->sh->seen_list = sl.st_ctim;
+    b->sh->seen_list_ino = sl.st_ino;
 }
 
 /* True when neither directory nor the list changed since the last scan. */
@@ -502,12 +536,12 @@ static bool unchanged(struct store_box *b)
 {
     struct stat sn, sc, sl;
 
-    if (!b->synced || !b->stamps_trusted || fstat(b->newfd, &sn) < 0 ||
-        fstat(b->curfd, &sc) < 0 ||
-        fstatat(b->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
+    if (!b->sh->synced || !b->sh->stamps_trusted || fstat(b->sh->newfd, &sn) < 0 ||
+        fstat(b->sh->curfd, &sc) < 0 ||
+        fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
         return false;
-    return ts_ns(sn.st_ctim) == ts_ns(b->seen_new) && ts_ns(sc.st_ctim) == ts_ns(b->seen_cur) &&
-           ts_ns(sl.st_ctim) == ts_ns(b->seen_list) && sl.st_ino == b->seen_list_ino;
+    return ts_ns(sn.st_ctim) == ts_ns(b->sh->seen_new) && ts_ns(sc.st_ctim) == ts_ns(b->sh->seen_cur) &&
+           ts_ns(sl.st_ctim) == ts_ns(b->sh->seen_list) && sl.st_ino == b->sh->seen_list_ino;
 }
 
 int store_sync_changed(struct store_box *b, struct str *err)
@@ -568,6 +602,18 @@ static void take_pending(struct store_box *b, struct store_changes *ch)
     filter(p->expunged, &p->n_expunged, both, nboth, NULL, 0, b, false);
     filter(p->changed, &p->n_changed, p->added, p->n_added, both, nboth, b, true);
     free(both);
+    if (p->n_expunged > 0 && b->nrecent > 0) {
+        /* Both ascending: the expunged leave the recent ones. */
+        size_t k = 0, j = 0;
+
+        for (size_t i = 0; i < b->nrecent; i++) {
+            while (j < p->n_expunged && p->expunged[j] < b->recent[i])
+                j++;
+            if (j == p->n_expunged || p->expunged[j] != b->recent[i])
+                b->recent[k++] = b->recent[i];
+        }
+        b->nrecent = k;
+    }
     if (ch != NULL)
         *ch = *p;
     else
@@ -585,7 +631,7 @@ int store_sync(struct store_box *b, struct store_changes *ch, struct str *err)
         take_pending(b, ch);
         return 0;
     }
-    if ((lk = store_lock(b->dirfd, err)) < 0)
+    if ((lk = store_lock(b->sh->dirfd, err)) < 0)
         return -1;
     int rc = store_sync_locked(b, err);
     store_unlock(lk);
@@ -611,7 +657,7 @@ static void clean_leftovers(struct store_box *b)
     time_t now = time(NULL);
 
     for (int pass = 0; pass < 2; pass++) {
-        int fd = dup(pass == 0 ? b->dirfd : b->tmpfd);
+        int fd = dup(pass == 0 ? b->sh->dirfd : b->sh->tmpfd);
         DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
         struct dirent *de;
         struct stat st;
@@ -624,11 +670,11 @@ static void clean_leftovers(struct store_box *b)
         for (int n = 0; n < 100000 && (de = readdir(d)) != NULL; n++) {
             if (pass == 0) {
                 if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0)
-                    unlinkat(b->dirfd, de->d_name, 0);
+                    unlinkat(b->sh->dirfd, de->d_name, 0);
             } else if (de->d_name[0] != '.' &&
-                       fstatat(b->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       fstatat(b->sh->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                        S_ISREG(st.st_mode) && st.st_mtime < now - 36 * 3600) {
-                unlinkat(b->tmpfd, de->d_name, 0);
+                unlinkat(b->sh->tmpfd, de->d_name, 0);
             }
         }
         closedir(d);
@@ -640,36 +686,123 @@ static int open_sub(int dirfd, const char *name)
     return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 }
 
+/* The folders open in this process, each once. */
+static struct store_state *states;
+
+static void state_free(struct store_state *sh)
+{
+    for (int *fd = &sh->dirfd; fd <= &sh->tmpfd; fd++)
+        if (*fd >= 0)
+            close(*fd);
+    for (size_t i = 0; i < sh->n; i++)
+        free(sh->msgs[i].file);
+    free(sh->msgs);
+    uidlist_free(&sh->ul);
+    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
+        free(sh->kw[i]);
+    free(sh->boxes);
+    free(sh->dir);
+    free(sh);
+}
+
+/* The state of the folder at dir: the one open already when its directory is, else
+ * a new one (*fresh).  NULL with err. */
+static struct store_state *state_get(const char *dir, bool *fresh, struct str *err)
+{
+    struct store_state *sh;
+    struct stat st;
+    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+    *fresh = false;
+    if (dirfd < 0 || fstat(dirfd, &st) < 0) {
+        sys_fail(err, "open folder", dir);
+        if (dirfd >= 0)
+            close(dirfd);
+        return NULL;
+    }
+    for (sh = states; sh != NULL; sh = sh->next) {
+        if (sh->dev == st.st_dev && sh->ino == st.st_ino) {
+            close(dirfd);
+            return sh;
+        }
+    }
+    sh = xcalloc(1, sizeof(*sh));
+    sh->dir = xstrdup(dir);
+    sh->dev = st.st_dev;
+    sh->ino = st.st_ino;
+    sh->dirfd = dirfd;
+    sh->curfd = sh->newfd = sh->tmpfd = -1;
+    if ((sh->curfd = open_sub(dirfd, "cur")) < 0 || (sh->newfd = open_sub(dirfd, "new")) < 0 ||
+        (sh->tmpfd = open_sub(dirfd, "tmp")) < 0) {
+        sys_fail(err, "open folder", dir);
+        state_free(sh);
+        return NULL;
+    }
+    sh->next = states;
+    states = sh;
+    *fresh = true;
+    return sh;
+}
+
+/* Takes b off its folder's state, which goes when no handle is left on it. */
+static void state_leave(struct store_box *b)
+{
+    struct store_state *sh = b->sh;
+    size_t k = 0;
+
+    for (size_t i = 0; i < sh->nboxes; i++)
+        if (sh->boxes[i] != b)
+            sh->boxes[k++] = sh->boxes[i];
+    sh->nboxes = k;
+    b->sh = NULL;
+    if (k > 0)
+        return;
+    for (struct store_state **pp = &states; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == sh) {
+            *pp = sh->next;
+            break;
+        }
+    }
+    state_free(sh);
+}
+
 int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_box **out,
                struct str *err)
 {
-    struct store_box *b = xcalloc(1, sizeof(*b));
-    int lk;
+    struct store_box *b;
+    struct store_state *sh;
+    bool fresh;
+    int lk, rc;
 
-    b->dir = xstrdup(dir);
+    *out = NULL;
+    if ((sh = state_get(dir, &fresh, err)) == NULL)
+        return -1;
+    b = xcalloc(1, sizeof(*b));
+    b->sh = sh;
     b->flags = flags;
     b->max_msgs = max_msgs;
-    b->curfd = b->newfd = b->tmpfd = -1;
-    b->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (b->dirfd < 0 || (b->curfd = open_sub(b->dirfd, "cur")) < 0 ||
-        (b->newfd = open_sub(b->dirfd, "new")) < 0 ||
-        (b->tmpfd = open_sub(b->dirfd, "tmp")) < 0) {
-        sys_fail(err, "open folder", dir);
+    sh->boxes = xreallocarray(sh->boxes, sh->nboxes + 1, sizeof(*sh->boxes));
+    sh->boxes[sh->nboxes++] = b;
+    if ((lk = store_lock(sh->dirfd, err)) < 0) {
         store_close(b);
         return -1;
     }
-    if ((lk = store_lock(b->dirfd, err)) < 0) {
-        store_close(b);
-        return -1;
+    if (fresh) {
+        clean_leftovers(b);
+        rc = store_sync_locked(b, err);
+    } else {
+        rc = store_sync_changed(b, err);
     }
-    clean_leftovers(b);
-    int rc = store_sync_locked(b, err);
     store_unlock(lk);
+    if (rc == 0 && max_msgs > 0 && sh->n > max_msgs) {
+        errno = EFBIG;
+        rc = sys_fail(err, "too many messages in", dir);
+    }
     if (rc < 0) {
         store_close(b);
         return -1;
     }
-    memset(&b->pending, 0, sizeof(b->pending));
+    store_changes_free(&b->pending);
     *out = b;
     return 0;
 }
@@ -680,50 +813,57 @@ void store_close(struct store_box *b)
 
     if (b == NULL)
         return;
-    for (int *fd = &b->dirfd; fd <= &b->tmpfd; fd++)
-        if (*fd >= 0)
-            close(*fd);
-    for (size_t i = 0; i < b->n; i++)
-        free(b->msgs[i].file);
-    free(b->msgs);
-    uidlist_free(&b->ul);
-    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        free(b->kw[i]);
+    state_leave(b);
     store_changes_free(&b->pending);
-    free(b->dir);
+    free(b->recent);
     free(b);
     errno = e;
 }
 
-uint32_t store_uidvalidity(const struct store_box *b) { return b->ul.uidvalidity; }
-uint32_t store_uidnext(const struct store_box *b) { return b->ul.nextuid; }
-uint64_t store_highestmodseq(const struct store_box *b) { return b->ul.highestmodseq; }
-const char *store_dir(const struct store_box *b) { return b->dir; }
-size_t store_count(const struct store_box *b) { return b->n; }
-
-const struct store_msg *store_msg(const struct store_box *b, size_t i)
+bool store_recent(const struct store_box *b, uint32_t uid)
 {
-    return i < b->n ? &b->msgs[i] : NULL;
-}
-
-long store_find(const struct store_box *b, uint32_t uid)
-{
-    size_t lo = 0, hi = b->n;
+    size_t lo = 0, hi = b->nrecent;
 
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
 
-        if (b->msgs[mid].uid < uid)
+        if (b->recent[mid] < uid)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < b->n && b->msgs[lo].uid == uid ? (long)lo : -1;
+    return lo < b->nrecent && b->recent[lo] == uid;
+}
+
+uint32_t store_uidvalidity(const struct store_box *b) { return b->sh->ul.uidvalidity; }
+uint32_t store_uidnext(const struct store_box *b) { return b->sh->ul.nextuid; }
+uint64_t store_highestmodseq(const struct store_box *b) { return b->sh->ul.highestmodseq; }
+const char *store_dir(const struct store_box *b) { return b->sh->dir; }
+size_t store_count(const struct store_box *b) { return b->sh->n; }
+
+const struct store_msg *store_msg(const struct store_box *b, size_t i)
+{
+    return i < b->sh->n ? &b->sh->msgs[i] : NULL;
+}
+
+long store_find(const struct store_box *b, uint32_t uid)
+{
+    size_t lo = 0, hi = b->sh->n;
+
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+
+        if (b->sh->msgs[mid].uid < uid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < b->sh->n && b->sh->msgs[lo].uid == uid ? (long)lo : -1;
 }
 
 const char *store_keyword(const struct store_box *b, unsigned i)
 {
-    return i < STORE_KEYWORDS_MAX ? b->kw[i] : NULL;
+    return i < STORE_KEYWORDS_MAX ? b->sh->kw[i] : NULL;
 }
 
 static int cmp_range(const void *a, const void *b)
@@ -736,13 +876,13 @@ static int cmp_range(const void *a, const void *b)
 struct store_range *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
                                    bool *complete)
 {
-    struct store_range *v = xreallocarray(NULL, b->ul.nexp ? b->ul.nexp : 1, sizeof(*v));
+    struct store_range *v = xreallocarray(NULL, b->sh->ul.nexp ? b->sh->ul.nexp : 1, sizeof(*v));
     size_t k = 0;
 
-    for (size_t i = 0; i < b->ul.nexp; i++) {
-        if (b->ul.exp[i].modseq > since) {
-            v[k].lo = b->ul.exp[i].lo;
-            v[k].hi = b->ul.exp[i].hi;
+    for (size_t i = 0; i < b->sh->ul.nexp; i++) {
+        if (b->sh->ul.exp[i].modseq > since) {
+            v[k].lo = b->sh->ul.exp[i].lo;
+            v[k].hi = b->sh->ul.exp[i].hi;
             k++;
         }
     }
@@ -761,6 +901,6 @@ struct store_range *store_vanished(const struct store_box *b, uint64_t since, si
         k = m + 1;
     }
     *n = k;
-    *complete = since >= b->ul.exp_floor;
+    *complete = since >= b->sh->ul.exp_floor;
     return v;
 }

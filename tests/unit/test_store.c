@@ -71,14 +71,14 @@ TEST(uids_for_deliveries_and_moves)
     /* Delivery order: by the time at the start of the name. */
     CHECK_STR(store_msg(b, 0)->file, "cur/100.M1P1.h,S=5,W=6:2,");
     CHECK_STR(store_msg(b, 1)->file, "cur/150.M1P1.h:2,SR");  /* as found */
-    CHECK(store_msg(b, 1)->flags == (STORE_F_SEEN | STORE_F_ANSWERED | STORE_F_RECENT));
+    CHECK(store_msg(b, 1)->flags == (STORE_F_SEEN | STORE_F_ANSWERED) && store_recent(b, 2));
     CHECK(store_msg(b, 0)->size == 6);
     CHECK(exists(dir, "cur/200.M1P1.h,S=5,W=6:2,") && !exists(dir, "new/200.M1P1.h,S=5,W=6"));
 
     /* A second handle sees the same UIDs, none of them \Recent. */
     CHECK(store_open(dir, 0, 0, &b2, &err) == 0);
     CHECK(b2 != NULL && store_count(b2) == 3 && store_uidvalidity(b2) == uv);
-    CHECK(b2 != NULL && !(store_msg(b2, 0)->flags & STORE_F_RECENT));
+    CHECK(b2 != NULL && !store_recent(b2, 1) && !store_recent(b2, 2) && !store_recent(b2, 3));
 
     /* Outside changes: a delivery, a flag rename (mutt), an unlink (POP3). */
     put(dir, "new/300.M1P1.h", "new\n");
@@ -104,9 +104,9 @@ TEST(uids_for_deliveries_and_moves)
         CHECK(store_sync(b2, &ch, &err) == 0);
         CHECK(ch.n_added == 1 && ch.n_expunged == 1 && ch.n_changed == 1);
         store_changes_free(&ch);
-        CHECK(store_find(b2, 4) == 2 && !(store_msg(b2, 2)->flags & STORE_F_RECENT));
+        CHECK(store_find(b2, 4) == 2 && !store_recent(b2, 4));
     }
-    CHECK(store_msg(b, 2)->flags & STORE_F_RECENT);
+    CHECK(store_recent(b, 4));
     /* Nothing new: no changes. */
     CHECK(store_sync(b, &ch, &err) == 0);
     CHECK(ch.n_added == 0 && ch.n_expunged == 0 && ch.n_changed == 0);
@@ -393,7 +393,7 @@ TEST(read_only_sees_new_mail_without_recent)
     put(dir, "new/5.M1P1.h", "x\n");
     CHECK(store_sync(ro, &ch, &err) == 0 && ch.n_added == 1);
     store_changes_free(&ch);
-    CHECK(store_count(ro) == 1 && !(store_msg(ro, 0)->flags & STORE_F_RECENT));
+    CHECK(store_count(ro) == 1 && !store_recent(ro, store_msg(ro, 0)->uid));
     CHECK(exists(dir, "cur/5.M1P1.h:2,"));
     store_close(ro);
     str_free(&err);
