@@ -553,7 +553,8 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
         if (b->sh->ul.nextuid == UINT32_MAX) {
             errno = ENOSPC;
             rc = sys_fail(err, "no UID left in", b->sh->dir);
-        } else if (renameat(b->sh->tmpfd, a->name, b->sh->curfd, nm.s) < 0 || fsync(b->sh->curfd) < 0) {
+        } else if (renameat(b->sh->tmpfd, a->name, b->sh->curfd, nm.s) < 0 ||
+                   fsync(b->sh->curfd) < 0) {
             rc = sys_fail(err, "rename into cur in", b->sh->dir);
         } else {
             uint32_t u = b->sh->ul.nextuid++;

@@ -44,7 +44,8 @@ bool store_stamp_valid(const struct store_box *b)
     bool ok = false;
     int fd;
 
-    if (!b->sh->stamps_trusted || fstatat(b->sh->dirfd, UIDLIST_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+    if (!b->sh->stamps_trusted ||
+        fstatat(b->sh->dirfd, UIDLIST_FILE, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         !S_ISREG(st.st_mode))
         return false;
     fd = openat(b->sh->dirfd, STAMP_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);

@@ -540,7 +540,8 @@ static bool unchanged(struct store_box *b)
         fstat(b->sh->curfd, &sc) < 0 ||
         fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
         return false;
-    return ts_ns(sn.st_ctim) == ts_ns(b->sh->seen_new) && ts_ns(sc.st_ctim) == ts_ns(b->sh->seen_cur) &&
+    return ts_ns(sn.st_ctim) == ts_ns(b->sh->seen_new) &&
+           ts_ns(sc.st_ctim) == ts_ns(b->sh->seen_cur) &&
            ts_ns(sl.st_ctim) == ts_ns(b->sh->seen_list) && sl.st_ino == b->sh->seen_list_ino;
 }
 
