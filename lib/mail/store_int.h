@@ -119,6 +119,13 @@ int store_sync_changed(struct store_box *b, struct str *err);
 /* Records the stamps of new/ and cur/ (before a scan) and of the list (after it
  * was written, under the lock), for store_sync's quick check. */
 void store_stamp_dirs(struct store_box *b);
+/* Waits (up to STAMP_WAIT_MAX_NS) until stamps of new/ and cur/ as they are now can
+ * be trusted: a scan of a folder of STAMP_WAIT_MSGS or more that moved files does,
+ * since reading such a folder again costs more than the wait. */
+#define STAMP_WAIT_MSGS    8192
+#define STAMP_WAIT_MAX_NS  50000000LL   /* 50 ms */
+#define STORE_MOVE_ROUNDS  3            /* readings of new/ in one scan */
+void store_stamp_wait(struct store_box *b);
 void store_stamp_list(struct store_box *b);
 /* The stamp file (store_stamp.c): true when it says the list matches the
  * directories as store_stamp_dirs just saw them; written after a scan that left

@@ -1,11 +1,13 @@
 /* The stamp beside a folder's UID list, postern-uidlist.stamp (postern-maildir(5)):
- * the change times of new/ and cur/ at the start of a scan that left the list exactly
- * matching the directories, and the identity of the list written then.  While both
+ * the change times of new/ and cur/ as a scan that left the list exactly matching
+ * them saw them (new/ emptied, before cur/ was read), and the identity of the list
+ * written then.  While both
  * directories and the list are as stamped, a folder opened anew is taken from its
  * list without reading the directories.  The stamp is a hint: it is written without
  * fsync, any doubt (a missing, short, stale or unparsable stamp) means a scan, and
- * it is only written when the directories' last change was well before the scan
- * began (store_stamp_dirs), so that a change within the same clock tick cannot hide. */
+ * it is only written when the directories' last change was well before those times
+ * were taken (store_stamp_dirs), so that a change within the same clock tick cannot
+ * hide. */
 #include "store_int.h"
 
 #include <errno.h>

@@ -34,7 +34,6 @@ struct found {
 struct scan {
     struct found *v;
     size_t n, cap;
-    size_t moved;           /* files this scan moved from new/ to cur/ */
 };
 
 static void scan_free(struct scan *s)
@@ -79,58 +78,112 @@ static int sys_fail(struct str *err, const char *what, const char *name)
 
 unsigned long store_scans;
 
-/* Lists cur/, then new/ (moving new/ files into cur/ unless read-only; with
- * cur_only, not at all). */
-static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, struct str *err)
+/* Moves what new/ holds into cur/ (read-only handles too: every reader of a folder
+ * does).  The number moved, or -1 with err. */
+static long move_new(struct store_box *b, struct str *err)
 {
     struct str nn = STR_INIT;
+    int fd = dup(b->sh->newfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *de;
+    long moved = 0;
+
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return sys_fail(err, "read", "new");
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name;
+        uint8_t flags;
+        uint32_t keywords;
+        size_t blen;
+
+        if (name[0] == '.')
+            continue;
+        blen = store_name_base(name, &flags, &keywords);
+        if (!store_base_ok(name, blen))
+            continue;
+        store_name_make(&nn, name, blen, flags, keywords);
+        if (renameat(b->sh->newfd, name, b->sh->curfd, nn.s) == 0)
+            moved++;                /* else gone meanwhile, or taken by another reader */
+    }
+    closedir(d);
+    str_free(&nn);
+    return moved;
+}
+
+/* Empties new/ into cur/, then stamps both directories (store_stamp_dirs) once they
+ * hold still: new/ is read again after each round of moves until a reading finds
+ * it empty, so that a delivery during the moves is either moved or comes after the
+ * stamp.  In a large folder it first waits out the stamps' margin after its own
+ * moves, so that the next look can trust them instead of reading cur/ again.  The
+ * number of files moved, or -1 with err. */
+static long empty_new(struct store_box *b, size_t known, struct str *err)
+{
+    long total = 0;
+
+    for (int round = 0; round < STORE_MOVE_ROUNDS; round++) {
+        long moved = move_new(b, err);
+
+        if (moved <= 0)
+            return moved < 0 ? -1 : total;
+        total += moved;
+        if (known + (size_t)total >= STAMP_WAIT_MSGS)
+            store_stamp_wait(b);
+        store_stamp_dirs(b);
+    }
+    b->sh->stamps_trusted = false;      /* still moving: no stamp this time */
+    return total;
+}
+
+/* Lists cur/ (after the moves from new/ unless cur_only; known: the messages the
+ * list holds). */
+static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, size_t known,
+                     struct str *err)
+{
     int rc = 0;
+    int fd;
+    DIR *d;
+    struct dirent *de;
 
     store_scans++;
-    for (int pass = 1; pass >= (cur_only ? 1 : 0) && rc == 0; pass--) {
-        int fd = dup(pass == 0 ? b->sh->newfd : b->sh->curfd);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        struct dirent *de;
+    if (!cur_only) {
+        if (empty_new(b, known, err) < 0)
+            return -1;
+    }
+    fd = dup(b->sh->curfd);
+    d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (d == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return sys_fail(err, "read", "cur");
+    }
+    rewinddir(d);
+    while ((de = readdir(d)) != NULL) {
+        struct found f;
+        const char *name = de->d_name;
 
-        if (d == NULL) {
-            if (fd >= 0)
-                close(fd);
-            rc = sys_fail(err, "read", pass == 0 ? "new" : "cur");
+        if (name[0] == '.')
+            continue;
+        f.blen = store_name_base(name, &f.flags, &f.keywords);
+        if (!store_base_ok(name, f.blen))
+            continue;
+        if (b->max_msgs > 0 && s->n >= b->max_msgs) {
+            errno = EFBIG;
+            rc = sys_fail(err, "too many messages in", b->sh->dir);
             break;
         }
-        rewinddir(d);
-        while ((de = readdir(d)) != NULL) {
-            struct found f;
-            const char *name = de->d_name;
-
-            if (name[0] == '.')
-                continue;
-            f.blen = store_name_base(name, &f.flags, &f.keywords);
-            if (!store_base_ok(name, f.blen))
-                continue;
-            if (b->max_msgs > 0 && s->n >= b->max_msgs) {
-                errno = EFBIG;
-                rc = sys_fail(err, "too many messages in", b->sh->dir);
-                break;
-            }
-            if (pass == 0) {
-                store_name_make(&nn, name, f.blen, f.flags, f.keywords);
-                if (renameat(b->sh->newfd, name, b->sh->curfd, nn.s) < 0)
-                    continue;       /* gone meanwhile, or taken by another reader */
-                name = nn.s;
-                s->moved++;
-            }
-            f.name = xstrdup(name);
-            f.used = false;
-            if (s->n == s->cap) {
-                s->cap = s->cap ? s->cap * 2 : 256;
-                s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
-            }
-            s->v[s->n++] = f;
+        f.name = xstrdup(name);
+        f.used = false;
+        if (s->n == s->cap) {
+            s->cap = s->cap ? s->cap * 2 : 256;
+            s->v = xreallocarray(s->v, s->cap, sizeof(*s->v));
         }
-        closedir(d);
+        s->v[s->n++] = f;
     }
-    str_free(&nn);
+    closedir(d);
     if (rc == 0 && s->n > 1) {
         size_t k = 1;
 
@@ -340,15 +393,15 @@ int store_commit(struct store_box *b, struct str *err)
 
 /* Brings ul in step with a scan of the directories: known messages gone or with
  * other flags, new files given UIDs in delivery order (from *first_new on).  *dirty
- * when ul changed; *moved: files moved from new/ to cur/.  0, or -1 with err. */
+ * when ul changed.  0, or -1 with err. */
 static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
-                      uint32_t *first_new, size_t *moved, struct str *err)
+                      uint32_t *first_new, struct str *err)
 {
     struct scan s = { 0 };
     struct found **fresh = NULL;
     size_t nfresh = 0;
 
-    if (scan_dirs(b, &s, false, err) < 0) {
+    if (scan_dirs(b, &s, false, ul->n, err) < 0) {
         scan_free(&s);
         return -1;
     }
@@ -365,7 +418,7 @@ static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
 
         if (f == NULL && !reread) {
             reread = true;
-            if (scan_dirs(b, &again, true, err) < 0) {
+            if (scan_dirs(b, &again, true, 0, err) < 0) {
                 scan_free(&s);
                 scan_free(&again);
                 str_free(&canon);
@@ -423,7 +476,6 @@ static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
         *dirty = true;
     }
     free(fresh);
-    *moved = s.moved;
     scan_free(&s);
     scan_free(&again);
     str_free(&canon);
@@ -437,7 +489,6 @@ int store_sync_locked(struct store_box *b, struct str *err)
     bool dirty = false, quick;
     int r;
     uint32_t first_new;
-    size_t moved = 0;
 
     store_keywords_read(b);
     r = uidlist_read(b->sh->dirfd, &ul, &why);
@@ -466,7 +517,7 @@ int store_sync_locked(struct store_box *b, struct str *err)
     /* The list as stamped after a scan that matched the directories, which have not
      * changed since: nothing to read there (store_stamp.c). */
     quick = r > 0 && store_stamp_valid(b);
-    if (!quick && merge_scan(b, &ul, &dirty, &first_new, &moved, err) < 0) {
+    if (!quick && merge_scan(b, &ul, &dirty, &first_new, err) < 0) {
         uidlist_free(&ul);
         return -1;
     }
@@ -489,19 +540,51 @@ int store_sync_locked(struct store_box *b, struct str *err)
     rebuild_view(b->sh, b->sh->synced, NULL, b, first_new);
     b->sh->synced = true;
     store_stamp_list(b);
-    if (!quick && moved == 0)
+    if (!quick)
         store_stamp_save(b);
     return 0;
 }
 
 /* Directory stamps are trusted only when taken well after the last change they
  * show: a file system's clock ticks coarsely, and a second change within the same
- * tick as the first would leave the stamp as it was. */
-#define STAMP_MARGIN_NS 200000000LL
+ * tick as the first would leave the stamp as it was.  The margin is two ticks of the
+ * clock the kernel stamps files with (its coarse clock), at least
+ * STAMP_MARGIN_MIN_NS; a stamp without a fraction of a second comes from a file
+ * system that keeps whole seconds (or two), and needs STAMP_MARGIN_COARSE_NS. */
+#define STAMP_MARGIN_MIN_NS    20000000LL       /* 20 ms */
+#define STAMP_MARGIN_COARSE_NS 2100000000LL     /* 2.1 s */
 
 static long long ts_ns(struct timespec t)
 {
     return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+static long long stamp_margin(struct timespec ct)
+{
+    static long long tick = -1;
+
+    if (ct.tv_nsec == 0)
+        return STAMP_MARGIN_COARSE_NS;
+    if (tick < 0) {
+        struct timespec res;
+
+        tick = 0;
+#ifdef CLOCK_REALTIME_COARSE
+        if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0)
+            tick = ts_ns(res);
+#else
+        (void)res;
+        tick = STAMP_MARGIN_COARSE_NS / 2;
+#endif
+    }
+    return 2 * tick > STAMP_MARGIN_MIN_NS ? 2 * tick : STAMP_MARGIN_MIN_NS;
+}
+
+/* How long ago (ns) the directory last changed, beyond its margin: >= 0 when a
+ * stamp of it can be trusted now. */
+static long long stamp_age(const struct stat *st, struct timespec now)
+{
+    return ts_ns(now) - ts_ns(st->st_ctim) - stamp_margin(st->st_ctim);
 }
 
 void store_stamp_dirs(struct store_box *b)
@@ -515,8 +598,27 @@ void store_stamp_dirs(struct store_box *b)
         return;
     b->sh->seen_new = sn.st_ctim;
     b->sh->seen_cur = sc.st_ctim;
-    b->sh->stamps_trusted = ts_ns(now) - ts_ns(sn.st_ctim) > STAMP_MARGIN_NS &&
-                        ts_ns(now) - ts_ns(sc.st_ctim) > STAMP_MARGIN_NS;
+    b->sh->stamps_trusted = stamp_age(&sn, now) > 0 && stamp_age(&sc, now) > 0;
+}
+
+void store_stamp_wait(struct store_box *b)
+{
+    struct stat sn, sc;
+    struct timespec now;
+    long long wait;
+
+    if (fstat(b->sh->newfd, &sn) < 0 || fstat(b->sh->curfd, &sc) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    wait = -stamp_age(&sn, now);
+    if (-stamp_age(&sc, now) > wait)
+        wait = -stamp_age(&sc, now);
+    if (wait <= 0 || wait > STAMP_WAIT_MAX_NS)
+        return;
+    wait += 1000000;                    /* and a millisecond, to be past it */
+    struct timespec d = { (time_t)(wait / 1000000000LL), (long)(wait % 1000000000LL) };
+    while (nanosleep(&d, &d) < 0 && errno == EINTR)
+        ;
 }
 
 void store_stamp_list(struct store_box *b)

@@ -1,7 +1,8 @@
 /* Unit tests for the stamp beside the UID list (store_stamp.c): a folder whose
  * directories have not changed since a scan that matched them opens from its list
  * alone; a delivery, a rename by another program, a rewritten list or a damaged
- * stamp each bring the scan back, and what the scan finds is what the folder shows. */
+ * stamp each bring the scan back, and what the scan finds is what the folder shows;
+ * a large folder's own moves from new/ leave a stamp the next look trusts. */
 #include "unit.h"
 
 #include <stdio.h>
@@ -153,4 +154,36 @@ TEST(names_the_list_cannot_hold_are_scanned_each_time)
     put(dir, "cur/101.M2P1.h:2,SF");            /* flags out of order: not canonical */
     for (int i = 0; i < 6; i++)
         CHECK(open_count(dir, &scanned) == 1 && scanned);
+}
+
+TEST(large_folder_trusts_its_own_moves)
+{
+    char dir[600], name[64];
+    struct store_box *b = NULL;
+    struct str err = STR_INIT;
+    struct store_changes ch;
+    unsigned long before;
+
+    /* A first open that moves many files from new/ waits out the stamps' margin, so
+     * the next command does not read cur/ again (a cold SELECT, then FETCH). */
+    folder(dir, sizeof(dir), "large");
+    for (unsigned i = 0; i < STAMP_WAIT_MSGS; i++) {
+        snprintf(name, sizeof(name), "new/%u.M%uP1.h", 1000000 + i, i);
+        put(dir, name);
+    }
+    CHECK(store_open(dir, 0, 0, &b, &err) == 0);
+    if (b == NULL)
+        return;
+    CHECK(store_count(b) == STAMP_WAIT_MSGS);
+    before = store_scans;
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 0);
+    store_changes_free(&ch);
+    CHECK(store_scans == before);
+    /* A delivery after that is still seen at once. */
+    put(dir, "new/2000000.M1P2.h");
+    CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 1);
+    store_changes_free(&ch);
+    CHECK(store_scans == before + 1 && store_count(b) == STAMP_WAIT_MSGS + 1);
+    store_close(b);
+    str_free(&err);
 }
