@@ -22,7 +22,7 @@ struct uidlist_rec {
     uint8_t flags;
     uint32_t keywords;
     uint64_t modseq;
-    char *base;                         /* base name, without ":2,FLAGS" */
+    char *base;                         /* base name, without ":2,FLAGS" (in names) */
     char *file;                         /* the name in cur/ when not canonical, or NULL */
 };
 
@@ -31,6 +31,13 @@ struct uidlist_rec {
 struct uidlist_exp {
     uint32_t lo, hi;
     uint64_t modseq;
+};
+
+/* The base names of a list, in blocks freed together with it. */
+struct uidlist_names {
+    struct uidlist_names *next;
+    size_t len, cap;
+    char s[];
 };
 
 struct uidlist {
@@ -42,6 +49,7 @@ struct uidlist {
     size_t n, cap;
     struct uidlist_exp *exp;            /* ascending by modseq, STORE_EXPUNGED_KEEP at most */
     size_t nexp, capexp;
+    struct uidlist_names *names;        /* what the records' base names point into */
 };
 
 void uidlist_free(struct uidlist *ul);
@@ -53,7 +61,8 @@ void uidlist_format(const struct uidlist *ul, struct str *out);
 int uidlist_read(int dirfd, struct uidlist *ul, struct str *err);
 /* Replaces the list durably (tmp, fsync, rename, fsync of the directory). */
 int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err);
-struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
+/* Adds a record (base copied, blen bytes, into the list's names). */
+struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base, size_t blen,
                                 uint8_t flags, uint32_t keywords, uint64_t modseq);
 /* Records uid expunged at modseq; join: no UID present lies between the last one
  * recorded and uid, which then share a record when their modseqs follow.  The
@@ -72,6 +81,10 @@ void store_name_make(struct str *out, const char *base, size_t blen, uint8_t fla
                      uint32_t keywords);
 /* The name of rec's file in cur/ into out. */
 void store_rec_file(const struct uidlist_rec *rec, struct str *out);
+/* The length of that name; the name itself, with a NUL, at p (room for the length
+ * and the NUL).  Returns the length. */
+size_t store_rec_file_len(const struct uidlist_rec *rec);
+size_t store_rec_file_put(const struct uidlist_rec *rec, char *p);
 /* A new unique base name (without sizes) into out. */
 void store_unique_name(struct str *out);
 /* True when name is acceptable as a message file or base name. */
@@ -89,6 +102,7 @@ struct store_state {
     struct uidlist ul;
     struct store_msg *msgs;             /* the view, ascending uid */
     size_t n, cap;
+    char *files;                        /* what the view's file names point into */
     char *kw[STORE_KEYWORDS_MAX];
     struct timespec seen_new, seen_cur, seen_list;      /* change times, for the quick check */
     ino_t seen_list_ino;

@@ -249,7 +249,6 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
             join = true;
             if (done != NULL)
                 store_changes_add(done, n_done, rec->uid);
-            free(rec->base);
             free(rec->file);
             dirty = true;
         } else {
@@ -414,8 +413,8 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
                 break;
             }
         }
-        uidlist_add(&dst->sh->ul, dst->sh->ul.nextuid, base.s, cs[i].flags, cs[i].keywords,
-                    ++dst->sh->ul.highestmodseq);
+        uidlist_add(&dst->sh->ul, dst->sh->ul.nextuid, base.s, base.len, cs[i].flags,
+                    cs[i].keywords, ++dst->sh->ul.highestmodseq);
         (*src_uids)[ndone] = cs[i].uid;
         (*dst_uids)[ndone] = dst->sh->ul.nextuid++;
         ndone++;
@@ -559,8 +558,8 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
         } else {
             uint32_t u = b->sh->ul.nextuid++;
 
-            uidlist_add(&b->sh->ul, u, base.s, (uint8_t)(flags & STORE_F_MASK), keywords,
-                        ++b->sh->ul.highestmodseq);
+            uidlist_add(&b->sh->ul, u, base.s, base.len, (uint8_t)(flags & STORE_F_MASK),
+                        keywords, ++b->sh->ul.highestmodseq);
             if (store_commit(b, err) < 0) {
                 rc = -1;            /* the file stays; the next sync numbers it */
             } else {

@@ -331,10 +331,14 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
                          struct store_box *recent_to, uint32_t recent_from)
 {
     struct store_msg *old = sh->msgs;
-    size_t on = sh->n, i = 0;
-    struct str nm = STR_INIT;
+    char *old_files = sh->files, *fp;
+    size_t on = sh->n, i = 0, total = 0;
 
-    sh->msgs = xreallocarray(NULL, sh->ul.n ? sh->ul.n : 1, sizeof(*sh->msgs));
+    /* The file names, "cur/BASE:2,FLAGS", all in one block. */
+    for (size_t k = 0; k < sh->ul.n; k++)
+        total += 4 + store_rec_file_len(&sh->ul.v[k]) + 1;
+    fp = sh->files = xmalloc_large(total ? total : 1, 1);
+    sh->msgs = xmalloc_large(sh->ul.n ? sh->ul.n : 1, sizeof(*sh->msgs));
     sh->cap = sh->ul.n;
     sh->n = 0;
     for (size_t k = 0; k < sh->ul.n; k++) {
@@ -344,7 +348,6 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
         while (i < on && old[i].uid < r->uid) {
             if (report)
                 PENDING_ADD(sh, except, expunged, old[i].uid);
-            free(old[i].file);
             i++;
         }
         memset(m, 0, sizeof(*m));
@@ -352,10 +355,9 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
         m->flags = r->flags;
         m->keywords = r->keywords;
         m->modseq = r->modseq;
-        store_rec_file(r, &nm);
-        m->file = xmalloc(nm.len + 5);
-        memcpy(m->file, "cur/", 4);
-        memcpy(m->file + 4, nm.s, nm.len + 1);
+        m->file = fp;
+        memcpy(fp, "cur/", 4);
+        fp += 4 + store_rec_file_put(r, fp + 4) + 1;
         if (!maildir_name_size(r->base, 'W', &m->size))
             m->size = 0;
         if (i < on && old[i].uid == r->uid) {
@@ -364,7 +366,6 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
                 m->size = old[i].size;
             if (report && old[i].modseq != r->modseq)
                 PENDING_ADD(sh, except, changed, r->uid);
-            free(old[i].file);
             i++;
         } else {
             if (recent_to != NULL && recent_from != 0 && r->uid >= recent_from)
@@ -376,10 +377,9 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
     for (; i < on; i++) {
         if (report)
             PENDING_ADD(sh, except, expunged, old[i].uid);
-        free(old[i].file);
     }
     free(old);
-    str_free(&nm);
+    free(old_files);
 }
 
 int store_commit(struct store_box *b, struct str *err)
@@ -430,7 +430,6 @@ static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
         if (f == NULL || f->used) {
             uidlist_expunged(ul, rec->uid, ++ul->highestmodseq, join);
             join = true;
-            free(rec->base);
             free(rec->file);
             *dirty = true;
             continue;
@@ -461,18 +460,14 @@ static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
     *first_new = ul->nextuid;
     for (size_t i = 0; i < nfresh; i++) {
         struct found *f = fresh[i];
-        char *base = xstrndup(f->name, f->blen);
 
-        if (ul->nextuid == UINT32_MAX) {
-            free(base);
+        if (ul->nextuid == UINT32_MAX)
             break;                  /* UIDs exhausted: RFC 3501 wants a new UIDVALIDITY */
-        }
-        struct uidlist_rec *nr = uidlist_add(ul, ul->nextuid++, base, f->flags, f->keywords,
-                                             ++ul->highestmodseq);
-        store_name_make(&canon, base, f->blen, f->flags, f->keywords);
+        struct uidlist_rec *nr = uidlist_add(ul, ul->nextuid++, f->name, f->blen, f->flags,
+                                             f->keywords, ++ul->highestmodseq);
+        store_name_make(&canon, f->name, f->blen, f->flags, f->keywords);
         if (strcmp(canon.s, f->name) != 0)
             nr->file = xstrdup(f->name);
-        free(base);
         *dirty = true;
     }
     free(fresh);
@@ -529,8 +524,6 @@ int store_sync_locked(struct store_box *b, struct str *err)
     if (b->sh->synced && ul.uidvalidity != b->sh->ul.uidvalidity) {
         /* Every old UID is void: the view starts over, for every handle. */
         store_pending_flag(b->sh, NULL, false, true);
-        for (size_t i = 0; i < b->sh->n; i++)
-            free(b->sh->msgs[i].file);
         b->sh->n = 0;
         for (size_t i = 0; i < b->sh->nboxes; i++)
             b->sh->boxes[i]->nrecent = 0;
@@ -797,9 +790,8 @@ static void state_free(struct store_state *sh)
     for (int *fd = &sh->dirfd; fd <= &sh->tmpfd; fd++)
         if (*fd >= 0)
             close(*fd);
-    for (size_t i = 0; i < sh->n; i++)
-        free(sh->msgs[i].file);
     free(sh->msgs);
+    free(sh->files);
     uidlist_free(&sh->ul);
     for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
         free(sh->kw[i]);

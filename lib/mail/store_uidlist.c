@@ -29,18 +29,58 @@ static const struct {
     { 'R', STORE_F_ANSWERED }, { 'S', STORE_F_SEEN }, { 'T', STORE_F_DELETED },
 };
 
+#define NAMES_BLOCK 65536                  /* bytes of base names a block holds */
+#define UIDLIST_PRESIZE_MAX (1u << 21)     /* most records made room for at once */
+
 void uidlist_free(struct uidlist *ul)
 {
-    for (size_t i = 0; i < ul->n; i++) {
-        free(ul->v[i].base);
+    for (size_t i = 0; i < ul->n; i++)
         free(ul->v[i].file);
-    }
     free(ul->v);
     free(ul->exp);
+    while (ul->names != NULL) {
+        struct uidlist_names *next = ul->names->next;
+
+        free(ul->names);
+        ul->names = next;
+    }
     memset(ul, 0, sizeof(*ul));
 }
 
-struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base,
+/* A copy of s (len bytes, then a NUL) among the list's names. */
+static char *names_add(struct uidlist *ul, const char *s, size_t len)
+{
+    struct uidlist_names *nb = ul->names;
+    char *p;
+
+    if (nb == NULL || nb->cap - nb->len < len + 1) {
+        size_t cap = len + 1 > NAMES_BLOCK ? len + 1 : NAMES_BLOCK;
+
+        nb = xmalloc(sizeof(*nb) + cap);
+        nb->next = ul->names;
+        nb->len = 0;
+        nb->cap = cap;
+        ul->names = nb;
+    }
+    p = nb->s + nb->len;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    nb->len += len + 1;
+    return p;
+}
+
+/* A block for len bytes of names at once. */
+static void names_reserve(struct uidlist *ul, size_t len)
+{
+    struct uidlist_names *nb = xmalloc_large(1, sizeof(*nb) + len + 1);
+
+    nb->next = ul->names;
+    nb->len = 0;
+    nb->cap = len + 1;
+    ul->names = nb;
+}
+
+struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *base, size_t blen,
                                 uint8_t flags, uint32_t keywords, uint64_t modseq)
 {
     struct uidlist_rec *r;
@@ -54,7 +94,7 @@ struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *ba
     r->flags = flags;
     r->keywords = keywords;
     r->modseq = modseq;
-    r->base = xstrdup(base);
+    r->base = names_add(ul, base, blen);
     r->file = NULL;
     return r;
 }
@@ -99,23 +139,33 @@ bool store_base_ok(const char *s, size_t len)
     return true;
 }
 
-size_t store_name_base(const char *name, uint8_t *flags, uint32_t *keywords)
+/* The flag and keyword letters of s (len bytes) as bits; others are ignored. */
+static void letters_read(const char *s, size_t len, uint8_t *flags, uint32_t *keywords)
 {
-    const char *colon = strchr(name, ':');
     uint8_t f = 0;
     uint32_t kw = 0;
 
-    if (colon != NULL && colon[1] == '2' && colon[2] == ',') {
-        for (const char *p = colon + 3; *p != '\0'; p++) {
-            if (*p >= 'a' && *p <= 'z')
-                kw |= 1u << (*p - 'a');
-            for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
-                if (*p == letters[k].letter)
-                    f |= letters[k].bit;
-        }
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+
+        if (c >= 'a' && c <= 'z')
+            kw |= 1u << (c - 'a');
+        for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+            if (c == letters[k].letter)
+                f |= letters[k].bit;
     }
     *flags = f;
     *keywords = kw;
+}
+
+size_t store_name_base(const char *name, uint8_t *flags, uint32_t *keywords)
+{
+    const char *colon = strchr(name, ':');
+
+    *flags = 0;
+    *keywords = 0;
+    if (colon != NULL && colon[1] == '2' && colon[2] == ',')
+        letters_read(colon + 3, strlen(colon + 3), flags, keywords);
     return colon != NULL ? (size_t)(colon - name) : strlen(name);
 }
 
@@ -131,6 +181,43 @@ void store_name_make(struct str *out, const char *base, size_t blen, uint8_t fla
     for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
         if (keywords & (1u << i))
             str_appendc(out, (char)('a' + i));
+}
+
+size_t store_rec_file_len(const struct uidlist_rec *rec)
+{
+    size_t n;
+
+    if (rec->file != NULL)
+        return strlen(rec->file);
+    n = strlen(rec->base) + 3 + (size_t)__builtin_popcount(rec->keywords);
+    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+        n += (rec->flags & letters[k].bit) != 0;
+    return n;
+}
+
+size_t store_rec_file_put(const struct uidlist_rec *rec, char *p)
+{
+    char *start = p;
+    size_t bl;
+
+    if (rec->file != NULL) {
+        bl = strlen(rec->file);
+        memcpy(p, rec->file, bl + 1);
+        return bl;
+    }
+    bl = strlen(rec->base);
+    memcpy(p, rec->base, bl);
+    p += bl;
+    memcpy(p, ":2,", 3);
+    p += 3;
+    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+        if (rec->flags & letters[k].bit)
+            *p++ = letters[k].letter;
+    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
+        if (rec->keywords & (1u << i))
+            *p++ = (char)('a' + i);
+    *p = '\0';
+    return (size_t)(p - start);
 }
 
 void store_rec_file(const struct uidlist_rec *rec, struct str *out)
@@ -217,7 +304,6 @@ int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *
 {
     const char *p = text, *end = text + len;
     size_t line = 2;
-    struct str flags = STR_INIT;
 
     memset(ul, 0, sizeof(*ul));
     if (!expect(&p, end, UIDLIST_MAGIC))
@@ -270,22 +356,30 @@ int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *
                 uid >= ul->nextuid || ms == 0 || ms > ul->highestmodseq ||
                 (ul->n > 0 && uid <= ul->v[ul->n - 1].uid))
                 goto corrupt;
-            str_set(&flags, "x:2,", 4);
             if (!(bs - fs == 2 && fs[0] == '-'))
-                str_append(&flags, fs, (size_t)(bs - fs - 1));
-            store_name_base(flags.s, &f, &kw);
-            {
-                char *b = xstrndup(bs, (size_t)(nl - bs));
-                uidlist_add(ul, uid, b, f, kw, ms);
-                free(b);
+                letters_read(fs, (size_t)(bs - fs - 1), &f, &kw);
+            else
+                f = 0, kw = 0;
+            if (ul->n == 0 && ul->cap == 0) {
+                /* Room for the records at once (the text holds no more lines than
+                 * that), unless the text is so large that growing is wiser. */
+                size_t lines = 0;
+                const char *q = p;
+
+                while (q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL) {
+                    lines++;
+                    q++;
+                }
+                ul->cap = lines < UIDLIST_PRESIZE_MAX ? lines + 1 : 64;
+                ul->v = xmalloc_large(ul->cap, sizeof(*ul->v));
+                names_reserve(ul, (size_t)(end - p));
             }
+            uidlist_add(ul, uid, bs, (size_t)(nl - bs), f, kw, ms);
             p = nl + 1;
         }
     }
-    str_free(&flags);
     return 0;
 corrupt:
-    str_free(&flags);
     uidlist_free(ul);
     return bad(err, line, "malformed or out of order");
 }
@@ -316,6 +410,53 @@ void uidlist_format(const struct uidlist *ul, struct str *out)
     str_free(&fl);
 }
 
+/* The whole list file into buf (buf->s malloc'ed, NUL-terminated), in one block
+ * of its size.  0; -1 (err) when it is no regular file or over UIDLIST_MAX (to be
+ * rebuilt); -2 (err) on an I/O error. */
+static int read_all(int fd, struct str *buf, struct str *err)
+{
+    struct stat st;
+    size_t cap;
+
+    if (fstat(fd, &st) < 0) {
+        str_clear(err);
+        str_printf(err, "stat %s: %s", UIDLIST_FILE, strerror(errno));
+        return -2;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > UIDLIST_MAX) {
+        str_sets(err, UIDLIST_FILE " is not a regular file of a sane size");
+        return -1;
+    }
+    cap = (size_t)st.st_size + 2;          /* a byte more: EOF is seen without growing */
+    buf->s = xmalloc_large(cap, 1);
+    buf->len = 0;
+    for (;;) {
+        ssize_t n;
+
+        if (buf->len + 1 == cap) {      /* grown since the stat: room for more */
+            if (cap > UIDLIST_MAX) {
+                str_sets(err, UIDLIST_FILE " is too large");
+                return -1;
+            }
+            cap = cap * 2 > UIDLIST_MAX + 1 ? UIDLIST_MAX + 2 : cap * 2;
+            buf->s = xrealloc(buf->s, cap);
+        }
+        n = read(fd, buf->s + buf->len, cap - 1 - buf->len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            str_clear(err);
+            str_printf(err, "read %s: %s", UIDLIST_FILE, strerror(errno));
+            return -2;
+        }
+        if (n == 0)
+            break;
+        buf->len += (size_t)n;
+    }
+    buf->s[buf->len] = '\0';
+    return 0;
+}
+
 int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
 {
     int fd = openat(dirfd, UIDLIST_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -334,16 +475,11 @@ int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
         str_printf(err, "open %s: %s", UIDLIST_FILE, strerror(errno));
         return -2;
     }
-    rc = file_read_fd(fd, UIDLIST_FILE, UIDLIST_MAX, &buf, err);
-    if (rc < 0 && errno != EFBIG && errno != EISDIR) {
-        close(fd);
-        str_free(&buf);
-        return -2;
-    }
+    rc = read_all(fd, &buf, err);
     close(fd);
     if (rc == 0)
-        rc = uidlist_parse(buf.s != NULL ? buf.s : "", buf.len, ul, err) < 0 ? -1 : 1;
-    str_free(&buf);
+        rc = uidlist_parse(buf.s, buf.len, ul, err) < 0 ? -1 : 1;
+    free(buf.s);
     return rc;
 }
 

@@ -6,8 +6,11 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "log.h"
+
+#define HUGE_PAGE (2u << 20)
 
 static _Noreturn void xmalloc_fail(size_t n)
 {
@@ -46,6 +49,25 @@ void *xreallocarray(void *p, size_t n, size_t size)
     if (size != 0 && n > SIZE_MAX / size)
         log_panic("allocation size overflow (%zu x %zu)", n, size);
     return xrealloc(p, n * size);
+}
+
+void *xmalloc_large(size_t n, size_t size)
+{
+    size_t len, round;
+    void *p;
+
+    if (size != 0 && n > SIZE_MAX / size)
+        log_panic("allocation size overflow (%zu x %zu)", n, size);
+    len = n * size;
+    if (len < XMALLOC_LARGE_MIN || len > SIZE_MAX - HUGE_PAGE)
+        return xmalloc(len);
+    round = (len + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    if ((p = aligned_alloc(HUGE_PAGE, round)) == NULL)
+        xmalloc_fail(round);
+#ifdef MADV_HUGEPAGE
+    (void)madvise(p, round, MADV_HUGEPAGE);     /* a hint: refused, it is ordinary memory */
+#endif
+    return p;
 }
 
 char *xstrdup(const char *s)
