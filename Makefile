@@ -232,6 +232,7 @@ FUZZ_LINK_fuzz_smtp_mime  := smtp/smtp_mime.c
 FUZZ_LINK_fuzz_smtp_reply := smtp/smtp_reply.c smtp/smtp_ehlo.c
 FUZZ_LINK_fuzz_pop3       := pop3d/cmd.c smtpd/auth_decode.c
 FUZZ_LINK_fuzz_imap       := imapd/io.c imapd/parse.c imapd/seqset.c
+FUZZ_LINK_fuzz_imap_mux   := imapd/mux_read.c imapd/io.c
 fuzz_link_objs = $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(FUZZ_LINK_fuzz_$(1)))
 
 ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)

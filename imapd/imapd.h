@@ -87,7 +87,7 @@ void imap_no(struct imap_conn *c, const char *fmt, ...) __attribute__((format(pr
 void imap_put_string(struct stream *st, const char *s, size_t len);
 /* As imap_put_string, NIL for NULL. */
 void imap_put_nstring(struct stream *st, const char *s, size_t len);
-/* For readers of commands other than imap_read_command (mux.c): the tag of a
+/* For readers of commands other than imap_read_command (mux_read.c): the tag of a
  * (partial) command line into c->tag ("*" when none); whether a line ends with a
  * literal announcement, its size and LITERAL+. */
 void imap_take_tag(struct imap_conn *c, const char *s, size_t len);

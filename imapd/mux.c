@@ -9,7 +9,8 @@
  * idle one (imapd_timeout, IDLE included) and the command deadline.  After a
  * command that changes a folder, the other connections idling on it are told at
  * once; inotify (one instance for the process, store_watch.h) tells them of
- * deliveries and of changes made elsewhere.  Every byte read here is the client's. */
+ * deliveries and of changes made elsewhere.  The reading itself is mux_read.c's.
+ * Every byte read here is the client's. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "login.h"
 #include "login_serve.h"
+#include "mux_read.h"
 #include "server.h"
 #include "session.h"
 #include "store_watch.h"
@@ -32,31 +34,13 @@
 #define MUX_QUEUE_MAX (1024 * 1024)     /* replies queued for one client */
 #define MUX_READ_HOLD (64 * 1024)       /* no reading while more than this waits */
 #define MUX_WRITE_TIMEOUT_MS 30000      /* a write that must wait (over the queue) */
-#define MUX_DISCARD_MAX 65536           /* most bytes of an overlong line skipped */
-#define MUX_IDLE_LINE_MAX 64            /* a line in IDLE ("DONE") */
 #define MUX_IDLE_POLL_MS 5000           /* sync interval in IDLE without a watch */
-#define MUX_CMD_KEEP 65536              /* a command buffer larger is freed after use */
-
-enum conn_state {
-    CONN_LINE,                  /* reading a command line */
-    CONN_LITERAL,               /* reading a literal's bytes */
-    CONN_IDLE,                  /* in IDLE: reading DONE */
-};
 
 struct conn {
     struct imap_session *s;
-    enum conn_state state;
-    struct str cmd;             /* the command so far, literals inline */
-    struct str line;            /* the line so far */
-    size_t skipped;             /* > 0: skipping an overlong line, bytes so far */
-    uint64_t lit_left;          /* literal bytes still to come */
-    uint64_t message;           /* bytes of APPEND literals: not held to IMAP_CMD_MAX */
-    long long deadline;         /* the timeout or the command deadline, clock_ms() */
-    bool in_command;            /* a command has begun: its deadline runs */
+    struct mux_reader rd;       /* the command being read, its deadline; dead, end_how */
     long long next_sync;        /* IDLE without a watch: the next sync */
     bool transport_dry;         /* the transport's held input decoded to nothing */
-    bool dead;
-    const char *end_how;        /* why it ended, for the log */
 };
 
 static struct conn **conns;
@@ -72,8 +56,7 @@ static void conn_add(struct login_handoff *h, const struct auth_result *who)
     c->s = imap_session_start(h, who);
     stream_set_timeout(c->s->c.st, MUX_WRITE_TIMEOUT_MS);
     stream_set_queue(c->s->c.st, MUX_QUEUE_MAX);
-    c->state = CONN_LINE;
-    c->deadline = clock_ms() + imap_cf.timeout_ms;
+    mux_read_init(&c->rd, &c->s->c, clock_ms() + imap_cf.timeout_ms);
     if (nconns == conns_cap) {
         conns_cap = conns_cap ? conns_cap * 2 : 16;
         conns = xreallocarray(conns, conns_cap, sizeof(*conns));
@@ -83,26 +66,14 @@ static void conn_add(struct login_handoff *h, const struct auth_result *who)
 
 static void conn_end(struct conn *c, const char *how)
 {
-    if (!c->dead) {
-        c->dead = true;
-        c->end_how = how;
-    }
+    mux_read_end(&c->rd, how);
 }
 
 /* Ready for the next command: the idle timeout starts again. */
 static void conn_reset(struct conn *c)
 {
-    if (c->cmd.len > MUX_CMD_KEEP)
-        str_free(&c->cmd);
-    else
-        str_clear(&c->cmd);
-    str_free(&c->line);
-    c->skipped = 0;
-    c->lit_left = 0;
-    c->message = 0;
-    c->in_command = false;
-    c->state = c->s->idling ? CONN_IDLE : CONN_LINE;
-    c->deadline = c->s->idling ? c->s->idle_end : clock_ms() + imap_cf.timeout_ms;
+    mux_read_reset(&c->rd, c->s->idling,
+                   c->s->idling ? c->s->idle_end : clock_ms() + imap_cf.timeout_ms);
     c->next_sync = clock_ms() + MUX_IDLE_POLL_MS;
 }
 
@@ -158,7 +129,7 @@ static void tell_others(struct conn *c, const struct str *cmd, const struct str 
         return;
     for (size_t i = 0; i < nconns; i++) {
         struct conn *o = conns[i];
-        if (o == c || o->dead || !o->s->idling || o->s->box == NULL)
+        if (o == c || o->rd.dead || !o->s->idling || o->s->box == NULL)
             continue;
         if (any || on_folder(o->s, was)) {
             imap_idle_wake(o->s);
@@ -168,146 +139,20 @@ static void tell_others(struct conn *c, const struct str *cmd, const struct str 
     }
 }
 
-/* Runs the whole command in c->cmd. */
+/* Runs the whole command in c->rd.cmd. */
 static void conn_run(struct conn *c)
 {
     struct str was = STR_INIT;
 
     if (c->s->box != NULL)
         str_set(&was, c->s->box_name.s, c->s->box_name.len);
-    imap_session_command(c->s, &c->cmd);
+    imap_session_command(c->s, &c->rd.cmd);
     if (c->s->c.closing)
         conn_end(c, "closed");
     else if (was.len > 0 || c->s->box != NULL || nconns > 1)
-        tell_others(c, &c->cmd, &was);
+        tell_others(c, &c->rd.cmd, &was);
     str_free(&was);
     conn_reset(c);
-}
-
-/* A complete line (its end removed) of a command: appended, then the command runs
- * or its literal is awaited. */
-static void conn_line(struct conn *c)
-{
-    uint64_t n;
-    bool plus, append;
-    struct imap_conn *ic = &c->s->c;
-
-    if (c->cmd.len == 0)
-        imap_take_tag(ic, c->line.s, c->line.len);
-    if (c->cmd.len - c->message + c->line.len > IMAP_CMD_MAX) {
-        imap_bad(ic, "line too long");
-        conn_reset(c);
-        return;
-    }
-    if (memchr(c->line.s, '\0', c->line.len) != NULL) {
-        imap_bad(ic, "NUL in command");
-        conn_reset(c);
-        return;
-    }
-    str_append(&c->cmd, c->line.s, c->line.len);
-    if (!imap_literal_at_end(&c->line, &n, &plus)) {
-        str_free(&c->line);
-        conn_run(c);
-        return;
-    }
-    str_free(&c->line);
-    if (!imap_literal_allowed(ic, &c->cmd, c->message, n, plus, &append)) {
-        if (ic->closing)
-            conn_end(c, plus ? "literal too large" : "closed");
-        conn_reset(c);
-        return;
-    }
-    if (!plus)
-        stream_puts(ic->st, "+ Ready for literal data\r\n");
-    /* the literal's own time: the deadline again, plus 1 s per 16 KiB */
-    c->deadline = clock_ms() + imap_cf.command_deadline_ms + (long long)(n / 16384) * 1000;
-    str_append(&c->cmd, "\r\n", 2);
-    c->lit_left = n;
-    if (append)
-        c->message += n;
-    c->state = CONN_LITERAL;
-    if (n == 0)
-        c->state = CONN_LINE;
-}
-
-/* Consumes buffered input: false when it needs more (or the connection ended),
- * true after a command ran (the others get their turn). */
-static bool conn_step(struct conn *c)
-{
-    struct stream *st = c->s->c.st;
-
-    if (!c->in_command && c->state != CONN_IDLE) {
-        c->in_command = true;
-        strcpy(c->s->c.tag, "*");
-        c->deadline = clock_ms() + imap_cf.command_deadline_ms;
-    }
-    for (;;) {
-        if (c->state == CONN_LITERAL) {
-            size_t want = c->lit_left > 65536 ? 65536 : (size_t)c->lit_left;
-            size_t got = stream_take(st, &c->cmd, want);
-            c->lit_left -= got;
-            if (c->lit_left == 0)
-                c->state = CONN_LINE;
-            if (got == 0)
-                return false;
-            continue;
-        }
-        if (c->state == CONN_IDLE) {
-            bool eol = stream_take_line(st, &c->line, MUX_IDLE_LINE_MAX - c->line.len);
-            if (!eol && c->line.len >= MUX_IDLE_LINE_MAX) {
-                imap_bad(&c->s->c, "Expected DONE");
-                conn_end(c, "IDLE line too long");
-                return false;
-            }
-            if (!eol)
-                return false;
-            imap_idle_input(c->s, &c->line);
-            conn_reset(c);
-            return true;
-        }
-        if (c->skipped > 0) {
-            struct str rest = STR_INIT;
-            bool eol = stream_take_line(st, &rest, 4096);
-            size_t got = rest.len;
-
-            str_free(&rest);
-            c->skipped += got;
-            if (eol) {
-                imap_bad(&c->s->c, "line too long");
-                conn_reset(c);
-                return true;
-            }
-            if (c->skipped > MUX_DISCARD_MAX) {
-                log_info("command line over %d bytes, closing: client=[%s]", MUX_DISCARD_MAX,
-                         c->s->c.client);
-                stream_puts(st, "* BYE Command line too long\r\n");
-                conn_end(c, "line too long");
-                return false;
-            }
-            if (got == 0)
-                return false;
-            continue;
-        }
-        {
-            bool eol = stream_take_line(st, &c->line, IMAP_LINE_MAX + 2 - c->line.len);
-
-            if (!eol && c->line.len >= IMAP_LINE_MAX + 2) {
-                if (c->cmd.len == 0)
-                    imap_take_tag(&c->s->c, c->line.s, c->line.len);
-                c->skipped = c->line.len;
-                str_free(&c->line);
-                continue;
-            }
-            if (!eol)
-                return false;
-            str_truncate(&c->line, c->line.len - 1);
-            if (c->line.len > 0 && c->line.s[c->line.len - 1] == '\r')
-                str_truncate(&c->line, c->line.len - 1);
-            conn_line(c);
-            if (c->dead || c->state != CONN_LITERAL)
-                return true;
-        }
-    }
 }
 
 /* Reads what the client sent, without waiting, and runs at most one command. */
@@ -330,21 +175,35 @@ static void conn_input(struct conn *c)
         conn_end(c, "disconnected");
         return;
     }
-    (void)conn_step(c);
+    switch (mux_read_step(&c->rd)) {
+    case MUX_COMMAND:
+        conn_run(c);
+        break;
+    case MUX_IDLE_LINE:
+        imap_idle_input(c->s, &c->rd.line);
+        conn_reset(c);
+        break;
+    case MUX_REFUSED:
+        conn_reset(c);
+        break;
+    case MUX_MORE:
+    case MUX_ENDED:
+        break;
+    }
 }
 
 /* Whether c has input we can take without poll saying so. */
 static bool conn_ready(const struct conn *c)
 {
-    return !c->dead && !c->transport_dry && stream_input_ready(c->s->c.st)
+    return !c->rd.dead && !c->transport_dry && stream_input_ready(c->s->c.st)
            && stream_output_pending(c->s->c.st) <= MUX_READ_HOLD;
 }
 
 static void conn_timeout(struct conn *c, long long now)
 {
-    if (now < c->deadline)
+    if (now < c->rd.deadline)
         return;
-    if (c->in_command)
+    if (c->rd.in_command)
         log_info("command line deadline exceeded: client=[%s], user=<%s>", c->s->c.client,
                  c->s->c.user);
     imap_timed_out(&c->s->c);
@@ -358,13 +217,12 @@ static void reap(int ctl)
 
     for (size_t i = 0; i < nconns; i++) {
         struct conn *c = conns[i];
-        if (!c->dead) {
+        if (!c->rd.dead) {
             conns[k++] = c;
             continue;
         }
-        imap_session_end(c->s, c->end_how);
-        str_free(&c->cmd);
-        str_free(&c->line);
+        imap_session_end(c->s, c->rd.end_how);
+        mux_read_free(&c->rd);
         free(c);
         login_worker_done(ctl);
     }
@@ -377,7 +235,7 @@ static void watches_fired(void)
     store_watches_drain();
     for (size_t i = 0; i < nconns; i++) {
         struct conn *c = conns[i];
-        if (c->dead || !c->s->idling || c->s->watch == NULL)
+        if (c->rd.dead || !c->s->idling || c->s->watch == NULL)
             continue;
         if (store_watch_changed(c->s->watch))
             imap_idle_wake(c->s);
@@ -430,12 +288,12 @@ void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who)
                 ev |= POLLOUT;
             if (stream_output_pending(st) <= MUX_READ_HOLD)
                 ev |= POLLIN;
-            pfd[np++] = (struct pollfd){ .fd = c->dead ? -1 : stream_fd(st), .events = ev,
+            pfd[np++] = (struct pollfd){ .fd = c->rd.dead ? -1 : stream_fd(st), .events = ev,
                                          .revents = 0 };
             if (conn_ready(c))
                 ready = true;
-            if (c->deadline < wake)
-                wake = c->deadline;
+            if (c->rd.deadline < wake)
+                wake = c->rd.deadline;
             if (c->s->idling && c->s->watch == NULL && c->next_sync < wake)
                 wake = c->next_sync;
         }
@@ -456,7 +314,7 @@ void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who)
             struct conn *c = conns[i];
             short re = pfd[first + i].revents;
 
-            if (c->dead)
+            if (c->rd.dead)
                 continue;
             if (re & (POLLIN | POLLHUP | POLLERR))
                 c->transport_dry = false;
@@ -464,13 +322,13 @@ void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who)
                 if (stream_output_pending(c->s->c.st) <= MUX_READ_HOLD)
                     conn_input(c);
             }
-            if (!c->dead && c->s->idling && c->s->watch == NULL && now >= c->next_sync) {
+            if (!c->rd.dead && c->s->idling && c->s->watch == NULL && now >= c->next_sync) {
                 c->next_sync = now + MUX_IDLE_POLL_MS;
                 imap_idle_wake(c->s);
             }
-            if (!c->dead)
+            if (!c->rd.dead)
                 conn_timeout(c, now);
-            if (!c->dead && stream_flush_nowait(c->s->c.st) < 0)
+            if (!c->rd.dead && stream_flush_nowait(c->s->c.st) < 0)
                 conn_end(c, "disconnected");
         }
         reap(ctl);

@@ -2,7 +2,7 @@
  * runs as the mailbox owner with the Maildir as its working directory (and root, when
  * started by root): a session's start and end, the commands valid in any state after
  * login, and the dispatch to the folder commands (select.c, mailbox.c).  The reading
- * of commands is mux.c's.  Commands are untrusted. */
+ * of commands is mux_read.c's, for mux.c.  Commands are untrusted. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -186,7 +186,7 @@ void imap_session_command(struct imap_session *s, const struct str *cmd);
  * the folder, writes what the client takes now of the last replies, frees s. */
 void imap_session_end(struct imap_session *s, const char *how);
 
-/* ---- idle.c: IDLE as a state of the connection (mux.c reads for it) ---- */
+/* ---- idle.c: IDLE as a state of the connection (mux_read.c reads for it) ---- */
 /* Starts IDLE: the changes so far, "+ idling", then s->idling until DONE. */
 void imap_cmd_idle(struct imap_session *s, struct imap_parser *ip);
 /* A line the client sent while idling (its end included): DONE ends IDLE with OK,
