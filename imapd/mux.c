@@ -190,6 +190,9 @@ static void conn_input(struct conn *c)
     case MUX_ENDED:
         break;
     }
+    /* a refusal or a bad line in IDLE that reached the error limit said BYE */
+    if (c->s->c.closing)
+        conn_end(c, "closed");
 }
 
 /* Whether c has input we can take without poll saying so. */

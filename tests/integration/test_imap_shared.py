@@ -276,3 +276,26 @@ def test_hostile_input_after_login(imap):
     c = connect(imap, OTHER)
     ok(c.noop())
     c.logout()
+
+
+def test_error_limit_ends_at_once():
+    """The refusal that reaches imapd_error_limit (here a NUL, answered by the
+    reader before any command runs) says BYE and the connection ends then: the
+    command sent after it is not run."""
+    inst = _instance(imapd_error_limit="2")
+    try:
+        r = Raw(inst, OTHER)
+        r.sock.sendall(b"e1 NOOP\x00\r\n")
+        r.wait_for_line(rb"^e1 BAD", 5)
+        r.sock.sendall(b"e2 NOOP\x00\r\ne3 NOOP\r\n")
+        lines = []
+        for _ in range(10):
+            ln = r.f.readline()
+            if not ln:
+                break
+            lines.append(ln)
+        assert any(ln.startswith(b"* BYE") for ln in lines), lines
+        assert not any(ln.startswith(b"e3 ") for ln in lines), lines
+        r.close()
+    finally:
+        inst.cleanup()
