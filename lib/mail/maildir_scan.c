@@ -78,6 +78,11 @@ bool maildir_name_size(const char *name, char key, uint64_t *out)
     size_t len;
     const char *b = base_name(name, &len);
 
+    return maildir_base_size(b, len, key, out);
+}
+
+bool maildir_base_size(const char *b, size_t len, char key, uint64_t *out)
+{
     for (size_t i = 0; i + 3 <= len; i++) {
         uint64_t v = 0;
         size_t k;

@@ -60,6 +60,8 @@ void maildir_msg_uid(const struct maildir_list *ml, size_t i, char *buf);
 /* The sizes a message name announces: ",S=" and ",W=" in the base name; false when
  * absent or malformed. */
 bool maildir_name_size(const char *name, char key, uint64_t *out);
+/* The same for a base name of len bytes (no directory, no ":2,..."). */
+bool maildir_base_size(const char *base, size_t len, char key, uint64_t *out);
 
 /* The CRLF size of an open file: its length plus one for each LF not preceded by CR.
  * 0, or -1 (errno). */

@@ -20,6 +20,7 @@ struct str;
 struct uidlist_rec {
     uint32_t uid;
     uint8_t flags;
+    uint16_t blen;                      /* strlen(base) */
     uint32_t keywords;
     uint64_t modseq;
     char *base;                         /* base name, without ":2,FLAGS" (in names) */

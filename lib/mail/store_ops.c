@@ -124,7 +124,7 @@ static int rename_flags(struct store_box *b, struct uidlist_rec *rec, uint8_t fl
                         uint32_t keywords)
 {
     struct str on = STR_INIT, nn = STR_INIT;
-    size_t blen = strlen(rec->base);
+    size_t blen = rec->blen;
     int rc = 0;
 
     store_rec_file(rec, &on);

@@ -358,7 +358,7 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
         m->file = fp;
         memcpy(fp, "cur/", 4);
         fp += 4 + store_rec_file_put(r, fp + 4) + 1;
-        if (!maildir_name_size(r->base, 'W', &m->size))
+        if (!maildir_base_size(r->base, r->blen, 'W', &m->size))
             m->size = 0;
         if (i < on && old[i].uid == r->uid) {
             m->internaldate = old[i].internaldate;
@@ -442,7 +442,7 @@ static int merge_scan(struct store_box *b, struct uidlist *ul, bool *dirty,
             rec->modseq = ++ul->highestmodseq;
             *dirty = true;
         }
-        store_name_make(&canon, rec->base, strlen(rec->base), rec->flags, rec->keywords);
+        store_name_make(&canon, rec->base, rec->blen, rec->flags, rec->keywords);
         free(rec->file);
         rec->file = strcmp(canon.s, f->name) != 0 ? xstrdup(f->name) : NULL;
         ul->v[k++] = *rec;

@@ -95,6 +95,7 @@ struct uidlist_rec *uidlist_add(struct uidlist *ul, uint32_t uid, const char *ba
     r->keywords = keywords;
     r->modseq = modseq;
     r->base = names_add(ul, base, blen);
+    r->blen = (uint16_t)blen;           /* at most 255: store_base_ok */
     r->file = NULL;
     return r;
 }
@@ -129,11 +130,14 @@ void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq, bool jo
 
 bool store_base_ok(const char *s, size_t len)
 {
+    /* bit c: byte c may not be in a base name (controls, space, '/', ':', DEL) */
+    static const uint32_t refused[8] = { 0xffffffffu, 0x04008001u, 0, 0x80000000u };
+
     if (len == 0 || len > 255 || s[0] == '.')
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c <= 0x20 || c == 0x7f || c == '/' || c == ':')
+        if ((refused[c >> 5] >> (c & 31)) & 1)
             return false;
     }
     return true;
@@ -189,7 +193,7 @@ size_t store_rec_file_len(const struct uidlist_rec *rec)
 
     if (rec->file != NULL)
         return strlen(rec->file);
-    n = strlen(rec->base) + 3 + (size_t)__builtin_popcount(rec->keywords);
+    n = rec->blen + 3 + (size_t)__builtin_popcount(rec->keywords);
     for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
         n += (rec->flags & letters[k].bit) != 0;
     return n;
@@ -205,7 +209,7 @@ size_t store_rec_file_put(const struct uidlist_rec *rec, char *p)
         memcpy(p, rec->file, bl + 1);
         return bl;
     }
-    bl = strlen(rec->base);
+    bl = rec->blen;
     memcpy(p, rec->base, bl);
     p += bl;
     memcpy(p, ":2,", 3);
@@ -225,7 +229,7 @@ void store_rec_file(const struct uidlist_rec *rec, struct str *out)
     if (rec->file != NULL)
         str_sets(out, rec->file);
     else
-        store_name_make(out, rec->base, strlen(rec->base), rec->flags, rec->keywords);
+        store_name_make(out, rec->base, rec->blen, rec->flags, rec->keywords);
 }
 
 void store_unique_name(struct str *out)
