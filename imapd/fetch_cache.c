@@ -1,6 +1,7 @@
-/* FETCH's use of the selected folder's index cache (see fetch_cache.h): open,
- * look up, fill from a parse, save.  The cache file is read by imap_index.c as
- * untrusted; here only whole entries of our own making go in. */
+/* FETCH's and SEARCH's use of the selected folder's index cache (see fetch_cache.h):
+ * open, look up, fill from a parse, save.  The cache file is read by imap_index.c as
+ * untrusted; here only whole entries of our own making go in, and what is read back
+ * out of an entry (the envelope's subject) is parsed with every length checked. */
 #include <string.h>
 
 #include "fetch_cache.h"
@@ -82,6 +83,67 @@ const struct imap_index_entry *imap_cache_get(const struct store_msg *sm)
         return NULL;
     imap_index_base(sm->file, &b, &bl);
     return imap_index_get(cache, sm->uid, b, bl);
+}
+
+/* One nstring of an envelope at *p (before end): NIL (*nil), a quoted string or a
+ * literal, appended to out when out is not NULL.  false when it is none of them. */
+static bool env_nstring(const char **p, const char *end, struct str *out, bool *nil)
+{
+    const char *q = *p;
+    size_t n = 0;
+
+    *nil = false;
+    if (end - q >= 3 && memcmp(q, "NIL", 3) == 0) {
+        *nil = true;
+        *p = q + 3;
+        return true;
+    }
+    if (q < end && *q == '"') {
+        for (q++; q < end && *q != '"'; q++) {
+            if (*q == '\\' && ++q == end)
+                return false;
+            if (out != NULL)
+                str_appendc(out, *q);
+        }
+        if (q == end)
+            return false;
+        *p = q + 1;
+        return true;
+    }
+    if (q >= end || *q != '{')
+        return false;
+    for (q++; q < end && *q >= '0' && *q <= '9'; q++) {
+        n = n * 10 + (size_t)(*q - '0');
+        if (n > (size_t)(end - q))
+            return false;
+    }
+    if (end - q < 3 || memcmp(q, "}\r\n", 3) != 0 || (size_t)(end - q - 3) < n)
+        return false;
+    q += 3;
+    if (out != NULL)
+        str_append(out, q, n);
+    *p = q + n;
+    return true;
+}
+
+int imap_cache_subject(const struct store_msg *sm, struct str *out)
+{
+    const struct imap_index_entry *e = imap_cache_get(sm);
+    const char *p, *end;
+    bool nil;
+
+    str_clear(out);
+    if (e == NULL || e->envelope == NULL)
+        return -1;
+    /* "(" date SP subject SP ... (RFC 3501 7.4.2) */
+    p = e->envelope;
+    end = p + e->envelope_len;
+    if (p == end || *p++ != '(' || !env_nstring(&p, end, NULL, &nil) || p == end
+        || *p++ != ' ' || !env_nstring(&p, end, out, &nil) || p == end || *p != ' ') {
+        str_clear(out);
+        return -1;
+    }
+    return nil ? 0 : 1;
 }
 
 void imap_cache_make(struct imap_session *s, struct imap_cache_meta *fm,

@@ -6,8 +6,11 @@
  * keeps the result for "$" (SEARCHRES, RFC 5182), which later commands and SEARCH
  * itself may name.  Text keys match case-insensitively
  * (ASCII) as substrings: header keys against the field's value with RFC 2047 words
- * decoded, BODY against the decoded text of every text part (mime_walk), TEXT
- * against both.  CHARSET may be US-ASCII or UTF-8.  Criteria are the client's. */
+ * decoded, SUBJECT against the envelope's SUBJECT (the first Subject field, as RFC
+ * 3501 defines it), BODY against the decoded text of every text part (mime_walk), TEXT
+ * against both.  SUBJECT, LARGER and SMALLER are answered from the folder's index
+ * cache (fetch_cache.h) when it has the message, without reading its file.  CHARSET
+ * may be US-ASCII or UTF-8.  Criteria are the client's. */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fetch_cache.h"
 #include "file_read.h"
 #include "imapd.h"
 #include "log.h"
@@ -31,7 +35,7 @@
 enum skey {
     K_ALL, K_SET, K_UIDSET, K_FLAG, K_UNFLAG, K_KEYWORD, K_UNKEYWORD, K_NEW, K_OLD,
     K_RECENT, K_LARGER, K_SMALLER, K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON,
-    K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOT, K_OR, K_AND, K_SAVED, K_MODSEQ,
+    K_SENTSINCE, K_HEADER, K_SUBJECT, K_BODY, K_TEXT, K_NOT, K_OR, K_AND, K_SAVED, K_MODSEQ,
 };
 
 /* RETURN options (RFC 4731, 5182). */
@@ -59,6 +63,7 @@ struct sparse {
     int nkeys;
     const char *why;
     bool needs_msg;
+    bool cached;                    /* a key the index cache can answer */
     bool modseq;                    /* a MODSEQ key: the result says the highest */
 };
 
@@ -153,7 +158,7 @@ static const struct {
     enum skey k;
 } text_keys[] = {
     { "BCC", "Bcc", K_HEADER }, { "CC", "Cc", K_HEADER }, { "FROM", "From", K_HEADER },
-    { "SUBJECT", "Subject", K_HEADER }, { "TO", "To", K_HEADER }, { "BODY", NULL, K_BODY },
+    { "SUBJECT", "Subject", K_SUBJECT }, { "TO", "To", K_HEADER }, { "BODY", NULL, K_BODY },
     { "TEXT", NULL, K_TEXT },
 };
 
@@ -219,6 +224,7 @@ static struct snode *parse_key(struct sparse *p, int depth)
                 goto bad;
             }
             p->needs_msg = true;
+            p->cached = p->cached || n->k == K_SUBJECT;
             goto done;
         }
     }
@@ -256,6 +262,7 @@ static struct snode *parse_key(struct sparse *p, int depth)
             goto bad;
         }
         p->needs_msg = true;
+        p->cached = true;
     } else if (strcasecmp(name.s, "UID") == 0) {
         n->k = K_UIDSET;
         if (!imap_p_sp(ip))
@@ -365,6 +372,37 @@ static bool header_has(struct smsg *x, const char *field, const struct str *text
     return found;
 }
 
+/* SUBJECT: the envelope's (RFC 3501 6.4.4), from the index cache when it has the
+ * message, else from the first Subject field as the envelope is made of it
+ * (mime_imap_envelope: unfolded, NUL dropped). */
+static bool subject_has(struct smsg *x, const struct str *text)
+{
+    struct str v = STR_INIT, d = STR_INIT;
+    bool found = false;
+    int r = x->parsed ? -1 : imap_cache_subject(x->m, &v);
+
+    if (r < 0) {
+        size_t k = 0;
+
+        if (!load(x)) {
+            str_free(&v);
+            return false;
+        }
+        r = mime_header_get(&x->mm, x->mm.root, "Subject", &v);
+        for (size_t i = 0; i < v.len; i++)
+            if (v.s[i] != '\0')
+                v.s[k++] = v.s[i];
+        str_truncate(&v, k);
+    }
+    if (r > 0) {
+        mime_header_decode(v.s != NULL ? v.s : "", v.len, &d);
+        found = contains(d.s, d.len, text);
+    }
+    str_free(&v);
+    str_free(&d);
+    return found;
+}
+
 struct body_match {
     const struct str *text;
     bool found;
@@ -450,6 +488,7 @@ static time_t day_of(time_t t)
 static bool eval(struct smsg *x, const struct snode *n)
 {
     const struct store_msg *m = x->m;
+    const struct imap_index_entry *e;
     size_t size;
     time_t t;
 
@@ -476,9 +515,12 @@ static bool eval(struct smsg *x, const struct snode *n)
         return !store_recent(x->s->box, m->uid);
     case K_LARGER:
     case K_SMALLER:
-        if (!load(x))
+        if (!x->parsed && (e = imap_cache_get(m)) != NULL)
+            size = e->size;
+        else if (load(x))
+            size = x->mm.root->header_size + x->mm.root->body_size;
+        else
             return false;
-        size = x->mm.root->header_size + x->mm.root->body_size;
         return n->k == K_LARGER ? size > n->num : size < n->num;
     case K_BEFORE:
     case K_ON:
@@ -498,6 +540,8 @@ static bool eval(struct smsg *x, const struct snode *n)
                                                                     : t >= n->day;
     case K_HEADER:
         return header_has(x, n->field.s, &n->text);
+    case K_SUBJECT:
+        return subject_has(x, &n->text);
     case K_BODY:
         return body_has(x, &n->text);
     case K_TEXT:
@@ -638,7 +682,7 @@ static void save_result(struct imap_session *s, unsigned ret, const uint32_t *hi
 
 void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
 {
-    struct sparse p = { s, ip, 0, NULL, false, false };
+    struct sparse p = { s, ip, 0, NULL, false, false, false };
     uint64_t top = 0;
     struct snode *root = NULL;
     struct str cs = STR_INIT;
@@ -679,6 +723,8 @@ void imap_cmd_search(struct imap_session *s, struct imap_parser *ip, bool uid)
         ret = R_ALL;
     if (p.modseq)
         imap_condstore_on(s);
+    if (p.cached)
+        imap_cache_open(s);
     resolve(root, (uint32_t)s->nview, s->nview > 0 ? s->view[s->nview - 1] : 0);
     hits = xreallocarray(NULL, s->nview > 0 ? s->nview : 1, sizeof(*hits));
     for (size_t k = 0; k < s->nview; k++) {

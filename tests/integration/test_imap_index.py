@@ -143,3 +143,49 @@ def test_damaged_cache_is_ignored_and_rebuilt(imap, damage):
     if bad is not None:
         imap.wait_log("index cache of INBOX ignored and rebuilt", since=mark)
     index_ok(imap, 3)
+
+
+def searches(inst):
+    """The answers of SEARCH SUBJECT, LARGER and SMALLER over the folder."""
+    c = connect(inst)
+    c.select("INBOX", readonly=True)
+    out = []
+    for crit in ('SUBJECT "first"', 'SUBJECT "LINE"', 'SUBJECT "caf"', 'SUBJECT "nothing"',
+                 'SUBJECT ""', "LARGER %d" % len(MSGS[0]), "SMALLER %d" % len(MSGS[0]),
+                 'OR SUBJECT first SMALLER 100'):
+        typ, data = c.search(None, crit)
+        assert typ == "OK", (crit, data)
+        out.append(data[0])
+    c.literal = "café".encode()
+    typ, data = c.search("UTF-8", "SUBJECT")
+    assert typ == "OK", data
+    out.append(data[0])
+    logout(inst, c)
+    return out
+
+
+def test_search_from_cache_and_files_agree(imap):
+    want = [b"1", b"3", b"2", b"", b"1 2 3", b"2", b"3", b"1 3", b"2"]
+    os.unlink(index_path(imap))
+    assert searches(imap) == want           # the files (no cache yet)
+    answers(imap)
+    index_ok(imap, 3)
+    assert searches(imap) == want           # the cache
+
+
+def test_search_subject_of_warm_folder_from_cache(imap):
+    answers(imap)
+    cur = os.path.join(imap.maildir(USER), "cur")
+    path = next(os.path.join(cur, n) for n in os.listdir(cur)
+                if open(os.path.join(cur, n), "rb").read() == MSGS[0])
+    with open(path, "r+b") as f:
+        f.write(MSGS[0].replace(b"Subject: first", b"Subject: other"))
+    try:
+        c = connect(imap)
+        c.select("INBOX", readonly=True)
+        assert c.search(None, 'SUBJECT "first"') == ("OK", [b"1"])    # the cache
+        assert c.search(None, 'HEADER Subject "other"') == ("OK", [b"1"])  # the file
+        logout(imap, c)
+    finally:
+        with open(path, "r+b") as f:
+            f.write(MSGS[0])
