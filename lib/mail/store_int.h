@@ -3,6 +3,7 @@
 #ifndef POSTERN_STORE_INT_H
 #define POSTERN_STORE_INT_H
 
+#include <dirent.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -123,6 +124,12 @@ struct store_box {
     uint32_t *recent;                   /* UIDs that are \Recent for this handle, */
     size_t nrecent;                     /* ascending */
 };
+
+/* err becomes "what name: strerror(errno)"; returns -1 with errno kept. */
+int store_sys_fail(struct str *err, const char *what, const char *name);
+/* A stream over the directory fd names, from its first entry (fd stays open); NULL
+ * with errno. */
+DIR *store_dir_stream(int fd);
 
 /* Under the lock: reads the list, scans the directories, updates the list (written
  * when changed) and the view; changes found go to the pending changes of every

@@ -18,16 +18,6 @@
 #include "str.h"
 #include "xmalloc.h"
 
-static int sys_fail(struct str *err, const char *what, const char *name)
-{
-    int e = errno;
-
-    str_clear(err);
-    str_printf(err, "%s %s: %s", what, name, strerror(e));
-    errno = e;
-    return -1;
-}
-
 /* The record of uid in b->sh->ul, or NULL. */
 static struct uidlist_rec *rec_find(struct store_box *b, uint32_t uid)
 {
@@ -184,7 +174,7 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
             continue;
         r = rename_flags(b, rec, nf, nk);
         if (r < 0) {
-            rc = sys_fail(err, "rename", rec->base);
+            rc = store_sys_fail(err, "rename", rec->base);
             break;
         }
         if (r == 1)
@@ -240,7 +230,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
         if (want) {
             store_rec_file(rec, &nm);
             if (unlinkat(b->sh->curfd, nm.s, 0) < 0 && errno != ENOENT) {
-                rc = sys_fail(err, "unlink", nm.s);
+                rc = store_sys_fail(err, "unlink", nm.s);
                 want = false;
             }
         }
@@ -409,7 +399,7 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
                 copy_file(b->sh->curfd, cs[i].file, dst->sh->curfd, nm.s) < 0) {
                 if (errno == ENOENT)
                     continue;
-                rc = sys_fail(err, "copy", cs[i].file);
+                rc = store_sys_fail(err, "copy", cs[i].file);
                 break;
             }
         }
@@ -421,7 +411,7 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
     }
     if (ndone > 0) {
         if (fsync(dst->sh->curfd) < 0 && rc == 0)
-            rc = sys_fail(err, "fsync", "cur");
+            rc = store_sys_fail(err, "fsync", "cur");
         /* The list names the new files only once they are durable. */
         if (rc == 0 && store_commit(dst, err) < 0)
             rc = -1;
@@ -468,7 +458,7 @@ int store_append_begin(struct store_box *b, uint64_t max_size, struct store_appe
             break;
     }
     if (fd < 0) {
-        sys_fail(err, "create in tmp", b->sh->dir);
+        store_sys_fail(err, "create in tmp", b->sh->dir);
         str_free(&nm);
         return -1;
     }
@@ -499,7 +489,7 @@ int store_append_write(struct store_append *a, const void *data, size_t len,
 
     if (a->max > 0 && (len > a->max || a->size > a->max - len)) {
         errno = EFBIG;
-        sys_fail(err, "message too large for", a->b->sh->dir);
+        store_sys_fail(err, "message too large for", a->b->sh->dir);
         store_append_abort(a);
         return -1;
     }
@@ -516,7 +506,7 @@ int store_append_write(struct store_append *a, const void *data, size_t len,
         if (w <= 0) {
             if (w == 0)
                 errno = EIO;
-            sys_fail(err, "write to tmp in", a->b->sh->dir);
+            store_sys_fail(err, "write to tmp in", a->b->sh->dir);
             store_append_abort(a);
             return -1;
         }
@@ -538,7 +528,7 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
     ts[0].tv_nsec = ts[1].tv_nsec = 0;
     if (futimens(a->fd, ts) < 0 || fsync(a->fd) < 0 || close(a->fd) < 0) {
         a->fd = -1;
-        sys_fail(err, "fsync in", b->sh->dir);
+        store_sys_fail(err, "fsync in", b->sh->dir);
         store_append_abort(a);
         return -1;
     }
@@ -551,10 +541,10 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
     } else {
         if (b->sh->ul.nextuid == UINT32_MAX) {
             errno = ENOSPC;
-            rc = sys_fail(err, "no UID left in", b->sh->dir);
+            rc = store_sys_fail(err, "no UID left in", b->sh->dir);
         } else if (renameat(b->sh->tmpfd, a->name, b->sh->curfd, nm.s) < 0 ||
                    fsync(b->sh->curfd) < 0) {
-            rc = sys_fail(err, "rename into cur in", b->sh->dir);
+            rc = store_sys_fail(err, "rename into cur in", b->sh->dir);
         } else {
             uint32_t u = b->sh->ul.nextuid++;
 

@@ -1,13 +1,14 @@
-/* The stamp beside a folder's UID list, postern-uidlist.stamp (postern-maildir(5)):
- * the change times of new/ and cur/ as a scan that left the list exactly matching
- * them saw them (new/ emptied, before cur/ was read), and the identity of the list
- * written then.  While both
+/* The stamps of a folder's directories and list (store_int.h), and the stamp file
+ * beside its UID list, postern-uidlist.stamp (postern-maildir(5)).  The stamps are
+ * the change times of new/ and cur/ and the identity of the list, kept in memory for
+ * the quick check of a sync; a time is trusted only once the directory's last change
+ * is older than a margin (two ticks of the kernel's file clock, at least 20 ms, more
+ * for file systems that keep whole seconds), so that a change within the same tick
+ * cannot hide.  The stamp file records them as a scan that left the list exactly
+ * matching the directories saw them (new/ emptied, before cur/ was read); while both
  * directories and the list are as stamped, a folder opened anew is taken from its
- * list without reading the directories.  The stamp is a hint: it is written without
- * fsync, any doubt (a missing, short, stale or unparsable stamp) means a scan, and
- * it is only written when the directories' last change was well before those times
- * were taken (store_stamp_dirs), so that a change within the same clock tick cannot
- * hide. */
+ * list without reading the directories.  The file is a hint: it is written without
+ * fsync, and any doubt (a missing, short, stale or unparsable stamp) means a scan. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "str.h"
@@ -82,4 +84,87 @@ void store_stamp_save(const struct store_box *b)
             unlinkat(b->sh->dirfd, STAMP_TMP, 0);
     }
     str_free(&text);
+}
+
+/* Directory stamps are trusted only when taken well after the last change they
+ * show: a file system's clock ticks coarsely, and a second change within the same
+ * tick as the first would leave the stamp as it was.  The margin is two ticks of the
+ * clock the kernel stamps files with (its coarse clock), at least
+ * STAMP_MARGIN_MIN_NS; a stamp without a fraction of a second comes from a file
+ * system that keeps whole seconds (or two), and needs STAMP_MARGIN_COARSE_NS. */
+#define STAMP_MARGIN_MIN_NS    20000000LL       /* 20 ms */
+#define STAMP_MARGIN_COARSE_NS 2100000000LL     /* 2.1 s */
+
+static long long stamp_margin(struct timespec ct)
+{
+    static long long tick = -1;
+
+    if (ct.tv_nsec == 0)
+        return STAMP_MARGIN_COARSE_NS;
+    if (tick < 0) {
+        struct timespec res;
+
+        tick = 0;
+#ifdef CLOCK_REALTIME_COARSE
+        if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0)
+            tick = ns(res);
+#else
+        (void)res;
+        tick = STAMP_MARGIN_COARSE_NS / 2;
+#endif
+    }
+    return 2 * tick > STAMP_MARGIN_MIN_NS ? 2 * tick : STAMP_MARGIN_MIN_NS;
+}
+
+/* How long ago (ns) the directory last changed, beyond its margin: >= 0 when a
+ * stamp of it can be trusted now. */
+static long long stamp_age(const struct stat *st, struct timespec now)
+{
+    return ns(now) - ns(st->st_ctim) - stamp_margin(st->st_ctim);
+}
+
+void store_stamp_dirs(struct store_box *b)
+{
+    struct stat sn, sc;
+    struct timespec now;
+
+    b->sh->stamps_trusted = false;
+    if (fstat(b->sh->newfd, &sn) < 0 || fstat(b->sh->curfd, &sc) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    b->sh->seen_new = sn.st_ctim;
+    b->sh->seen_cur = sc.st_ctim;
+    b->sh->stamps_trusted = stamp_age(&sn, now) > 0 && stamp_age(&sc, now) > 0;
+}
+
+void store_stamp_wait(struct store_box *b)
+{
+    struct stat sn, sc;
+    struct timespec now;
+    long long wait;
+
+    if (fstat(b->sh->newfd, &sn) < 0 || fstat(b->sh->curfd, &sc) < 0 ||
+        clock_gettime(CLOCK_REALTIME, &now) < 0)
+        return;
+    wait = -stamp_age(&sn, now);
+    if (-stamp_age(&sc, now) > wait)
+        wait = -stamp_age(&sc, now);
+    if (wait <= 0 || wait > STAMP_WAIT_MAX_NS)
+        return;
+    wait += 1000000;                    /* and a millisecond, to be past it */
+    struct timespec d = { (time_t)(wait / 1000000000LL), (long)(wait % 1000000000LL) };
+    while (nanosleep(&d, &d) < 0 && errno == EINTR)
+        ;
+}
+
+void store_stamp_list(struct store_box *b)
+{
+    struct stat sl;
+
+    if (fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0) {
+        b->sh->stamps_trusted = false;
+        return;
+    }
+    b->sh->seen_list = sl.st_ctim;
+    b->sh->seen_list_ino = sl.st_ino;
 }

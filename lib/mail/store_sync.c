@@ -66,7 +66,7 @@ static int cmp_delivery(const void *a, const void *b)
     return cmp_found(x, y);
 }
 
-static int sys_fail(struct str *err, const char *what, const char *name)
+int store_sys_fail(struct str *err, const char *what, const char *name)
 {
     int e = errno;
 
@@ -78,22 +78,34 @@ static int sys_fail(struct str *err, const char *what, const char *name)
 
 unsigned long store_scans;
 
+DIR *store_dir_stream(int fd)
+{
+    int dfd = dup(fd);
+    DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+
+    if (d == NULL) {
+        int e = errno;
+
+        if (dfd >= 0)
+            close(dfd);
+        errno = e;
+        return NULL;
+    }
+    rewinddir(d);
+    return d;
+}
+
 /* Moves what new/ holds into cur/ (read-only handles too: every reader of a folder
  * does).  The number moved, or -1 with err. */
 static long move_new(struct store_box *b, struct str *err)
 {
     struct str nn = STR_INIT;
-    int fd = dup(b->sh->newfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    DIR *d = store_dir_stream(b->sh->newfd);
     struct dirent *de;
     long moved = 0;
 
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return sys_fail(err, "read", "new");
-    }
-    rewinddir(d);
+    if (d == NULL)
+        return store_sys_fail(err, "read", "new");
     while ((de = readdir(d)) != NULL) {
         const char *name = de->d_name;
         uint8_t flags;
@@ -144,7 +156,6 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, size_t 
                      struct str *err)
 {
     int rc = 0;
-    int fd;
     DIR *d;
     struct dirent *de;
 
@@ -153,14 +164,8 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, size_t 
         if (empty_new(b, known, err) < 0)
             return -1;
     }
-    fd = dup(b->sh->curfd);
-    d = fd >= 0 ? fdopendir(fd) : NULL;
-    if (d == NULL) {
-        if (fd >= 0)
-            close(fd);
-        return sys_fail(err, "read", "cur");
-    }
-    rewinddir(d);
+    if ((d = store_dir_stream(b->sh->curfd)) == NULL)
+        return store_sys_fail(err, "read", "cur");
     while ((de = readdir(d)) != NULL) {
         struct found f;
         const char *name = de->d_name;
@@ -172,7 +177,7 @@ static int scan_dirs(struct store_box *b, struct scan *s, bool cur_only, size_t 
             continue;
         if (b->max_msgs > 0 && s->n >= b->max_msgs) {
             errno = EFBIG;
-            rc = sys_fail(err, "too many messages in", b->sh->dir);
+            rc = store_sys_fail(err, "too many messages in", b->sh->dir);
             break;
         }
         f.name = xstrdup(name);
@@ -538,92 +543,9 @@ int store_sync_locked(struct store_box *b, struct str *err)
     return 0;
 }
 
-/* Directory stamps are trusted only when taken well after the last change they
- * show: a file system's clock ticks coarsely, and a second change within the same
- * tick as the first would leave the stamp as it was.  The margin is two ticks of the
- * clock the kernel stamps files with (its coarse clock), at least
- * STAMP_MARGIN_MIN_NS; a stamp without a fraction of a second comes from a file
- * system that keeps whole seconds (or two), and needs STAMP_MARGIN_COARSE_NS. */
-#define STAMP_MARGIN_MIN_NS    20000000LL       /* 20 ms */
-#define STAMP_MARGIN_COARSE_NS 2100000000LL     /* 2.1 s */
-
-static long long ts_ns(struct timespec t)
+static bool same_time(struct timespec a, struct timespec b)
 {
-    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
-}
-
-static long long stamp_margin(struct timespec ct)
-{
-    static long long tick = -1;
-
-    if (ct.tv_nsec == 0)
-        return STAMP_MARGIN_COARSE_NS;
-    if (tick < 0) {
-        struct timespec res;
-
-        tick = 0;
-#ifdef CLOCK_REALTIME_COARSE
-        if (clock_getres(CLOCK_REALTIME_COARSE, &res) == 0)
-            tick = ts_ns(res);
-#else
-        (void)res;
-        tick = STAMP_MARGIN_COARSE_NS / 2;
-#endif
-    }
-    return 2 * tick > STAMP_MARGIN_MIN_NS ? 2 * tick : STAMP_MARGIN_MIN_NS;
-}
-
-/* How long ago (ns) the directory last changed, beyond its margin: >= 0 when a
- * stamp of it can be trusted now. */
-static long long stamp_age(const struct stat *st, struct timespec now)
-{
-    return ts_ns(now) - ts_ns(st->st_ctim) - stamp_margin(st->st_ctim);
-}
-
-void store_stamp_dirs(struct store_box *b)
-{
-    struct stat sn, sc;
-    struct timespec now;
-
-    b->sh->stamps_trusted = false;
-    if (fstat(b->sh->newfd, &sn) < 0 || fstat(b->sh->curfd, &sc) < 0 ||
-        clock_gettime(CLOCK_REALTIME, &now) < 0)
-        return;
-    b->sh->seen_new = sn.st_ctim;
-    b->sh->seen_cur = sc.st_ctim;
-    b->sh->stamps_trusted = stamp_age(&sn, now) > 0 && stamp_age(&sc, now) > 0;
-}
-
-void store_stamp_wait(struct store_box *b)
-{
-    struct stat sn, sc;
-    struct timespec now;
-    long long wait;
-
-    if (fstat(b->sh->newfd, &sn) < 0 || fstat(b->sh->curfd, &sc) < 0 ||
-        clock_gettime(CLOCK_REALTIME, &now) < 0)
-        return;
-    wait = -stamp_age(&sn, now);
-    if (-stamp_age(&sc, now) > wait)
-        wait = -stamp_age(&sc, now);
-    if (wait <= 0 || wait > STAMP_WAIT_MAX_NS)
-        return;
-    wait += 1000000;                    /* and a millisecond, to be past it */
-    struct timespec d = { (time_t)(wait / 1000000000LL), (long)(wait % 1000000000LL) };
-    while (nanosleep(&d, &d) < 0 && errno == EINTR)
-        ;
-}
-
-void store_stamp_list(struct store_box *b)
-{
-    struct stat sl;
-
-    if (fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0) {
-        b->sh->stamps_trusted = false;
-        return;
-    }
-    b->sh->seen_list = sl.st_ctim;
-    b->sh->seen_list_ino = sl.st_ino;
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
 /* True when neither directory nor the list changed since the last scan. */
@@ -635,9 +557,8 @@ static bool unchanged(struct store_box *b)
         fstat(b->sh->curfd, &sc) < 0 ||
         fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
         return false;
-    return ts_ns(sn.st_ctim) == ts_ns(b->sh->seen_new) &&
-           ts_ns(sc.st_ctim) == ts_ns(b->sh->seen_cur) &&
-           ts_ns(sl.st_ctim) == ts_ns(b->sh->seen_list) && sl.st_ino == b->sh->seen_list_ino;
+    return same_time(sn.st_ctim, b->sh->seen_new) && same_time(sc.st_ctim, b->sh->seen_cur) &&
+           same_time(sl.st_ctim, b->sh->seen_list) && sl.st_ino == b->sh->seen_list_ino;
 }
 
 int store_sync_changed(struct store_box *b, struct str *err)
@@ -742,260 +663,4 @@ void store_changes_free(struct store_changes *ch)
     free(ch->expunged);
     free(ch->changed);
     memset(ch, 0, sizeof(*ch));
-}
-
-/* Under the lock at open: temporary UID lists left by a process killed while
- * writing one, and files in tmp/ older than 36 hours (the Maildir specification's
- * rule for abandoned deliveries). */
-static void clean_leftovers(struct store_box *b)
-{
-    static const char prefix[] = UIDLIST_FILE ".tmp";
-    time_t now = time(NULL);
-
-    for (int pass = 0; pass < 2; pass++) {
-        int fd = dup(pass == 0 ? b->sh->dirfd : b->sh->tmpfd);
-        DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-        struct dirent *de;
-        struct stat st;
-
-        if (d == NULL) {
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        for (int n = 0; n < 100000 && (de = readdir(d)) != NULL; n++) {
-            if (pass == 0) {
-                if (strncmp(de->d_name, prefix, sizeof(prefix) - 1) == 0)
-                    unlinkat(b->sh->dirfd, de->d_name, 0);
-            } else if (de->d_name[0] != '.' &&
-                       fstatat(b->sh->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                       S_ISREG(st.st_mode) && st.st_mtime < now - 36 * 3600) {
-                unlinkat(b->sh->tmpfd, de->d_name, 0);
-            }
-        }
-        closedir(d);
-    }
-}
-
-static int open_sub(int dirfd, const char *name)
-{
-    return openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-/* The folders open in this process, each once. */
-static struct store_state *states;
-
-static void state_free(struct store_state *sh)
-{
-    for (int *fd = &sh->dirfd; fd <= &sh->tmpfd; fd++)
-        if (*fd >= 0)
-            close(*fd);
-    free(sh->msgs);
-    free(sh->files);
-    uidlist_free(&sh->ul);
-    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        free(sh->kw[i]);
-    free(sh->boxes);
-    free(sh->dir);
-    free(sh);
-}
-
-/* The state of the folder at dir: the one open already when its directory is, else
- * a new one (*fresh).  NULL with err. */
-static struct store_state *state_get(const char *dir, bool *fresh, struct str *err)
-{
-    struct store_state *sh;
-    struct stat st;
-    int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-
-    *fresh = false;
-    if (dirfd < 0 || fstat(dirfd, &st) < 0) {
-        sys_fail(err, "open folder", dir);
-        if (dirfd >= 0)
-            close(dirfd);
-        return NULL;
-    }
-    for (sh = states; sh != NULL; sh = sh->next) {
-        if (sh->dev == st.st_dev && sh->ino == st.st_ino) {
-            close(dirfd);
-            return sh;
-        }
-    }
-    sh = xcalloc(1, sizeof(*sh));
-    sh->dir = xstrdup(dir);
-    sh->dev = st.st_dev;
-    sh->ino = st.st_ino;
-    sh->dirfd = dirfd;
-    sh->curfd = sh->newfd = sh->tmpfd = -1;
-    if ((sh->curfd = open_sub(dirfd, "cur")) < 0 || (sh->newfd = open_sub(dirfd, "new")) < 0 ||
-        (sh->tmpfd = open_sub(dirfd, "tmp")) < 0) {
-        sys_fail(err, "open folder", dir);
-        state_free(sh);
-        return NULL;
-    }
-    sh->next = states;
-    states = sh;
-    *fresh = true;
-    return sh;
-}
-
-/* Takes b off its folder's state, which goes when no handle is left on it. */
-static void state_leave(struct store_box *b)
-{
-    struct store_state *sh = b->sh;
-    size_t k = 0;
-
-    for (size_t i = 0; i < sh->nboxes; i++)
-        if (sh->boxes[i] != b)
-            sh->boxes[k++] = sh->boxes[i];
-    sh->nboxes = k;
-    b->sh = NULL;
-    if (k > 0)
-        return;
-    for (struct store_state **pp = &states; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == sh) {
-            *pp = sh->next;
-            break;
-        }
-    }
-    state_free(sh);
-}
-
-int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_box **out,
-               struct str *err)
-{
-    struct store_box *b;
-    struct store_state *sh;
-    bool fresh;
-    int lk, rc;
-
-    *out = NULL;
-    if ((sh = state_get(dir, &fresh, err)) == NULL)
-        return -1;
-    b = xcalloc(1, sizeof(*b));
-    b->sh = sh;
-    b->flags = flags;
-    b->max_msgs = max_msgs;
-    sh->boxes = xreallocarray(sh->boxes, sh->nboxes + 1, sizeof(*sh->boxes));
-    sh->boxes[sh->nboxes++] = b;
-    if ((lk = store_lock(sh->dirfd, err)) < 0) {
-        store_close(b);
-        return -1;
-    }
-    if (fresh) {
-        clean_leftovers(b);
-        rc = store_sync_locked(b, err);
-    } else {
-        rc = store_sync_changed(b, err);
-    }
-    store_unlock(lk);
-    if (rc == 0 && max_msgs > 0 && sh->n > max_msgs) {
-        errno = EFBIG;
-        rc = sys_fail(err, "too many messages in", dir);
-    }
-    if (rc < 0) {
-        store_close(b);
-        return -1;
-    }
-    store_changes_free(&b->pending);
-    *out = b;
-    return 0;
-}
-
-void store_close(struct store_box *b)
-{
-    int e = errno;
-
-    if (b == NULL)
-        return;
-    state_leave(b);
-    store_changes_free(&b->pending);
-    free(b->recent);
-    free(b);
-    errno = e;
-}
-
-bool store_recent(const struct store_box *b, uint32_t uid)
-{
-    size_t lo = 0, hi = b->nrecent;
-
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-
-        if (b->recent[mid] < uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < b->nrecent && b->recent[lo] == uid;
-}
-
-uint32_t store_uidvalidity(const struct store_box *b) { return b->sh->ul.uidvalidity; }
-uint32_t store_uidnext(const struct store_box *b) { return b->sh->ul.nextuid; }
-uint64_t store_highestmodseq(const struct store_box *b) { return b->sh->ul.highestmodseq; }
-const char *store_dir(const struct store_box *b) { return b->sh->dir; }
-size_t store_count(const struct store_box *b) { return b->sh->n; }
-
-const struct store_msg *store_msg(const struct store_box *b, size_t i)
-{
-    return i < b->sh->n ? &b->sh->msgs[i] : NULL;
-}
-
-long store_find(const struct store_box *b, uint32_t uid)
-{
-    size_t lo = 0, hi = b->sh->n;
-
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-
-        if (b->sh->msgs[mid].uid < uid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < b->sh->n && b->sh->msgs[lo].uid == uid ? (long)lo : -1;
-}
-
-const char *store_keyword(const struct store_box *b, unsigned i)
-{
-    return i < STORE_KEYWORDS_MAX ? b->sh->kw[i] : NULL;
-}
-
-static int cmp_range(const void *a, const void *b)
-{
-    const struct store_range *x = a, *y = b;
-
-    return x->lo < y->lo ? -1 : x->lo > y->lo;
-}
-
-struct store_range *store_vanished(const struct store_box *b, uint64_t since, size_t *n,
-                                   bool *complete)
-{
-    struct store_range *v = xreallocarray(NULL, b->sh->ul.nexp ? b->sh->ul.nexp : 1, sizeof(*v));
-    size_t k = 0;
-
-    for (size_t i = 0; i < b->sh->ul.nexp; i++) {
-        if (b->sh->ul.exp[i].modseq > since) {
-            v[k].lo = b->sh->ul.exp[i].lo;
-            v[k].hi = b->sh->ul.exp[i].hi;
-            k++;
-        }
-    }
-    if (k > 1) {
-        size_t m = 0;
-
-        qsort(v, k, sizeof(*v), cmp_range);
-        for (size_t i = 1; i < k; i++) {
-            if ((uint64_t)v[i].lo <= (uint64_t)v[m].hi + 1) {
-                if (v[i].hi > v[m].hi)
-                    v[m].hi = v[i].hi;
-            } else {
-                v[++m] = v[i];
-            }
-        }
-        k = m + 1;
-    }
-    *n = k;
-    *complete = since >= b->sh->ul.exp_floor;
-    return v;
 }

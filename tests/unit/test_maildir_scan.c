@@ -1,6 +1,7 @@
 /* Unit tests for lib/mail/maildir_scan.c: order, sizes from names and from contents, the
  * new/ to cur/ move, unique ids (stable, bounded, hashed when needed), limits. */
 #include "unit.h"
+#include "store_fixture.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -24,19 +25,6 @@ static void make_maildir(char *dir, size_t len, const char *name)
     mkdir(sub, 0700);
     snprintf(sub, sizeof(sub), "%s/tmp", dir);
     mkdir(sub, 0700);
-}
-
-static void put(const char *dir, const char *rel, const char *content)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "w");
-    if (f == NULL)
-        return;
-    fputs(content, f);
-    fclose(f);
 }
 
 static bool exists(const char *dir, const char *rel)

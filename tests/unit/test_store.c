@@ -2,6 +2,7 @@
  * changes from outside and through the API (MODSEQ, UNCHANGEDSINCE), expunge seen
  * by another handle, VANISHED, keywords in Dovecot's file, append, copy and move. */
 #include "unit.h"
+#include "store_fixture.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,29 +18,6 @@
 #include "store.h"
 #include "store_watch.h"
 #include "str.h"
-
-static void folder(char *dir, size_t len, const char *name)
-{
-    struct str err = STR_INIT;
-
-    snprintf(dir, len, "%s/%s", unit_tmpdir(), name);
-    if (maildir_create(dir, 0700, &err) < 0)
-        fprintf(stderr, "maildir_create: %s\n", err.s);
-    str_free(&err);
-}
-
-static void put(const char *dir, const char *rel, const char *content)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "w");
-    if (f == NULL)
-        return;
-    fputs(content, f);
-    fclose(f);
-}
 
 static bool exists(const char *dir, const char *rel)
 {

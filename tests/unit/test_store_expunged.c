@@ -3,6 +3,7 @@
  * record read back, records out of place making the list rebuilt, and the bound on
  * their number raising the floor below which VANISHED is no longer exact. */
 #include "unit.h"
+#include "store_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,29 +13,6 @@
 #include "maildir.h"
 #include "store.h"
 #include "str.h"
-
-static void folder(char *dir, size_t len, const char *name)
-{
-    struct str err = STR_INIT;
-
-    snprintf(dir, len, "%s/%s", unit_tmpdir(), name);
-    if (maildir_create(dir, 0700, &err) < 0)
-        fprintf(stderr, "maildir_create: %s\n", err.s);
-    str_free(&err);
-}
-
-static void put(const char *dir, const char *rel, const char *content)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "w");
-    if (f == NULL)
-        return;
-    fputs(content, f);
-    fclose(f);
-}
 
 /* The UID list's text into out (empty when unreadable). */
 static void list_text(const char *dir, struct str *out)

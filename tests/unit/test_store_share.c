@@ -5,6 +5,7 @@
  * any one handle and goes with the last; a handle refused at open leaves the others
  * as they were. */
 #include "unit.h"
+#include "store_fixture.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -14,29 +15,6 @@
 #include "maildir.h"
 #include "store.h"
 #include "str.h"
-
-static void folder(char *dir, size_t len, const char *name)
-{
-    struct str err = STR_INIT;
-
-    snprintf(dir, len, "%s/%s", unit_tmpdir(), name);
-    if (maildir_create(dir, 0700, &err) < 0)
-        fprintf(stderr, "maildir_create: %s\n", err.s);
-    str_free(&err);
-}
-
-static void put(const char *dir, const char *rel)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "w");
-    if (f != NULL) {
-        fputs("Subject: x\n\nx\n", f);
-        fclose(f);
-    }
-}
 
 TEST(handles_hold_one_state)
 {
@@ -48,8 +26,8 @@ TEST(handles_hold_one_state)
     size_t nf = 0;
 
     folder(dir, sizeof(dir), "share");
-    put(dir, "new/1.M1P1.h");
-    put(dir, "new/2.M1P1.h");
+    put(dir, "new/1.M1P1.h", FIXTURE_MSG);
+    put(dir, "new/2.M1P1.h", FIXTURE_MSG);
     CHECK(store_open(dir, 0, 0, &a, &err) == 0);
     CHECK(store_open(dir, 0, 0, &b, &err) == 0);
     if (a == NULL || b == NULL)
@@ -72,7 +50,7 @@ TEST(handles_hold_one_state)
     store_changes_free(&ch);
 
     /* A delivery found by b's sync: added for both, \Recent for b only. */
-    put(dir, "new/3.M1P1.h");
+    put(dir, "new/3.M1P1.h", FIXTURE_MSG);
     CHECK(store_sync(b, &ch, &err) == 0);
     CHECK(ch.n_added == 1 && ch.added[0] == 3);
     store_changes_free(&ch);
@@ -143,7 +121,7 @@ TEST(copy_into_a_folder_open_twice)
 
     folder(src, sizeof(src), "copy-src");
     folder(dst, sizeof(dst), "copy-dst");
-    put(src, "new/1.M1P1.h");
+    put(src, "new/1.M1P1.h", FIXTURE_MSG);
     CHECK(store_open(src, 0, 0, &s, &err) == 0);
     CHECK(store_open(dst, 0, 0, &d1, &err) == 0);
     CHECK(store_open(dst, 0, 0, &d2, &err) == 0);

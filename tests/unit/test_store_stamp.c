@@ -4,6 +4,7 @@
  * stamp each bring the scan back, and what the scan finds is what the folder shows;
  * a large folder's own moves from new/ leave a stamp the next look trusts. */
 #include "unit.h"
+#include "store_fixture.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,29 +16,6 @@
 #include "store.h"
 #include "store_int.h"
 #include "str.h"
-
-static void folder(char *dir, size_t len, const char *name)
-{
-    struct str err = STR_INIT;
-
-    snprintf(dir, len, "%s/%s", unit_tmpdir(), name);
-    if (maildir_create(dir, 0700, &err) < 0)
-        fprintf(stderr, "maildir_create: %s\n", err.s);
-    str_free(&err);
-}
-
-static void put(const char *dir, const char *rel)
-{
-    char path[1024];
-    FILE *f;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, rel);
-    f = fopen(path, "w");
-    if (f != NULL) {
-        fputs("Subject: x\n\nx\n", f);
-        fclose(f);
-    }
-}
 
 /* Opens and closes dir; the number of messages, and whether it scanned. */
 static size_t open_count(const char *dir, bool *scanned)
@@ -81,8 +59,8 @@ TEST(unchanged_folder_opens_from_its_list)
     bool scanned;
 
     folder(dir, sizeof(dir), "quick");
-    put(dir, "new/100.M1P1.h");
-    put(dir, "cur/101.M2P1.h:2,S");
+    put(dir, "new/100.M1P1.h", FIXTURE_MSG);
+    put(dir, "cur/101.M2P1.h:2,S", FIXTURE_MSG);
     CHECK(until_quick(dir, 2));
     CHECK(open_count(dir, &scanned) == 2 && !scanned);
 }
@@ -93,9 +71,9 @@ TEST(delivery_and_renames_are_seen)
     bool scanned;
 
     folder(dir, sizeof(dir), "changes");
-    put(dir, "cur/101.M2P1.h:2,");
+    put(dir, "cur/101.M2P1.h:2,", FIXTURE_MSG);
     CHECK(until_quick(dir, 1));
-    put(dir, "new/102.M3P1.h");                 /* a delivery */
+    put(dir, "new/102.M3P1.h", FIXTURE_MSG);   /* a delivery */
     CHECK(open_count(dir, &scanned) == 2 && scanned);
     CHECK(until_quick(dir, 2));
     snprintf(a, sizeof(a), "%s/cur/101.M2P1.h:2,", dir);
@@ -124,7 +102,7 @@ TEST(damaged_or_stale_stamp_means_a_scan)
     FILE *f;
 
     folder(dir, sizeof(dir), "damaged");
-    put(dir, "cur/101.M2P1.h:2,");
+    put(dir, "cur/101.M2P1.h:2,", FIXTURE_MSG);
     CHECK(until_quick(dir, 1));
     snprintf(path, sizeof(path), "%s/postern-uidlist.stamp", dir);
     f = fopen(path, "r+");
@@ -151,7 +129,7 @@ TEST(names_the_list_cannot_hold_are_scanned_each_time)
     bool scanned;
 
     folder(dir, sizeof(dir), "odd");
-    put(dir, "cur/101.M2P1.h:2,SF");            /* flags out of order: not canonical */
+    put(dir, "cur/101.M2P1.h:2,SF", FIXTURE_MSG);   /* flags out of order: not canonical */
     for (int i = 0; i < 6; i++)
         CHECK(open_count(dir, &scanned) == 1 && scanned);
 }
@@ -169,7 +147,7 @@ TEST(large_folder_trusts_its_own_moves)
     folder(dir, sizeof(dir), "large");
     for (unsigned i = 0; i < STAMP_WAIT_MSGS; i++) {
         snprintf(name, sizeof(name), "new/%u.M%uP1.h", 1000000 + i, i);
-        put(dir, name);
+        put(dir, name, FIXTURE_MSG);
     }
     CHECK(store_open(dir, 0, 0, &b, &err) == 0);
     if (b == NULL)
@@ -180,7 +158,7 @@ TEST(large_folder_trusts_its_own_moves)
     store_changes_free(&ch);
     CHECK(store_scans == before);
     /* A delivery after that is still seen at once. */
-    put(dir, "new/2000000.M1P2.h");
+    put(dir, "new/2000000.M1P2.h", FIXTURE_MSG);
     CHECK(store_sync(b, &ch, &err) == 0 && ch.n_added == 1);
     store_changes_free(&ch);
     CHECK(store_scans == before + 1 && store_count(b) == STAMP_WAIT_MSGS + 1);
