@@ -91,6 +91,8 @@ static int read_line(struct imap_conn *c, struct str *line)
                 skipped += rest.len;
         }
         str_free(&rest);
+        if (r == STREAM_LINE && skipped > IMAP_DISCARD_MAX)
+            return -2;                  /* by the line's whole length, as mux_read.c */
         return r == STREAM_LINE ? 0 : r == STREAM_PARTIAL ? -2 : -1;
     }
     if (r != STREAM_LINE)
@@ -99,7 +101,7 @@ static int read_line(struct imap_conn *c, struct str *line)
         str_truncate(line, line->len - 1);
     if (line->len > 0 && line->s[line->len - 1] == '\r')
         str_truncate(line, line->len - 1);
-    return 1;
+    return line->len > IMAP_LINE_MAX ? 0 : 1;     /* a bare LF left a byte more */
 }
 
 /* A literal announcement at the end of line: its size and whether it is LITERAL+. */

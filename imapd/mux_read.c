@@ -61,6 +61,10 @@ static enum mux_event read_line_done(struct mux_reader *r)
 
     if (r->cmd.len == 0)
         imap_take_tag(ic, r->line.s, r->line.len);
+    if (r->line.len > IMAP_LINE_MAX) {     /* ended by a bare LF: a byte more came */
+        imap_bad(ic, "line too long");
+        return MUX_REFUSED;
+    }
     if (r->cmd.len - r->message + r->line.len > IMAP_CMD_MAX) {
         imap_bad(ic, "line too long");
         return MUX_REFUSED;
@@ -136,16 +140,17 @@ enum mux_event mux_read_step(struct mux_reader *r)
 
             str_free(&rest);
             r->skipped += got;
-            if (eol) {
-                imap_bad(r->ic, "line too long");
-                return MUX_REFUSED;
-            }
+            /* by the line's whole length, however its bytes arrived */
             if (r->skipped > MUX_DISCARD_MAX) {
                 log_info("command line over %d bytes, closing: client=[%s]", MUX_DISCARD_MAX,
                          r->ic->client);
                 stream_puts(st, "* BYE Command line too long\r\n");
                 mux_read_end(r, "line too long");
                 return MUX_ENDED;
+            }
+            if (eol) {
+                imap_bad(r->ic, "line too long");
+                return MUX_REFUSED;
             }
             if (got == 0)
                 return MUX_MORE;

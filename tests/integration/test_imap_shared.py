@@ -21,6 +21,8 @@ USER = "alice@example.test"
 OTHER = "bob@example.test"
 PASSWORD = "secret"
 TIMEOUT = 30
+LINE_MAX = 8192             # imapd's longest command line, its end excluded
+DISCARD_MAX = 65536         # the longest line skipped (its end included) before BYE
 
 imaplib.Commands.setdefault("MOVE", ("SELECTED",))
 
@@ -253,6 +255,13 @@ def test_hostile_input_after_login(imap):
     r.wait_for_line(rb"^b1 BAD", 5)
     r.sock.sendall(b"b2 FETCH 1 FL\x00AGS\r\n")
     r.wait_for_line(rb"^b2 BAD", 5)
+    # a line one byte over the limit is too long also when a bare LF ends it
+    r.sock.sendall(b"b3 NOOP " + b"x" * (LINE_MAX + 1 - 8) + b"\n")
+    ln, _ = r.wait_for_line(rb"^b3 BAD", 5)
+    assert b"too long" in ln, ln
+    # skipped up to 65536 bytes with its end: BAD, and the connection goes on
+    r.sock.sendall(b"b4 NOOP " + b"x" * (DISCARD_MAX - 10) + b"\r\n")
+    r.wait_for_line(rb"^b4 BAD", 5)
     r.sock.sendall(b"i IDLE\r\n")
     assert r.f.readline().startswith(b"+ ")
     r.sock.sendall(b"NOT DONE\r\n")
@@ -264,10 +273,10 @@ def test_hostile_input_after_login(imap):
     r.wait_for_line(rb"^\* BYE", 5)
     assert r.f.readline() == b""
     r.close()
-    # a line longer than can be skipped ends the connection
+    # a line longer than can be skipped ends the connection, a byte over is enough
     r = Raw(imap, OTHER)
     try:
-        r.sock.sendall(b"d1 NOOP " + b"y" * 70000 + b"\r\n")
+        r.sock.sendall(b"d1 NOOP " + b"y" * (DISCARD_MAX - 9) + b"\r\n")
     except OSError:
         pass
     r.wait_for_line(rb"^\* BYE", 5)
@@ -299,3 +308,29 @@ def test_error_limit_ends_at_once():
         r.close()
     finally:
         inst.cleanup()
+
+
+def test_line_limits_before_login(imap):
+    """The pre-login reader holds the same bounds: one byte over the line limit
+    ended by a bare LF is BAD, a line skipped to 65536 bytes is BAD, one byte more
+    is BYE."""
+    s = socket.create_connection(("127.0.0.1", imap.port("imap")), timeout=TIMEOUT)
+    f = s.makefile("rb")
+    try:
+        assert f.readline().startswith(b"* OK")
+        s.sendall(b"p1 NOOP " + b"x" * (LINE_MAX + 1 - 8) + b"\n")
+        ln = f.readline()
+        assert ln.startswith(b"p1 BAD") and b"too long" in ln, ln
+        s.sendall(b"p2 NOOP " + b"x" * (DISCARD_MAX - 10) + b"\r\n")
+        ln = f.readline()
+        assert ln.startswith(b"p2 BAD") and b"too long" in ln, ln
+        s.sendall(b"p3 NOOP\r\n")
+        assert f.readline().startswith(b"p3 OK")
+        try:
+            s.sendall(b"p4 NOOP " + b"x" * (DISCARD_MAX - 9) + b"\r\n")
+        except OSError:
+            pass
+        assert f.readline().startswith(b"* BYE")
+    finally:
+        f.close()
+        s.close()
