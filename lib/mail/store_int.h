@@ -95,7 +95,8 @@ bool store_base_ok(const char *s, size_t len);
 /* One folder's state, held once per process however many handles are open on it
  * (the connections of one user on the same folder): the descriptors, the UID list,
  * the view built from it, the keyword names and the stamps of the quick check.
- * Found again by the folder directory's device and inode. */
+ * Found again by the folder directory's device and inode (which the open directory
+ * keeps from being given to another while the state lives). */
 struct store_state {
     char *dir;
     dev_t dev;

@@ -3,11 +3,12 @@
  * other as news and is not told back to the one that made it; \Recent stays each
  * handle's own; keyword names made by one are news to the other; the state outlives
  * any one handle and goes with the last; a handle refused at open leaves the others
- * as they were. */
+ * as they were; a folder deleted and made again is not the old one's state. */
 #include "unit.h"
 #include "store_fixture.h"
 
 #include <errno.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,5 +143,42 @@ TEST(copy_into_a_folder_open_twice)
     store_close(d2);
     store_close(d1);
     store_close(s);
+    str_free(&err);
+}
+
+static int remove_one(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)type;
+    (void)ftw;
+    return remove(path);
+}
+
+TEST(deleted_and_made_again_is_new)
+{
+    char dir[600];
+    struct store_box *old = NULL, *fresh = NULL;
+    struct str err = STR_INIT;
+
+    folder(dir, sizeof(dir), "again");
+    put(dir, "new/1.M1P1.h", FIXTURE_MSG);
+    put(dir, "new/2.M1P1.h", FIXTURE_MSG);
+    CHECK(store_open(dir, 0, 0, &old, &err) == 0);
+    if (old == NULL)
+        return;
+    /* Another client deletes the folder and makes one of the same name: a new
+     * state (the old one's open directory keeps its inode number from being given
+     * to the new directory, so the two are never taken for one). */
+    CHECK(nftw(dir, remove_one, 16, FTW_DEPTH | FTW_PHYS) == 0);
+    folder(dir, sizeof(dir), "again");
+    put(dir, "new/9.M1P1.h", FIXTURE_MSG);
+    CHECK(store_open(dir, 0, 0, &fresh, &err) == 0);
+    if (fresh != NULL) {
+        CHECK(store_count(fresh) == 1 && store_msg(fresh, 0) != store_msg(old, 0));
+        CHECK(store_recent(fresh, store_msg(fresh, 0)->uid));
+        store_close(fresh);
+    }
+    CHECK(store_count(old) == 2);
+    store_close(old);
     str_free(&err);
 }
