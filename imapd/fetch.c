@@ -415,8 +415,70 @@ static int fetch_one(struct imap_session *s, struct fetch_req *r, size_t seq, si
     return 0;
 }
 
+static int cmp_uid(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+/* The folder index of uid: the one after last when it is there (a set walked in
+ * order), else found. */
+static long next_index(const struct imap_session *s, uint32_t uid, long last)
+{
+    const struct store_msg *m;
+
+    if (last >= 0 && (m = store_msg(s->box, (size_t)last + 1)) != NULL && m->uid == uid)
+        return last + 1;
+    return store_find(s->box, uid);
+}
+
+/* The sequence number of uid: the one after last when it is, else looked up. */
+static size_t next_seq(const struct imap_session *s, uint32_t uid, size_t last)
+{
+    if (last > 0 && last < s->nview && s->view[last] == uid)
+        return last + 1;
+    return imap_view_seq(s, uid);
+}
+
+/* BODY[] and the like set \Seen (RFC 3501 6.4.5): on the messages of uids (those
+ * the client knows, without it, past changedsince) in one change of the folder,
+ * before any is sent.  *seen: the UIDs it was set on, ascending. */
+static void set_seen(struct imap_session *s, const uint32_t *uids, size_t n,
+                     uint64_t changedsince, uint32_t **seen, size_t *nseen)
+{
+    uint32_t *want = xreallocarray(NULL, n ? n : 1, sizeof(*want)), *failed = NULL;
+    size_t nwant = 0, nf = 0;
+    struct str err = STR_INIT;
+    long last = -1;
+
+    for (size_t k = 0; k < n; k++) {
+        long i = next_index(s, uids[k], last);
+        const struct store_msg *m;
+
+        if (i < 0 || imap_view_seq(s, uids[k]) == 0)
+            continue;
+        last = i;
+        m = store_msg(s->box, (size_t)i);
+        if ((changedsince == 0 || m->modseq > changedsince) && !(m->flags & STORE_F_SEEN))
+            want[nwant++] = uids[k];
+    }
+    if (nwant > 0 && store_set_flags(s->box, want, nwant, '+', STORE_F_SEEN, 0, 0, &failed,
+                                     &nf, &err) == 0) {
+        *seen = want;
+        *nseen = nwant;
+        want = NULL;
+    }
+    free(want);
+    free(failed);
+    str_free(&err);
+}
+
 void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
 {
+    uint32_t *seen = NULL;                  /* set \Seen by this FETCH, ascending */
+    size_t nseen = 0, last_seq = 0;
+    long last_i = -1;
     struct fetch_req *r = xcalloc(1, sizeof(*r));
     uint32_t *uids = NULL;
     size_t n = 0, gone = 0;
@@ -445,32 +507,21 @@ void imap_cmd_fetch(struct imap_session *s, struct imap_parser *ip, bool uid)
         imap_fetch_vanished(s, &at_set, changedsince);
     if (r->need_meta)
         imap_cache_open(s);
+    if (r->sets_seen && !s->readonly)
+        set_seen(s, uids, n, changedsince, &seen, &nseen);
     for (size_t k = 0; k < n && !s->c.closing; k++) {
-        long i = store_find(s->box, uids[k]);
-        size_t seq = imap_view_seq(s, uids[k]);
-        bool seen_set = false;
+        long i = next_index(s, uids[k], last_i);
+        size_t seq = next_seq(s, uids[k], last_seq);
 
         if (i < 0 || seq == 0) {
             gone++;
             continue;
         }
+        last_i = i;
+        last_seq = seq;
         if (changedsince != 0 && store_msg(s->box, (size_t)i)->modseq <= changedsince)
             continue;
-        if (r->sets_seen && !s->readonly && !(store_msg(s->box, (size_t)i)->flags & STORE_F_SEEN)) {
-            struct str err = STR_INIT;
-            uint32_t *failed = NULL;
-            size_t nf = 0;
-            if (store_set_flags(s->box, &uids[k], 1, '+', STORE_F_SEEN, 0, 0, &failed, &nf,
-                                &err) == 0)
-                seen_set = true;
-            free(failed);
-            str_free(&err);
-            i = store_find(s->box, uids[k]);
-            if (i < 0) {
-                gone++;
-                continue;
-            }
-        }
+        bool seen_set = nseen > 0 && bsearch(&uids[k], seen, nseen, sizeof(*seen), cmp_uid);
         switch (fetch_one(s, r, seq, (size_t)i, uid, seen_set)) {
         case -1:
             gone++;
@@ -497,4 +548,5 @@ out:
     req_free(r);
     free(r);
     free(uids);
+    free(seen);
 }

@@ -154,6 +154,33 @@ def test_append_select_fetch(imap):
     c.logout()
 
 
+def test_fetch_of_bodies_sets_seen_on_each(imap):
+    """FETCH BODY[] of a range sets \\Seen on every unseen message of it (in one
+    change of the folder) and each FETCH response says so; PEEK and EXAMINE do not."""
+    c = connect(imap, "carol@example.test")
+    ok(c.create("SeenRange"))
+    for i in range(4):
+        ok(c.append("SeenRange", None, None, b"Subject: s%d\r\n\r\nbody %d\r\n" % (i, i)))
+    ok(c.select("SeenRange", readonly=True))
+    typ, data = c.fetch("1:4", "(BODY[TEXT])")
+    assert typ == "OK"
+    assert not any(b"\\Seen" in x[0] for x in data if isinstance(x, tuple)), data
+    ok(c.select("SeenRange"))
+    typ, data = c.fetch("2:4", "(BODY.PEEK[TEXT])")
+    assert typ == "OK"
+    typ, data = c.fetch("1:*", "(FLAGS)")
+    assert not any(b"\\Seen" in x for x in data), data
+    typ, data = c.fetch("2:4", "(BODY[TEXT])")
+    assert typ == "OK"
+    heads = [x[0] for x in data if isinstance(x, tuple)]
+    assert len(heads) == 3 and all(b"\\Seen" in h for h in heads), data
+    typ, data = c.fetch("1:*", "(FLAGS)")
+    flags = sorted(data)
+    assert b"\\Seen" not in flags[0] and all(b"\\Seen" in x for x in flags[1:]), data
+    c.close()
+    c.logout()
+
+
 def test_store_copy_move_expunge_search(imap):
     c = connect(imap, "carol@example.test")
     for i in range(5):
