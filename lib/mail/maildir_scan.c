@@ -83,7 +83,11 @@ bool maildir_name_size(const char *name, char key, uint64_t *out)
 
 bool maildir_base_size(const char *b, size_t len, char key, uint64_t *out)
 {
-    for (size_t i = 0; i + 3 <= len; i++) {
+    const char *comma = memchr(b, ',', len);     /* the sizes come after the unique part */
+
+    if (comma == NULL)
+        return false;
+    for (size_t i = (size_t)(comma - b); i + 3 <= len; i++) {
         uint64_t v = 0;
         size_t k;
 

@@ -128,19 +128,36 @@ void uidlist_expunged(struct uidlist *ul, uint32_t uid, uint64_t modseq, bool jo
     ul->nexp++;
 }
 
+/* bit c: byte c may not be in a base name (controls, space, '/', ':', DEL) */
+static const uint32_t refused[8] = { 0xffffffffu, 0x04008001u, 0, 0x80000000u };
+
+static bool is_refused(unsigned char c)
+{
+    return (refused[c >> 5] >> (c & 31)) & 1;
+}
+
 bool store_base_ok(const char *s, size_t len)
 {
-    /* bit c: byte c may not be in a base name (controls, space, '/', ':', DEL) */
-    static const uint32_t refused[8] = { 0xffffffffu, 0x04008001u, 0, 0x80000000u };
-
     if (len == 0 || len > 255 || s[0] == '.')
         return false;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((refused[c >> 5] >> (c & 31)) & 1)
+    for (size_t i = 0; i < len; i++)
+        if (is_refused((unsigned char)s[i]))
             return false;
-    }
     return true;
+}
+
+/* The base name that starts at p and ends at a line's end before end: its end
+ * (the '\n'), or NULL when a byte on the way may not be in one (or no line end
+ * comes).  One pass for both the search and the check. */
+static const char *base_line_end(const char *p, const char *end)
+{
+    const char *q = p;
+
+    while (q < end && !is_refused((unsigned char)*q))
+        q++;
+    if (q == end || *q != '\n' || q == p || q - p > 255 || *p == '.')
+        return NULL;
+    return q;
 }
 
 /* The flag and keyword letters of s (len bytes) as bits; others are ignored. */
@@ -286,6 +303,14 @@ static bool get_u32(const char **p, const char *end, uint32_t *out)
     return true;
 }
 
+static bool expect_c(const char **p, const char *end, char c)
+{
+    if (*p >= end || **p != c)
+        return false;
+    (*p)++;
+    return true;
+}
+
 static bool expect(const char **p, const char *end, const char *lit)
 {
     size_t n = strlen(lit);
@@ -346,17 +371,17 @@ int uidlist_parse(const char *text, size_t len, struct uidlist *ul, struct str *
             uint8_t f;
             uint32_t kw;
 
-            if (!get_u32(&p, end, &uid) || !expect(&p, end, " ") || !get_u64(&p, end, &ms) ||
-                !expect(&p, end, " "))
+            if (!get_u32(&p, end, &uid) || !expect_c(&p, end, ' ') || !get_u64(&p, end, &ms) ||
+                !expect_c(&p, end, ' '))
                 goto corrupt;
             fs = p;
             while (p < end && *p != ' ' && *p != '\n')
                 p++;
-            if (!expect(&p, end, " "))
+            if (!expect_c(&p, end, ' '))
                 goto corrupt;
             bs = p;
-            nl = memchr(p, '\n', (size_t)(end - p));
-            if (nl == NULL || !store_base_ok(bs, (size_t)(nl - bs)) || uid == 0 ||
+            nl = base_line_end(bs, end);
+            if (nl == NULL || uid == 0 ||
                 uid >= ul->nextuid || ms == 0 || ms > ul->highestmodseq ||
                 (ul->n > 0 && uid <= ul->v[ul->n - 1].uid))
                 goto corrupt;
