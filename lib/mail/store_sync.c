@@ -1,7 +1,9 @@
-/* Opening a folder and bringing its UID list in step with the directories (see
- * store.h): files others delivered, removed or renamed are found here.  Directory
- * entries are untrusted: names are checked (store_base_ok) and bounded by NAME_MAX;
- * the number of messages by the handle's limit. */
+/* Bringing a folder's UID list in step with its directories (see store.h): files
+ * others delivered, removed or renamed are found here, the shared view is rebuilt
+ * from the list, and what changed goes to each handle's pending news until its next
+ * store_sync takes it.  Directory entries are untrusted: names are checked
+ * (store_base_ok) and bounded by NAME_MAX; the number of messages by the handle's
+ * limit. */
 #include "store_int.h"
 
 #include <dirent.h>
