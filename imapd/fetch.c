@@ -451,14 +451,17 @@ static void set_seen(struct imap_session *s, const uint32_t *uids, size_t n,
     size_t nwant = 0, nf = 0;
     struct str err = STR_INIT;
     long last = -1;
+    size_t last_seq = 0;
 
     for (size_t k = 0; k < n; k++) {
         long i = next_index(s, uids[k], last);
+        size_t seq = next_seq(s, uids[k], last_seq);
         const struct store_msg *m;
 
-        if (i < 0 || imap_view_seq(s, uids[k]) == 0)
+        if (i < 0 || seq == 0)
             continue;
         last = i;
+        last_seq = seq;
         m = store_msg(s->box, (size_t)i);
         if ((changedsince == 0 || m->modseq > changedsince) && !(m->flags & STORE_F_SEEN))
             want[nwant++] = uids[k];

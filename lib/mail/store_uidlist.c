@@ -190,55 +190,58 @@ size_t store_name_base(const char *name, uint8_t *flags, uint32_t *keywords)
     return colon != NULL ? (size_t)(colon - name) : strlen(name);
 }
 
+/* ":2," and the letters of flags and keywords, sorted, at p (room for
+ * INFO_MAX bytes); their number. */
+#define INFO_MAX (3 + 6 + STORE_KEYWORDS_MAX)
+
+static size_t info_put(char *p, uint8_t flags, uint32_t keywords)
+{
+    size_t n = 0;
+
+    p[n++] = ':';
+    p[n++] = '2';
+    p[n++] = ',';
+    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+        if (flags & letters[k].bit)
+            p[n++] = letters[k].letter;
+    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
+        if (keywords & (1u << i))
+            p[n++] = (char)('a' + i);
+    return n;
+}
+
 void store_name_make(struct str *out, const char *base, size_t blen, uint8_t flags,
                      uint32_t keywords)
 {
+    char info[INFO_MAX];
+
     str_clear(out);
     str_append(out, base, blen);
-    str_append(out, ":2,", 3);
-    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
-        if (flags & letters[k].bit)
-            str_appendc(out, letters[k].letter);
-    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        if (keywords & (1u << i))
-            str_appendc(out, (char)('a' + i));
+    str_append(out, info, info_put(info, flags, keywords));
 }
 
 size_t store_rec_file_len(const struct uidlist_rec *rec)
 {
-    size_t n;
+    char info[INFO_MAX];
 
     if (rec->file != NULL)
         return strlen(rec->file);
-    n = rec->blen + 3 + (size_t)__builtin_popcount(rec->keywords);
-    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
-        n += (rec->flags & letters[k].bit) != 0;
-    return n;
+    return rec->blen + info_put(info, rec->flags, rec->keywords);
 }
 
 size_t store_rec_file_put(const struct uidlist_rec *rec, char *p)
 {
-    char *start = p;
-    size_t bl;
+    size_t n;
 
     if (rec->file != NULL) {
-        bl = strlen(rec->file);
-        memcpy(p, rec->file, bl + 1);
-        return bl;
+        n = strlen(rec->file);
+        memcpy(p, rec->file, n + 1);
+        return n;
     }
-    bl = rec->blen;
-    memcpy(p, rec->base, bl);
-    p += bl;
-    memcpy(p, ":2,", 3);
-    p += 3;
-    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
-        if (rec->flags & letters[k].bit)
-            *p++ = letters[k].letter;
-    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        if (rec->keywords & (1u << i))
-            *p++ = (char)('a' + i);
-    *p = '\0';
-    return (size_t)(p - start);
+    memcpy(p, rec->base, rec->blen);
+    n = rec->blen + info_put(p + rec->blen, rec->flags, rec->keywords);
+    p[n] = '\0';
+    return n;
 }
 
 void store_rec_file(const struct uidlist_rec *rec, struct str *out)
@@ -439,53 +442,6 @@ void uidlist_format(const struct uidlist *ul, struct str *out)
     str_free(&fl);
 }
 
-/* The whole list file into buf (buf->s malloc'ed, NUL-terminated), in one block
- * of its size.  0; -1 (err) when it is no regular file or over UIDLIST_MAX (to be
- * rebuilt); -2 (err) on an I/O error. */
-static int read_all(int fd, struct str *buf, struct str *err)
-{
-    struct stat st;
-    size_t cap;
-
-    if (fstat(fd, &st) < 0) {
-        str_clear(err);
-        str_printf(err, "stat %s: %s", UIDLIST_FILE, strerror(errno));
-        return -2;
-    }
-    if (!S_ISREG(st.st_mode) || st.st_size < 0 || (uint64_t)st.st_size > UIDLIST_MAX) {
-        str_sets(err, UIDLIST_FILE " is not a regular file of a sane size");
-        return -1;
-    }
-    cap = (size_t)st.st_size + 2;          /* a byte more: EOF is seen without growing */
-    buf->s = xmalloc_large(cap, 1);
-    buf->len = 0;
-    for (;;) {
-        ssize_t n;
-
-        if (buf->len + 1 == cap) {      /* grown since the stat: room for more */
-            if (cap > UIDLIST_MAX) {
-                str_sets(err, UIDLIST_FILE " is too large");
-                return -1;
-            }
-            cap = cap * 2 > UIDLIST_MAX + 1 ? UIDLIST_MAX + 2 : cap * 2;
-            buf->s = xrealloc(buf->s, cap);
-        }
-        n = read(fd, buf->s + buf->len, cap - 1 - buf->len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            str_clear(err);
-            str_printf(err, "read %s: %s", UIDLIST_FILE, strerror(errno));
-            return -2;
-        }
-        if (n == 0)
-            break;
-        buf->len += (size_t)n;
-    }
-    buf->s[buf->len] = '\0';
-    return 0;
-}
-
 int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
 {
     int fd = openat(dirfd, UIDLIST_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -504,11 +460,16 @@ int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
         str_printf(err, "open %s: %s", UIDLIST_FILE, strerror(errno));
         return -2;
     }
-    rc = read_all(fd, &buf, err);
+    rc = file_read_fd(fd, UIDLIST_FILE, UIDLIST_MAX, &buf, err);
+    if (rc < 0 && errno != EFBIG && errno != EISDIR) {
+        close(fd);
+        str_free(&buf);
+        return -2;
+    }
     close(fd);
     if (rc == 0)
-        rc = uidlist_parse(buf.s, buf.len, ul, err) < 0 ? -1 : 1;
-    free(buf.s);
+        rc = uidlist_parse(buf.s != NULL ? buf.s : "", buf.len, ul, err) < 0 ? -1 : 1;
+    str_free(&buf);
     return rc;
 }
 

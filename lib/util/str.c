@@ -47,7 +47,9 @@ void str_reserve(struct str *sb, size_t extra)
     cap = sb->cap ? sb->cap : 16;
     while (cap < need)
         cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    sb->s = xrealloc(sb->s, cap);
+    /* a first large block gets huge pages (xmalloc_large); later growth keeps it */
+    sb->s = sb->s == NULL && cap >= XMALLOC_LARGE_MIN ? xmalloc_large(cap, 1)
+                                                       : xrealloc(sb->s, cap);
     if (sb->cap == 0)
         sb->s[0] = '\0';
     sb->cap = cap;

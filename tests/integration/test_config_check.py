@@ -9,6 +9,7 @@ import socket
 
 import pytest
 
+from client_socket import read_line
 from conftest import start_instance
 from instance import wait_for
 
@@ -157,16 +158,7 @@ def banners(inst, n):
     socks = [socket.create_connection(("127.0.0.1", inst.port("smtp")), timeout=10)
              for _ in range(n)]
     try:
-        out = []
-        for s in socks:
-            data = b""
-            while not data.endswith(b"\r\n"):
-                chunk = s.recv(200)
-                if not chunk:
-                    break
-                data += chunk
-            out.append(data.decode())
-        return out
+        return [read_line(s).decode() for s in socks]
     finally:
         for s in socks:
             s.close()
