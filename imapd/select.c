@@ -239,12 +239,12 @@ static void cmd_select_common(struct imap_session *s, struct imap_parser *ip, bo
     s->watch = store_watch_open(path.s);
     view_load(s);
     n = store_count(s->box);
+    recent = store_recent_count(s->box);
     for (size_t i = 0; i < n; i++) {
-        const struct store_msg *m = store_msg(s->box, i);
-        if (store_recent(s->box, m->uid))
-            recent++;
-        if (unseen == 0 && !(m->flags & STORE_F_SEEN))
+        if (!(store_msg(s->box, i)->flags & STORE_F_SEEN)) {
             unseen = i + 1;
+            break;
+        }
     }
     stream_puts(s->c.st, "* FLAGS (");
     put_flag_names(s);

@@ -35,7 +35,13 @@
  * not yet reported to it).  What one handle changes or finds changed is news to
  * every other at its next store_sync.  The handles of a process are used by one
  * thread; processes exclude each other through the lock.  No call holds the lock
- * across returns, so a caller never deadlocks by holding two handles. */
+ * across returns, so a caller never deadlocks by holding two handles.
+ *
+ * A folder's state outlives its last handle, so that the next open of it in the
+ * process (a client's next SELECT, STATUS, APPEND) starts from what it knew and reads
+ * nothing when the quick check finds the directories and the list unchanged: at most
+ * STORE_KEEP_FOLDERS such folders, of STORE_KEEP_MSGS messages in all, the least
+ * recently closed going first. */
 #ifndef POSTERN_STORE_H
 #define POSTERN_STORE_H
 
@@ -59,6 +65,8 @@ struct str;
 #define STORE_KEYWORD_LEN  100      /* longest keyword name */
 #define STORE_EXPUNGED_KEEP 10000   /* records of expunged UID ranges kept for QRESYNC */
 #define STORE_LOCK_WAIT_MS 10000    /* longest wait for the UID list lock */
+#define STORE_KEEP_FOLDERS 4        /* closed folders whose state is kept */
+#define STORE_KEEP_MSGS    250000   /* messages those may hold in all */
 
 /* EXAMINE: takes no \Recent and refuses flag changes, expunge, append and being a
  * copy's destination; its syncs still move new/ to cur/ and number new files, as
@@ -108,6 +116,8 @@ const struct store_msg *store_msg(const struct store_box *b, size_t i);
 long store_find(const struct store_box *b, uint32_t uid);
 /* Whether uid is \Recent for this handle. */
 bool store_recent(const struct store_box *b, uint32_t uid);
+/* How many of the folder's messages are \Recent for this handle. */
+size_t store_recent_count(const struct store_box *b);
 /* Fills m->internaldate (and m->size when the name did not tell) from the file.
  * 0, or -1 with errno (ENOENT: expunged meanwhile). */
 int store_stat(struct store_box *b, size_t i);

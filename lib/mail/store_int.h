@@ -113,6 +113,7 @@ struct store_state {
     bool synced;
     struct store_box **boxes;           /* the handles open on it */
     size_t nboxes;
+    unsigned long last_used;            /* when its last handle went (store_open.c) */
     struct store_state *next;           /* the process's list of open folders */
 };
 
@@ -125,6 +126,11 @@ struct store_box {
     uint32_t *recent;                   /* UIDs that are \Recent for this handle, */
     size_t nrecent;                     /* ascending */
 };
+
+/* The folders kept with no handle on them (store.h), and their messages in *msgs. */
+size_t store_kept(size_t *msgs);
+/* Forgets the kept folders: the next open of each starts as in a new process. */
+void store_drop_kept(void);
 
 /* err becomes "what name: strerror(errno)"; returns -1 with errno kept. */
 int store_sys_fail(struct str *err, const char *what, const char *name);

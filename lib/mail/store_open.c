@@ -1,7 +1,8 @@
 /* Opening and closing folder handles (see store.h): the process's table of open
  * folders, each held once (struct store_state) however many handles share it, found
- * again by its directory's device and inode; leftovers cleaned at a folder's first
- * open; the read-only accessors of a handle. */
+ * again by its directory's device and inode, and kept a while after its last handle
+ * (STORE_KEEP_*); leftovers cleaned at a folder's first open; the read-only accessors
+ * of a handle. */
 #include "store_int.h"
 
 #include <errno.h>
@@ -67,8 +68,96 @@ static void state_free(struct store_state *sh)
     free(sh);
 }
 
-/* The state of the folder at dir: the one open already when its directory is, else
- * a new one (*fresh).  NULL with err. */
+static void state_unlink(struct store_state *sh)
+{
+    for (struct store_state **pp = &states; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == sh) {
+            *pp = sh->next;
+            break;
+        }
+    }
+    state_free(sh);
+}
+
+/* A kept state (no handle on it) still describes the directory it was found by:
+ * cur/, new/ and tmp/ are the directories its descriptors hold. */
+static bool kept_still_valid(const struct store_state *sh)
+{
+    static const char *const sub[] = { "cur", "new", "tmp" };
+    const int fds[] = { sh->curfd, sh->newfd, sh->tmpfd };
+    struct stat a, b;
+
+    for (size_t i = 0; i < 3; i++) {
+        if (fstatat(sh->dirfd, sub[i], &a, AT_SYMLINK_NOFOLLOW) < 0 || fstat(fds[i], &b) < 0 ||
+            a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+            return false;
+    }
+    return true;
+}
+
+/* Kept states of folders deleted since go. */
+static void drop_deleted(void)
+{
+    struct store_state *sh = states, *next;
+    struct stat st;
+
+    for (; sh != NULL; sh = next) {
+        next = sh->next;
+        if (sh->nboxes == 0 && (fstat(sh->dirfd, &st) < 0 || st.st_nlink == 0))
+            state_unlink(sh);
+    }
+}
+
+/* Keeps the kept states within STORE_KEEP_FOLDERS and STORE_KEEP_MSGS, the least
+ * recently used going first. */
+static void trim_kept(void)
+{
+    for (;;) {
+        struct store_state *oldest = NULL;
+        size_t folders = 0, msgs = 0;
+
+        for (struct store_state *sh = states; sh != NULL; sh = sh->next) {
+            if (sh->nboxes > 0)
+                continue;
+            folders++;
+            msgs += sh->n;
+            if (oldest == NULL || sh->last_used < oldest->last_used)
+                oldest = sh;
+        }
+        if (oldest == NULL || (folders <= STORE_KEEP_FOLDERS && msgs <= STORE_KEEP_MSGS))
+            return;
+        state_unlink(oldest);
+    }
+}
+
+size_t store_kept(size_t *msgs)
+{
+    size_t folders = 0, n = 0;
+
+    for (struct store_state *sh = states; sh != NULL; sh = sh->next) {
+        if (sh->nboxes == 0) {
+            folders++;
+            n += sh->n;
+        }
+    }
+    if (msgs != NULL)
+        *msgs = n;
+    return folders;
+}
+
+void store_drop_kept(void)
+{
+    struct store_state *sh = states, *next;
+
+    for (; sh != NULL; sh = next) {
+        next = sh->next;
+        if (sh->nboxes == 0)
+            state_unlink(sh);
+    }
+}
+
+/* The state of the folder at dir: the one open (or kept) already when its directory
+ * is, else a new one (*fresh).  NULL with err. */
 static struct store_state *state_get(const char *dir, bool *fresh, struct str *err)
 {
     struct store_state *sh;
@@ -82,11 +171,21 @@ static struct store_state *state_get(const char *dir, bool *fresh, struct str *e
             close(dirfd);
         return NULL;
     }
+    drop_deleted();
     for (sh = states; sh != NULL; sh = sh->next) {
-        if (sh->dev == st.st_dev && sh->ino == st.st_ino) {
-            close(dirfd);
-            return sh;
+        if (sh->dev != st.st_dev || sh->ino != st.st_ino)
+            continue;
+        if (sh->nboxes == 0 && !kept_still_valid(sh)) {
+            state_unlink(sh);
+            break;
         }
+        /* The same directory, perhaps renamed since. */
+        if (strcmp(sh->dir, dir) != 0) {
+            free(sh->dir);
+            sh->dir = xstrdup(dir);
+        }
+        close(dirfd);
+        return sh;
     }
     sh = xcalloc(1, sizeof(*sh));
     sh->dir = xstrdup(dir);
@@ -106,9 +205,11 @@ static struct store_state *state_get(const char *dir, bool *fresh, struct str *e
     return sh;
 }
 
-/* Takes b off its folder's state, which goes when no handle is left on it. */
-static void state_leave(struct store_box *b)
+/* Takes b off its folder's state.  When no handle is left on it, the state is kept
+ * (when keep and it was synced) or goes. */
+static void state_leave(struct store_box *b, bool keep)
 {
+    static unsigned long clock;
     struct store_state *sh = b->sh;
     size_t k = 0;
 
@@ -119,13 +220,25 @@ static void state_leave(struct store_box *b)
     b->sh = NULL;
     if (k > 0)
         return;
-    for (struct store_state **pp = &states; *pp != NULL; pp = &(*pp)->next) {
-        if (*pp == sh) {
-            *pp = sh->next;
-            break;
-        }
+    if (!keep || !sh->synced) {
+        state_unlink(sh);
+        return;
     }
-    state_free(sh);
+    sh->last_used = ++clock;
+    trim_kept();
+}
+
+static void box_free(struct store_box *b, bool keep)
+{
+    int e = errno;
+
+    if (b == NULL)
+        return;
+    state_leave(b, keep);
+    store_changes_free(&b->pending);
+    free(b->recent);
+    free(b);
+    errno = e;
 }
 
 int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_box **out,
@@ -146,7 +259,7 @@ int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_bo
     sh->boxes = xreallocarray(sh->boxes, sh->nboxes + 1, sizeof(*sh->boxes));
     sh->boxes[sh->nboxes++] = b;
     if ((lk = store_lock(sh->dirfd, err)) < 0) {
-        store_close(b);
+        box_free(b, true);
         return -1;
     }
     if (fresh) {
@@ -161,7 +274,7 @@ int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_bo
         rc = store_sys_fail(err, "too many messages in", dir);
     }
     if (rc < 0) {
-        store_close(b);
+        box_free(b, false);
         return -1;
     }
     store_changes_free(&b->pending);
@@ -171,15 +284,7 @@ int store_open(const char *dir, unsigned flags, size_t max_msgs, struct store_bo
 
 void store_close(struct store_box *b)
 {
-    int e = errno;
-
-    if (b == NULL)
-        return;
-    state_leave(b);
-    store_changes_free(&b->pending);
-    free(b->recent);
-    free(b);
-    errno = e;
+    box_free(b, true);
 }
 
 bool store_recent(const struct store_box *b, uint32_t uid)
@@ -195,6 +300,21 @@ bool store_recent(const struct store_box *b, uint32_t uid)
             hi = mid;
     }
     return lo < b->nrecent && b->recent[lo] == uid;
+}
+
+size_t store_recent_count(const struct store_box *b)
+{
+    const struct store_state *sh = b->sh;
+    size_t count = 0, j = 0;
+
+    /* Both ascending. */
+    for (size_t i = 0; i < b->nrecent && j < sh->n; i++) {
+        while (j < sh->n && sh->msgs[j].uid < b->recent[i])
+            j++;
+        if (j < sh->n && sh->msgs[j].uid == b->recent[i])
+            count++;
+    }
+    return count;
 }
 
 uint32_t store_uidvalidity(const struct store_box *b) { return b->sh->ul.uidvalidity; }

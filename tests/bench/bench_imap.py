@@ -455,10 +455,10 @@ def report(f, why, limit):
         for i, what in enumerate(("SELECT", "FETCH 1:* FLAGS")):
             key = (lambda n, kind=kind: (kind, n))
             p = f[key("postern")][i]
-            out = f"imap {f'{what}, {BIG} msgs, {kind[4:]}':28s} postern {p:8.2f}s"
+            out = f"imap {f'{what}, {BIG} msgs, {kind[4:]}':28s} postern {p * 1000:8.1f} ms"
             if why is None:
                 d = f[key("dovecot")][i]
-                out += f"  dovecot {d:8.2f}s  ratio postern/dovecot {ratio(p, d)}"
+                out += f"  dovecot {d * 1000:8.1f} ms  ratio postern/dovecot {ratio(p, d)}"
             print(out + "   (lower is better)")
     for name in names if "idle" in PARTS else ():
         held, pss0, rss0, pss, rss, nproc, stopped = f[("idle", name)]

@@ -37,6 +37,7 @@ TEST(handles_hold_one_state)
     CHECK(store_count(a) == 2 && store_msg(a, 0) == store_msg(b, 0));
     CHECK(store_recent(a, 1) && store_recent(a, 2));
     CHECK(!store_recent(b, 1) && !store_recent(b, 2));
+    CHECK(store_recent_count(a) == 2 && store_recent_count(b) == 0);
 
     /* a's STORE: news for b, not for a. */
     uint32_t uid1 = 1;
