@@ -110,6 +110,8 @@ struct store_state {
     struct timespec seen_new, seen_cur, seen_list;      /* change times, for the quick check */
     ino_t seen_list_ino;
     bool stamps_trusted;                /* the directory stamps were old when taken */
+    long long verify_at;                /* clock_ms(): cur/ as our own changes left it is
+                                         * believed until then (store_stamp_own) */
     bool synced;
     struct store_box **boxes;           /* the handles open on it */
     size_t nboxes;
@@ -156,6 +158,18 @@ void store_stamp_dirs(struct store_box *b);
 #define STORE_MOVE_ROUNDS  3            /* readings of new/ in one scan */
 void store_stamp_wait(struct store_box *b);
 void store_stamp_list(struct store_box *b);
+/* After the folder's own renames, unlinks or links in cur/ under the lock (STORE,
+ * EXPUNGE, APPEND, COPY), with the list committed: when the quick check held just
+ * before them and none of them found a file gone (clean), cur/'s new time is taken
+ * as what they left, so the next command reads no directory; until STORE_VERIFY_MS
+ * after the first such change, when a full scan (after waiting out the stamps'
+ * margin) makes sure no other program changed cur/ in the meantime.  Otherwise the
+ * next sync scans, as for any change. */
+#define STORE_VERIFY_MS 1000
+void store_stamp_own(struct store_box *b, bool clean);
+/* The quick check: true when neither directory nor the list changed since the
+ * last scan (or the folder's own changes, store_stamp_own). */
+bool store_unchanged(struct store_box *b);
 /* The stamp file (store_stamp.c): true when it says the list matches the
  * directories as store_stamp_dirs just saw them; written after a scan that left
  * them matching. */

@@ -135,7 +135,7 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
                     uint32_t **failed, size_t *n_failed, struct str *err)
 {
     int lk, rc = 0;
-    bool dirty = false;
+    bool dirty = false, clean;
 
     if (failed != NULL) {
         *failed = NULL;
@@ -151,6 +151,7 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
     flags &= STORE_F_MASK;
     if ((lk = lock_sync(b, err)) < 0)
         return -1;
+    clean = store_unchanged(b);
     for (size_t i = 0; i < n && rc == 0; i++) {
         struct uidlist_rec *rec = rec_find(b, uids[i]);
         uint8_t nf;
@@ -177,8 +178,10 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
             rc = store_sys_fail(err, "rename", rec->base);
             break;
         }
-        if (r == 1)
-            continue;               /* expunged by another: the next sync tells */
+        if (r == 1) {
+            clean = false;          /* expunged by another: the next sync tells */
+            continue;
+        }
         rec->flags = nf;
         rec->keywords = nk;
         rec->modseq = ++b->sh->ul.highestmodseq;
@@ -186,6 +189,8 @@ int store_set_flags(struct store_box *b, const uint32_t *uids, size_t n, char op
     }
     if (dirty && store_commit(b, err) < 0)
         rc = -1;
+    if (dirty)
+        store_stamp_own(b, clean && rc == 0);
     store_unlock(lk);
     return rc;
 }
@@ -206,7 +211,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
     int lk, rc = 0;
     size_t k = 0;
     struct str nm = STR_INIT;
-    bool dirty = false, join = false;
+    bool dirty = false, join = false, clean;
 
     if (done != NULL) {
         *done = NULL;
@@ -216,6 +221,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
         return rdonly(err);
     if ((lk = lock_sync(b, err)) < 0)
         return -1;
+    clean = store_unchanged(b);
     if (uids != NULL) {
         sorted = xreallocarray(NULL, n ? n : 1, sizeof(*sorted));
         memcpy(sorted, uids, n * sizeof(*sorted));
@@ -229,9 +235,12 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
             want = n > 0 && bsearch(&rec->uid, sorted, n, sizeof(*sorted), cmp_u32) != NULL;
         if (want) {
             store_rec_file(rec, &nm);
-            if (unlinkat(b->sh->curfd, nm.s, 0) < 0 && errno != ENOENT) {
-                rc = store_sys_fail(err, "unlink", nm.s);
-                want = false;
+            if (unlinkat(b->sh->curfd, nm.s, 0) < 0) {
+                clean = false;
+                if (errno != ENOENT) {
+                    rc = store_sys_fail(err, "unlink", nm.s);
+                    want = false;
+                }
             }
         }
         if (want) {
@@ -251,6 +260,7 @@ static int expunge(struct store_box *b, const uint32_t *uids, size_t n, bool any
         fsync(b->sh->curfd);
         if (store_commit(b, err) < 0)
             rc = -1;
+        store_stamp_own(b, clean && rc == 0);
     }
     store_unlock(lk);
     str_free(&nm);
@@ -344,6 +354,7 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
     size_t ncs = 0, ndone = 0;
     struct str nm = STR_INIT, sz = STR_INIT, base = STR_INIT;
     int lk, rc = 0;
+    bool clean;
 
     *src_uids = NULL;
     *dst_uids = NULL;
@@ -385,6 +396,7 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
         rc = -1;
         goto out;
     }
+    clean = store_unchanged(dst);
     *src_uids = xcalloc(ncs ? ncs : 1, sizeof(uint32_t));
     *dst_uids = xcalloc(ncs ? ncs : 1, sizeof(uint32_t));
     for (size_t i = 0; i < ncs && dst->sh->ul.nextuid < UINT32_MAX; i++) {
@@ -393,8 +405,10 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
         str_append(&base, sz.s, sz.len);
         store_name_make(&nm, base.s, base.len, cs[i].flags, cs[i].keywords);
         if (linkat(b->sh->curfd, cs[i].file, dst->sh->curfd, nm.s, 0) < 0) {
-            if (errno == ENOENT)
-                continue;           /* expunged meanwhile */
+            if (errno == ENOENT) {
+                clean = false;      /* expunged meanwhile */
+                continue;
+            }
             if ((errno != EXDEV && errno != EPERM && errno != EMLINK) ||
                 copy_file(b->sh->curfd, cs[i].file, dst->sh->curfd, nm.s) < 0) {
                 if (errno == ENOENT)
@@ -415,6 +429,7 @@ int store_copy(struct store_box *b, const uint32_t *uids, size_t n, struct store
         /* The list names the new files only once they are durable. */
         if (rc == 0 && store_commit(dst, err) < 0)
             rc = -1;
+        store_stamp_own(dst, clean && rc == 0);
         if (rc < 0)
             ndone = 0;      /* not recorded: the next sync gives them UIDs */
     }
@@ -539,6 +554,8 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
     if ((lk = lock_sync(b, err)) < 0) {
         rc = -1;
     } else {
+        bool clean = store_unchanged(b);
+
         if (b->sh->ul.nextuid == UINT32_MAX) {
             errno = ENOSPC;
             rc = store_sys_fail(err, "no UID left in", b->sh->dir);
@@ -555,6 +572,7 @@ int store_append_commit(struct store_append *a, unsigned flags, uint32_t keyword
             } else {
                 store_recent_add(b, u);
                 *uid = u;
+                store_stamp_own(b, clean);
             }
         }
         store_unlock(lk);
@@ -608,8 +626,11 @@ int store_open_msg(struct store_box *b, size_t i)
     fd = openat(b->sh->dirfd, b->sh->msgs[i].file, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd >= 0 || errno != ENOENT)
         return fd;
-    /* Renamed by a flag change elsewhere: find it by its base name. */
+    /* Renamed by a flag change elsewhere: find it by its base name, after a scan
+     * even within the trust of the folder's own changes (store_stamp_own). */
     uint32_t uid = b->sh->msgs[i].uid;
+    if (b->sh->verify_at != 0)
+        b->sh->verify_at = 1;
     int lk = lock_sync(b, &nm);
 
     if (lk < 0) {

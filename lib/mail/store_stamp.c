@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "str.h"
 
 #define STAMP_FILE  UIDLIST_FILE ".stamp"
@@ -167,4 +168,15 @@ void store_stamp_list(struct store_box *b)
     }
     b->sh->seen_list = sl.st_ctim;
     b->sh->seen_list_ino = sl.st_ino;
+}
+
+void store_stamp_own(struct store_box *b, bool clean)
+{
+    struct stat sc;
+
+    if (!clean || fstat(b->sh->curfd, &sc) < 0)
+        return;
+    b->sh->seen_cur = sc.st_ctim;
+    if (b->sh->verify_at == 0)
+        b->sh->verify_at = clock_ms() + STORE_VERIFY_MS;
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "atomic_file.h"
+#include "clock.h"
 #include "file_read.h"
 #include "log.h"
 #include "maildir_scan.h"
@@ -514,6 +515,12 @@ int store_sync_locked(struct store_box *b, struct str *err)
         dirty = true;
     }
     str_free(&why);
+    if (b->sh->verify_at != 0) {
+        /* Checking on the folder's own changes, perhaps a few ms old: once past
+         * the margin, this scan's stamps can be trusted. */
+        store_stamp_wait(b);
+        b->sh->verify_at = 0;
+    }
     store_stamp_dirs(b);
     first_new = ul.nextuid;
     /* The list as stamped after a scan that matched the directories, which have not
@@ -550,12 +557,13 @@ static bool same_time(struct timespec a, struct timespec b)
     return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
-/* True when neither directory nor the list changed since the last scan. */
-static bool unchanged(struct store_box *b)
+bool store_unchanged(struct store_box *b)
 {
     struct stat sn, sc, sl;
 
-    if (!b->sh->synced || !b->sh->stamps_trusted || fstat(b->sh->newfd, &sn) < 0 ||
+    if (!b->sh->synced || !b->sh->stamps_trusted ||
+        (b->sh->verify_at != 0 && clock_ms() >= b->sh->verify_at) ||
+        fstat(b->sh->newfd, &sn) < 0 ||
         fstat(b->sh->curfd, &sc) < 0 ||
         fstatat(b->sh->dirfd, UIDLIST_FILE, &sl, AT_SYMLINK_NOFOLLOW) < 0)
         return false;
@@ -565,7 +573,7 @@ static bool unchanged(struct store_box *b)
 
 int store_sync_changed(struct store_box *b, struct str *err)
 {
-    return unchanged(b) ? 0 : store_sync_locked(b, err);
+    return store_unchanged(b) ? 0 : store_sync_locked(b, err);
 }
 
 static bool has_u32(const uint32_t *v, size_t n, uint32_t x)
@@ -646,7 +654,7 @@ int store_sync(struct store_box *b, struct store_changes *ch, struct str *err)
 
     if (ch != NULL)
         memset(ch, 0, sizeof(*ch));
-    if (unchanged(b)) {
+    if (store_unchanged(b)) {
         take_pending(b, ch);
         return 0;
     }

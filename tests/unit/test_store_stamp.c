@@ -2,7 +2,10 @@
  * directories have not changed since a scan that matched them opens from its list
  * alone; a delivery, a rename by another program, a rewritten list or a damaged
  * stamp each bring the scan back, and what the scan finds is what the folder shows;
- * a large folder's own moves from new/ leave a stamp the next look trusts. */
+ * a large folder's own moves from new/ leave a stamp the next look trusts; the
+ * folder's own STOREs leave cur/ as known (no scan after them), and a change by
+ * another program just after is still seen, within STORE_VERIFY_MS, or at once when
+ * a message it renamed is opened or a file it removed is stored to. */
 #include "unit.h"
 #include "store_fixture.h"
 
@@ -167,5 +170,94 @@ TEST(large_folder_trusts_its_own_moves)
     store_changes_free(&ch);
     CHECK(store_scans == before + 1 && store_count(b) == STAMP_WAIT_MSGS + 1);
     store_close(b);
+    str_free(&err);
+}
+
+/* Sets flag on uid through b; true when it worked. */
+static bool flag(struct store_box *b, uint32_t uid, unsigned f)
+{
+    struct str err = STR_INIT;
+    uint32_t *failed = NULL;
+    size_t nf = 0;
+    int rc = store_set_flags(b, &uid, 1, '+', f, 0, 0, &failed, &nf, &err);
+
+    free(failed);
+    str_free(&err);
+    return rc == 0;
+}
+
+/* Syncs b until message i shows flag f, bounded to 3 s: true when it did. */
+static bool until_flag(struct store_box *b, size_t i, unsigned f)
+{
+    struct timespec pause = { 0, 20 * 1000 * 1000 };
+    struct str err = STR_INIT;
+    struct store_changes ch;
+    bool seen = false;
+
+    for (int n = 0; n < 150 && !seen; n++) {
+        if (store_sync(b, &ch, &err) < 0)
+            break;
+        store_changes_free(&ch);
+        seen = store_msg(b, i) != NULL && (store_msg(b, i)->flags & f);
+        if (!seen)
+            nanosleep(&pause, NULL);
+    }
+    str_free(&err);
+    return seen;
+}
+
+TEST(own_changes_need_no_scan_and_others_are_still_seen)
+{
+    char dir[600], a[1024], b[1024];
+    struct store_box *box = NULL;
+    struct str err = STR_INIT;
+    struct store_changes ch;
+    unsigned long before;
+    int fd;
+
+    folder(dir, sizeof(dir), "own");
+    put(dir, "cur/101.M1P1.h:2,", FIXTURE_MSG);
+    put(dir, "cur/102.M2P1.h:2,", FIXTURE_MSG);
+    put(dir, "cur/103.M3P1.h:2,", FIXTURE_MSG);
+    CHECK(until_quick(dir, 3));
+    CHECK(store_open(dir, 0, 0, &box, &err) == 0);
+    if (box == NULL)
+        return;
+    /* STOREs in a row, then a sync: no directory read. */
+    before = store_scans;
+    CHECK(flag(box, 1, STORE_F_SEEN) && flag(box, 2, STORE_F_SEEN));
+    CHECK(store_sync(box, &ch, &err) == 0);
+    store_changes_free(&ch);
+    CHECK(store_scans == before);
+    CHECK(store_msg(box, 1)->flags & STORE_F_SEEN);
+
+    /* Another program flags message 3 right after: seen within STORE_VERIFY_MS. */
+    snprintf(a, sizeof(a), "%s/cur/103.M3P1.h:2,", dir);
+    snprintf(b, sizeof(b), "%s/cur/103.M3P1.h:2,F", dir);
+    CHECK(rename(a, b) == 0);
+    CHECK(until_flag(box, 2, STORE_F_FLAGGED));
+    CHECK(store_scans > before);
+
+    /* A message renamed by another program within the trust of our own change
+     * still opens (the failed open scans), and a STORE that finds a file gone
+     * leaves the next sync to scan. */
+    CHECK(flag(box, 1, STORE_F_ANSWERED));
+    snprintf(a, sizeof(a), "%s/cur/101.M1P1.h:2,RS", dir);
+    snprintf(b, sizeof(b), "%s/cur/101.M1P1.h:2,RST", dir);
+    CHECK(rename(a, b) == 0);
+    fd = store_open_msg(box, 0);
+    CHECK(fd >= 0);
+    if (fd >= 0)
+        close(fd);
+    CHECK(store_msg(box, 0)->flags & STORE_F_DELETED);
+    snprintf(a, sizeof(a), "%s/cur/102.M2P1.h:2,S", dir);
+    CHECK(unlink(a) == 0);
+    before = store_scans;
+    CHECK(flag(box, 2, STORE_F_FLAGGED));
+    CHECK(store_sync(box, &ch, &err) == 0);
+    CHECK(ch.n_expunged == 1 && ch.expunged[0] == 2);
+    store_changes_free(&ch);
+    CHECK(store_scans > before && store_count(box) == 2);
+    store_close(box);
     str_free(&err);
 }
