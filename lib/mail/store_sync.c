@@ -366,16 +366,18 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
         m->file = fp;
         memcpy(fp, "cur/", 4);
         fp += 4 + store_rec_file_put(r, fp + 4) + 1;
-        if (!maildir_base_size(r->base, r->blen, 'W', &m->size))
-            m->size = 0;
         if (i < on && old[i].uid == r->uid) {
+            /* The same base name: the size it gave (or store_stat found) holds. */
             m->internaldate = old[i].internaldate;
-            if (m->size == 0)
-                m->size = old[i].size;
+            m->size = old[i].size;
+            if (m->size == 0 && !maildir_base_size(r->base, r->blen, 'W', &m->size))
+                m->size = 0;
             if (report && old[i].modseq != r->modseq)
                 PENDING_ADD(sh, except, changed, r->uid);
             i++;
         } else {
+            if (!maildir_base_size(r->base, r->blen, 'W', &m->size))
+                m->size = 0;
             if (recent_to != NULL && recent_from != 0 && r->uid >= recent_from)
                 store_recent_add(recent_to, r->uid);
             if (report)

@@ -201,12 +201,12 @@ static size_t info_put(char *p, uint8_t flags, uint32_t keywords)
     p[n++] = ':';
     p[n++] = '2';
     p[n++] = ',';
-    for (size_t k = 0; k < sizeof(letters) / sizeof(letters[0]); k++)
+    for (size_t k = 0; flags != 0 && k < sizeof(letters) / sizeof(letters[0]); k++)
         if (flags & letters[k].bit)
             p[n++] = letters[k].letter;
-    for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
-        if (keywords & (1u << i))
-            p[n++] = (char)('a' + i);
+    keywords &= (1u << STORE_KEYWORDS_MAX) - 1;
+    for (; keywords != 0; keywords &= keywords - 1)     /* lowest set bit first */
+        p[n++] = (char)('a' + __builtin_ctz(keywords));
     return n;
 }
 
@@ -416,11 +416,28 @@ corrupt:
     return bad(err, line, "malformed or out of order");
 }
 
+/* Appends v in decimal. */
+static void put_dec(struct str *out, uint64_t v)
+{
+    char buf[20];
+    size_t n = sizeof(buf);
+
+    do {
+        buf[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    str_append(out, buf + n, sizeof(buf) - n);
+}
+
 void uidlist_format(const struct uidlist *ul, struct str *out)
 {
-    struct str fl = STR_INIT;
+    char info[INFO_MAX];
+    size_t total = 128 + ul->nexp * 48;
 
+    for (size_t i = 0; i < ul->n; i++)
+        total += 44 + INFO_MAX + ul->v[i].blen;
     str_clear(out);
+    str_reserve(out, total);
     str_appends(out, UIDLIST_MAGIC);
     str_printf(out, "V %" PRIu32 " N %" PRIu32 " M %" PRIu64 " E %" PRIu64 "\n",
                ul->uidvalidity, ul->nextuid, ul->highestmodseq, ul->exp_floor);
@@ -432,14 +449,23 @@ void uidlist_format(const struct uidlist *ul, struct str *out)
         else
             str_printf(out, "X %" PRIu32 " %" PRIu64 "\n", x->lo, x->modseq);
     }
+    /* "UID MODSEQ FLAGS BASE", FLAGS "-" when none: one record a line. */
     for (size_t i = 0; i < ul->n; i++) {
         const struct uidlist_rec *r = &ul->v[i];
+        size_t n = info_put(info, r->flags, r->keywords);
 
-        store_name_make(&fl, "", 0, r->flags, r->keywords);
-        str_printf(out, "%" PRIu32 " %" PRIu64 " %s %s\n", r->uid, r->modseq,
-                   fl.len > 3 ? fl.s + 3 : "-", r->base);
+        put_dec(out, r->uid);
+        str_appendc(out, ' ');
+        put_dec(out, r->modseq);
+        str_appendc(out, ' ');
+        if (n > 3)
+            str_append(out, info + 3, n - 3);
+        else
+            str_appendc(out, '-');
+        str_appendc(out, ' ');
+        str_append(out, r->base, r->blen);
+        str_appendc(out, '\n');
     }
-    str_free(&fl);
 }
 
 int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
