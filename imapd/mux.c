@@ -27,6 +27,7 @@
 #include "mux_read.h"
 #include "server.h"
 #include "session.h"
+#include "store.h"
 #include "store_watch.h"
 #include "stream.h"
 #include "xmalloc.h"
@@ -40,6 +41,7 @@ struct conn {
     struct imap_session *s;
     struct mux_reader rd;       /* the command being read, its deadline; dead, end_how */
     long long next_sync;        /* IDLE without a watch: the next sync */
+    long long verified;         /* the store_verify_at it last synced for */
     bool transport_dry;         /* the transport's held input decoded to nothing */
 };
 
@@ -75,6 +77,24 @@ static void conn_reset(struct conn *c)
     mux_read_reset(&c->rd, c->s->idling,
                    c->s->idling ? c->s->idle_end : clock_ms() + imap_cf.timeout_ms);
     c->next_sync = clock_ms() + MUX_IDLE_POLL_MS;
+}
+
+/* When a connection in IDLE must sync its folder without being woken: every
+ * MUX_IDLE_POLL_MS without an inotify watch, and when the folder's own changes stop
+ * being taken on trust (store_verify_at), so that another program's change hidden by
+ * one of them is told within that second too.  0: none. */
+static long long idle_due(const struct conn *c)
+{
+    long long due = 0, v;
+
+    if (c->rd.dead || !c->s->idling)
+        return 0;
+    if (c->s->watch == NULL)
+        due = c->next_sync;
+    if (c->s->box != NULL && (v = store_verify_at(c->s->box)) != 0 && v != c->verified &&
+        (due == 0 || v < due))
+        due = v;
+    return due;
 }
 
 static bool on_folder(const struct imap_session *s, const struct str *name)
@@ -297,8 +317,9 @@ void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who)
                 ready = true;
             if (c->rd.deadline < wake)
                 wake = c->rd.deadline;
-            if (c->s->idling && c->s->watch == NULL && c->next_sync < wake)
-                wake = c->next_sync;
+            long long due = idle_due(c);
+            if (due != 0 && due < wake)
+                wake = due;
         }
         wait = ready ? 0 : wake <= now ? 0 : (int)(wake - now);
         if (poll(pfd, (nfds_t)np, wait) < 0 && errno != EINTR) {
@@ -325,8 +346,11 @@ void imap_mux(int ctl, struct login_handoff *h, const struct auth_result *who)
                 if (stream_output_pending(c->s->c.st) <= MUX_READ_HOLD)
                     conn_input(c);
             }
-            if (!c->rd.dead && c->s->idling && c->s->watch == NULL && now >= c->next_sync) {
+            long long due = idle_due(c);
+            if (due != 0 && now >= due) {
                 c->next_sync = now + MUX_IDLE_POLL_MS;
+                if (c->s->box != NULL)
+                    c->verified = store_verify_at(c->s->box);
                 imap_idle_wake(c->s);
             }
             if (!c->rd.dead)

@@ -116,6 +116,10 @@ const struct store_msg *store_msg(const struct store_box *b, size_t i);
 long store_find(const struct store_box *b, uint32_t uid);
 /* Whether uid is \Recent for this handle. */
 bool store_recent(const struct store_box *b, uint32_t uid);
+/* When (clock_ms()) the folder's own recent changes stop being taken on trust and
+ * the next sync reads the directories again; 0 when none is pending.  A caller that
+ * waits for changes (IDLE) syncs then. */
+long long store_verify_at(const struct store_box *b);
 /* How many of the folder's messages are \Recent for this handle. */
 size_t store_recent_count(const struct store_box *b);
 /* Fills m->internaldate (and m->size when the name did not tell) from the file.

@@ -317,6 +317,7 @@ size_t store_recent_count(const struct store_box *b)
     return count;
 }
 
+long long store_verify_at(const struct store_box *b) { return b->sh->verify_at; }
 uint32_t store_uidvalidity(const struct store_box *b) { return b->sh->ul.uidvalidity; }
 uint32_t store_uidnext(const struct store_box *b) { return b->sh->ul.nextuid; }
 uint64_t store_highestmodseq(const struct store_box *b) { return b->sh->ul.highestmodseq; }

@@ -495,6 +495,14 @@ int store_sync_locked(struct store_box *b, struct str *err)
     int r;
     uint32_t first_new;
 
+    if (b->sh->verify_at != 0) {
+        /* Checking on the folder's own changes, perhaps a few ms old: once past
+         * the margin, this scan's stamps can be trusted.  Until a scan succeeds,
+         * no stamp is. */
+        store_stamp_wait(b);
+        b->sh->verify_at = 0;
+        b->sh->stamps_trusted = false;
+    }
     store_keywords_read(b);
     r = uidlist_read(b->sh->dirfd, &ul, &why);
     if (r == -2) {
@@ -517,12 +525,6 @@ int store_sync_locked(struct store_box *b, struct str *err)
         dirty = true;
     }
     str_free(&why);
-    if (b->sh->verify_at != 0) {
-        /* Checking on the folder's own changes, perhaps a few ms old: once past
-         * the margin, this scan's stamps can be trusted. */
-        store_stamp_wait(b);
-        b->sh->verify_at = 0;
-    }
     store_stamp_dirs(b);
     first_new = ul.nextuid;
     /* The list as stamped after a scan that matched the directories, which have not

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "maildir.h"
 #include "store.h"
 #include "store_int.h"
@@ -230,13 +231,15 @@ TEST(own_changes_need_no_scan_and_others_are_still_seen)
     store_changes_free(&ch);
     CHECK(store_scans == before);
     CHECK(store_msg(box, 1)->flags & STORE_F_SEEN);
+    long long due = store_verify_at(box);
+    CHECK(due > clock_ms() - 100 && due <= clock_ms() + STORE_VERIFY_MS);
 
     /* Another program flags message 3 right after: seen within STORE_VERIFY_MS. */
     snprintf(a, sizeof(a), "%s/cur/103.M3P1.h:2,", dir);
     snprintf(b, sizeof(b), "%s/cur/103.M3P1.h:2,F", dir);
     CHECK(rename(a, b) == 0);
     CHECK(until_flag(box, 2, STORE_F_FLAGGED));
-    CHECK(store_scans > before);
+    CHECK(store_scans > before && store_verify_at(box) == 0);
 
     /* A message renamed by another program within the trust of our own change
      * still opens (the failed open scans), and a STORE that finds a file gone
