@@ -284,16 +284,20 @@ int store_keywords_read(struct store_box *b)
 
 int store_keywords_write(struct store_box *b, struct str *err)
 {
-    struct str text = STR_INIT, path = STR_INIT;
+    struct str text = STR_INIT, why = STR_INIT;
     int rc;
 
     for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
         if (b->sh->kw[i] != NULL)
             str_printf(&text, "%u %s\n", i, b->sh->kw[i]);
-    str_printf(&path, "%s/%s", b->sh->dir, KEYWORDS_FILE);
-    rc = atomic_file_write(path.s, text.s != NULL ? text.s : "", text.len, 0600, NULL, err);
+    rc = atomic_file_write_at(b->sh->dirfd, KEYWORDS_FILE, text.s != NULL ? text.s : "",
+                              text.len, 0600, &why);
+    if (rc < 0) {
+        str_clear(err);
+        str_printf(err, "%s/%s", b->sh->dir, why.s);
+    }
     str_free(&text);
-    str_free(&path);
+    str_free(&why);
     return rc;
 }
 

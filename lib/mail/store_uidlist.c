@@ -501,15 +501,17 @@ int uidlist_read(int dirfd, struct uidlist *ul, struct str *err)
 
 int uidlist_write(int dirfd, const char *dir, const struct uidlist *ul, struct str *err)
 {
-    struct str text = STR_INIT, path = STR_INIT;
+    struct str text = STR_INIT, why = STR_INIT;
     int rc;
 
-    (void)dirfd;
     uidlist_format(ul, &text);
-    str_printf(&path, "%s/%s", dir, UIDLIST_FILE);
-    rc = atomic_file_write(path.s, text.s, text.len, 0600, NULL, err);
+    rc = atomic_file_write_at(dirfd, UIDLIST_FILE, text.s, text.len, 0600, &why);
+    if (rc < 0) {
+        str_clear(err);
+        str_printf(err, "%s/%s", dir, why.s);
+    }
     str_free(&text);
-    str_free(&path);
+    str_free(&why);
     return rc;
 }
 

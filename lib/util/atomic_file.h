@@ -15,4 +15,10 @@ struct str;
 int atomic_file_write(const char *path, const void *data, size_t len, mode_t mode,
                       const struct stat *like, struct str *err);
 
+/* The same for the file name in the directory open as dirfd (so that a directory
+ * renamed meanwhile is still the one written): "NAME.tmpXXXXXX" made there with
+ * mode, fsynced, renamed over name, dirfd fsynced.  0, or -1 with err set. */
+int atomic_file_write_at(int dirfd, const char *name, const void *data, size_t len,
+                         mode_t mode, struct str *err);
+
 #endif

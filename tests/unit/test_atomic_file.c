@@ -75,3 +75,44 @@ TEST(write_all_pipe)
     close(p[1]);
     CHECK(fd_write_all(p[1], "x", 1) < 0);
 }
+
+TEST(write_at_follows_the_directory)
+{
+    struct str dir = STR_INIT, moved = STR_INIT, path = STR_INIT, got = STR_INIT,
+               err = STR_INIT;
+    struct stat sb;
+    int dfd;
+
+    /* The directory is renamed and another made at its old name: the file goes
+     * into the one dfd holds, and no temporary file is left beside it. */
+    str_printf(&dir, "%s/at", unit_tmpdir());
+    str_printf(&moved, "%s/at-moved", unit_tmpdir());
+    CHECK(mkdir(dir.s, 0700) == 0);
+    dfd = open(dir.s, O_RDONLY | O_DIRECTORY);
+    CHECK(dfd >= 0);
+    if (dfd < 0)
+        return;
+    CHECK(rename(dir.s, moved.s) == 0 && mkdir(dir.s, 0700) == 0);
+    CHECK(atomic_file_write_at(dfd, "list", "one\n", 4, 0600, &err) == 0);
+    CHECK(atomic_file_write_at(dfd, "list", "two\n", 4, 0600, &err) == 0);
+    str_printf(&path, "%s/list", moved.s);
+    read_back(path.s, &got);
+    CHECK_STR(got.s, "two\n");
+    CHECK(stat(path.s, &sb) == 0 && (sb.st_mode & 07777) == 0600);
+    str_clear(&path);
+    str_printf(&path, "%s/list", dir.s);
+    CHECK(access(path.s, F_OK) < 0);
+    CHECK(rmdir(dir.s) == 0);               /* empty: nothing was written there */
+    str_clear(&path);
+    str_printf(&path, "%s/list", moved.s);
+    CHECK(unlink(path.s) == 0 && rmdir(moved.s) == 0);   /* no temporary left */
+    /* A name that cannot be made fails cleanly. */
+    CHECK(atomic_file_write_at(dfd, "no-such-dir/list", "x", 1, 0600, &err) < 0);
+    CHECK(err.len > 0);
+    close(dfd);
+    str_free(&dir);
+    str_free(&moved);
+    str_free(&path);
+    str_free(&got);
+    str_free(&err);
+}

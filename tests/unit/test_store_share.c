@@ -2,8 +2,9 @@
  * two handles on a folder hold one list and one view; what one changes reaches the
  * other as news and is not told back to the one that made it; \Recent stays each
  * handle's own; keyword names made by one are news to the other; the state outlives
- * any one handle and goes with the last; a handle refused at open leaves the others
- * as they were; a folder deleted and made again is not the old one's state. */
+ * any one handle (and is kept after the last: test_store_keep.c); a handle refused at open leaves the others
+ * as they were; a folder deleted and made again is not the old one's state; a
+ * folder renamed while open is still the one its handle writes. */
 #include "unit.h"
 #include "store_fixture.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "maildir.h"
 #include "store.h"
@@ -181,5 +183,40 @@ TEST(deleted_and_made_again_is_new)
     }
     CHECK(store_count(old) == 2);
     store_close(old);
+    str_free(&err);
+}
+
+TEST(renamed_while_open_writes_where_it_is)
+{
+    char dir[600], moved[700], path[800];
+    struct store_box *b = NULL;
+    struct str err = STR_INIT;
+    uint32_t uid = 1, *failed = NULL;
+    size_t nf = 0;
+    struct stat st;
+
+    /* Another client renames the folder, then makes one of the old name: the open
+     * handle's STORE writes the list of the folder it has open, never the new one's. */
+    folder(dir, sizeof(dir), "before");
+    put(dir, "new/1.M1P1.h", FIXTURE_MSG);
+    CHECK(store_open(dir, 0, 0, &b, &err) == 0);
+    if (b == NULL)
+        return;
+    snprintf(moved, sizeof(moved), "%s-after", dir);
+    CHECK(rename(dir, moved) == 0);
+    folder(dir, sizeof(dir), "before");
+    CHECK(store_set_flags(b, &uid, 1, '+', STORE_F_FLAGGED, 0, 0, &failed, &nf, &err) == 0);
+    free(failed);
+    snprintf(path, sizeof(path), "%s/postern-uidlist", dir);
+    CHECK(stat(path, &st) < 0);
+    snprintf(path, sizeof(path), "%s/postern-uidlist", moved);
+    CHECK(stat(path, &st) == 0);
+    store_close(b);
+    b = NULL;
+    CHECK(store_open(moved, 0, 0, &b, &err) == 0);
+    if (b != NULL) {
+        CHECK(store_count(b) == 1 && (store_msg(b, 0)->flags & STORE_F_FLAGGED));
+        store_close(b);
+    }
     str_free(&err);
 }
