@@ -2,9 +2,10 @@
  * two handles on a folder hold one list and one view; what one changes reaches the
  * other as news and is not told back to the one that made it; \Recent stays each
  * handle's own; keyword names made by one are news to the other; the state outlives
- * any one handle (and is kept after the last: test_store_keep.c); a handle refused at open leaves the others
- * as they were; a folder deleted and made again is not the old one's state; a
- * folder renamed while open is still the one its handle writes. */
+ * any one handle (and is kept after the last: test_store_keep.c); a handle refused
+ * at open leaves the others as they were; a folder deleted and made again is not
+ * the old one's state; a folder renamed while open is still the one its handle
+ * writes. */
 #include "unit.h"
 #include "store_fixture.h"
 
