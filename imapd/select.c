@@ -64,8 +64,8 @@ static void view_load(struct imap_session *s)
         s->view_cap = n + 64;
         s->view = xreallocarray(s->view, s->view_cap, sizeof(*s->view));
     }
-    for (size_t i = 0; i < n; i++)
-        s->view[i] = store_msg(s->box, i)->uid;
+    if (n > 0)
+        memcpy(s->view, store_uids(s->box), n * sizeof(*s->view));
     s->nview = n;
 }
 

@@ -112,6 +112,9 @@ const char *store_dir(const struct store_box *b);
  * on any handle of the folder that syncs or changes it. */
 size_t store_count(const struct store_box *b);
 const struct store_msg *store_msg(const struct store_box *b, size_t i);
+/* The UIDs of the folder's messages, ascending (store_count of them): the same as
+ * store_msg(b, i)->uid, in one array. */
+const uint32_t *store_uids(const struct store_box *b);
 /* The index of uid, or -1 when not present. */
 long store_find(const struct store_box *b, uint32_t uid);
 /* Whether uid is \Recent for this handle. */

@@ -104,6 +104,7 @@ struct store_state {
     int dirfd, curfd, newfd, tmpfd;
     struct uidlist ul;
     struct store_msg *msgs;             /* the view, ascending uid */
+    uint32_t *uids;                     /* its UIDs alone, for walks and searches */
     size_t n, cap;
     char *files;                        /* what the view's file names point into */
     char *kw[STORE_KEYWORDS_MAX];

@@ -59,6 +59,7 @@ static void state_free(struct store_state *sh)
         if (*fd >= 0)
             close(*fd);
     free(sh->msgs);
+    free(sh->uids);
     free(sh->files);
     uidlist_free(&sh->ul);
     for (unsigned i = 0; i < STORE_KEYWORDS_MAX; i++)
@@ -309,9 +310,9 @@ size_t store_recent_count(const struct store_box *b)
 
     /* Both ascending. */
     for (size_t i = 0; i < b->nrecent && j < sh->n; i++) {
-        while (j < sh->n && sh->msgs[j].uid < b->recent[i])
+        while (j < sh->n && sh->uids[j] < b->recent[i])
             j++;
-        if (j < sh->n && sh->msgs[j].uid == b->recent[i])
+        if (j < sh->n && sh->uids[j] == b->recent[i])
             count++;
     }
     return count;
@@ -323,6 +324,8 @@ uint32_t store_uidnext(const struct store_box *b) { return b->sh->ul.nextuid; }
 uint64_t store_highestmodseq(const struct store_box *b) { return b->sh->ul.highestmodseq; }
 const char *store_dir(const struct store_box *b) { return b->sh->dir; }
 size_t store_count(const struct store_box *b) { return b->sh->n; }
+
+const uint32_t *store_uids(const struct store_box *b) { return b->sh->uids; }
 
 const struct store_msg *store_msg(const struct store_box *b, size_t i)
 {
@@ -336,12 +339,12 @@ long store_find(const struct store_box *b, uint32_t uid)
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
 
-        if (b->sh->msgs[mid].uid < uid)
+        if (b->sh->uids[mid] < uid)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return lo < b->sh->n && b->sh->msgs[lo].uid == uid ? (long)lo : -1;
+    return lo < b->sh->n && b->sh->uids[lo] == uid ? (long)lo : -1;
 }
 
 const char *store_keyword(const struct store_box *b, unsigned i)

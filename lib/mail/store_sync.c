@@ -351,11 +351,15 @@ static void rebuild_view(struct store_state *sh, bool report, const struct store
         total += 4 + store_rec_file_len(&sh->ul.v[k]) + 1;
     fp = sh->files = xmalloc_large(total ? total : 1, 1);
     sh->msgs = xmalloc_large(sh->ul.n ? sh->ul.n : 1, sizeof(*sh->msgs));
+    free(sh->uids);
+    sh->uids = xmalloc_large(sh->ul.n ? sh->ul.n : 1, sizeof(*sh->uids));
     sh->cap = sh->ul.n;
     sh->n = 0;
     for (size_t k = 0; k < sh->ul.n; k++) {
         const struct uidlist_rec *r = &sh->ul.v[k];
-        struct store_msg *m = &sh->msgs[sh->n++];
+        struct store_msg *m = &sh->msgs[sh->n];
+
+        sh->uids[sh->n++] = r->uid;
 
         while (i < on && old[i].uid < r->uid) {
             if (report)

@@ -38,6 +38,7 @@ TEST(handles_hold_one_state)
         return;
     /* One view: the same message records, not copies. */
     CHECK(store_count(a) == 2 && store_msg(a, 0) == store_msg(b, 0));
+    CHECK(store_uids(a)[0] == 1 && store_uids(a)[1] == 2 && store_uids(b) == store_uids(a));
     CHECK(store_recent(a, 1) && store_recent(a, 2));
     CHECK(!store_recent(b, 1) && !store_recent(b, 2));
     CHECK(store_recent_count(a) == 2 && store_recent_count(b) == 0);
