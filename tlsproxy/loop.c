@@ -1,7 +1,8 @@
 /* tlsproxy: the one poll() loop over the listening sockets, the requests being read
  * and the relayed connections.  When its connection limit is reached the process
- * stops accepting and tells master it is busy (another may be started, up to the
- * service's process limit); on a reload it takes no more requests and ends when its
+ * tells master it is busy (another may be started, up to the service's process
+ * limit) and refuses requests at once, so that their callers do TLS themselves
+ * rather than wait; on a reload it takes no more requests and ends when its
  * last connection has; with nothing to do for max_idle it exits. */
 #include <errno.h>
 #include <stdlib.h>
@@ -42,14 +43,14 @@ int tlsproxy_loop(struct server *srv)
         full = relay_count() >= tlsproxy_cf.conn_limit;
         if (!draining && full != busy) {
             if (full) {
-                log_warn("%zu connections: taking no more until some end", relay_count());
+                log_warn("%zu connections: refusing more until some end", relay_count());
                 server_busy();
             } else {
                 server_idle();
             }
             busy = full;
         }
-        nl = draining || full ? 0 : srv->nlisten;
+        nl = draining ? 0 : srv->nlisten;
         if (pfd_cap < nl + TLSPROXY_REQUESTS_MAX + 2 * relay_count()) {
             pfd_cap = nl + TLSPROXY_REQUESTS_MAX + 2 * relay_count() + 64;
             pfd = xreallocarray(pfd, pfd_cap, sizeof(*pfd));
