@@ -88,10 +88,12 @@ size_t relay_poll_fill(struct pollfd *pfd)
     for (size_t i = 0; i < nconns; i++) {
         short ne, pe;
         tls_relay_events(conns[i]->relay, &ne, &pe);
-        pfd[n].fd = tls_relay_net_fd(conns[i]->relay);
+        /* A side waited for nothing is left out (fd -1), or its hang-up, which poll
+         * reports whatever was asked, would wake the loop again and again. */
+        pfd[n].fd = ne != 0 ? tls_relay_net_fd(conns[i]->relay) : -1;
         pfd[n].events = ne;
         pfd[n++].revents = 0;
-        pfd[n].fd = tls_relay_plain_fd(conns[i]->relay);
+        pfd[n].fd = pe != 0 ? tls_relay_plain_fd(conns[i]->relay) : -1;
         pfd[n].events = pe;
         pfd[n++].revents = 0;
     }
