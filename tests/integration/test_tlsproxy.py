@@ -4,7 +4,8 @@ connections add no process per connection and each still works (NOOP, IDLE woken
 a delivery and by another connection's STORE); a client that stalls in its handshake
 holds up no one; garbage instead of a ClientHello closes that connection with a log
 line and the proxy lives on; a proxy at its connection limit refuses at once and the
-pre-auth process does TLS itself."""
+pre-auth process does TLS itself; after a reload the old proxy keeps its connections
+until they end while a new one serves the new clients."""
 
 import imaplib
 import re
@@ -210,3 +211,25 @@ def test_full_proxy_refuses_and_the_preauth_process_does_tls():
             c.logout()
     finally:
         inst.cleanup()
+
+
+def test_reload_keeps_relayed_connections(imap):
+    """After a reload the old proxy keeps relaying its connections and takes no new
+    ones; a new proxy serves the clients that come after; the old one ends with its
+    last connection."""
+    old = TLSRaw(imap)
+    old.cmd(b"t SELECT INBOX")
+    wait_for(lambda: len(imap.daemon_pids("tlsproxy")) == 1, what="one tlsproxy")
+    old_proxy = imap.daemon_pids("tlsproxy")[0]
+    mark = imap.log_mark()
+    imap.run("reload")
+    imap.wait_log("reload -- configuration", since=mark)
+    new = TLSRaw(imap)
+    assert new.cmd(b"t NOOP")[-1].startswith(b"t OK")
+    assert old.cmd(b"t NOOP")[-1].startswith(b"t OK")
+    assert len(imap.daemon_pids("tlsproxy")) == 2
+    old.close()
+    wait_for(lambda: old_proxy not in imap.daemon_pids("tlsproxy"),
+             what="the old tlsproxy to end with its last connection")
+    assert new.cmd(b"t NOOP")[-1].startswith(b"t OK")
+    new.close()
