@@ -65,7 +65,8 @@ int relay_add(int net, int plain, const char *service, long long handshake_ms,
     return 0;
 }
 
-/* Ends c (index i), logging why: ok says whether it ended as a connection should. */
+/* Ends the connection at index i, logging why (as a failed handshake or as the end
+ * of a relay); the last connection takes its place. */
 static void conn_end(size_t i, const char *why, bool handshake_failed)
 {
     struct conn *c = conns[i];
