@@ -83,7 +83,7 @@ ALL_LDFLAGS := $(SAN) $(HARDEN_LDFLAGS) $(LDFLAGS)
 LIBS      := $(PKG_LIBS) -lresolv
 
 # Daemons under libexec/postern/, each built from the .c files of its folder.
-DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d imapd anvil pickup
+DAEMONS   := master smtpd qmgr smtp local resolve auth pop3d imapd anvil pickup tlsproxy
 
 UTIL_SRC  := $(wildcard lib/util/*.c)
 MAIL_SRC  := $(wildcard lib/mail/*.c)

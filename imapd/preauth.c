@@ -2,9 +2,11 @@
  * STARTTLS) in a process that holds nothing worth stealing: it runs as an unprivileged
  * user, chrooted to login/, where only the auth and imap sockets live.  Credentials go
  * to auth; on success the tagged OK goes out, then the client's descriptor, auth's
- * token and any pipelined bytes go to the post-login service (login/imap), or, when
- * TLS ends here, one end of a socket pair does and this process stays as the TLS
- * proxy.  LOGIN and AUTHENTICATE wait for TLS (LOGINDISABLED) unless the client is on
+ * token and any pipelined bytes go to the post-login service (login/imap).  TLS
+ * (port 993, STARTTLS) is done by tlsproxy(8), which takes the client's socket and
+ * gives back a plaintext one, so a TLS client is handed over like any other; only
+ * when tlsproxy cannot be reached is TLS done here, and this process then stays as
+ * the TLS proxy of the session.  LOGIN and AUTHENTICATE wait for TLS (LOGINDISABLED) unless the client is on
  * loopback and imapd_loopback_plaintext_login allows it.  Every byte from the client
  * is untrusted; passwords are wiped from memory after use. */
 #include <errno.h>
@@ -24,11 +26,13 @@
 #include "sock.h"
 #include "stream.h"
 #include "tls.h"
+#include "tlsproxy_clnt.h"
 
 #define IMAP_SASL_LINE_MAX 1024     /* one SASL response line */
 
 struct preauth {
     struct imap_conn c;
+    struct stream *raw;         /* the client's own socket, while tlsproxy relays it */
     char addr[64];
     bool tls;
     bool loopback;
@@ -62,6 +66,26 @@ static int handshake_ms(const struct preauth *p)
     return left < imap_cf.preauth_timeout_ms ? (int)left : imap_cf.preauth_timeout_ms;
 }
 
+/* TLS now on the client's connection: through tlsproxy(8), or here when it cannot be
+ * had.  0, or -1 with err (then the connection is unusable). */
+static int preauth_tls(struct preauth *p, const char *service, size_t *discarded,
+                       struct str *err)
+{
+    struct tlsproxy_req q = {
+        .path = PROTO_LOGIN_TLSPROXY, .service = service, .handshake_ms = handshake_ms(p),
+        .idle_ms = 2LL * imap_cf.timeout_ms, .ipc_timeout_ms = imap_cf.ipc_timeout_ms,
+    };
+
+    if (tlsproxy_start(&q, &p->c.st, &p->raw, discarded, err) == 0) {
+        stream_set_timeout(p->c.st, imap_cf.preauth_timeout_ms);
+        stream_set_deadline(p->c.st, p->c.phase_deadline);
+        return 0;
+    }
+    log_warn("client=[%s]: TLS done in this process: %s", p->addr, err->s);
+    str_clear(err);
+    return tls_server_start(imap_cf.tls, p->c.st, handshake_ms(p), discarded, err);
+}
+
 static void preauth_capa_line(struct preauth *p, struct str *out)
 {
     imap_capa_preauth(out, login_allowed(p), imap_cf.tls != NULL && !p->tls);
@@ -93,7 +117,8 @@ static void preauth_login(struct preauth *p, const char *method, const struct st
 {
     struct login_attempt a = {
         .service = PROTO_SERVICE_IMAP, .auth_path = PROTO_LOGIN_AUTH, .method = method,
-        .client = p->addr, .client_fd = stream_fd(p->c.st), .tls = p->tls,
+        .client = p->addr, .client_fd = stream_fd(p->raw != NULL ? p->raw : p->c.st),
+        .tls = p->tls,
         .name_max = IMAP_NAME_MAX, .auth_timeout_ms = imap_cf.auth_timeout_ms,
     };
     struct auth_result r;
@@ -253,7 +278,7 @@ static void preauth_starttls(struct preauth *p)
         p->c.closing = true;
         return;
     }
-    if (tls_server_start(imap_cf.tls, p->c.st, handshake_ms(p), &discarded, &err) < 0) {
+    if (preauth_tls(p, "imap", &discarded, &err) < 0) {
         log_info("client=[%s]: TLS handshake failed: %s%s", p->addr, err.s ? err.s : "",
                  clock_ms() >= p->c.phase_deadline ? " (pre-auth deadline exceeded)" : "");
         p->c.closing = true;
@@ -353,8 +378,8 @@ void imap_preauth_service(struct server *srv, int *fd)
         log_info("connect from [%s]", p.addr);
     if (imap_cf.wrapper) {
         struct str err = STR_INIT;
-        if (imap_cf.tls == NULL
-            || tls_server_start(imap_cf.tls, p.c.st, handshake_ms(&p), NULL, &err) < 0) {
+        size_t discarded = 0;
+        if (imap_cf.tls == NULL || preauth_tls(&p, srv->service, &discarded, &err) < 0) {
             if (!over)
                 log_info("client=[%s]: TLS handshake failed: %s%s", p.addr,
                          err.s ? err.s : "no certificate",
@@ -372,6 +397,8 @@ void imap_preauth_service(struct server *srv, int *fd)
         stream_puts(p.c.st, "* BYE [UNAVAILABLE] Too many connections\r\n");
         stream_flush(p.c.st);
         stream_close(p.c.st);
+        if (p.raw != NULL)
+            stream_close(p.raw);
         conn_limit_end(&limit);
         return;
     }
@@ -395,5 +422,7 @@ void imap_preauth_service(struct server *srv, int *fd)
     wipe(&cmd);
     log_info("disconnect from [%s]", p.addr);
     stream_close(p.c.st);
+    if (p.raw != NULL)
+        stream_close(p.raw);
     conn_limit_end(&limit);
 }

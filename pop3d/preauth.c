@@ -2,8 +2,10 @@
  * process that holds nothing worth stealing: it runs as an unprivileged user, chrooted
  * to login/, where only the auth and pop3 sockets live.  Credentials go to auth; on
  * success the client's descriptor, auth's token and any pipelined bytes go to the
- * post-login service, or, when TLS ends here, one end of a socket pair does and this
- * process stays as the TLS proxy.  Every byte from the client is untrusted; passwords
+ * post-login service.  TLS (port 995, STLS) is done by tlsproxy(8), which takes the
+ * client's socket and gives back a plaintext one, so a TLS client is handed over like
+ * any other; only when tlsproxy cannot be reached is TLS done here, and this process
+ * then stays as the TLS proxy of the session.  Every byte from the client is untrusted; passwords
  * are wiped from memory after use. */
 #include <errno.h>
 #include <string.h>
@@ -21,9 +23,11 @@
 #include "sock.h"
 #include "stream.h"
 #include "tls.h"
+#include "tlsproxy_clnt.h"
 
 struct preauth {
     struct stream *st;
+    struct stream *raw;         /* the client's own socket, while tlsproxy relays it */
     char addr[64];
     struct str user;            /* from USER */
     unsigned errors;
@@ -40,6 +44,26 @@ static int handshake_ms(const struct preauth *p)
     if (left < 0)
         left = 0;
     return left < pop3_cf.timeout_ms ? (int)left : pop3_cf.timeout_ms;
+}
+
+/* TLS now on the client's connection: through tlsproxy(8), or here when it cannot be
+ * had.  0, or -1 with err (then the connection is unusable). */
+static int preauth_tls(struct preauth *p, const char *service, size_t *discarded,
+                       struct str *err)
+{
+    struct tlsproxy_req q = {
+        .path = PROTO_LOGIN_TLSPROXY, .service = service, .handshake_ms = handshake_ms(p),
+        .idle_ms = 2LL * pop3_cf.timeout_ms, .ipc_timeout_ms = pop3_cf.ipc_timeout_ms,
+    };
+
+    if (tlsproxy_start(&q, &p->st, &p->raw, discarded, err) == 0) {
+        stream_set_timeout(p->st, pop3_cf.timeout_ms);
+        stream_set_deadline(p->st, p->deadline);
+        return 0;
+    }
+    log_warn("client=[%s]: TLS done in this process: %s", p->addr, err->s);
+    str_clear(err);
+    return tls_server_start(pop3_cf.tls, p->st, handshake_ms(p), discarded, err);
 }
 
 /* A read timed out: the pre-auth deadline or the idle timeout.  Logged, answered. */
@@ -98,7 +122,7 @@ static void preauth_login(struct preauth *p, const char *method, const struct st
 {
     struct login_attempt a = {
         .service = PROTO_SERVICE_POP3, .auth_path = PROTO_LOGIN_AUTH, .method = method,
-        .client = p->addr, .client_fd = stream_fd(p->st), .tls = p->tls,
+        .client = p->addr, .client_fd = stream_fd(p->raw != NULL ? p->raw : p->st), .tls = p->tls,
         .name_max = POP3_NAME_MAX, .auth_timeout_ms = pop3_cf.auth_timeout_ms,
     };
     struct auth_result r;
@@ -231,7 +255,7 @@ static void preauth_stls(struct preauth *p, const char *args)
         p->done = true;
         return;
     }
-    if (tls_server_start(pop3_cf.tls, p->st, handshake_ms(p), &discarded, &err) < 0) {
+    if (preauth_tls(p, "pop3", &discarded, &err) < 0) {
         log_info("client=[%s]: TLS handshake failed: %s%s", p->addr, err.s ? err.s : "",
                  clock_ms() >= p->deadline ? " (pre-auth deadline exceeded)" : "");
         p->done = true;
@@ -313,8 +337,8 @@ void pop3_preauth_service(struct server *srv, int *fd)
         log_info("connect from [%s]", p.addr);
     if (pop3_cf.wrapper) {
         struct str err = STR_INIT;
-        if (pop3_cf.tls == NULL
-            || tls_server_start(pop3_cf.tls, p.st, handshake_ms(&p), NULL, &err) < 0) {
+        size_t discarded = 0;
+        if (pop3_cf.tls == NULL || preauth_tls(&p, srv->service, &discarded, &err) < 0) {
             if (!over)
                 log_info("client=[%s]: TLS handshake failed: %s%s", p.addr,
                          err.s ? err.s : "no certificate",
@@ -331,6 +355,8 @@ void pop3_preauth_service(struct server *srv, int *fd)
         stream_puts(p.st, "-ERR [SYS/TEMP] too many connections\r\n");
         stream_flush(p.st);
         stream_close(p.st);
+        if (p.raw != NULL)
+            stream_close(p.raw);
         conn_limit_end(&limit);
         return;
     }
@@ -352,5 +378,7 @@ void pop3_preauth_service(struct server *srv, int *fd)
     str_free(&p.user);
     log_info("disconnect from [%s]", p.addr);
     stream_close(p.st);
+    if (p.raw != NULL)
+        stream_close(p.raw);
     conn_limit_end(&limit);
 }

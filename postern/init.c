@@ -488,6 +488,11 @@ int cmd_init(int argc, char **argv)
         "imapd        unix    %-17s root     n       1      imapd\n",
         port_base >= 0 ? port_base + 143 : 143L, port_base >= 0 ? port_base + 993 : 993L,
         PROTO_PATH_IMAP);
+    /* TLS for the pre-auth processes of both: one process relays every TLS client,
+     * so that none keeps a process of its own after login (tlsproxy(8)). */
+    str_printf(&s,
+        "tlsproxy     unix    %-17s nobody   y       1      tlsproxy\n",
+        PROTO_PATH_TLSPROXY);
     write_file(abs, "master.conf", s.s, 0644);
 
     /* postern.conf, last: its presence marks a finished instance. */

@@ -212,6 +212,13 @@ CONF_KEY(imapd_client_event_limit_exceptions, CIDRS, "$mynetworks", 0, 10000, "h
          "no exceptions",
          "clients the imapd connection limits do not apply to")
 
+/* ---- tlsproxy ---- */
+CONF_KEY(tlsproxy_connection_limit, COUNT, "5000", 1, 1000000, NULL, NULL,
+         "TLS connections one tlsproxy process relays at once (also bounded by its "
+         "open-file limit)")
+CONF_KEY(tlsproxy_buffer_size, SIZE, "16k", 1024, 1048576, NULL, NULL,
+         "bytes tlsproxy buffers for each direction of a connection")
+
 /* ---- login penalties and sender ownership (auth, smtpd, pop3d) ---- */
 CONF_KEY(auth_failure_delay, TIME, "1s", 0, 60, NULL, "no delay",
          "wait before a failed login is answered; doubled with each recent failure")

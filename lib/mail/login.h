@@ -79,13 +79,15 @@ enum auth_status login_check_password(const struct login_attempt *a, const struc
 
 /* Pre-auth side: gives the client on st, logged in as r says and already told so
  * (the reply flushed), to the post-login service at path, with what it has
- * pipelined since; with a->tls, then relays for it until it ends (login_proxy).
+ * pipelined since; when st itself speaks TLS (done in this process because
+ * tlsproxy(8) could not be reached), then relays for it until it ends (login_proxy).
  * 0 once handed over; -1 (logged) when the service could not take it, and the
  * caller tells the client. */
 int login_hand_over(const struct login_attempt *a, struct stream *st, const char *path,
                     const struct auth_result *r, int ipc_timeout_ms, int proxy_timeout_ms);
 
-/* Pre-auth side, when TLS ended there: relays between the client's TLS stream and
+/* Pre-auth side, when TLS ended there (the fallback when tlsproxy(8) cannot be
+ * reached): relays between the client's TLS stream and
  * pair (the other end went to the session) until either side closes or nothing moves
  * for twice timeout_ms.  Closes pair. */
 void login_proxy(struct stream *client, int pair, int timeout_ms);

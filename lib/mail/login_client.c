@@ -1,7 +1,9 @@
 /* The pre-auth side of pop3d -l and imapd -l, shared: checking a user name and
  * password with auth (login_check_password) and handing a logged-in client to the
- * post-login service (login_hand_over), with its pipelined bytes and, when TLS ended
- * here, a socket pair that this process then relays.  The protocol's words stay with
+ * post-login service (login_hand_over), with its pipelined bytes: the client's own
+ * socket, or, when tlsproxy(8) relays its TLS, the plaintext socket the proxy gave;
+ * only when TLS was done in this process (tlsproxy could not be reached) a socket
+ * pair, which this process then relays.  The protocol's words stay with
  * the daemons; the names and passwords checked here come from the client. */
 #include <errno.h>
 #include <string.h>
@@ -13,6 +15,7 @@
 #include "login.h"
 #include "server.h"
 #include "stream.h"
+#include "tls.h"
 
 enum auth_status login_check_password(const struct login_attempt *a, const struct str *user,
                                       const struct str *pass, struct auth_result *r)
@@ -55,6 +58,7 @@ int login_hand_over(const struct login_attempt *a, struct stream *st, const char
     struct login_handoff h;
     struct str err = STR_INIT;
     int pair[2] = { -1, -1 };
+    bool relay_here = a->tls && tls_active(st);
     int rc = -1;
 
     login_handoff_init(&h);
@@ -72,7 +76,7 @@ int login_hand_over(const struct login_attempt *a, struct stream *st, const char
             break;
         str_append(&h.pending, buf, (size_t)n);
     }
-    if (a->tls) {
+    if (relay_here) {
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
             log_warn("socketpair: %m");
             goto out;
@@ -82,7 +86,7 @@ int login_hand_over(const struct login_attempt *a, struct stream *st, const char
         h.fd = stream_fd(st);
     }
     rc = login_send(path, &h, ipc_timeout_ms, &err);
-    if (a->tls)
+    if (relay_here)
         close(pair[1]);
     h.fd = -1;                  /* the stream or the pair owns it */
     if (rc < 0) {
@@ -92,7 +96,7 @@ int login_hand_over(const struct login_attempt *a, struct stream *st, const char
         goto out;
     }
     stream_set_deadline(st, 0); /* logged in: the pre-auth deadline is over */
-    if (a->tls)
+    if (relay_here)
         login_proxy(st, pair[0], proxy_timeout_ms);
 out:
     login_handoff_free(&h);

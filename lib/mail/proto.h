@@ -34,6 +34,9 @@
 #define PROTO_PATH_ANVIL    PROTO_PRIVATE_DIR "/anvil"
 #define PROTO_LOGIN_ANVIL   "anvil"
 #define PROTO_PATH_ANVIL_LOGIN PROTO_LOGIN_DIR "/" PROTO_LOGIN_ANVIL
+/* tlsproxy: TLS for the pre-auth processes, in login/ only */
+#define PROTO_LOGIN_TLSPROXY "tlsproxy"
+#define PROTO_PATH_TLSPROXY PROTO_LOGIN_DIR "/" PROTO_LOGIN_TLSPROXY
 
 /* ---- master's status file, relative to the queue directory (master(8)) ---- */
 #define PROTO_MASTER_STATUS         "pid/master.status"
@@ -56,6 +59,8 @@
 #define PROTO_ANVIL_VERSION 2
 #define PROTO_PICKUP        "pickup"        /* sendmail -> pickup: wake-ups, flush */
 #define PROTO_PICKUP_VERSION 1
+#define PROTO_TLSPROXY      "tlsproxy"      /* pop3d -l, imapd -l -> tlsproxy */
+#define PROTO_TLSPROXY_VERSION 1
 
 /* ---- attributes every frame may carry ---- */
 #define PROTO_A_PROTO       "proto"         /* NAME/VERSION, first in every frame */
@@ -95,7 +100,9 @@
 #define PROTO_A_DELAY       "delay"
 #define PROTO_A_DSN         "dsn"
 #define PROTO_A_GID         "gid"
+#define PROTO_A_HANDSHAKE   "handshake"     /* tlsproxy: ms for the TLS handshake */
 #define PROTO_A_ID          "id"
+#define PROTO_A_IDLE        "idle"          /* tlsproxy: ms without a byte, then close */
 #define PROTO_A_MAILDIR     "maildir"
 #define PROTO_A_NEXTHOP     "nexthop"
 #define PROTO_A_NOTIFIED    "notified"

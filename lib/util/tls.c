@@ -44,7 +44,7 @@ struct tls_conn {
 static struct tls_conn *tls_conns;
 
 /* Appends OpenSSL's queued errors (or the fallback text) to err after "what: ". */
-static void tls_error(struct str *err, const char *what, const char *fallback)
+void tls_error(struct str *err, const char *what, const char *fallback)
 {
     unsigned long e;
     char buf[256];
@@ -223,6 +223,11 @@ struct tls_ctx *tls_server_ctx(const char *cert_file, const char *key_file, stru
         return NULL;
     }
     return ctx;
+}
+
+struct ssl_ctx_st *tls_ctx_ssl(struct tls_ctx *ctx)
+{
+    return ctx->ssl_ctx;
 }
 
 struct tls_ctx *tls_client_ctx(const char *ca_file, struct str *err)

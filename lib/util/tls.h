@@ -25,6 +25,12 @@ enum tls_verify {
 /* Client context; ca_file may be NULL (then the system's default paths). */
 struct tls_ctx *tls_client_ctx(const char *ca_file, struct str *err);
 void tls_ctx_free(struct tls_ctx *ctx);
+/* For code that drives OpenSSL itself (tls_relay.c): the context's SSL_CTX. */
+struct ssl_ctx_st;
+struct ssl_ctx_st *tls_ctx_ssl(struct tls_ctx *ctx);
+/* Appends "what: " and OpenSSL's queued errors (or fallback when none) to err, and
+ * clears the queue; err NULL: only clears it. */
+void tls_error(struct str *err, const char *what, const char *fallback);
 
 /* Handshake on st; on success the stream's transport is TLS from now on, and any
  * bytes buffered before the handshake are discarded (and counted in *discarded when

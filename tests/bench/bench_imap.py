@@ -19,9 +19,12 @@ Dovecot's and the ratio Postern/Dovecot:
                    before and with the N connections; a login refused for now under
                    that load ([UNAVAILABLE]) is tried again, as clients do, and the
                    next server's turn waits until this one's session processes are gone
+  IDLE TLS memory  the same over implicit TLS (port 993 on both: Postern's tlsproxy,
+                   Dovecot's imap-login in high-performance mode doing the TLS), only
+                   when BENCH_IMAP_PARTS names idle_tls
 
-BENCH_IMAP_PARTS (logins,mixed,big,idle) picks figures; the other BENCH_IMAP_*
-variables above scale them.
+BENCH_IMAP_PARTS (logins,mixed,big,idle; idle_tls besides) picks figures; the other
+BENCH_IMAP_* variables above scale them.
 
 Both servers run in their default shape for many users: Postern one session process a
 user, serving all that user's connections (up to imapd_session_connection_limit, 100:
@@ -37,6 +40,7 @@ import ctypes
 import os
 import resource
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -44,7 +48,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
 sys.path.insert(0, HERE)
-from instance import Instance  # noqa: E402
+from instance import Instance, reserve_port  # noqa: E402
 from imap_raw import Client  # noqa: E402
 from bench_postfix import set_subreaper  # noqa: E402
 from bench_dovecot import (chown_tree, dovecot_available, dovecot_server,  # noqa: E402
@@ -61,7 +65,7 @@ IDLE_USERS = 100
 LOGINS = int(os.environ.get("BENCH_IMAP_LOGINS", "100"))          # per trial
 SESSIONS = int(os.environ.get("BENCH_IMAP_SESSIONS", "20"))       # per trial, all clients
 TRIALS = int(os.environ.get("BENCH_IMAP_TRIALS", "3"))
-# which figures: any of logins, mixed, big, idle (comma-separated)
+# which figures: any of logins, mixed, big, idle, idle_tls (comma-separated)
 PARTS = set(os.environ.get("BENCH_IMAP_PARTS", "logins,mixed,big,idle").split(","))
 CLIENT_COUNTS = (1, 10)
 TIMEOUT = 60
@@ -140,9 +144,18 @@ def sha512_crypt(password):
 
 # ---- the client ----
 
-def connect(port, timeout=TIMEOUT):
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def connect(port, timeout=TIMEOUT, tls=False):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls:
+        s = tls_context().wrap_socket(s)
     c = Client(s, timeout)
     g = c.line()
     if not g.startswith(GREETING):
@@ -157,8 +170,8 @@ def ok(c, text, collect=True):
     return unt
 
 
-def login(port, user, timeout=TIMEOUT):
-    c = connect(port, timeout)
+def login(port, user, timeout=TIMEOUT, tls=False):
+    c = connect(port, timeout, tls)
     ok(c, f'LOGIN "{user}" "{PASSWORD}"')
     return c
 
@@ -239,8 +252,8 @@ def warm_up(port):
         logout(c)
 
 
-def idle_memory(port, leader, want):
-    """Opens up to want connections in IDLE; returns (connections held, PSS before,
+def idle_memory(port, leader, want, tls=False):
+    """Opens up to want connections in IDLE (over TLS with tls); returns (connections held, PSS before,
     RSS before, PSS with them, RSS with them, processes with them, why it stopped
     short or None).  Every connection is closed before it returns."""
     conns = []
@@ -248,7 +261,8 @@ def idle_memory(port, leader, want):
     lock = threading.Lock()
     stop = []
     # the server's fixed processes (auth, login processes) up before the baseline
-    run_threads(16, lambda n: logout(login(port, idle_address(n))) or 1, "IDLE warm-up")
+    run_threads(16, lambda n: logout(login(port, idle_address(n), tls=tls)) or 1,
+                "IDLE warm-up")
     pss0, rss0, nproc0 = session_memory(leader)
 
     def idle_login(user):
@@ -256,7 +270,7 @@ def idle_memory(port, leader, want):
         client would, three times at most."""
         for attempt in range(3):
             try:
-                return login(port, user, 120)
+                return login(port, user, 120, tls)
             except RuntimeError as e:
                 if b"UNAVAILABLE" not in str(e).encode() or attempt == 2:
                     raise
@@ -325,7 +339,8 @@ IMAP_SERVICES = """service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
   service_count = 0
   process_min_avail = 2
@@ -343,6 +358,12 @@ default_vsz_limit = 0
 protocol imap {{
   mail_max_userip_connections = {procs}
 }}"""
+
+# Dovecot's TLS for the idle_tls figure: Postern's certificate and key.
+IMAP_TLS_SETTINGS = """
+ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}"""
 
 
 def ratio(a, b):
@@ -363,7 +384,8 @@ def main():
     inst = Instance(domains=(DOMAIN,),
                     config={"imapd_loopback_plaintext_login": "yes",
                             "imapd_client_connection_count_limit": "0",
-                            "imapd_client_connection_rate_limit": "0"})
+                            "imapd_client_connection_rate_limit": "0",
+                            "tlsproxy_connection_limit": str(min(IDLE + 1000, 1000000))})
     was_subreaper = set_subreaper(True)
     figures = {}
     try:
@@ -386,13 +408,21 @@ def main():
         with contextlib.ExitStack() as stack:
             # Dovecot's tree is linked first, while Postern's Maildirs are still in new/.
             servers = {}
+            tls_ports = {"postern": inst.port("imaps")}
             if why is None:
+                tls_ports["dovecot"] = reserve_port() if "idle_tls" in PARTS else 0
+                settings = IMAP_SETTINGS.format(clients=procs + 1000, procs=procs)
+                if "idle_tls" in PARTS:
+                    tls_dir = os.path.join(inst.conf_dir, "tls")
+                    settings += IMAP_TLS_SETTINGS.format(
+                        cert=os.path.join(tls_dir, "cert.pem"),
+                        key=os.path.join(tls_dir, "key.pem"))
                 servers["dovecot"] = stack.enter_context(dovecot_server(
                     inst, addresses, "imap",
                     lambda port: IMAP_SERVICES.format(port=port, clients=procs + 1000,
-                                                      procs=procs),
-                    settings=IMAP_SETTINGS.format(clients=procs + 1000, procs=procs),
-                    greeting=GREETING))
+                                                      procs=procs,
+                                                      tls_port=tls_ports["dovecot"]),
+                    settings=settings, greeting=GREETING))
             servers["postern"] = stack.enter_context(postern_server(inst, "imap", GREETING))
             order = list(servers)
             if "big" in PARTS:
@@ -425,6 +455,9 @@ def main():
             for name in order if "idle" in PARTS else ():
                 figures[("idle", name)] = idle_memory(servers[name][0], servers[name][1],
                                                       IDLE)
+            for name in order if "idle_tls" in PARTS else ():
+                figures[("idle_tls", name)] = idle_memory(tls_ports[name], servers[name][1],
+                                                          IDLE, tls=True)
     except Exception:
         print("postern log (last lines):\n" + "\n".join(inst.log().splitlines()[-15:]))
         raise
@@ -460,22 +493,23 @@ def report(f, why, limit):
                 d = f[key("dovecot")][i]
                 out += f"  dovecot {d * 1000:8.1f} ms  ratio postern/dovecot {ratio(p, d)}"
             print(out + "   (lower is better)")
-    for name in names if "idle" in PARTS else ():
-        held, pss0, rss0, pss, rss, nproc, stopped = f[("idle", name)]
-        per = (pss - pss0) / held if held else 0
-        print(f"imap IDLE x{held:<6d} {name:8s} PSS {mib(pss):8.1f} MiB (idle server "
-              f"{mib(pss0):6.1f}), RSS {mib(rss):8.1f} MiB, {nproc} processes, "
-              f"{per / 1024:6.1f} KiB PSS a connection")
-        if stopped:
-            print(f"     {name}: stopped at {held} of {IDLE} connections "
-                  f"(file limit {limit}): {stopped}")
-    if why is None and "idle" in PARTS:
-        hp, hd = f[("idle", "postern")][0], f[("idle", "dovecot")][0]
-        if hp and hd:
-            pp = (f[("idle", "postern")][3] - f[("idle", "postern")][1]) / hp
-            pd = (f[("idle", "dovecot")][3] - f[("idle", "dovecot")][1]) / hd
-            print(f"imap IDLE PSS a connection, ratio postern/dovecot {ratio(pp, pd)}   "
-                  f"(lower is better)")
+    for kind, label in (("idle", "IDLE"), ("idle_tls", "IDLE TLS")):
+        for name in names if kind in PARTS else ():
+            held, pss0, rss0, pss, rss, nproc, stopped = f[(kind, name)]
+            per = (pss - pss0) / held if held else 0
+            print(f"imap {label} x{held:<6d} {name:8s} PSS {mib(pss):8.1f} MiB (idle server "
+                  f"{mib(pss0):6.1f}), RSS {mib(rss):8.1f} MiB, {nproc} processes, "
+                  f"{per / 1024:6.1f} KiB PSS a connection")
+            if stopped:
+                print(f"     {name}: stopped at {held} of {IDLE} connections "
+                      f"(file limit {limit}): {stopped}")
+        if why is None and kind in PARTS:
+            hp, hd = f[(kind, "postern")][0], f[(kind, "dovecot")][0]
+            if hp and hd:
+                pp = (f[(kind, "postern")][3] - f[(kind, "postern")][1]) / hp
+                pd = (f[(kind, "dovecot")][3] - f[(kind, "dovecot")][1]) / hd
+                print(f"imap {label} PSS a connection, ratio postern/dovecot "
+                      f"{ratio(pp, pd)}   (lower is better)")
     if why is not None:
         print(f"dovecot: not measured ({why})")
 
