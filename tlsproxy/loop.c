@@ -64,7 +64,7 @@ int tlsproxy_loop(struct server *srv)
             pfd[n].events = POLLIN;
             pfd[n++].revents = 0;
         }
-        r = poll(pfd, (nfds_t)n, TLSPROXY_TICK_MS);
+        r = poll(pfd, (nfds_t)n, relay_more() ? 0 : TLSPROXY_TICK_MS);
         if (r < 0 && errno != EINTR)
             log_fatal("poll: %m");
         now = clock_ms();

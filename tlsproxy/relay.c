@@ -140,7 +140,9 @@ void relay_poll_done(const struct pollfd *pfd, long long now)
     for (size_t i = nconns; i-- > 0;) {
         struct conn *c;
 
-        if ((pfd[2 * i].revents | pfd[2 * i + 1].revents) != 0 && !conn_run(i, now))
+        if (((pfd[2 * i].revents | pfd[2 * i + 1].revents) != 0
+             || tls_relay_more(conns[i]->relay))
+            && !conn_run(i, now))
             continue;
         if (!check)
             continue;
@@ -152,6 +154,14 @@ void relay_poll_done(const struct pollfd *pfd, long long now)
     }
     if (check)
         last_deadline_check = now;
+}
+
+bool relay_more(void)
+{
+    for (size_t i = 0; i < nconns; i++)
+        if (tls_relay_more(conns[i]->relay))
+            return true;
+    return false;
 }
 
 void relay_close_all(void)

@@ -46,6 +46,8 @@ size_t relay_poll_fill(struct pollfd *pfd);
  * events, and ends those over, failed or past a deadline (at most once a tick for
  * the deadlines). */
 void relay_poll_done(const struct pollfd *pfd, long long now);
+/* Whether a connection has more to move at once (tls_relay_more): poll must not wait. */
+bool relay_more(void);
 /* Ends every connection (stop). */
 void relay_close_all(void);
 

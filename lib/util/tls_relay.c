@@ -35,6 +35,7 @@ struct tls_relay {
     bool plain_eof;             /* the plaintext side closed its end */
     bool plain_shut;            /* we passed the client's EOF on (shutdown SHUT_WR) */
     bool failed;                /* no more TLS I/O, no close_notify */
+    bool more;                  /* the last run stopped at its cap with bytes to move */
     short hs_want;              /* handshake: POLLIN or POLLOUT */
     short read_want;            /* what the last SSL_read waited for */
     short write_want;           /* what the last SSL_write waited for */
@@ -301,12 +302,15 @@ int tls_relay_run(struct tls_relay *r, bool *moved, struct str *err)
     /* Bounded: each pass moves at least a byte or ends the loop, and the buffers
      * bound what one pass can take; the cap keeps one busy connection from holding
      * the loop for long. */
+    r->more = true;
     for (int i = 0; i < 64; i++) {
         int rc = relay_pass(r, err);
         if (rc < 0)
             return -1;
-        if (rc == 0)
+        if (rc == 0) {
+            r->more = false;
             break;
+        }
         *moved = true;
     }
     /* Over when the client has gone and all it said is delivered, or when the
@@ -336,6 +340,11 @@ void tls_relay_events(const struct tls_relay *r, short *net_events, short *plain
     }
     *net_events = ne;
     *plain_events = pe;
+}
+
+bool tls_relay_more(const struct tls_relay *r)
+{
+    return r->handshaken && r->more;
 }
 
 int tls_relay_net_fd(const struct tls_relay *r)

@@ -34,6 +34,10 @@ void tls_relay_free(struct tls_relay *r);
 int tls_relay_run(struct tls_relay *r, bool *moved, struct str *err);
 /* The poll() events to wait for on the two descriptors (0: none). */
 void tls_relay_events(const struct tls_relay *r, short *net_events, short *plain_events);
+/* Whether the last run stopped at its cap with more to move: then run it again
+ * without waiting for poll, since what OpenSSL has already read (a record decrypted
+ * but not yet taken) wakes no descriptor. */
+bool tls_relay_more(const struct tls_relay *r);
 int tls_relay_net_fd(const struct tls_relay *r);
 int tls_relay_plain_fd(const struct tls_relay *r);
 
