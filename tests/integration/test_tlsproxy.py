@@ -5,7 +5,8 @@ a delivery and by another connection's STORE); a client that stalls in its hands
 holds up no one; garbage instead of a ClientHello closes that connection with a log
 line and the proxy lives on; a proxy at its connection limit refuses at once and the
 pre-auth process does TLS itself; after a reload the old proxy keeps its connections
-until they end while a new one serves the new clients."""
+until they end while a new one serves the new clients; a handshake not done by the
+pre-auth deadline is cut off by the proxy."""
 
 import imaplib
 import re
@@ -233,3 +234,27 @@ def test_reload_keeps_relayed_connections(imap):
              what="the old tlsproxy to end with its last connection")
     assert new.cmd(b"t NOOP")[-1].startswith(b"t OK")
     new.close()
+
+
+def test_stalled_handshake_is_cut_at_the_preauth_deadline():
+    """A client that starts a handshake and never ends it is closed by the proxy once
+    the pre-auth deadline passes, with a log line, and the proxy serves on."""
+    inst = _instance(imapd_preauth_deadline="2s")
+    try:
+        mark = inst.log_mark()
+        with socket.create_connection(("127.0.0.1", inst.port("imaps")), timeout=TIMEOUT) as s:
+            s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+            start = time.monotonic()
+            try:
+                assert s.recv(4096) == b""      # blocks until the proxy closes
+            except ConnectionResetError:
+                pass
+            assert time.monotonic() - start < 10
+        inst.wait_log("tlsproxy", "TLS handshake failed: timed out (pre-auth deadline exceeded)",
+                      since=mark)
+        c = imaplib.IMAP4_SSL("127.0.0.1", inst.port("imaps"), ssl_context=_ctx(),
+                              timeout=TIMEOUT)
+        c.login(USER, PASSWORD)
+        c.logout()
+    finally:
+        inst.cleanup()
