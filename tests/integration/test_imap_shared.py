@@ -15,7 +15,7 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
-from imap_instance import greets as _greets
+from imap_instance import LineClient, greets as _greets
 
 USER = "alice@example.test"
 OTHER = "bob@example.test"
@@ -55,50 +55,9 @@ def ok(res):
     return data
 
 
-class Raw:
+def Raw(inst, user=USER):
     """A logged-in connection read line by line, for IDLE and half-sent commands."""
-
-    def __init__(self, inst, user=USER):
-        self.sock = socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=TIMEOUT)
-        self.f = self.sock.makefile("rb")
-        assert self.f.readline().startswith(b"* OK")
-        self.cmd(b"l LOGIN %s %s" % (user.encode(), PASSWORD.encode()), b"l")
-
-    def cmd(self, line, tag=b"t"):
-        self.sock.sendall(line + b"\r\n")
-        out = []
-        while True:
-            ln = self.f.readline()
-            assert ln, out
-            out.append(ln)
-            if ln.startswith(tag + b" "):
-                assert ln.startswith(tag + b" OK"), out
-                return out
-
-    def idle(self):
-        self.sock.sendall(b"i IDLE\r\n")
-        assert self.f.readline().startswith(b"+ ")
-
-    def wait_for_line(self, pattern, within):
-        """The first line matching pattern, which must come within seconds."""
-        start = time.monotonic()
-        self.sock.settimeout(within)
-        try:
-            while True:
-                ln = self.f.readline()
-                assert ln, "closed"
-                if re.search(pattern, ln):
-                    return ln, time.monotonic() - start
-        finally:
-            self.sock.settimeout(TIMEOUT)
-
-    def done(self):
-        self.sock.sendall(b"DONE\r\n")
-        self.wait_for_line(rb"^i OK", 5)
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+    return LineClient(inst, user, PASSWORD, timeout=TIMEOUT)
 
 
 def pids(inst, user, mark, count):

@@ -9,7 +9,6 @@ until they end while a new one serves the new clients; a handshake not done by t
 pre-auth deadline is cut off by the proxy."""
 
 import imaplib
-import re
 import socket
 import ssl
 import time
@@ -18,7 +17,7 @@ import pytest
 
 from conftest import start_instance
 from instance import wait_for
-from imap_instance import greets
+from imap_instance import LineClient, greets
 
 USER = "alice@example.test"
 OTHER = "bob@example.test"
@@ -51,53 +50,9 @@ def imap():
     inst.cleanup()
 
 
-class TLSRaw:
+def TLSRaw(inst, user=USER):
     """A logged-in IMAPS connection read line by line, for IDLE."""
-
-    def __init__(self, inst, user=USER):
-        raw = socket.create_connection(("127.0.0.1", inst.port("imaps")), timeout=TIMEOUT)
-        self.sock = _ctx().wrap_socket(raw)
-        self.f = self.sock.makefile("rb")
-        assert self.f.readline().startswith(b"* OK")
-        self.cmd(b"l LOGIN %s %s" % (user.encode(), PASSWORD.encode()), b"l")
-
-    def cmd(self, line, tag=b"t"):
-        self.sock.sendall(line + b"\r\n")
-        out = []
-        while True:
-            ln = self.f.readline()
-            assert ln, out
-            out.append(ln)
-            if ln.startswith(tag + b" "):
-                assert ln.startswith(tag + b" OK"), out
-                return out
-
-    def idle(self):
-        self.sock.sendall(b"i IDLE\r\n")
-        assert self.f.readline().startswith(b"+ ")
-
-    def wait_for_line(self, pattern, within):
-        self.sock.settimeout(within)
-        try:
-            while True:
-                ln = self.f.readline()
-                assert ln, "closed"
-                if re.search(pattern, ln):
-                    return ln
-        finally:
-            self.sock.settimeout(TIMEOUT)
-
-    def done(self):
-        self.sock.sendall(b"DONE\r\n")
-        self.wait_for_line(rb"^i OK", 10)
-
-    def close(self):
-        try:
-            self.sock.sendall(b"z LOGOUT\r\n")
-        except OSError:
-            pass
-        self.f.close()
-        self.sock.close()
+    return LineClient(inst, user, PASSWORD, tls=True, timeout=TIMEOUT)
 
 
 def _processes(inst):
