@@ -8,7 +8,7 @@
 
 struct str;
 
-/* Replaces path with data: written to "PATH.tmpXXXXXX", fsynced, renamed to path,
+/* Replaces path with data: written to a new "PATH.tmpXXXXXXXXXXXX" (random hex), fsynced, renamed to path,
  * then the directory fsynced.  The file gets mode, or when like is not NULL the mode
  * of like and (when running as root) its owner and group.  0, or -1 with err set and
  * the temporary file removed. */
@@ -16,7 +16,7 @@ int atomic_file_write(const char *path, const void *data, size_t len, mode_t mod
                       const struct stat *like, struct str *err);
 
 /* The same for the file name in the directory open as dirfd (so that a directory
- * renamed meanwhile is still the one written): "NAME.tmpXXXXXX" made there with
+ * renamed meanwhile is still the one written): "NAME.tmpXXXXXXXXXXXX" made there with
  * mode, fsynced, renamed over name, dirfd fsynced.  0, or -1 with err set. */
 int atomic_file_write_at(int dirfd, const char *name, const void *data, size_t len,
                          mode_t mode, struct str *err);
