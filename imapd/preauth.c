@@ -6,9 +6,9 @@
  * (port 993, STARTTLS) is done by tlsproxy(8), which takes the client's socket and
  * gives back a plaintext one, so a TLS client is handed over like any other; only
  * when tlsproxy cannot be reached is TLS done here, and this process then stays as
- * the TLS proxy of the session.  LOGIN and AUTHENTICATE wait for TLS (LOGINDISABLED) unless the client is on
- * loopback and imapd_loopback_plaintext_login allows it.  Every byte from the client
- * is untrusted; passwords are wiped from memory after use. */
+ * the TLS proxy of the session.  LOGIN and AUTHENTICATE wait for TLS (LOGINDISABLED)
+ * unless the client is on loopback and imapd_loopback_plaintext_login allows it.
+ * Every byte from the client is untrusted; passwords are wiped from memory after use. */
 #include <errno.h>
 #include <string.h>
 #include <strings.h>

@@ -5,8 +5,8 @@
  * post-login service.  TLS (port 995, STLS) is done by tlsproxy(8), which takes the
  * client's socket and gives back a plaintext one, so a TLS client is handed over like
  * any other; only when tlsproxy cannot be reached is TLS done here, and this process
- * then stays as the TLS proxy of the session.  Every byte from the client is untrusted; passwords
- * are wiped from memory after use. */
+ * then stays as the TLS proxy of the session.  Every byte from the client is
+ * untrusted; passwords are wiped from memory after use. */
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -122,7 +122,8 @@ static void preauth_login(struct preauth *p, const char *method, const struct st
 {
     struct login_attempt a = {
         .service = PROTO_SERVICE_POP3, .auth_path = PROTO_LOGIN_AUTH, .method = method,
-        .client = p->addr, .client_fd = stream_fd(p->raw != NULL ? p->raw : p->st), .tls = p->tls,
+        .client = p->addr, .client_fd = stream_fd(p->raw != NULL ? p->raw : p->st),
+        .tls = p->tls,
         .name_max = POP3_NAME_MAX, .auth_timeout_ms = pop3_cf.auth_timeout_ms,
     };
     struct auth_result r;
