@@ -12,7 +12,8 @@ Dovecot's and the ratio Postern/Dovecot:
                    indexes: Dovecot's dovecot.index*, Postern's postern-imap-index)
   big folder       SELECT, then FETCH 1:* (FLAGS), of a folder of BENCH_IMAP_BIG (100000)
                    messages: cold (the first open: new/ to cur/, UIDs, indexes; the
-                   files are in the page cache for both) and warm (median of trials)
+                   files are in the page cache for both) and warm (median of
+                   BENCH_IMAP_BIG_TRIALS, 21, alternating between the servers)
   IDLE memory      N connections logged in, INBOX selected, in IDLE at once (N =
                    BENCH_IMAP_IDLE, 10000, or the largest number that worked, said so):
                    the PSS and RSS of all the server's processes (/proc/PID/smaps_rollup)
@@ -65,6 +66,8 @@ IDLE_USERS = 100
 LOGINS = int(os.environ.get("BENCH_IMAP_LOGINS", "100"))          # per trial
 SESSIONS = int(os.environ.get("BENCH_IMAP_SESSIONS", "20"))       # per trial, all clients
 TRIALS = int(os.environ.get("BENCH_IMAP_TRIALS", "3"))
+# warm opens of the big folder are short and noisy: more of them for the median
+BIG_TRIALS = int(os.environ.get("BENCH_IMAP_BIG_TRIALS", "21"))
 # which figures: any of logins, mixed, big, idle, idle_tls (comma-separated)
 PARTS = set(os.environ.get("BENCH_IMAP_PARTS", "logins,mixed,big,idle").split(","))
 CLIENT_COUNTS = (1, 10)
@@ -376,8 +379,8 @@ def mib(b):
 
 def main():
     print(f"bench imap: {USERS} users of {MESSAGES} messages, a folder of {BIG}, "
-          f"{IDLE} IDLE connections; median of {TRIALS} trials alternating between the "
-          f"servers")
+          f"{IDLE} IDLE connections; median of {TRIALS} trials ({BIG_TRIALS} for the warm "
+          f"big folder) alternating between the servers")
     uid, gid = mail_owner()
     why = dovecot_available("imap")
     limit = raise_file_limit(4 * IDLE + 4096)
@@ -446,7 +449,7 @@ def main():
                 for name in order:
                     figures[("mixed", c, name)] = median(trials[name])
             trials = {name: [] for name in order}
-            for _ in range(TRIALS if "big" in PARTS else 0):
+            for _ in range(BIG_TRIALS if "big" in PARTS else 0):
                 for name in order:
                     trials[name].append(big_folder(servers[name][0]))
             for name in order if "big" in PARTS else ():
