@@ -50,7 +50,7 @@ int tlsproxy_loop(struct server *srv)
             }
             busy = full;
         }
-        nl = draining ? 0 : srv->nlisten;
+        nl = draining || !request_accepting(now) ? 0 : srv->nlisten;
         if (pfd_cap < nl + TLSPROXY_REQUESTS_MAX + 2 * relay_count()) {
             pfd_cap = nl + TLSPROXY_REQUESTS_MAX + 2 * relay_count() + 64;
             pfd = xreallocarray(pfd, pfd_cap, sizeof(*pfd));

@@ -34,6 +34,8 @@ struct request {
 static struct request *reqs[TLSPROXY_REQUESTS_MAX];
 static size_t nreqs;
 static long long full_warned = -1;
+static long long accept_paused_until;   /* out of descriptors: no accept before */
+static long long nofile_warned = -1;
 
 size_t request_count(void)
 {
@@ -58,9 +60,22 @@ void request_accept(int lfd)
     struct request *q;
 
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
-            && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            /* The caller stays in the backlog; polling the listener again at once
+             * would spin until a descriptor is freed. */
+            long long now = clock_ms();
+            int e = errno;
+
+            accept_paused_until = now + TLSPROXY_TICK_MS;
+            if (nofile_warned < 0 || now - nofile_warned >= TLSPROXY_WARN_INTERVAL_MS) {
+                nofile_warned = now;
+                errno = e;
+                log_warn("accept: %m: taking no request for a second");
+            }
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR
+                   && errno != ECONNABORTED) {
             log_warn("accept: %m");
+        }
         return;
     }
     if (nreqs >= TLSPROXY_REQUESTS_MAX) {
@@ -194,6 +209,11 @@ static bool request_read(struct request *q)
     }
     request_serve(q, len);
     return false;
+}
+
+bool request_accepting(long long now)
+{
+    return now >= accept_paused_until;
 }
 
 size_t request_poll_fill(struct pollfd *pfd)

@@ -55,6 +55,9 @@ void relay_close_all(void);
 size_t request_count(void);
 /* Accepts a caller on the listening socket fd. */
 void request_accept(int fd);
+/* Whether to poll the listeners now: false for a tick after accept ran out of
+ * descriptors (logged at most once a minute). */
+bool request_accepting(long long now);
 size_t request_poll_fill(struct pollfd *pfd);
 void request_poll_done(const struct pollfd *pfd, long long now);
 void request_close_all(void);

@@ -6,9 +6,12 @@ holds up no one; garbage instead of a ClientHello closes that connection with a 
 line and the proxy lives on; a proxy at its connection limit refuses at once and the
 pre-auth process does TLS itself; after a reload the old proxy keeps its connections
 until they end while a new one serves the new clients; a handshake not done by the
-pre-auth deadline is cut off by the proxy."""
+pre-auth deadline is cut off by the proxy; a proxy out of descriptors pauses taking
+requests instead of spinning."""
 
 import imaplib
+import os
+import resource
 import socket
 import ssl
 import time
@@ -212,4 +215,84 @@ def test_stalled_handshake_is_cut_at_the_preauth_deadline():
         c.login(USER, PASSWORD)
         c.logout()
     finally:
+        inst.cleanup()
+
+
+def _cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])        # utime + stime
+
+
+def _set_nofile(pid, soft):
+    """Sets pid's soft open-file limit (below its hard one), from a child that takes pid's ids
+    (acting on another user's process would need CAP_SYS_RESOURCE, which a container
+    may lack)."""
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("Uid", "Gid"):
+                ids[key] = int(value.split()[0])
+    child = os.fork()
+    if child == 0:
+        code = 1
+        try:
+            if os.getuid() == 0:
+                os.setgroups([])
+                os.setresgid(ids["Gid"], ids["Gid"], ids["Gid"])
+                os.setresuid(ids["Uid"], ids["Uid"], ids["Uid"])
+            hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)[1]
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitpid(child, 0)[1] == 0, "prlimit failed"
+
+
+def test_out_of_descriptors_pauses_accepting():
+    """A proxy out of descriptors leaves callers in the backlog for a second instead of
+    polling its listener again at once (which would spin), says so once, and serves
+    again when descriptors are free."""
+    inst = _instance()
+    held = []
+    try:
+        c = imaplib.IMAP4_SSL("127.0.0.1", inst.port("imaps"), ssl_context=_ctx(),
+                              timeout=TIMEOUT)
+        c.login(USER, PASSWORD)
+        c.logout()
+        wait_for(lambda: inst.daemon_pids("tlsproxy"), what="a tlsproxy process")
+        pid = inst.daemon_pids("tlsproxy")[0]
+        wait_for(lambda: len(os.listdir("/proc/%d/fd" % pid)) < 20, what="the relay to end")
+        # no descriptor left: the next accept fails
+        with open("/proc/%d/limits" % pid) as f:
+            soft = int(next(ln for ln in f if ln.startswith("Max open files")).split()[3])
+        _set_nofile(pid, len(os.listdir("/proc/%d/fd" % pid)))
+        mark = inst.log_mark()
+        path = os.path.join(inst.queue_dir(), "login", "tlsproxy")
+        for _ in range(10):
+            a, b = socket.socketpair()
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(path)
+            socket.send_fds(s, [b"F"], [b.fileno()])
+            held += [s, a, b]
+        inst.wait_log("tlsproxy", "taking no request for a second", since=mark)
+        before = _cpu_ticks(pid)
+        time.sleep(1.5)                     # measuring a spin: CPU over a span
+        spent = _cpu_ticks(pid) - before
+        assert spent < 0.3 * os.sysconf("SC_CLK_TCK"), spent
+        assert len(inst.log_lines("tlsproxy", "accept:", since=mark)) == 1
+        _set_nofile(pid, soft)
+        for s in held:
+            s.close()
+        held = []
+        mark = inst.log_mark()
+        c = imaplib.IMAP4_SSL("127.0.0.1", inst.port("imaps"), ssl_context=_ctx(),
+                              timeout=TIMEOUT)
+        c.login(USER, PASSWORD)
+        c.logout()
+        inst.wait_log("tlsproxy", "service=imaps: TLS TLSv1.", since=mark)
+    finally:
+        for s in held:
+            s.close()
         inst.cleanup()
