@@ -6,14 +6,13 @@ by a delivery and by another session's STORE); and bad input answered BAD or NO.
 
 import imaplib
 import re
-import socket
 import time
 
 import pytest
 
 from conftest import start_instance
 from instance import wait_for
-from imap_instance import greets as _greets
+from imap_instance import LineClient, greets as _greets
 
 USER = "alice@example.test"
 PASSWORD = "secret"
@@ -262,26 +261,9 @@ def test_sessions_in_step(imap):
     b.logout()
 
 
-class RawSession:
-    def __init__(self, inst, user):
-        self.sock = socket.create_connection(("127.0.0.1", inst.port("imap")), timeout=15)
-        self.f = self.sock.makefile("rb")
-        self.f.readline()
-        self.cmd(b"l LOGIN %s %s" % (user.encode(), PASSWORD.encode()))
-
-    def cmd(self, line, tag=None):
-        tag = tag or line.split(b" ", 1)[0]
-        self.sock.sendall(line + b"\r\n")
-        out = []
-        while True:
-            ln = self.f.readline()
-            assert ln, out
-            out.append(ln)
-            if ln.startswith(tag + b" "):
-                return out
-
-    def close(self):
-        self.sock.close()
+def RawSession(inst, user):
+    """A logged-in connection read line by line; the caller checks the answers."""
+    return LineClient(inst, user, PASSWORD, timeout=15, check=False)
 
 
 def test_idle_woken_by_delivery_and_store(imap):
